@@ -1,0 +1,23 @@
+"""Names of the keys scmm writes into AnnData/MuData, derived in one place."""
+
+from __future__ import annotations
+
+
+def svd_obsm(mod: str) -> str:
+    """Key of the SVD embedding of modality ``mod`` in ``.obsm``."""
+    return f"X_svd_{mod}"
+
+
+def svd_varm(mod: str) -> str:
+    """Key of the SVD loadings of modality ``mod`` in ``.varm``."""
+    return f"svd_{mod}"
+
+
+def svd_uns(mod: str) -> str:
+    """Key of the SVD parameters of modality ``mod`` in ``.uns``."""
+    return f"svd_{mod}"
+
+
+def prediction(method: str) -> str:
+    """Default ``key_added`` of a fit or predict call of ``method`` (e.g. ``"scmm_mlp"``)."""
+    return f"scmm_{method}"

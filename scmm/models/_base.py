@@ -1,0 +1,292 @@
+"""The model base class: fitted state, feature names, prediction on new cells, save/load.
+
+A model holds everything needed to predict for new cells: its hyper-parameters, the fitted
+preprocessing (e.g. SVD components), the source and target feature names and, for neural
+models, the weights. ``save`` writes JSON plus a safetensors file (no pickle anywhere), first
+into a temporary folder that is then renamed, so an interrupted save never leaves a
+half-written model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from anndata import AnnData
+from mudata import MuData
+
+from .._validate import align_features, check_modality, get_matrix
+
+FORMAT_VERSION = 1
+_META_FILE = "model.json"
+_ARRAYS_FILE = "arrays.safetensors"
+_MODEL_CLASSES: dict[str, type[BaseModel]] = {}
+
+
+class BaseModel:
+    """Base of every scmm model.
+
+    Subclasses set ``kind``, implement :meth:`_fit`, :meth:`predict_array`,
+    :meth:`_get_state` and :meth:`_set_state`, and take their hyper-parameters as keyword
+    arguments of ``__init__`` (stored in ``self.params``, saved as JSON).
+
+    Parameters
+    ----------
+    **params
+        JSON-able hyper-parameters.
+    """
+
+    kind: ClassVar[str] = "base"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _MODEL_CLASSES[cls.kind] = cls
+
+    def __init__(self, **params: Any):
+        self.params: dict[str, Any] = params
+        self.source: str | None = None
+        self.target: str | None = None
+        self.layer: str | None = None
+        self.target_layer: str | None = None
+        self.source_features: list[str] | None = None
+        self.target_features: list[str] | None = None
+        self.history: dict[str, list] = {}
+
+    # -- to implement ------------------------------------------------------------------------
+    def _fit(self, X, Y: np.ndarray, *, X_extra=None, validation=None, rng=None) -> None:
+        raise NotImplementedError
+
+    def predict_array(self, X) -> np.ndarray:
+        """Predict targets (float32, cells × targets) from a source matrix in training order."""
+        raise NotImplementedError
+
+    def _get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        raise NotImplementedError
+
+    def _set_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    # -- shared ------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """Short name of the method, used in default output keys (``"scmm_<name>"``)."""
+        return self.kind
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether the model has been fitted (or loaded)."""
+        return self.target_features is not None
+
+    def fit(
+        self,
+        X,
+        Y: np.ndarray,
+        *,
+        source_features,
+        target_features,
+        X_extra=None,
+        validation: np.ndarray | None = None,
+        rng=None,
+    ) -> BaseModel:
+        """Fit on matrices: ``X`` cells × source features, ``Y`` cells × targets.
+
+        Parameters
+        ----------
+        X
+            Source values of the training cells (dense or sparse).
+        Y
+            Target values of the training cells (dense).
+        source_features
+            Names of the columns of ``X``.
+        target_features
+            Names of the columns of ``Y``.
+        X_extra
+            Source values of further cells the input preprocessing may be fitted on
+            (``svd_fit_on="all"``); their targets are never used.
+        validation
+            Boolean mask over the training cells held out for early stopping.
+        rng
+            Seed or :class:`numpy.random.Generator`.
+
+        Returns
+        -------
+        The fitted model.
+        """
+        if X.shape[0] != Y.shape[0]:
+            msg = f"`X` has {X.shape[0]} cells but `Y` has {Y.shape[0]}."
+            raise ValueError(msg)
+        self.source_features = [str(f) for f in source_features]
+        self.target_features = [str(f) for f in target_features]
+        self._fit(X, np.asarray(Y, dtype=np.float32), X_extra=X_extra, validation=validation,
+                  rng=rng)
+        return self
+
+    def source_matrix(self, data: MuData | AnnData, *, allow_missing_features: bool = False):
+        """The source values of ``data`` with columns aligned to the training features."""
+        self._check_fitted()
+        if isinstance(data, MuData):
+            adata = check_modality(data, self.source, "source")
+        else:
+            adata = data
+        X = get_matrix(adata, self.layer, "layer")
+        return align_features(
+            X,
+            adata.var_names,
+            self.source_features,
+            allow_missing=allow_missing_features,
+            arg=f"the {self.source!r} features",
+        )
+
+    def predict(
+        self, data: MuData | AnnData, *, allow_missing_features: bool = False
+    ) -> np.ndarray:
+        """Predict the targets of every cell of ``data``.
+
+        Parameters
+        ----------
+        data
+            A MuData with the source modality, or an AnnData of the source modality. Features
+            are matched by name.
+        allow_missing_features
+            Zero-fill source features the data lacks (with a warning) instead of raising.
+
+        Returns
+        -------
+        Predictions, float32 array of shape ``(n_cells, n_targets)`` in the target space the
+        model was trained on.
+        """
+        X = self.source_matrix(data, allow_missing_features=allow_missing_features)
+        return self.predict_array(X)
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            msg = f"This {type(self).__name__} is not fitted; fit it with a `scmm.tl.fit_*` call."
+            raise RuntimeError(msg)
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+        """Save the model to the folder ``path``.
+
+        Written to a temporary sibling folder then renamed into place, so an interrupted save
+        leaves any previous model at ``path`` intact.
+
+        Parameters
+        ----------
+        path
+            Folder to create.
+        overwrite
+            Replace an existing model folder.
+        """
+        from safetensors.numpy import save_file
+
+        from .. import __version__
+
+        self._check_fitted()
+        path = Path(path)
+        if path.exists() and not overwrite:
+            msg = f"`{path}` exists; pass `overwrite=True` to replace it."
+            raise FileExistsError(msg)
+        meta, arrays = self._get_state()
+        doc = {
+            "format_version": FORMAT_VERSION,
+            "scmm_version": __version__,
+            "kind": self.kind,
+            "params": self.params,
+            "source": self.source,
+            "target": self.target,
+            "layer": self.layer,
+            "target_layer": self.target_layer,
+            "source_features": self.source_features,
+            "target_features": self.target_features,
+            "history": self.history,
+            "state": meta,
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        try:
+            arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+            save_file(arrays, str(tmp / _ARRAYS_FILE))
+            (tmp / _META_FILE).write_text(json.dumps(doc, indent=1))
+            if path.exists():
+                old = path.with_name(f".{path.name}.old-{os.getpid()}")
+                path.rename(old)
+                tmp.rename(path)
+                shutil.rmtree(old)
+            else:
+                tmp.rename(path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> BaseModel:
+        """Load a model saved with :meth:`save` (see :func:`scmm.models.load`)."""
+        model = load(path)
+        if not isinstance(model, cls):
+            msg = f"`{path}` holds a {type(model).__name__}, not a {cls.__name__}."
+            raise TypeError(msg)
+        return model
+
+    def __repr__(self) -> str:
+        state = (
+            f"{self.source}→{self.target}, {len(self.source_features)} → "
+            f"{len(self.target_features)} features"
+            if self.is_fitted
+            else "not fitted"
+        )
+        return f"{type(self).__name__}({state})"
+
+
+def load(path: str | os.PathLike) -> BaseModel:
+    """Load a model saved with ``model.save(path)``.
+
+    Reads JSON metadata and a safetensors file: nothing is unpickled.
+
+    Parameters
+    ----------
+    path
+        The model folder.
+
+    Returns
+    -------
+    The fitted model, of the class it was saved from.
+    """
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    meta_file, arrays_file = path / _META_FILE, path / _ARRAYS_FILE
+    if not meta_file.is_file() or not arrays_file.is_file():
+        msg = f"`{path}` is not an scmm model folder (expected {_META_FILE} and {_ARRAYS_FILE})."
+        raise ValueError(msg)
+    try:
+        doc = json.loads(meta_file.read_text())
+    except json.JSONDecodeError as err:
+        msg = f"`{meta_file}` is truncated or not JSON ({err}); the model folder is damaged."
+        raise ValueError(msg) from err
+    version = doc.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        msg = (
+            f"`{path}` was written in model format {version!r}, but this scmm reads format "
+            f"{FORMAT_VERSION} or older; upgrade scmm (it was saved by scmm "
+            f"{doc.get('scmm_version', '?')})."
+        )
+        raise ValueError(msg)
+    if doc.get("kind") not in _MODEL_CLASSES:
+        msg = f"`{path}` holds an unknown model kind {doc.get('kind')!r}."
+        raise ValueError(msg)
+    try:
+        arrays = load_file(str(arrays_file))
+    except (SafetensorError, OSError) as err:
+        msg = f"`{arrays_file}` is truncated or not a safetensors file ({err})."
+        raise ValueError(msg) from err
+    model = _MODEL_CLASSES[doc["kind"]](**doc["params"])
+    for key in ("source", "target", "layer", "target_layer", "source_features",
+                "target_features", "history"):
+        setattr(model, key, doc[key])
+    model._set_state(doc["state"], arrays)
+    return model

@@ -1,0 +1,146 @@
+"""Fitted preprocessing that models keep: input SVD / raw features, target SVD."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..pp._svd import fit_svd, project
+
+INPUT_KINDS = ("svd", "raw", "svd+raw")
+SVD_FIT_ON = ("train", "all")
+
+
+class InputEncoder:
+    """Turns a cells × features source matrix into model inputs.
+
+    ``kind="svd"`` gives a TruncatedSVD embedding (optionally scaled to unit variance per
+    component on the fitting cells), ``"raw"`` the features themselves as float32 CSR (never
+    densified), ``"svd+raw"`` both.
+
+    Parameters
+    ----------
+    kind
+        ``"svd"``, ``"raw"`` or ``"svd+raw"``.
+    n_components
+        Number of SVD components.
+    scale
+        Divide each SVD component by its standard deviation on the fitting cells.
+    """
+
+    def __init__(self, kind: str = "svd", n_components: int = 64, *, scale: bool = True):
+        if kind not in INPUT_KINDS:
+            msg = f"`input={kind!r}` is not one of {INPUT_KINDS}."
+            raise ValueError(msg)
+        self.kind = kind
+        self.n_components = int(n_components)
+        self.scale = scale
+        self.components: np.ndarray | None = None
+        self.std: np.ndarray | None = None
+
+    @property
+    def uses_svd(self) -> bool:
+        """Whether the inputs include the SVD embedding."""
+        return self.kind in ("svd", "svd+raw")
+
+    def fit(self, X, *, X_extra=None, rng=None) -> InputEncoder:
+        """Fit the SVD on the rows of ``X`` and, if given, ``X_extra`` (inputs only)."""
+        if self.uses_svd:
+            fit_X = X
+            if X_extra is not None and X_extra.shape[0]:
+                fit_X = sp.vstack([sp.csr_matrix(X), sp.csr_matrix(X_extra)]).tocsr() if (
+                    sp.issparse(X) or sp.issparse(X_extra)
+                ) else np.vstack([X, X_extra])
+            self.components = fit_svd(fit_X, self.n_components, rng)
+            emb = project(fit_X, self.components)
+            std = emb.std(axis=0) if self.scale else np.ones(self.n_components, np.float32)
+            self.std = np.where(std > 0, std, 1.0).astype(np.float32)
+        return self
+
+    def transform(self, X) -> tuple:
+        """Model inputs for the rows of ``X``: ``(svd,)``, ``(raw,)`` or ``(svd, raw)``."""
+        out = []
+        if self.uses_svd:
+            if self.components is None:
+                msg = "The input encoder is not fitted; call `fit` first."
+                raise RuntimeError(msg)
+            out.append(project(X, self.components) / self.std)
+        if self.kind in ("raw", "svd+raw"):
+            out.append(sp.csr_matrix(X, dtype=np.float32))
+        return tuple(out)
+
+    def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """JSON-able settings and arrays to save."""
+        meta = {"kind": self.kind, "n_components": self.n_components, "scale": self.scale}
+        arrays = {}
+        if self.components is not None:
+            arrays = {"input.components": self.components, "input.std": self.std}
+        return meta, arrays
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> InputEncoder:
+        """Rebuild a fitted encoder from :meth:`get_state` output."""
+        enc = cls(meta["kind"], meta["n_components"], scale=meta["scale"])
+        enc.components = arrays.get("input.components")
+        enc.std = arrays.get("input.std")
+        return enc
+
+
+class TargetEncoder:
+    """Optional SVD compression of the targets (the top 2022 solutions' trick).
+
+    With ``n_components=None`` targets pass through unchanged. Otherwise
+    ``encode(Y) = (Y − mean) Vᵀ`` and ``decode(C) = C V + mean`` with V the top right singular
+    vectors of the centred training targets, so a model predicts k coefficients that map back
+    through fixed components.
+
+    Parameters
+    ----------
+    n_components
+        Number of target components, or ``None``.
+    """
+
+    def __init__(self, n_components: int | None = None):
+        self.n_components = n_components
+        self.mean: np.ndarray | None = None
+        self.components: np.ndarray | None = None
+
+    def fit(self, Y: np.ndarray) -> TargetEncoder:
+        """Fit on training targets (dense, cells × targets)."""
+        if self.n_components is None:
+            return self
+        n_max = min(Y.shape)
+        if not 1 <= self.n_components <= n_max:
+            msg = f"`target_svd={self.n_components}` must be between 1 and {n_max}."
+            raise ValueError(msg)
+        self.mean = Y.mean(axis=0).astype(np.float32)
+        _, _, vt = np.linalg.svd(Y - self.mean, full_matrices=False)
+        self.components = vt[: self.n_components].astype(np.float32)
+        return self
+
+    def encode(self, Y: np.ndarray) -> np.ndarray:
+        """Targets in the space the model predicts."""
+        if self.n_components is None:
+            return np.asarray(Y, np.float32)
+        return ((Y - self.mean) @ self.components.T).astype(np.float32)
+
+    def decode(self, C: np.ndarray) -> np.ndarray:
+        """Map model outputs back to target space."""
+        if self.n_components is None:
+            return C
+        return (C @ self.components + self.mean).astype(np.float32)
+
+    def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """JSON-able settings and arrays to save."""
+        arrays = {}
+        if self.components is not None:
+            arrays = {"target.mean": self.mean, "target.components": self.components}
+        return {"n_components": self.n_components}, arrays
+
+    @classmethod
+    def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> TargetEncoder:
+        """Rebuild a fitted encoder from :meth:`get_state` output."""
+        enc = cls(meta["n_components"])
+        enc.mean = arrays.get("target.mean")
+        enc.components = arrays.get("target.components")
+        return enc

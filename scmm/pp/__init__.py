@@ -1,0 +1,18 @@
+"""Preprocessing: normalisation, SVD embeddings, splits, gene–peak windows, pathway masks."""
+
+from ._gene_activity import gene_activity
+from ._normalize import normalize
+from ._pathways import pathway_connectivity, protein_to_gene
+from ._split import split_cells
+from ._svd import svd
+from ._windows import gene_peak_windows
+
+__all__ = [
+    "gene_activity",
+    "gene_peak_windows",
+    "normalize",
+    "pathway_connectivity",
+    "protein_to_gene",
+    "split_cells",
+    "svd",
+]

@@ -1,0 +1,414 @@
+"""Pathway connectivity between source genes and target features (for pathway-sparse layers)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from importlib.resources import files
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    from mudata import MuData
+
+__all__ = ["pathway_connectivity", "protein_to_gene"]
+
+logger = logging.getLogger(__name__)
+
+_TABLE_NAME = "protein_genes.tsv"
+# vendor / assay suffixes and prefixes around antibody names: CD4_TotalSeqB, ADT_CD4, CD4-prot
+_SUFFIX = re.compile(
+    r"[-_. ]?(totalseq[-_ ]?[abc]|tsa|tsb|tsc|adt|antibody|protein|prot|ab)$", re.IGNORECASE
+)
+_PREFIX = re.compile(r"^(adt|prot|protein|ab)[-_. ]", re.IGNORECASE)
+_COPY_NUMBER = re.compile(r"[-_.]\d+$")  # CD4-1, CD4.1 (made-unique duplicates)
+_ISOTYPE = re.compile(
+    r"isotype|ctrl|control|^(mouse|rat|hamster|armenian)[-_. ]?.*ig", re.IGNORECASE
+)
+_SYMBOL_LIKE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$")
+
+
+def _key(name: str) -> str:
+    """Matching key: case-folded, without ``-``, ``_``, ``.`` and spaces."""
+    return re.sub(r"[-_. ]", "", name).casefold()
+
+
+def _candidates(name: str) -> list[str]:
+    """The name, then the name with assay suffixes/prefixes and a copy number removed."""
+    out = [name.strip()]
+    stripped = _PREFIX.sub("", _SUFFIX.sub("", out[0]))
+    out.append(stripped)
+    out.append(_COPY_NUMBER.sub("", stripped))
+    seen: list[str] = []
+    for c in out:
+        if c and c not in seen:
+            seen.append(c)
+    return seen
+
+
+@lru_cache(maxsize=8)
+def _read_table(path: str) -> tuple[tuple[str, str], ...]:
+    df = pd.read_csv(path, sep="\t", comment="#", dtype=str, keep_default_na=False)
+    if not {"protein", "gene"} <= set(df.columns):
+        msg = (
+            f"`table={path!r}` must be a tab-separated file with columns 'protein' and 'gene' "
+            f"(has: {list(df.columns)})."
+        )
+        raise ValueError(msg)
+    return tuple(zip(df["protein"].str.strip(), df["gene"].str.strip(), strict=True))
+
+
+def _default_table_path() -> str:
+    return str(files("scmm.pp") / _TABLE_NAME)
+
+
+def _load_table(table: str | Path | Mapping[str, str | None] | None) -> dict[str, str]:
+    """Shipped table overlaid with the user's entries, keyed by :func:`_key`."""
+    entries = list(_read_table(_default_table_path()))
+    if table is None:
+        pass
+    elif isinstance(table, Mapping):
+        entries += [(str(k), "" if v is None else str(v)) for k, v in table.items()]
+    elif isinstance(table, str | Path):
+        if not Path(table).is_file():
+            msg = f"`table={str(table)!r}` is not a file; pass a TSV path or a dict."
+            raise ValueError(msg)
+        entries += list(_read_table(str(table)))
+    else:
+        msg = f"`table` must be a path, a dict or None; got {type(table).__name__}."
+        raise TypeError(msg)
+    return {_key(p): g for p, g in entries}
+
+
+def protein_to_gene(
+    names: Iterable[str],
+    *,
+    table: str | Path | Mapping[str, str | None] | None = None,
+    genes: Iterable[str] | None = None,
+) -> tuple[dict[str, str], list[str]]:
+    """Map CITE-seq antibody (protein) names to the symbol of the gene that encodes them.
+
+    Uses the mapping table shipped with scmm (``scmm/pp/protein_genes.tsv``, columns
+    ``protein`` and ``gene``; edit it or override entries with ``table``). Complexes map to
+    their defining chain (``HLA-DR`` → ``HLA-DRA``, ``CD3`` → ``CD3E``), isoforms to their gene
+    (``CD45RA`` → ``PTPRC``), and isotype controls to nothing.
+
+    Matching ignores case and the characters ``-``, ``_``, ``.`` and space (``PD-1`` =
+    ``PD1`` = ``pd_1``). Each name is tried as given, then without assay suffixes and prefixes
+    (``CD4_TotalSeqB``, ``ADT_CD4``, ``CD4-prot``), then also without a trailing copy number
+    (``CD4-1``). A name not in the table falls back to being its own gene symbol: when
+    ``genes`` is given, if it matches one of them (ignoring case); otherwise, if it is written
+    like a human gene symbol (upper-case letters and digits, e.g. ``KLRG1``).
+
+    Parameters
+    ----------
+    names
+        Protein (antibody) names, e.g. ``adata.var_names`` of the protein modality.
+    table
+        Extra or overriding entries: a dict ``{protein: gene}`` (``None`` or ``""`` means
+        "maps to nothing") or the path of a TSV with columns ``protein`` and ``gene``.
+    genes
+        Known gene symbols (e.g. the RNA modality's ``var_names``) for the fallback.
+
+    Returns
+    -------
+    mapping
+        ``{name: gene symbol}`` for every name that could be mapped, keys as given.
+    unmapped
+        Names that could not be mapped (isotype controls included), in input order.
+
+    Examples
+    --------
+    >>> mapping, unmapped = protein_to_gene(["CD8a_TotalSeqB", "HLA-DR", "Mouse-IgG1"])
+    >>> mapping
+    {'CD8a_TotalSeqB': 'CD8A', 'HLA-DR': 'HLA-DRA'}
+    >>> unmapped
+    ['Mouse-IgG1']
+    """
+    if isinstance(names, str):
+        msg = f"`names` must be a list of names, not the single string {names!r}."
+        raise TypeError(msg)
+    lookup = _load_table(table)
+    known = None if genes is None else {g.upper(): g for g in map(str, genes)}
+    mapping: dict[str, str] = {}
+    unmapped: list[str] = []
+    for name in map(str, names):
+        gene = _map_one(name, lookup, known)
+        if gene:
+            mapping[name] = gene
+        elif name not in unmapped:
+            unmapped.append(name)
+    return mapping, unmapped
+
+
+def _map_one(name: str, lookup: dict[str, str], known: dict[str, str] | None) -> str:
+    cands = _candidates(name)
+    for cand in cands:
+        key = _key(cand)
+        if key in lookup:
+            return lookup[key]  # "" for isotype controls
+    if any(_ISOTYPE.search(c) for c in cands):
+        return ""
+    for cand in cands:
+        if known is not None:
+            if cand.upper() in known:
+                return known[cand.upper()]
+        elif _SYMBOL_LIKE.match(cand):
+            return cand
+    return ""
+
+
+def pathway_connectivity(
+    mdata: MuData,
+    source: str,
+    target: str,
+    gene_sets: Mapping[str, Iterable[str]],
+    *,
+    hidden_per_target: int = 10,
+    target_genes: str | Mapping[str, str | None] | None = None,
+    gene_symbols: str | None = None,
+    min_genes: int = 1,
+    key_added: str = "pathway",
+    copy: bool = False,
+) -> MuData | None:
+    """Connect source genes to the hidden units of the target features they share a pathway with.
+
+    Each target feature gets ``hidden_per_target`` hidden units (target ``t`` owns the columns
+    ``t * hidden_per_target`` to ``(t + 1) * hidden_per_target - 1``). Source gene ``i`` is
+    connected to all hidden units of target ``t`` when the gene of ``t`` and gene ``i`` are
+    members of at least one common gene set. The target's own gene, when it is among the source
+    genes, is always connected to it (even when it is in no gene set): for a protein this is the
+    gene that encodes it, the most direct prior there is.
+
+    The gene of a target is found with :func:`protein_to_gene` (shipped table, then the name
+    itself as a gene symbol if it is a source gene or a gene-set member), so protein targets
+    (``CD8a`` → ``CD8A``) and RNA targets (a gene is its own gene) both work.
+
+    Parameters
+    ----------
+    mdata
+        Multimodal data.
+    source
+        Input modality whose ``var_names`` (or ``var[gene_symbols]``) are gene symbols.
+    target
+        Modality whose features are predicted (proteins or genes).
+    gene_sets
+        ``{set name: gene symbols}``, e.g. ``scmm.datasets.gene_sets("hallmark")``. Symbols must
+        be of the same species and naming as the source genes.
+    hidden_per_target
+        Hidden units per target feature.
+    target_genes
+        How to find each target's gene: ``None`` (automatic, see above), a dict
+        ``{target name: gene}`` that overrides the table for those names (``None`` means no
+        gene), or the name of a column of ``mdata[target].var`` holding gene symbols.
+    gene_symbols
+        Column of ``mdata[source].var`` with gene symbols, when ``var_names`` are not symbols
+        (e.g. Ensembl ids).
+    min_genes
+        Targets connected to fewer source genes than this get no connections at all (their
+        columns stay empty) and are reported as without pathway genes.
+    key_added
+        Key of the mask in ``mdata[source].varm`` and of the summary in ``mdata.uns``.
+    copy
+        Return a modified copy instead of writing into ``mdata``.
+
+    Returns
+    -------
+    ``None``, or the modified copy when ``copy=True``. Writes:
+
+    ``mdata[source].varm[key_added]`` : scipy.sparse.csr_matrix of bool (n_source_vars, n_targets * hidden_per_target)
+        The connectivity mask, rows = source genes, columns = hidden units; pass it to
+        :class:`scmm.nn.SparseLinear` as ``mask``.
+    ``mdata.uns[key_added]`` : dict
+        ``params`` (source, target, hidden_per_target, min_genes, n_gene_sets, gene_symbols
+        when given); ``targets`` (target names in column order); ``target_genes`` (gene of
+        each target, ``""`` when unmapped); ``unmapped_targets``; ``targets_without_genes``
+        and ``n_targets_without_genes`` (mapped or not, no connected source gene after
+        ``min_genes``); ``coverage`` (fraction of targets with ≥ 1 connected source gene);
+        ``density`` (fraction of non-zeros of the mask); ``n_connected_source_genes`` (source
+        genes connected to ≥ 1 target); ``n_source_genes_in_gene_sets``;
+        ``n_gene_sets_used`` (gene sets containing ≥ 1 source gene and ≥ 1 target gene).
+
+    Raises
+    ------
+    ValueError
+        If a modality is missing, an argument is out of range, or the gene sets share no
+        gene with the source genes (wrong species or naming).
+    """
+    for arg, mod in (("source", source), ("target", target)):
+        if mod not in mdata.mod:
+            msg = f"`{arg}={mod!r}` is not a modality of this MuData (has: {list(mdata.mod)})."
+            raise ValueError(msg)
+    if int(hidden_per_target) != hidden_per_target or hidden_per_target < 1:
+        msg = f"`hidden_per_target` must be a positive integer; got {hidden_per_target!r}."
+        raise ValueError(msg)
+    if int(min_genes) != min_genes or min_genes < 1:
+        msg = f"`min_genes` must be a positive integer; got {min_genes!r}."
+        raise ValueError(msg)
+    hidden_per_target, min_genes = int(hidden_per_target), int(min_genes)
+    sets = _validate_gene_sets(gene_sets)
+    if copy:
+        mdata = mdata.copy()
+    src, tgt = mdata.mod[source], mdata.mod[target]
+
+    if gene_symbols is None:
+        src_genes = np.asarray(src.var_names, dtype=str)
+    else:
+        if gene_symbols not in src.var.columns:
+            msg = (
+                f"`gene_symbols={gene_symbols!r}` is not a column of mdata[{source!r}].var "
+                f"(has: {list(src.var.columns)})."
+            )
+            raise ValueError(msg)
+        src_genes = src.var[gene_symbols].astype(str).to_numpy()
+
+    set_names = list(sets)
+    set_genes = set().union(*sets.values())
+    src_in_sets = np.isin(src_genes, list(set_genes))
+    if not src_in_sets.any():
+        where = f"var[{gene_symbols!r}]" if gene_symbols else "var_names"
+        msg = (
+            f"`gene_sets` ({len(sets)} sets) share no genes with mdata[{source!r}].{where} "
+            f"(e.g. {list(src_genes[:3])} vs {sorted(set_genes)[:3]}): check species/symbols "
+            "(human HGNC symbols vs mouse, Ensembl ids → pass `gene_symbols=`)."
+        )
+        raise ValueError(msg)
+
+    target_names = [str(n) for n in tgt.var_names]
+    tgene = _target_gene_list(tgt, target, target_names, target_genes, src_genes, set_genes)
+    unmapped = [n for n, g in zip(target_names, tgene, strict=True) if not g]
+
+    # membership matrices: source genes × sets and targets × sets
+    memb = _membership(sets, set_names)
+    s_mat = _rows_for(src_genes, memb, len(set_names))
+    t_mat = _rows_for(np.asarray(tgene, dtype=str), memb, len(set_names))
+    conn = (s_mat @ t_mat.T).tocsr().astype(bool)
+    # self connections: a target's own gene
+    gene_to_rows: dict[str, list[int]] = {}
+    for i, g in enumerate(src_genes):
+        gene_to_rows.setdefault(g, []).append(i)
+    self_r, self_c = [], []
+    for t, g in enumerate(tgene):
+        for i in gene_to_rows.get(g, []) if g else []:
+            self_r.append(i)
+            self_c.append(t)
+    if self_r:
+        own = sp.csr_matrix(
+            (np.ones(len(self_r), dtype=bool), (self_r, self_c)), shape=conn.shape
+        )
+        conn = (conn + own).astype(bool)
+    conn = sp.csc_matrix(conn)
+    n_genes = np.diff(conn.indptr)
+    weak = n_genes < min_genes
+    if weak.any():
+        keep = np.repeat(~weak, n_genes)
+        conn.data = conn.data & keep
+        conn.eliminate_zeros()
+    conn = conn.tocsr()
+    mask = sp.kron(conn, np.ones((1, hidden_per_target), dtype=bool), format="csr").astype(bool)
+    mask.sort_indices()
+
+    covered = np.diff(conn.tocsc().indptr) > 0
+    used_sets = (s_mat.sum(axis=0).A1 > 0) & (t_mat.sum(axis=0).A1 > 0)
+    without = [n for n, c in zip(target_names, covered, strict=True) if not c]
+    params: dict[str, object] = {
+        "source": source,
+        "target": target,
+        "hidden_per_target": hidden_per_target,
+        "min_genes": min_genes,
+        "n_gene_sets": len(sets),
+        "self_connections": True,
+    }
+    if gene_symbols is not None:
+        params["gene_symbols"] = gene_symbols
+    n_hidden = len(target_names) * hidden_per_target
+    src.varm[key_added] = mask
+    mdata.uns[key_added] = {
+        "params": params,
+        "targets": target_names,
+        "target_genes": list(tgene),
+        "unmapped_targets": unmapped,
+        "targets_without_genes": without,
+        "n_targets_without_genes": len(without),
+        "coverage": float(covered.mean()) if covered.size else 0.0,
+        "density": float(mask.nnz / max(1, mask.shape[0] * n_hidden)),
+        "n_connected_source_genes": int((np.diff(conn.indptr) > 0).sum()),
+        "n_source_genes_in_gene_sets": int(src_in_sets.sum()),
+        "n_gene_sets_used": int(used_sets.sum()),
+    }
+    logger.info(
+        "pathway_connectivity: %d/%d targets covered, density %.4f, %d unmapped",
+        int(covered.sum()),
+        len(target_names),
+        mdata.uns[key_added]["density"],
+        len(unmapped),
+    )
+    return mdata if copy else None
+
+
+def _validate_gene_sets(gene_sets: Mapping[str, Iterable[str]]) -> dict[str, set[str]]:
+    if not isinstance(gene_sets, Mapping) or len(gene_sets) == 0:
+        msg = (
+            "`gene_sets` must be a non-empty mapping {set name: gene symbols}, e.g. "
+            "`scmm.datasets.gene_sets('hallmark')`."
+        )
+        raise ValueError(msg)
+    out: dict[str, set[str]] = {}
+    for name, genes in gene_sets.items():
+        if isinstance(genes, str):
+            msg = f"`gene_sets[{name!r}]` must be a list of gene symbols, not the string {genes!r}."
+            raise ValueError(msg)
+        out[str(name)] = {str(g) for g in genes if str(g)}
+    return out
+
+
+def _membership(sets: dict[str, set[str]], set_names: list[str]) -> dict[str, list[int]]:
+    memb: dict[str, list[int]] = {}
+    for j, name in enumerate(set_names):
+        for g in sets[name]:
+            memb.setdefault(g, []).append(j)
+    return memb
+
+
+def _rows_for(genes: np.ndarray, memb: dict[str, list[int]], n_sets: int) -> sp.csr_matrix:
+    rows, cols = [], []
+    for i, g in enumerate(genes):
+        for j in memb.get(g, []) if g else []:
+            rows.append(i)
+            cols.append(j)
+    data = np.ones(len(rows), dtype=np.float32)
+    return sp.csr_matrix((data, (rows, cols)), shape=(len(genes), n_sets))
+
+
+def _target_gene_list(
+    tgt,  # noqa: ANN001 - AnnData
+    target: str,
+    names: list[str],
+    target_genes: str | Mapping[str, str | None] | None,
+    src_genes: np.ndarray,
+    set_genes: set[str],
+) -> list[str]:
+    if isinstance(target_genes, str):
+        if target_genes not in tgt.var.columns:
+            msg = (
+                f"`target_genes={target_genes!r}` is not a column of mdata[{target!r}].var "
+                f"(has: {list(tgt.var.columns)}); pass a column name, a dict or None."
+            )
+            raise ValueError(msg)
+        col = tgt.var[target_genes]
+        return ["" if pd.isna(g) else str(g) for g in col]
+    if target_genes is not None and not isinstance(target_genes, Mapping):
+        msg = (
+            f"`target_genes` must be None, a dict or a column name; got "
+            f"{type(target_genes).__name__}."
+        )
+        raise TypeError(msg)
+    known = set(src_genes) | set_genes
+    mapping, _ = protein_to_gene(names, table=target_genes, genes=known)
+    return [mapping.get(n, "") for n in names]

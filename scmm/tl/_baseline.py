@@ -1,0 +1,94 @@
+"""``fit_baseline``: the classical methods a model must beat."""
+
+from __future__ import annotations
+
+from mudata import MuData
+
+from .. import _keys
+from ..models._baseline import BaselineModel
+from ._contract import fit_model
+
+
+def fit_baseline(
+    mdata: MuData,
+    source: str,
+    target: str,
+    *,
+    method: str = "ridge",
+    n_components: int = 32,
+    n_neighbors: int = 20,
+    train=None,
+    layer: str | None = None,
+    target_layer: str | None = None,
+    svd_fit_on: str = "train",
+    key_added: str | None = None,
+    rng=None,
+) -> BaselineModel:
+    """Fit a classical baseline from the source's SVD to the target.
+
+    Parameters
+    ----------
+    mdata
+        Paired data holding ``source`` and ``target`` for the same cells.
+    source
+        Modality predicted from (normalised values in ``.X`` or ``layer``).
+    target
+        Modality to predict (values in ``.X`` or ``target_layer``).
+    method
+        ``"mean"``, ``"ridge"``, ``"knn"`` or ``"kernel_ridge"`` (see
+        :class:`scmm.models.BaselineModel`).
+    n_components
+        Number of TruncatedSVD components of the source.
+    n_neighbors
+        Neighbours of ``"knn"``.
+    train
+        Training cells: a boolean mask, the name of a boolean ``.obs`` column, or ``None``
+        for all cells.
+    layer
+        Source layer instead of ``.X``.
+    target_layer
+        Target layer instead of ``.X``.
+    svd_fit_on
+        ``"train"`` fits the SVD on the training cells only (default: the model does not
+        depend on the cells it is scored on); ``"all"`` on every cell's source values
+        (transductive, as in the 2022 competition; targets of held-out cells are never used).
+    key_added
+        Output key; default ``"scmm_<method>"``.
+    rng
+        Seed or :class:`numpy.random.Generator`.
+
+    Returns
+    -------
+    The fitted :class:`~scmm.models.BaselineModel`. Writes
+
+    ``mdata[target].layers[key_added]`` : ndarray (n_obs, n_vars)
+        Predictions for every cell.
+    ``mdata.uns[key_added]['params']`` : dict
+        The arguments and package versions.
+    ``mdata.uns[key_added]['scores']`` : dict
+        Per-cell and per-feature Pearson and RMSE on the cells outside ``train`` (if any).
+
+    Examples
+    --------
+    >>> import numpy as np, anndata as ad, mudata as md, scmm
+    >>> rng = np.random.default_rng(0)
+    >>> rna = ad.AnnData(rng.poisson(2.0, (60, 30)).astype("float32"))
+    >>> prot = ad.AnnData(rng.normal(size=(60, 4)).astype("float32"))
+    >>> mdata = md.MuData({"rna": rna, "prot": prot})
+    >>> model = scmm.tl.fit_baseline(mdata, "rna", "prot", method="knn", n_components=5)
+    >>> mdata["prot"].layers["scmm_knn"].shape
+    (60, 4)
+    """
+    model = BaselineModel(method, n_components=n_components, n_neighbors=n_neighbors)
+    return fit_model(
+        model,
+        mdata,
+        source,
+        target,
+        train=train,
+        layer=layer,
+        target_layer=target_layer,
+        key_added=key_added or _keys.prediction(method),
+        svd_fit_on=svd_fit_on,
+        rng=rng,
+    )

@@ -1,0 +1,224 @@
+"""Training options, one dataclass shared by every fit function."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+__all__ = ["TrainingConfig"]
+
+_LOSSES = ("mse", "correlation", "mixed")
+_SPARSITY = (None, "kl", "l1")
+_LOGGERS = (None, "csv", "tensorboard")
+_DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrainingConfig:
+    """Options of :func:`scmm.train.train`; each is a keyword of the ``fit_*`` functions.
+
+    Defaults aim at a CITE-seq SVD → MLP (a few hundred to 100k cells, 64–512 SVD inputs,
+    ~140 protein targets). The optimiser is always AdamW.
+
+    Attributes
+    ----------
+    lr
+        Learning rate of AdamW; with ``one_cycle`` the peak (``max_lr``) of the schedule.
+    weight_decay
+        AdamW's decoupled weight decay.
+    max_epochs
+        Number of passes over the training cells.
+    batch_size
+        Cells per optimiser step (clipped to the number of training cells).
+    one_cycle
+        Use :class:`torch.optim.lr_scheduler.OneCycleLR` (``max_lr=lr``), stepped per batch.
+        When False, the learning rate stays at ``lr``.
+    schedule_epochs
+        Epochs the one-cycle schedule spans; afterwards the learning rate stays at ``min_lr``
+        (the original code's behaviour). None: ``max_epochs`` (or ``swa_start`` with ``swa``).
+    min_lr
+        Learning rate at the end of the one-cycle schedule (and after it).
+    swa
+        Stochastic weight averaging (lightning's ``StochasticWeightAveraging`` callback). The
+        one-cycle schedule ends at ``swa_start`` at the latest; from then on the SWA learning
+        rate ``swa_lr`` takes over. The returned weights are the average of the weights at the
+        start of each epoch from ``swa_start`` on (lightning's convention), with BatchNorm
+        statistics recomputed in one extra pass over the training cells.
+    swa_start
+        First (0-based) epoch of the SWA phase. None: ``int(0.75 * max_epochs)``.
+    swa_lr
+        Constant learning rate during SWA. None: ``lr / 10``.
+    sparsity
+        Penalty on the predicted target values: None, ``"kl"`` (KL(rho ‖ batch-mean
+        sigmoid(pred)) per feature, averaged) or ``"l1"`` (mean absolute prediction).
+    sparsity_weight
+        Weight of the sparsity penalty.
+    sparsity_rho
+        Target mean activation of the ``"kl"`` penalty.
+    l1, l2
+        Penalties ``l1 * sum |w|`` and ``l2 * sum w**2`` over weight matrices (not biases or
+        BatchNorm parameters), added to the loss.
+    loss
+        ``"mse"``, ``"correlation"`` (negative mean per-cell Pearson, the competition's score)
+        or ``"mixed"``: ``(1 - correlation_weight) * mse + correlation_weight * correlation``.
+    correlation_weight
+        Weight of the correlation term of ``"mixed"``, in [0, 1].
+    validation_fraction
+        Fraction of the training cells held out (chosen with ``rng``) to compute a validation
+        loss each epoch; 0 disables it. A bool mask passed to :func:`~scmm.train.train` as
+        ``validation`` takes precedence.
+    patience
+        Early stopping: stop when the validation loss has not improved for ``patience`` epochs,
+        then restore the weights of the best epoch. None: no early stopping (with validation,
+        the last weights are kept). Needs validation cells; not combinable with ``swa``.
+    device
+        ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``.
+    precision
+        Lightning precision. None: ``"bf16-mixed"`` on CUDA, ``"32-true"`` on CPU.
+    devices
+        Passed to :class:`lightning.Trainer` (``"auto"``: one device on CPU, all GPUs on CUDA
+        — set 1 unless you mean DDP).
+    strategy
+        Passed to :class:`lightning.Trainer` (``"auto"``, ``"ddp"``...).
+    verbose
+        Show lightning's progress bar.
+    log_dir
+        Folder for loggers and checkpoints. None: no logger.
+    logger
+        ``"csv"`` or ``"tensorboard"`` (needs ``pip install 'scmm[logging]'``) under
+        ``log_dir``; None for no logger.
+    checkpoint_dir
+        When set, lightning's ``ModelCheckpoint`` writes the last (and, with validation, the best)
+        checkpoint there.
+    """
+
+    lr: float = 3e-3
+    weight_decay: float = 1e-2
+    max_epochs: int = 40
+    batch_size: int = 256
+    one_cycle: bool = True
+    schedule_epochs: int | None = None
+    min_lr: float = 1e-6
+    swa: bool = False
+    swa_start: int | None = None
+    swa_lr: float | None = None
+    sparsity: str | None = None
+    sparsity_weight: float = 1e-3
+    sparsity_rho: float = 0.05
+    l1: float = 0.0
+    l2: float = 0.0
+    loss: str = "mixed"
+    correlation_weight: float = 0.5
+    validation_fraction: float = 0.0
+    patience: int | None = None
+    device: str = "auto"
+    precision: str | None = None
+    devices: Any = 1
+    strategy: Any = "auto"
+    verbose: bool = False
+    log_dir: str | None = None
+    logger: str | None = "csv"
+    checkpoint_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check the options; raise ValueError naming the option and the fix."""
+        if self.lr <= 0:
+            msg = f"`lr={self.lr}` must be > 0."
+            raise ValueError(msg)
+        if self.min_lr < 0 or self.min_lr > self.lr:
+            msg = f"`min_lr={self.min_lr}` must be in [0, lr={self.lr}]."
+            raise ValueError(msg)
+        if int(self.max_epochs) < 1:
+            msg = f"`max_epochs={self.max_epochs}` must be >= 1."
+            raise ValueError(msg)
+        if int(self.batch_size) < 2:
+            msg = f"`batch_size={self.batch_size}` must be >= 2 (BatchNorm needs 2 cells)."
+            raise ValueError(msg)
+        if self.schedule_epochs is not None and int(self.schedule_epochs) < 1:
+            msg = f"`schedule_epochs={self.schedule_epochs}` must be >= 1 or None."
+            raise ValueError(msg)
+        if self.loss not in _LOSSES:
+            msg = f"`loss={self.loss!r}` is not supported; use one of {_LOSSES}."
+            raise ValueError(msg)
+        if not 0.0 <= self.correlation_weight <= 1.0:
+            msg = f"`correlation_weight={self.correlation_weight}` must be in [0, 1]."
+            raise ValueError(msg)
+        if self.sparsity not in _SPARSITY:
+            msg = f"`sparsity={self.sparsity!r}` is not supported; use None, 'kl' or 'l1'."
+            raise ValueError(msg)
+        if not 0.0 < self.sparsity_rho < 1.0:
+            msg = f"`sparsity_rho={self.sparsity_rho}` must be in (0, 1)."
+            raise ValueError(msg)
+        if self.l1 < 0 or self.l2 < 0 or self.sparsity_weight < 0:
+            msg = "`l1`, `l2` and `sparsity_weight` must be >= 0."
+            raise ValueError(msg)
+        if not 0.0 <= self.validation_fraction < 1.0:
+            msg = f"`validation_fraction={self.validation_fraction}` must be in [0, 1)."
+            raise ValueError(msg)
+        if self.patience is not None and int(self.patience) < 1:
+            msg = f"`patience={self.patience}` must be >= 1 or None."
+            raise ValueError(msg)
+        if self.swa and self.patience is not None:
+            msg = "`swa=True` cannot be combined with early stopping; set `patience=None`."
+            raise ValueError(msg)
+        if self.swa and not 0 <= self.swa_start_epoch < self.max_epochs:
+            msg = f"`swa_start={self.swa_start}` must be in [0, max_epochs={self.max_epochs})."
+            raise ValueError(msg)
+        if self.device not in _DEVICES:
+            msg = f"`device={self.device!r}` is not supported; use one of {_DEVICES}."
+            raise ValueError(msg)
+        if self.logger not in _LOGGERS:
+            msg = f"`logger={self.logger!r}` is not supported; use one of {_LOGGERS}."
+            raise ValueError(msg)
+
+    # derived values -------------------------------------------------------------------------
+    @property
+    def swa_start_epoch(self) -> int:
+        """0-based first SWA epoch (``swa_start`` or ``int(0.75 * max_epochs)``)."""
+        if self.swa_start is None:
+            return int(0.75 * self.max_epochs)
+        return int(self.swa_start)
+
+    @property
+    def swa_lr_value(self) -> float:
+        """SWA learning rate (``swa_lr`` or ``lr / 10``)."""
+        return self.lr / 10 if self.swa_lr is None else float(self.swa_lr)
+
+    @property
+    def schedule_epochs_value(self) -> int:
+        """Epochs spanned by the one-cycle schedule."""
+        n = self.max_epochs if self.schedule_epochs is None else int(self.schedule_epochs)
+        if self.swa:
+            n = min(n, max(self.swa_start_epoch, 1))
+        return min(n, self.max_epochs)
+
+    def accelerator(self) -> str:
+        """Lightning accelerator name for ``device``."""
+        if self.device == "auto":
+            return "gpu" if torch.cuda.is_available() else "cpu"
+        if self.device == "cuda":
+            if not torch.cuda.is_available():
+                msg = "`device='cuda'` but CUDA is not available; use device='auto' or 'cpu'."
+                raise ValueError(msg)
+            return "gpu"
+        return "cpu"
+
+    def precision_value(self) -> str:
+        """Lightning precision (``precision`` or the device default)."""
+        if self.precision is not None:
+            return self.precision
+        return "bf16-mixed" if self.accelerator() == "gpu" else "32-true"
+
+    def replace(self, **changes: Any) -> TrainingConfig:
+        """Copy with some options changed (unknown names raise TypeError)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Options as a JSON-serialisable dict."""
+        return dataclasses.asdict(self)

@@ -1,0 +1,180 @@
+"""The LightningModule wrapping any prediction network."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from ._config import TrainingConfig
+from ._losses import LOSSES, mixed_loss, sparsity_penalty, weight_penalty
+
+__all__ = ["PredictionModule"]
+
+
+class PredictionModule(L.LightningModule):
+    """Train ``net`` to map a tuple of input tensors to targets.
+
+    Parameters
+    ----------
+    net
+        Any :class:`torch.nn.Module` whose ``forward(*inputs)`` takes the batch's input tensors
+        (dense float32, or torch sparse CSR for raw sparse inputs) and returns predictions in the
+        (possibly SVD-reduced) target space.
+    config
+        Training options.
+    decoder
+        Optional fixed matrix ``(k, n_targets)``: predictions of ``k`` coefficients are mapped
+        to ``pred @ decoder + decoder_bias`` before the loss, so that the loss (and the sparsity
+        penalty) is computed on the target values themselves. The targets ``Y`` are then given in
+        the decoded space. For ``loss="mse"`` either space works: pass the coefficients as ``Y``
+        and no decoder to train in the reduced space (same minimiser when the decoder rows are
+        orthonormal, as with SVD components).
+    decoder_bias
+        Optional fixed offset ``(n_targets,)`` added after decoding (e.g. the target means removed
+        before the SVD).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        config: TrainingConfig,
+        decoder: np.ndarray | torch.Tensor | None = None,
+        decoder_bias: np.ndarray | torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.config = config
+        if decoder is not None:
+            self.register_buffer("decoder", torch.as_tensor(np.asarray(decoder), dtype=torch.float32))
+        else:
+            self.decoder = None
+        if decoder_bias is not None:
+            if decoder is None:
+                msg = "`decoder_bias` needs `decoder`."
+                raise ValueError(msg)
+            bias = torch.as_tensor(np.asarray(decoder_bias), dtype=torch.float32).reshape(-1)
+            self.register_buffer("decoder_bias", bias)
+        else:
+            self.decoder_bias = None
+        self.total_steps: int | None = None  # one-cycle length, set by `train`
+        # LR range test: lr multiplier per step (overrides one-cycle) and per-step loss record
+        self.lr_lambda = None
+        self.record_steps = False
+        self.step_losses: list[torch.Tensor] = []
+        self.history: dict[str, list] = {"epoch": [], "train_loss": [], "val_loss": [], "lr": []}
+        self._loss_sum = None
+        self._n_seen = 0
+        self._val_sum = None
+        self._n_val = 0
+
+    # maths ------------------------------------------------------------------------------------
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """Predictions in the decoded target space."""
+        pred = self.net(*inputs)
+        if self.decoder is not None:
+            # decode in float32 even under bf16 autocast (the loss compares target values)
+            with torch.autocast(device_type=pred.device.type, enabled=False):
+                pred = pred.float() @ self.decoder
+                if self.decoder_bias is not None:
+                    pred = pred + self.decoder_bias
+        return pred
+
+    def data_loss(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The configured loss (without penalties)."""
+        if self.config.loss == "mixed":
+            return mixed_loss(pred, y, self.config.correlation_weight)
+        return LOSSES[self.config.loss](pred, y)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:  # noqa: D102
+        inputs, y = batch
+        pred = self(*inputs)
+        loss = self.data_loss(pred, y)
+        total = loss
+        cfg = self.config
+        if cfg.sparsity is not None and cfg.sparsity_weight > 0:
+            total = total + cfg.sparsity_weight * sparsity_penalty(
+                pred, cfg.sparsity, cfg.sparsity_rho
+            )
+        penalty = weight_penalty(self.net, cfg.l1, cfg.l2)
+        if penalty is not None:
+            total = total + penalty
+        n = y.shape[0]
+        if self.record_steps:
+            self.step_losses.append(loss.detach())
+        d = loss.detach() * n
+        self._loss_sum = d if self._loss_sum is None else self._loss_sum + d
+        self._n_seen += n
+        self.log("train_loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=n)
+        return total
+
+    def validation_step(self, batch, batch_idx: int) -> None:  # noqa: D102
+        inputs, y = batch
+        loss = self.data_loss(self(*inputs), y)
+        n = y.shape[0]
+        d = loss.detach() * n
+        self._val_sum = d if self._val_sum is None else self._val_sum + d
+        self._n_val += n
+
+    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:  # noqa: D102
+        return self(*batch[0]).float()
+
+    # optimisation -----------------------------------------------------------------------------
+    def configure_optimizers(self):  # noqa: D102
+        cfg = self.config
+        opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if self.lr_lambda is not None:
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, self.lr_lambda)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        if not cfg.one_cycle or not self.total_steps:
+            return opt
+        div_factor = 25.0
+        initial_lr = cfg.lr / div_factor
+        # the schedule ends exactly at min_lr (OneCycleLR's final lr = initial_lr / final_div)
+        final_div = initial_lr / max(cfg.min_lr, 1e-12)
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt,
+            max_lr=cfg.lr,
+            total_steps=self.total_steps,
+            div_factor=div_factor,
+            final_div_factor=final_div,
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def lr_scheduler_step(self, scheduler, metric) -> None:
+        """Step schedulers; the one-cycle one stops at its last step (lr stays at min_lr)."""
+        if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
+            if scheduler.last_epoch >= scheduler.total_steps - 1:
+                return
+        if metric is None:
+            scheduler.step()
+        else:
+            scheduler.step(metric)
+
+    # history ----------------------------------------------------------------------------------
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:  # noqa: D102
+        if self.current_epoch < self.config.max_epochs:
+            self.history["lr"].append(float(self.trainer.optimizers[0].param_groups[0]["lr"]))
+
+    def on_train_epoch_start(self) -> None:  # noqa: D102
+        self._loss_sum, self._n_seen = None, 0
+
+    def on_validation_epoch_start(self) -> None:  # noqa: D102
+        self._val_sum, self._n_val = None, 0
+
+    def on_validation_epoch_end(self) -> None:  # noqa: D102
+        if self._n_val:
+            val = self._val_sum / self._n_val
+            self.log("val_loss", val, prog_bar=True)
+
+    def on_train_epoch_end(self) -> None:  # noqa: D102
+        # lightning's SWA callback adds one epoch (BatchNorm update, no optimiser step): skip it
+        if self.current_epoch >= self.config.max_epochs:
+            return
+        self.history["epoch"].append(int(self.current_epoch))
+        train = float(self._loss_sum / self._n_seen) if self._n_seen else float("nan")
+        self.history["train_loss"].append(train)
+        if self._n_val:
+            self.history["val_loss"].append(float(self._val_sum / self._n_val))

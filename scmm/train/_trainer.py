@@ -1,0 +1,355 @@
+"""`train`: fit any prediction network with lightning, and batched inference.
+
+Reproducibility: ``rng`` is turned into seeds once. The training order comes from a
+:class:`torch.Generator` given to the DataLoader; weight updates that draw random numbers
+(dropout) run inside :func:`torch.random.fork_rng` seeded from ``rng``, so the global torch
+random state is the same before and after :func:`train`. Weight initialisation happens when the
+caller builds the network: do it inside :func:`seeded` to make it reproducible too. On CPU the same
+``rng`` gives bit-identical weights; on CUDA, cuBLAS and atomics make results close but not
+always bit-identical.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import math
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    ModelCheckpoint,
+    StochasticWeightAveraging,
+)
+from torch import nn
+
+from ._config import TrainingConfig
+from ._data import RowBatchDataset, make_loader, to_torch_batch
+from ._module import PredictionModule
+
+__all__ = ["predict", "seeded", "split_validation", "train"]
+
+_LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
+
+
+def _seeds(rng: int | np.random.Generator | None, n: int) -> list[int]:
+    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    return [int(s) for s in gen.integers(0, 2**62, size=n)]
+
+
+def _cuda_devices() -> list[int]:
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+
+@contextlib.contextmanager
+def seeded(rng: int | np.random.Generator | None) -> Iterator[None]:
+    """Context in which torch's global random state is seeded from ``rng``, then restored.
+
+    Use it around network construction (weight initialisation) so that the same ``rng`` gives
+    the same initial weights without touching the caller's global seed.
+    """
+    seed = rng if isinstance(rng, int) and not isinstance(rng, bool) else _seeds(rng, 1)[0]
+    with torch.random.fork_rng(devices=_cuda_devices()):
+        torch.manual_seed(seed)
+        yield
+
+
+def _ignore_harmless_warnings() -> None:
+    """Inside ``warnings.catch_warnings()``: ignore lightning's warnings that do not apply."""
+    # tiny CPU runs: in-process loading is intended (the pyproject ignores these too)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*The number of training batches.*")
+    # lightning 2.6 on torch >= 2.10 uses a deprecated torch.utils._pytree API internally
+    warnings.filterwarnings("ignore", ".*LeafSpec.*", category=FutureWarning)
+    # validation is optional: without validation cells lightning just skips the loop
+    warnings.filterwarnings("ignore", ".*but have no `val_dataloader`.*")
+    # SWA replaces the (finished) per-step one-cycle scheduler by its per-epoch SWALR: intended
+    warnings.filterwarnings("ignore", ".*SWA is currently only supported every epoch.*")
+
+
+@contextlib.contextmanager
+def _quiet_lightning(verbose: bool) -> Iterator[None]:
+    """Silence lightning's info chatter ("GPU available...", tips) unless verbose."""
+    if verbose:
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def split_validation(
+    n_cells: int,
+    *,
+    validation: np.ndarray | None = None,
+    fraction: float = 0.0,
+    rng: int | np.random.Generator | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation row indices.
+
+    ``validation`` (bool mask of length ``n_cells``) takes precedence over ``fraction``; a
+    fraction picks ``round(fraction * n_cells)`` cells (at least 1) at random with ``rng``.
+    """
+    if validation is not None:
+        mask = np.asarray(validation)
+        if mask.dtype != bool or mask.shape != (n_cells,):
+            msg = (
+                f"`validation` must be a bool mask of length {n_cells} (the training cells), "
+                f"got dtype {mask.dtype} and shape {mask.shape}."
+            )
+            raise ValueError(msg)
+    elif fraction > 0:
+        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        n_val = max(1, round(fraction * n_cells))
+        mask = np.zeros(n_cells, dtype=bool)
+        mask[gen.permutation(n_cells)[:n_val]] = True
+    else:
+        mask = np.zeros(n_cells, dtype=bool)
+    train_rows, val_rows = np.flatnonzero(~mask), np.flatnonzero(mask)
+    if len(train_rows) < 2:
+        msg = f"Only {len(train_rows)} training cells left after the validation split; need 2."
+        raise ValueError(msg)
+    return train_rows, val_rows
+
+
+class _BestWeights(Callback):
+    """Keep a CPU copy of the weights of the epoch with the lowest validation loss."""
+
+    def __init__(self) -> None:
+        self.best: float = math.inf
+        self.best_epoch: int | None = None
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        val = trainer.callback_metrics.get("val_loss")
+        if val is None or trainer.sanity_checking:
+            return
+        val = float(val)
+        if val < self.best:
+            self.best = val
+            self.best_epoch = int(trainer.current_epoch)
+            self.state = {k: v.detach().cpu().clone() for k, v in pl_module.net.state_dict().items()}
+
+
+def _make_logger(config: TrainingConfig):
+    if config.log_dir is None or config.logger is None:
+        return False
+    if config.logger == "csv":
+        from lightning.pytorch.loggers import CSVLogger
+
+        return CSVLogger(config.log_dir, name="scmm")
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError as e:
+        msg = "`logger='tensorboard'` needs tensorboard: pip install 'scmm[logging]'."
+        raise ImportError(msg) from e
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    return TensorBoardLogger(config.log_dir, name="scmm")
+
+
+def _as_tuple(inputs: Any) -> tuple:
+    if isinstance(inputs, tuple | list):
+        return tuple(inputs)
+    return (inputs,)
+
+
+def train(
+    net: nn.Module,
+    inputs: Sequence[Any] | Any,
+    Y: Any,
+    *,
+    config: TrainingConfig | None = None,
+    validation: np.ndarray | None = None,
+    rng: int | np.random.Generator | None = None,
+    decoder: np.ndarray | None = None,
+    decoder_bias: np.ndarray | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Train ``net`` to predict ``Y`` from ``inputs`` with lightning.
+
+    Parameters
+    ----------
+    net
+        Network; ``net(*batch_inputs)`` returns predictions (in the space of ``decoder``'s rows
+        when a decoder is given, else in the space of ``Y``).
+    inputs
+        One matrix or a tuple of matrices (cells x features), each a dense array or a scipy
+        sparse matrix; sparse ones reach ``net`` as torch sparse CSR batches.
+    Y
+        Targets (cells x targets), dense or sparse (densified per batch).
+    config
+        Training options; None: :class:`~scmm.train.TrainingConfig` defaults.
+    validation
+        Bool mask over the cells marking validation cells; overrides
+        ``config.validation_fraction``.
+    rng
+        Seed or generator for the validation split, the batch order and dropout.
+    decoder, decoder_bias
+        Fixed map from network outputs to target values, see
+        :class:`~scmm.train.PredictionModule`.
+    callbacks
+        Extra lightning callbacks.
+
+    Returns
+    -------
+    net
+        The trained network on CPU in eval mode: SWA-averaged weights with ``swa``, the best
+        validation epoch's weights with ``patience``, else the last weights.
+    history
+        ``epoch``, ``train_loss``, ``val_loss`` (per epoch; empty without validation), ``lr``
+        (per optimiser step), ``best_epoch`` (int or None), ``stopped_epoch``, ``n_train``,
+        ``n_val``, ``steps_per_epoch`` and ``time_s``.
+    """
+    config = TrainingConfig() if config is None else config
+    config.validate()
+    inputs = _as_tuple(inputs)
+    n_cells = inputs[0].shape[0] if inputs else 0
+    split_seed, loader_seed, torch_seed = _seeds(rng, 3)
+    train_rows, val_rows = split_validation(
+        n_cells, validation=validation, fraction=config.validation_fraction, rng=split_seed
+    )
+    if config.patience is not None and len(val_rows) == 0:
+        msg = "`patience` needs validation cells: set `validation_fraction` or `validation`."
+        raise ValueError(msg)
+
+    train_ds = RowBatchDataset(inputs, Y, train_rows)
+    loader = make_loader(
+        train_ds,
+        config.batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(loader_seed),
+    )
+    val_loader = None
+    if len(val_rows):
+        val_loader = make_loader(
+            RowBatchDataset(inputs, Y, val_rows), max(config.batch_size, 1024), shuffle=False
+        )
+
+    module = PredictionModule(net, config, decoder=decoder, decoder_bias=decoder_bias)
+    steps_per_epoch = len(loader)
+    module.total_steps = steps_per_epoch * config.schedule_epochs_value
+
+    cbs: list[Callback] = list(callbacks)
+    best = None
+    if config.patience is not None:
+        cbs.append(EarlyStopping(monitor="val_loss", patience=int(config.patience), mode="min"))
+        best = _BestWeights()
+        cbs.append(best)
+    if config.swa:
+        cbs.append(
+            StochasticWeightAveraging(
+                swa_lrs=config.swa_lr_value,
+                swa_epoch_start=config.swa_start_epoch + 1,  # lightning: 1-based
+                annealing_epochs=0,  # constant swa_lr from swa_start on
+                device=None,
+            )
+        )
+    if config.checkpoint_dir is not None:
+        cbs.append(
+            ModelCheckpoint(
+                dirpath=config.checkpoint_dir,
+                monitor="val_loss" if len(val_rows) else None,
+                save_last=True,
+            )
+        )
+
+    start = time.perf_counter()
+    with (
+        _quiet_lightning(config.verbose),
+        torch.random.fork_rng(devices=_cuda_devices()),
+        warnings.catch_warnings(),
+    ):
+        _ignore_harmless_warnings()
+        trainer = L.Trainer(
+            accelerator=config.accelerator(),
+            devices=config.devices,
+            strategy=config.strategy,
+            precision=config.precision_value(),
+            max_epochs=int(config.max_epochs),
+            logger=_make_logger(config),
+            callbacks=cbs,
+            enable_checkpointing=config.checkpoint_dir is not None,
+            enable_model_summary=False,
+            enable_progress_bar=bool(config.verbose),
+            num_sanity_val_steps=0,
+            log_every_n_steps=max(1, min(50, steps_per_epoch)),
+            default_root_dir=config.log_dir,
+        )
+        torch.manual_seed(torch_seed)
+        trainer.fit(module, train_dataloaders=loader, val_dataloaders=val_loader)
+    elapsed = time.perf_counter() - start
+
+    net = module.net
+    best_epoch = None
+    if best is not None and best.state is not None:
+        net.load_state_dict(best.state)
+        best_epoch = best.best_epoch
+    net = net.cpu().eval()
+    history: dict[str, Any] = copy.deepcopy(module.history)
+    history.update(
+        best_epoch=best_epoch,
+        stopped_epoch=int(history["epoch"][-1]) if history["epoch"] else 0,
+        n_train=len(train_rows),
+        n_val=len(val_rows),
+        steps_per_epoch=steps_per_epoch,
+        time_s=elapsed,
+    )
+    return net, history
+
+
+@torch.no_grad()
+def predict(
+    net: nn.Module,
+    inputs: Sequence[Any] | Any,
+    *,
+    batch_size: int = 4096,
+    device: str = "auto",
+    decoder: np.ndarray | None = None,
+    decoder_bias: np.ndarray | None = None,
+) -> np.ndarray:
+    """Predictions of ``net`` (eval mode) for all rows of ``inputs``, as float32 numpy.
+
+    Batches are moved to ``device`` one at a time and their predictions back to CPU, so large
+    outputs never accumulate on the GPU. With ``decoder``, returns ``pred @ decoder +
+    decoder_bias``.
+    """
+    inputs = _as_tuple(inputs)
+    dev = torch.device(
+        "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
+    )
+    was_training = net.training
+    net = net.to(dev).eval()
+    dec = None if decoder is None else torch.as_tensor(np.asarray(decoder), dtype=torch.float32)
+    dec = None if dec is None else dec.to(dev)
+    n = inputs[0].shape[0]
+    out = []
+    for start in range(0, n, batch_size):
+        rows = np.arange(start, min(n, start + batch_size))
+        xs = tuple(to_torch_batch(x, rows).to(dev) for x in inputs)
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            pred = net(*xs)
+        pred = pred.float()
+        if dec is not None:
+            pred = pred @ dec
+        out.append(pred.cpu().numpy())
+    net.train(was_training)
+    net.cpu()
+    res = np.concatenate(out, axis=0) if out else np.zeros((0, 0), dtype=np.float32)
+    if decoder_bias is not None:
+        res = res + np.asarray(decoder_bias, dtype=np.float32).reshape(1, -1)
+    return res

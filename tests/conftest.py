@@ -1,0 +1,63 @@
+"""Small synthetic fixtures (shapes and edge cases only) and the real-data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import anndata as ad
+import matplotlib
+import mudata as md
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+matplotlib.use("Agg")
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def real_data_dir() -> Path | None:
+    """``$SCMM_DATA_DIR`` or ``../shared/data`` next to the repository, if present."""
+    for candidate in (os.environ.get("SCMM_DATA_DIR"), _REPO.parent / "shared" / "data"):
+        if candidate and (Path(candidate) / "README.md").is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = real_data_dir()
+    if path is None:
+        pytest.skip("real data not found: set SCMM_DATA_DIR to the shared data folder")
+    return path
+
+
+def make_paired(n_cells=120, n_genes=40, n_prot=6, *, seed=0, sparse=True) -> md.MuData:
+    """RNA counts with low-rank structure and proteins that depend on it."""
+    rng = np.random.default_rng(seed)
+    factors = rng.normal(size=(n_cells, 3))
+    rates = np.exp(0.5 * factors @ rng.normal(size=(3, n_genes)))
+    counts = rng.poisson(rates).astype(np.float32)
+    prot = (factors @ rng.normal(size=(3, n_prot)) + 0.1 * rng.normal(size=(n_cells, n_prot)))
+    names = [f"cell{i}" for i in range(n_cells)]
+    rna = ad.AnnData(
+        sp.csr_matrix(np.log1p(counts)) if sparse else np.log1p(counts),
+        obs=pd.DataFrame(index=names),
+        var=pd.DataFrame(index=[f"g{i}" for i in range(n_genes)]),
+    )
+    rna.layers["counts"] = sp.csr_matrix(counts) if sparse else counts
+    protein = ad.AnnData(
+        prot.astype(np.float32),
+        obs=pd.DataFrame(index=names),
+        var=pd.DataFrame(index=[f"p{i}" for i in range(n_prot)]),
+    )
+    mdata = md.MuData({"rna": rna, "prot": protein})
+    mdata.obs["train"] = np.arange(n_cells) % 4 != 0
+    return mdata
+
+
+@pytest.fixture
+def paired() -> md.MuData:
+    return make_paired()
