@@ -8,6 +8,7 @@ test cells).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mudata import MuData
@@ -27,18 +28,36 @@ class Task:
 
 
 TASKS: dict[str, Task] = {
-    "bmmc_cite": Task("bmmc_cite", "rna", "prot", "log_cp10k", "clr", ("s1d2",),
-                      "train donor s1d1 → score s1d2"),
-    "bmmc_cite_rev": Task("bmmc_cite", "rna", "prot", "log_cp10k", "clr", ("s1d1",),
-                          "train donor s1d2 → score s1d1"),
-    "pbmc10k_cite": Task("pbmc10k_cite", "rna", "prot", "log_cp10k", "clr", None,
-                         "random 80/20 (seed 0)"),
-    "pbmc10k_protein_200": Task("pbmc10k_protein_200", "rna", "prot", "log_cp10k", "clr", None,
-                                "random 80/20 (seed 0)"),
-    "mop_snare2": Task("mop_snare2", "atac", "rna", "tfidf", "log_cp10k", ("09K", "09L"),
-                       "ATAC → RNA, batches 09K + 09L held out"),
-    "pbmc_multiome": Task("pbmc_multiome", "atac", "rna", "tfidf", "log_cp10k", None,
-                          "ATAC → RNA, random 80/20 (seed 0)"),
+    "bmmc_cite": Task(
+        "bmmc_cite", "rna", "prot", "log_cp10k", "clr", ("s1d2",), "train donor s1d1 → score s1d2"
+    ),
+    "bmmc_cite_rev": Task(
+        "bmmc_cite", "rna", "prot", "log_cp10k", "clr", ("s1d1",), "train donor s1d2 → score s1d1"
+    ),
+    "pbmc10k_cite": Task(
+        "pbmc10k_cite", "rna", "prot", "log_cp10k", "clr", None, "random 80/20 (seed 0)"
+    ),
+    "pbmc10k_protein_200": Task(
+        "pbmc10k_protein_200", "rna", "prot", "log_cp10k", "clr", None, "random 80/20 (seed 0)"
+    ),
+    "mop_snare2": Task(
+        "mop_snare2",
+        "atac",
+        "rna",
+        "tfidf",
+        "log_cp10k",
+        ("09K", "09L"),
+        "ATAC → RNA, batches 09K + 09L held out",
+    ),
+    "pbmc_multiome": Task(
+        "pbmc_multiome",
+        "atac",
+        "rna",
+        "tfidf",
+        "log_cp10k",
+        None,
+        "ATAC → RNA, random 80/20 (seed 0)",
+    ),
 }
 
 
@@ -72,21 +91,52 @@ def load_task(name: str, *, data_dir=None) -> tuple[MuData, Task]:
     return mdata, task
 
 
+@dataclass(frozen=True)
+class Method:
+    """A method compared by the demo and ``benchmarks/accuracy.py``.
+
+    ``fit(mdata, task, *, key_added, rng, svd_fit_on)`` fits on ``mdata.obs['train']`` and
+    writes predictions to ``mdata[task.target].layers[key_added]``; ``kinds`` lists the
+    ``(source, target)`` modality pairs it applies to (``None``: all).
+    """
+
+    fit: Callable[..., object]
+    kinds: tuple[tuple[str, str], ...] | None = None
+    uses_svd: bool = True
+
+    def applies_to(self, task: Task) -> bool:
+        """Whether the method can run on ``task``."""
+        return self.kinds is None or (task.source, task.target) in self.kinds
+
+
+CITE = (("rna", "prot"),)
+MULTIOME = (("atac", "rna"),)
+
+
 def _baseline(method: str):
     def fit(mdata, task, *, key_added, rng=0, svd_fit_on="train"):
         from . import tl
 
-        return tl.fit_baseline(mdata, task.source, task.target, method=method, train="train",
-                               key_added=key_added, rng=rng, svd_fit_on=svd_fit_on)
+        n_components = 64 if task.source == "atac" else 32
+        return tl.fit_baseline(
+            mdata,
+            task.source,
+            task.target,
+            method=method,
+            train="train",
+            n_components=n_components,
+            key_added=key_added,
+            rng=rng,
+            svd_fit_on=svd_fit_on,
+        )
 
     return fit
 
 
-#: Methods compared by the demo and ``benchmarks/accuracy.py``: name → fit function taking
-#: ``(mdata, task, *, key_added, rng, svd_fit_on)``. Model issues add their rows here.
-METHODS = {
-    "mean": _baseline("mean"),
-    "ridge": _baseline("ridge"),
-    "knn": _baseline("knn"),
-    "kernel_ridge": _baseline("kernel_ridge"),
+#: Methods compared by the demo and ``benchmarks/accuracy.py``. Model issues add their rows.
+METHODS: dict[str, Method] = {
+    "mean": Method(_baseline("mean"), uses_svd=False),
+    "ridge": Method(_baseline("ridge")),
+    "knn": Method(_baseline("knn")),
+    "kernel_ridge": Method(_baseline("kernel_ridge")),
 }

@@ -33,7 +33,9 @@ def get_matrix(adata: AnnData, layer: str | None, arg: str = "layer"):
     if layer is None:
         X = adata.X
         if X is None:
-            msg = f"`.X` is empty; pass `{arg}=` to use one of the layers ({_listing(adata.layers)})."
+            msg = (
+                f"`.X` is empty; pass `{arg}=` to use one of the layers ({_listing(adata.layers)})."
+            )
             raise ValueError(msg)
     else:
         if layer not in adata.layers:
@@ -107,7 +109,9 @@ def resolve_train(train, obs: pd.DataFrame, *, arg: str = "train") -> np.ndarray
     else:
         mask = np.asarray(train)
         if mask.dtype != bool:
-            msg = f"`{arg}` must be a boolean mask or an `.obs` column name, got dtype {mask.dtype}."
+            msg = (
+                f"`{arg}` must be a boolean mask or an `.obs` column name, got dtype {mask.dtype}."
+            )
             raise ValueError(msg)
     if mask.shape != (n,):
         msg = f"`{arg}` has {mask.shape[0] if mask.ndim else 0} entries but there are {n} cells."

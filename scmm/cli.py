@@ -41,7 +41,7 @@ def demo(
     from ._tasks import METHODS, load_task
 
     mdata, task = load_task(dataset, data_dir=data_dir)
-    methods = methods or list(METHODS)
+    methods = methods or [m for m in METHODS if METHODS[m].applies_to(task)]
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         msg = f"`methods` {unknown} are not among {sorted(METHODS)}."
@@ -49,26 +49,32 @@ def demo(
     test = ~mdata.obs["train"].reindex(mdata[task.target].obs_names).to_numpy()
     y = mdata[task.target].X
     rows = []
-    print(f"scmm demo: {dataset}, {task.source} → {task.target}, {task.description}; "
-          f"{int((~test).sum())} training cells, {int(test.sum())} held-out cells")
+    print(
+        f"scmm demo: {dataset}, {task.source} → {task.target}, {task.description}; "
+        f"{int((~test).sum())} training cells, {int(test.sum())} held-out cells"
+    )
     for name in methods:
         key = _keys.prediction(name)
         start = time.perf_counter()
-        METHODS[name](mdata, task, key_added=key)
+        METHODS[name].fit(mdata, task, key_added=key)
         seconds = time.perf_counter() - start
         pred = mdata[task.target].layers[key]
-        rows.append({
-            "method": name,
-            "pearson_per_cell": metrics.pearson_per_cell(y[test], pred[test]),
-            "pearson_per_feature": metrics.pearson_per_feature(y[test], pred[test]),
-            "rmse": metrics.rmse(y[test], pred[test]),
-            "seconds": seconds,
-        })
+        rows.append(
+            {
+                "method": name,
+                "pearson_per_cell": metrics.pearson_per_cell(y[test], pred[test]),
+                "pearson_per_feature": metrics.pearson_per_feature(y[test], pred[test]),
+                "rmse": metrics.rmse(y[test], pred[test]),
+                "seconds": seconds,
+            }
+        )
     print("\n| method | per-cell Pearson | mean per-feature Pearson | RMSE | fit s |")
     print("|---|---|---|---|---|")
     for r in sorted(rows, key=lambda r: -r["pearson_per_cell"]):
-        print(f"| {r['method']} | {r['pearson_per_cell']:.3f} | {r['pearson_per_feature']:.3f} "
-              f"| {r['rmse']:.3f} | {r['seconds']:.1f} |")
+        print(
+            f"| {r['method']} | {r['pearson_per_cell']:.3f} | {r['pearson_per_feature']:.3f} "
+            f"| {r['rmse']:.3f} | {r['seconds']:.1f} |"
+        )
     best = max(rows, key=lambda r: r["pearson_per_cell"])["method"]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,9 @@ def _pair(measured, predicted) -> tuple[np.ndarray, np.ndarray]:
     y = _as_float64(measured, "measured")
     p = _as_float64(predicted, "predicted")
     if y.shape != p.shape:
-        msg = f"`measured` has shape {y.shape} but `predicted` has shape {p.shape}; they must match."
+        msg = (
+            f"`measured` has shape {y.shape} but `predicted` has shape {p.shape}; they must match."
+        )
         raise ValueError(msg)
     return y, p
 

@@ -18,6 +18,12 @@ matplotlib.use("Agg")
 _REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _no_downloads(monkeypatch):
+    """Tests never download: a missing data file is an error, not a fetch."""
+    monkeypatch.setenv("SCMM_OFFLINE", "1")
+
+
 def real_data_dir() -> Path | None:
     """``$SCMM_DATA_DIR`` or ``../shared/data`` next to the repository, if present."""
     for candidate in (os.environ.get("SCMM_DATA_DIR"), _REPO.parent / "shared" / "data"):
@@ -40,7 +46,7 @@ def make_paired(n_cells=120, n_genes=40, n_prot=6, *, seed=0, sparse=True) -> md
     factors = rng.normal(size=(n_cells, 3))
     rates = np.exp(0.5 * factors @ rng.normal(size=(3, n_genes)))
     counts = rng.poisson(rates).astype(np.float32)
-    prot = (factors @ rng.normal(size=(3, n_prot)) + 0.1 * rng.normal(size=(n_cells, n_prot)))
+    prot = factors @ rng.normal(size=(3, n_prot)) + 0.1 * rng.normal(size=(n_cells, n_prot))
     names = [f"cell{i}" for i in range(n_cells)]
     rna = ad.AnnData(
         sp.csr_matrix(np.log1p(counts)) if sparse else np.log1p(counts),

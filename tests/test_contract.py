@@ -32,8 +32,9 @@ def _assert_unchanged(before, after):
 
 @pytest.mark.parametrize("method", METHODS)
 def test_fit_baseline_writes_predictions_params_scores(paired, method):
-    model = scmm.tl.fit_baseline(paired, "rna", "prot", method=method, n_components=5,
-                                 n_neighbors=5, train="train")
+    model = scmm.tl.fit_baseline(
+        paired, "rna", "prot", method=method, n_components=5, n_neighbors=5, train="train"
+    )
     key = f"scmm_{method}"
     pred = paired["prot"].layers[key]
     assert pred.shape == paired["prot"].shape and pred.dtype == np.float32
@@ -53,17 +54,34 @@ def test_fit_baseline_writes_predictions_params_scores(paired, method):
 
 def test_train_accepts_mask_or_column_and_same_rng_same_result(paired):
     mask = paired.obs["train"].to_numpy()
-    scmm.tl.fit_baseline(paired, "rna", "prot", method="kernel_ridge", n_components=5,
-                         train=mask, key_added="a", rng=3)
-    scmm.tl.fit_baseline(paired, "rna", "prot", method="kernel_ridge", n_components=5,
-                         train="train", key_added="b", rng=3)
+    scmm.tl.fit_baseline(
+        paired,
+        "rna",
+        "prot",
+        method="kernel_ridge",
+        n_components=5,
+        train=mask,
+        key_added="a",
+        rng=3,
+    )
+    scmm.tl.fit_baseline(
+        paired,
+        "rna",
+        "prot",
+        method="kernel_ridge",
+        n_components=5,
+        train="train",
+        key_added="b",
+        rng=3,
+    )
     np.testing.assert_array_equal(paired["prot"].layers["a"], paired["prot"].layers["b"])
 
 
 def test_svd_fit_on_all_uses_query_inputs(paired):
     scmm.tl.fit_baseline(paired, "rna", "prot", n_components=5, train="train", key_added="t")
-    scmm.tl.fit_baseline(paired, "rna", "prot", n_components=5, train="train", key_added="a",
-                         svd_fit_on="all")
+    scmm.tl.fit_baseline(
+        paired, "rna", "prot", n_components=5, train="train", key_added="a", svd_fit_on="all"
+    )
     assert paired.uns["a"]["params"]["svd_fit_on"] == "all"
     assert not np.allclose(paired["prot"].layers["t"], paired["prot"].layers["a"])
 
@@ -74,10 +92,12 @@ def test_cells_in_other_order_are_aligned_by_name(paired):
     order = np.random.default_rng(0).permutation(paired.n_obs)
     shuffled.mod["prot"] = paired["prot"][order].copy()
     shuffled.update()
-    scmm.tl.fit_baseline(shuffled, "rna", "prot", n_components=5,
-                         train=paired.obs["train"].to_numpy(), key_added="x")
-    np.testing.assert_allclose(shuffled["prot"].layers["x"], paired["prot"].layers["x"][order],
-                               rtol=1e-5, atol=1e-6)
+    scmm.tl.fit_baseline(
+        shuffled, "rna", "prot", n_components=5, train=paired.obs["train"].to_numpy(), key_added="x"
+    )
+    np.testing.assert_allclose(
+        shuffled["prot"].layers["x"], paired["prot"].layers["x"][order], rtol=1e-5, atol=1e-6
+    )
 
 
 def test_predict_on_rna_only_cells_with_reordered_genes(paired):
@@ -87,13 +107,15 @@ def test_predict_on_rna_only_cells_with_reordered_genes(paired):
     scmm.tl.predict(model, query, key_added="pred")
     out = query["rna"].obsm["pred"]
     assert list(out.columns) == model.target_features
-    np.testing.assert_allclose(out.to_numpy(), paired["prot"].layers["scmm_ridge"], rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        out.to_numpy(), paired["prot"].layers["scmm_ridge"], rtol=1e-4, atol=1e-5
+    )
     assert query.uns["pred"]["params"]["target"] == "prot"
     # into the target's layer when the target modality is present
     scmm.tl.predict(model, paired, key_added="again")
-    np.testing.assert_allclose(paired["prot"].layers["again"], paired["prot"].layers["scmm_ridge"],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        paired["prot"].layers["again"], paired["prot"].layers["scmm_ridge"], rtol=1e-5, atol=1e-6
+    )
 
 
 def test_predict_missing_features_listed_or_zero_filled(paired):
@@ -109,8 +131,9 @@ def test_predict_missing_features_listed_or_zero_filled(paired):
 
 def test_save_load_round_trip_identical(paired, tmp_path):
     for method in METHODS:
-        model = scmm.tl.fit_baseline(paired, "rna", "prot", method=method, n_components=5,
-                                     n_neighbors=5, train="train")
+        model = scmm.tl.fit_baseline(
+            paired, "rna", "prot", method=method, n_components=5, n_neighbors=5, train="train"
+        )
         model.save(tmp_path / method)
         loaded = scmm.models.load(tmp_path / method)
         assert type(loaded) is type(model) and loaded.params == model.params
@@ -139,8 +162,7 @@ def test_bad_fit_inputs_raise_and_leave_mdata_unchanged(paired, kwargs, error, m
     args = {"source": "rna", "target": "prot", **kwargs}
     before = _snapshot(paired)
     with pytest.raises(error, match=match):
-        scmm.tl.fit_baseline(paired, args.pop("source"), args.pop("target"), n_components=5,
-                             **args)
+        scmm.tl.fit_baseline(paired, args.pop("source"), args.pop("target"), n_components=5, **args)
     _assert_unchanged(before, _snapshot(paired))
 
 
@@ -157,7 +179,8 @@ def test_nan_and_unpaired_cells_are_errors():
 
 def test_predict_from_anndata(paired):
     model = scmm.tl.fit_baseline(paired, "rna", "prot", n_components=5)
-    adata = ad.AnnData(paired["rna"].X.copy(), obs=paired["rna"].obs.copy(),
-                       var=paired["rna"].var.copy())
+    adata = ad.AnnData(
+        paired["rna"].X.copy(), obs=paired["rna"].obs.copy(), var=paired["rna"].var.copy()
+    )
     scmm.tl.predict(model, adata)
     assert adata.obsm["scmm_ridge"].shape == (120, 6)

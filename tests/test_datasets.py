@@ -42,6 +42,8 @@ needs_data = pytest.mark.skipif(
 def _no_network(monkeypatch, tmp_path):
     """Empty private cache, and any download attempt fails as if offline."""
     monkeypatch.setenv(_fetch.ENV_CACHE_DIR, str(tmp_path / "cache"))
+    # conftest sets SCMM_OFFLINE=1; here downloads go through the fake downloaders instead
+    monkeypatch.delenv(_fetch.ENV_OFFLINE, raising=False)
 
     def offline(url, output_file, pooch_obj, check_only=False):
         msg = f"network disabled in tests ({url})"
@@ -444,3 +446,11 @@ def test_loaders_never_write_into_data_dir(tmp_path, monkeypatch):
     finally:
         for p in ro.rglob("*"):
             p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+def test_offline_switch_forbids_downloads(tmp_path, monkeypatch):
+    monkeypatch.setenv(_fetch.ENV_OFFLINE, "1")
+    urls = _serve(monkeypatch, b"anything")
+    with pytest.raises(FileNotFoundError, match=r"downloads are off \(\$SCMM_OFFLINE=1\)"):
+        ds.fetch("cite/bmmc_cite_starter_adt.h5ad", data_dir=tmp_path)
+    assert urls == []

@@ -17,6 +17,7 @@ from ._loaders import (
     pbmc10k_protein_200,
     pbmc_multiome,
 )
+from ._open_problems import read_open_problems_2022
 
 __all__ = [
     "bmmc_cite",
@@ -27,4 +28,5 @@ __all__ = [
     "pbmc10k_cite",
     "pbmc10k_protein_200",
     "pbmc_multiome",
+    "read_open_problems_2022",
 ]

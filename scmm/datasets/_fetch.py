@@ -17,6 +17,8 @@ logger = logging.getLogger(__name__)
 ENV_DATA_DIR = "SCMM_DATA_DIR"
 #: Environment variable overriding the download cache (default ``pooch.os_cache("scmm")``).
 ENV_CACHE_DIR = "SCMM_CACHE_DIR"
+#: Environment variable that, set to ``1``, forbids downloads (tests, air-gapped machines).
+ENV_OFFLINE = "SCMM_OFFLINE"
 
 # Passed to ``pooch.retrieve(downloader=...)``; ``None`` lets pooch choose (HTTP).
 _DOWNLOADER = None
@@ -98,7 +100,8 @@ def fetch(relpath: str, data_dir: str | os.PathLike | None = None) -> Path:
 
     The file is looked up, in order, under ``data_dir``, under ``$SCMM_DATA_DIR`` and in the
     user cache (:func:`cache_dir`). If it is in none of them and a public URL is registered,
-    it is downloaded with :mod:`pooch` into the cache and its sha256 checked. ``data_dir``
+    it is downloaded with :mod:`pooch` into the cache and its sha256 checked (unless
+    ``$SCMM_OFFLINE=1``). ``data_dir``
     and ``$SCMM_DATA_DIR`` are only read, never written (they may be read-only).
 
     Parameters
@@ -141,8 +144,9 @@ def fetch(relpath: str, data_dir: str | os.PathLike | None = None) -> Path:
     hint = (
         f" and put it at <dir>/{relpath}, then pass `data_dir=<dir>` or set ${ENV_DATA_DIR}=<dir>."
     )
-    if entry.url is None:
-        msg = f"Data file {relpath!r} not found (searched {searched}). {where}{hint}"
+    if entry.url is None or os.environ.get(ENV_OFFLINE) == "1":
+        why = "" if entry.url is None else f" and downloads are off (${ENV_OFFLINE}=1)"
+        msg = f"Data file {relpath!r} not found (searched {searched}){why}. {where}{hint}"
         raise FileNotFoundError(msg)
     cache = dirs[-1][1]
     logger.info("Downloading %s from %s into %s", relpath, entry.url, cache)

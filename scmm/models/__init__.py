@@ -1,6 +1,20 @@
 """Model classes: fitted state, prediction, save and load."""
 
+from ._autoencoder import AutoencoderModel
 from ._base import BaseModel, load
 from ._baseline import BaselineModel
+from ._deepsets import DeepSetsModel
+from ._gene_activity import GeneActivityModel
+from ._mlp import MLPModel
+from ._pathway import PathwayMLPModel
 
-__all__ = ["BaseModel", "BaselineModel", "load"]
+__all__ = [
+    "AutoencoderModel",
+    "BaseModel",
+    "BaselineModel",
+    "DeepSetsModel",
+    "GeneActivityModel",
+    "MLPModel",
+    "PathwayMLPModel",
+    "load",
+]

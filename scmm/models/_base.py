@@ -5,6 +5,9 @@ preprocessing (e.g. SVD components), the source and target feature names and, fo
 models, the weights. ``save`` writes JSON plus a safetensors file (no pickle anywhere), first
 into a temporary folder that is then renamed, so an interrupted save never leaves a
 half-written model.
+
+Neural models subclass :class:`scmm.models._neural.NeuralModel`, which holds the shared
+preprocessing, training and weight handling; a subclass only builds its network.
 """
 
 from __future__ import annotations
@@ -122,12 +125,13 @@ class BaseModel:
             raise ValueError(msg)
         self.source_features = [str(f) for f in source_features]
         self.target_features = [str(f) for f in target_features]
-        self._fit(X, np.asarray(Y, dtype=np.float32), X_extra=X_extra, validation=validation,
-                  rng=rng)
+        self._fit(
+            X, np.asarray(Y, dtype=np.float32), X_extra=X_extra, validation=validation, rng=rng
+        )
         return self
 
     def source_matrix(self, data: MuData | AnnData, *, allow_missing_features: bool = False):
-        """The source values of ``data`` with columns aligned to the training features."""
+        """Return the source values of ``data`` with columns aligned to the training features."""
         self._check_fitted()
         if isinstance(data, MuData):
             adata = check_modality(data, self.source, "source")
@@ -285,8 +289,15 @@ def load(path: str | os.PathLike) -> BaseModel:
         msg = f"`{arrays_file}` is truncated or not a safetensors file ({err})."
         raise ValueError(msg) from err
     model = _MODEL_CLASSES[doc["kind"]](**doc["params"])
-    for key in ("source", "target", "layer", "target_layer", "source_features",
-                "target_features", "history"):
+    for key in (
+        "source",
+        "target",
+        "layer",
+        "target_layer",
+        "source_features",
+        "target_features",
+        "history",
+    ):
         setattr(model, key, doc[key])
     model._set_state(doc["state"], arrays)
     return model

@@ -24,8 +24,8 @@ class BaselineModel(BaseModel):
     ``"kernel_ridge"``
         RBF kernel ridge, the family of the NeurIPS 2021 winner; ``alpha`` and ``gamma``
         (in units of ``1 / (n_components · mean variance)``) chosen by 3-fold CV on the training
-        cells (one eigendecomposition per fold and ``gamma`` serves every ``alpha``). Memory grows with the square of the training cells: refused above
-        ``max_train_cells``.
+        cells (one eigendecomposition per fold and ``gamma`` serves every ``alpha``). Memory
+        grows with the square of the training cells: refused above ``max_train_cells``.
 
     Parameters
     ----------
@@ -82,12 +82,15 @@ class BaselineModel(BaseModel):
             from sklearn.linear_model import RidgeCV
 
             reg = RidgeCV(alphas=alphas).fit(Z, Y)
-            self._arrays.update(coef=reg.coef_.astype(np.float32),
-                                intercept=np.asarray(reg.intercept_, np.float32))
+            self._arrays.update(
+                coef=reg.coef_.astype(np.float32), intercept=np.asarray(reg.intercept_, np.float32)
+            )
         elif method == "knn":
             if self.params["n_neighbors"] > len(Z):
-                msg = (f"`n_neighbors={self.params['n_neighbors']}` exceeds the {len(Z)} "
-                       "training cells.")
+                msg = (
+                    f"`n_neighbors={self.params['n_neighbors']}` exceeds the {len(Z)} "
+                    "training cells."
+                )
                 raise ValueError(msg)
             self._arrays.update(train_emb=Z, train_y=Y)
         else:

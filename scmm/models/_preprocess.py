@@ -48,9 +48,11 @@ class InputEncoder:
         if self.uses_svd:
             fit_X = X
             if X_extra is not None and X_extra.shape[0]:
-                fit_X = sp.vstack([sp.csr_matrix(X), sp.csr_matrix(X_extra)]).tocsr() if (
-                    sp.issparse(X) or sp.issparse(X_extra)
-                ) else np.vstack([X, X_extra])
+                fit_X = (
+                    sp.vstack([sp.csr_matrix(X), sp.csr_matrix(X_extra)]).tocsr()
+                    if (sp.issparse(X) or sp.issparse(X_extra))
+                    else np.vstack([X, X_extra])
+                )
             self.components = fit_svd(fit_X, self.n_components, rng)
             emb = project(fit_X, self.components)
             std = emb.std(axis=0) if self.scale else np.ones(self.n_components, np.float32)

@@ -1,6 +1,19 @@
 """scmm.nn."""
 
+from ._autoencoder import AutoencoderMLP
+from ._deepsets import DeepSetsNet, pair_features
 from ._mlp import MLP, MLP_PRESETS, SparseInputLinear
+from ._pathway import PathwayMLP
 from ._sparse import SPARSE_BACKENDS, SparseLinear
 
-__all__: list[str] = ["MLP", "MLP_PRESETS", "SPARSE_BACKENDS", "SparseInputLinear", "SparseLinear"]
+__all__: list[str] = [
+    "MLP",
+    "MLP_PRESETS",
+    "SPARSE_BACKENDS",
+    "AutoencoderMLP",
+    "DeepSetsNet",
+    "PathwayMLP",
+    "SparseInputLinear",
+    "SparseLinear",
+    "pair_features",
+]

@@ -41,7 +41,7 @@ class SparseInputLinear(nn.Linear):
     which does not cover sparse kernels); a dense input goes through ``nn.Linear`` as usual.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not _is_sparse(x):
             return super().forward(x)
         with torch.autocast(device_type=x.device.type, enabled=False):

@@ -13,6 +13,7 @@ as index pairs sorted by output then input (the order of a CSR matrix); ``indice
 from __future__ import annotations
 
 import warnings
+from types import ModuleType
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -193,20 +194,14 @@ class SparseLinear(nn.Module):
         out_idx, in_idx = _mask_to_pairs(mask, self.in_features, self.out_features)
         factory = {"device": device, "dtype": dtype}
         idx_device = {"device": device, "dtype": torch.long}
-        self.register_buffer(
-            "indices", torch.as_tensor(np.stack([out_idx, in_idx]), **idx_device)
-        )
+        self.register_buffer("indices", torch.as_tensor(np.stack([out_idx, in_idx]), **idx_device))
         counts = np.bincount(out_idx, minlength=self.out_features)
         crow = np.concatenate([[0], np.cumsum(counts)])
         self.register_buffer("_crow", torch.as_tensor(crow, **idx_device), persistent=False)
-        self.register_buffer(
-            "fan_in", torch.as_tensor(counts, **idx_device), persistent=False
-        )
+        self.register_buffer("fan_in", torch.as_tensor(counts, **idx_device), persistent=False)
         nnz = int(out_idx.size)
         if backend == "dense_masked":
-            self.weight = nn.Parameter(
-                torch.zeros(self.out_features, self.in_features, **factory)
-            )
+            self.weight = nn.Parameter(torch.zeros(self.out_features, self.in_features, **factory))
             dense_mask = torch.zeros(self.out_features, self.in_features, **factory)
             dense_mask[self.indices[0], self.indices[1]] = 1
             self.register_buffer("mask", dense_mask, persistent=False)
@@ -230,7 +225,7 @@ class SparseLinear(nn.Module):
         return self.nnz / (self.in_features * self.out_features)
 
     def reset_parameters(self, *, generator: torch.Generator | None = None) -> None:
-        """Draw weights and bias from :math:`U(-1/\\sqrt{k_j}, 1/\\sqrt{k_j})` per output ``j``.
+        r"""Draw weights and bias from :math:`U(-1/\sqrt{k_j}, 1/\sqrt{k_j})` per output ``j``.
 
         Parameters
         ----------
@@ -278,7 +273,10 @@ class SparseLinear(nn.Module):
         Output of shape ``(..., out_features)``.
         """
         if x.shape[-1] != self.in_features:
-            msg = f"Input has {x.shape[-1]} features in its last dimension; expected {self.in_features}."
+            msg = (
+                f"Input has {x.shape[-1]} features in its last dimension; "
+                f"expected {self.in_features}."
+            )
             raise ValueError(msg)
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
@@ -319,7 +317,7 @@ class SparseLinear(nn.Module):
         )
 
 
-def _import_torch_sparse():  # noqa: ANN202 - module object
+def _import_torch_sparse() -> ModuleType:
     """Import the optional ``sparselinear`` stack (it brings ``torch_sparse``)."""
     try:
         import sparselinear  # noqa: F401
@@ -331,4 +329,3 @@ def _import_torch_sparse():  # noqa: ANN202 - module object
         )
         raise ImportError(msg) from err
     return torch_sparse
-

@@ -15,6 +15,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 if TYPE_CHECKING:
+    from anndata import AnnData
     from mudata import MuData
 
 __all__ = ["pathway_connectivity", "protein_to_gene"]
@@ -35,12 +36,16 @@ _SYMBOL_LIKE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$")
 
 
 def _key(name: str) -> str:
-    """Matching key: case-folded, without ``-``, ``_``, ``.`` and spaces."""
-    return re.sub(r"[-_. ]", "", name).casefold()
+    """Return the matching key: case-folded, without ``-``, ``_``, ``.`` and spaces.
+
+    Between two digits a separator is kept (as ``.``): ``CD4-1`` must not become ``CD41``.
+    """
+    name = re.sub(r"(?<=\d)[-_. ]+(?=\d)", ".", name.strip())
+    return re.sub(r"[-_ ]|\.(?!\d)|(?<!\d)\.", "", name).casefold()
 
 
 def _candidates(name: str) -> list[str]:
-    """The name, then the name with assay suffixes/prefixes and a copy number removed."""
+    """List the name, then the name without assay suffixes/prefixes and copy number."""
     out = [name.strip()]
     stripped = _PREFIX.sub("", _SUFFIX.sub("", out[0]))
     out.append(stripped)
@@ -100,11 +105,12 @@ def protein_to_gene(
     (``CD45RA`` → ``PTPRC``), and isotype controls to nothing.
 
     Matching ignores case and the characters ``-``, ``_``, ``.`` and space (``PD-1`` =
-    ``PD1`` = ``pd_1``). Each name is tried as given, then without assay suffixes and prefixes
-    (``CD4_TotalSeqB``, ``ADT_CD4``, ``CD4-prot``), then also without a trailing copy number
-    (``CD4-1``). A name not in the table falls back to being its own gene symbol: when
-    ``genes`` is given, if it matches one of them (ignoring case); otherwise, if it is written
-    like a human gene symbol (upper-case letters and digits, e.g. ``KLRG1``).
+    ``PD1`` = ``pd_1``), except between two digits (``CD4-1`` is not ``CD41``). Each name is
+    tried as given, then without assay suffixes and prefixes (``CD4_TotalSeqB``, ``ADT_CD4``,
+    ``CD4-prot``), then also without a trailing copy number (``CD4-1``). A name not in the
+    table falls back to being its own gene symbol: when ``genes`` is given, if it matches one
+    of them (ignoring case); otherwise, if it is written like a human gene symbol (upper-case
+    letters and digits, e.g. ``KLRG1``).
 
     Parameters
     ----------
@@ -168,8 +174,8 @@ def pathway_connectivity(
     mdata: MuData,
     source: str,
     target: str,
-    gene_sets: Mapping[str, Iterable[str]],
     *,
+    gene_sets: Mapping[str, Iterable[str]],
     hidden_per_target: int = 10,
     target_genes: str | Mapping[str, str | None] | None = None,
     gene_symbols: str | None = None,
@@ -222,9 +228,9 @@ def pathway_connectivity(
     -------
     ``None``, or the modified copy when ``copy=True``. Writes:
 
-    ``mdata[source].varm[key_added]`` : scipy.sparse.csr_matrix of bool (n_source_vars, n_targets * hidden_per_target)
-        The connectivity mask, rows = source genes, columns = hidden units; pass it to
-        :class:`scmm.nn.SparseLinear` as ``mask``.
+    ``mdata[source].varm[key_added]`` : csr_matrix of bool (n_source_vars, n_hidden)
+        The connectivity mask (``n_hidden = n_targets * hidden_per_target``): rows are source
+        genes, columns hidden units; pass it to :class:`scmm.nn.SparseLinear` as ``mask``.
     ``mdata.uns[key_added]`` : dict
         ``params`` (source, target, hidden_per_target, min_genes, n_gene_sets, gene_symbols
         when given); ``targets`` (target names in column order); ``target_genes`` (gene of
@@ -299,9 +305,7 @@ def pathway_connectivity(
             self_r.append(i)
             self_c.append(t)
     if self_r:
-        own = sp.csr_matrix(
-            (np.ones(len(self_r), dtype=bool), (self_r, self_c)), shape=conn.shape
-        )
+        own = sp.csr_matrix((np.ones(len(self_r), dtype=bool), (self_r, self_c)), shape=conn.shape)
         conn = (conn + own).astype(bool)
     conn = sp.csc_matrix(conn)
     n_genes = np.diff(conn.indptr)
@@ -387,7 +391,7 @@ def _rows_for(genes: np.ndarray, memb: dict[str, list[int]], n_sets: int) -> sp.
 
 
 def _target_gene_list(
-    tgt,  # noqa: ANN001 - AnnData
+    tgt: AnnData,
     target: str,
     names: list[str],
     target_genes: str | Mapping[str, str | None] | None,

@@ -65,7 +65,7 @@ def split_cells(
             msg = f"`test_fraction={test_fraction}` must be between 0 and 1."
             raise ValueError(msg)
         test = np.zeros(n, dtype=bool)
-        test[as_generator(rng).permutation(n)[: int(round(test_fraction * n))]] = True
+        test[as_generator(rng).permutation(n)[: round(test_fraction * n)]] = True
     else:
         batches = _batch_column(mdata, batch_key)
         wanted = [test_batches] if isinstance(test_batches, str) else list(test_batches)

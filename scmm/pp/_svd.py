@@ -117,7 +117,7 @@ def svd(
     mask = resolve_train(fit_on, adata.obs, arg="fit_on")
     comps = fit_svd(X[np.flatnonzero(mask)] if not mask.all() else X, n_components, rng)
     emb = project(X, comps)
-    obsm_key = key_added and f"X_{key_added}" or _keys.svd_obsm(mod)
+    obsm_key = f"X_{key_added}" if key_added else _keys.svd_obsm(mod)
     base = key_added or _keys.svd_uns(mod)
     adata.obsm[obsm_key] = emb
     adata.varm[base] = comps.T.copy()

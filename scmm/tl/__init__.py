@@ -1,6 +1,19 @@
 """Tools: fit models from one modality to another and predict for new cells."""
 
+from ._autoencoder import fit_autoencoder
 from ._baseline import fit_baseline
 from ._contract import predict
+from ._deepsets import fit_deepsets, peak_contributions
+from ._mlp import fit_mlp, lr_range_test
+from ._pathway import fit_pathway_mlp
 
-__all__ = ["fit_baseline", "predict"]
+__all__ = [
+    "fit_autoencoder",
+    "fit_baseline",
+    "fit_deepsets",
+    "fit_mlp",
+    "fit_pathway_mlp",
+    "lr_range_test",
+    "peak_contributions",
+    "predict",
+]

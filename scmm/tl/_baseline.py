@@ -6,6 +6,7 @@ from mudata import MuData
 
 from .. import _keys
 from ..models._baseline import BaselineModel
+from ..models._gene_activity import GeneActivityModel
 from ._contract import fit_model
 
 
@@ -17,14 +18,15 @@ def fit_baseline(
     method: str = "ridge",
     n_components: int = 32,
     n_neighbors: int = 20,
+    windows_key: str = "windows",
     train=None,
     layer: str | None = None,
     target_layer: str | None = None,
     svd_fit_on: str = "train",
     key_added: str | None = None,
     rng=None,
-) -> BaselineModel:
-    """Fit a classical baseline from the source's SVD to the target.
+) -> BaselineModel | GeneActivityModel:
+    """Fit a classical baseline from the source's SVD (or gene–peak windows) to the target.
 
     Parameters
     ----------
@@ -36,11 +38,16 @@ def fit_baseline(
         Modality to predict (values in ``.X`` or ``target_layer``).
     method
         ``"mean"``, ``"ridge"``, ``"knn"`` or ``"kernel_ridge"`` (see
-        :class:`scmm.models.BaselineModel`).
+        :class:`scmm.models.BaselineModel`), or ``"gene_activity"`` (ATAC → RNA: per gene,
+        the ``exp(-|d|/5000)``-weighted sum of its window's peaks, then a per-gene linear fit;
+        see :class:`scmm.models.GeneActivityModel`).
     n_components
         Number of TruncatedSVD components of the source.
     n_neighbors
         Neighbours of ``"knn"``.
+    windows_key
+        Key in ``mdata.uns`` of the gene–peak windows from :func:`scmm.pp.gene_peak_windows`
+        (``"gene_activity"`` only; the windows are stored in the model).
     train
         Training cells: a boolean mask, the name of a boolean ``.obs`` column, or ``None``
         for all cells.
@@ -59,7 +66,8 @@ def fit_baseline(
 
     Returns
     -------
-    The fitted :class:`~scmm.models.BaselineModel`. Writes
+    The fitted :class:`~scmm.models.BaselineModel` (or
+    :class:`~scmm.models.GeneActivityModel`). Writes
 
     ``mdata[target].layers[key_added]`` : ndarray (n_obs, n_vars)
         Predictions for every cell.
@@ -79,7 +87,13 @@ def fit_baseline(
     >>> mdata["prot"].layers["scmm_knn"].shape
     (60, 4)
     """
-    model = BaselineModel(method, n_components=n_components, n_neighbors=n_neighbors)
+    if method == "gene_activity":
+        from ._deepsets import get_windows
+
+        windows = get_windows(mdata, windows_key, source, target)
+        model = GeneActivityModel(windows_key=windows_key).set_windows(windows)
+    else:
+        model = BaselineModel(method, n_components=n_components, n_neighbors=n_neighbors)
     return fit_model(
         model,
         mdata,

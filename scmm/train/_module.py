@@ -21,7 +21,10 @@ class PredictionModule(L.LightningModule):
     net
         Any :class:`torch.nn.Module` whose ``forward(*inputs)`` takes the batch's input tensors
         (dense float32, or torch sparse CSR for raw sparse inputs) and returns predictions in the
-        (possibly SVD-reduced) target space.
+        (possibly SVD-reduced) target space. If it has a method ``auxiliary_loss()``, it is
+        called after each training forward pass and a returned tensor (None: nothing) is added
+        to the loss that is minimised (not to the logged ``train_loss``), e.g. the weighted
+        reconstruction loss of :class:`scmm.nn.AutoencoderMLP`.
     config
         Training options.
     decoder
@@ -47,7 +50,9 @@ class PredictionModule(L.LightningModule):
         self.net = net
         self.config = config
         if decoder is not None:
-            self.register_buffer("decoder", torch.as_tensor(np.asarray(decoder), dtype=torch.float32))
+            self.register_buffer(
+                "decoder", torch.as_tensor(np.asarray(decoder), dtype=torch.float32)
+            )
         else:
             self.decoder = None
         if decoder_bias is not None:
@@ -59,10 +64,8 @@ class PredictionModule(L.LightningModule):
         else:
             self.decoder_bias = None
         self.total_steps: int | None = None  # one-cycle length, set by `train`
-        # LR range test: lr multiplier per step (overrides one-cycle) and per-step loss record
+        # LR range test: lr multiplier per step (overrides the one-cycle schedule)
         self.lr_lambda = None
-        self.record_steps = False
-        self.step_losses: list[torch.Tensor] = []
         self.history: dict[str, list] = {"epoch": [], "train_loss": [], "val_loss": [], "lr": []}
         self._loss_sum = None
         self._n_seen = 0
@@ -82,12 +85,12 @@ class PredictionModule(L.LightningModule):
         return pred
 
     def data_loss(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The configured loss (without penalties)."""
+        """Compute the configured loss (without penalties)."""
         if self.config.loss == "mixed":
             return mixed_loss(pred, y, self.config.correlation_weight)
         return LOSSES[self.config.loss](pred, y)
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:  # noqa: D102
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         inputs, y = batch
         pred = self(*inputs)
         loss = self.data_loss(pred, y)
@@ -100,17 +103,21 @@ class PredictionModule(L.LightningModule):
         penalty = weight_penalty(self.net, cfg.l1, cfg.l2)
         if penalty is not None:
             total = total + penalty
+        # hook: a net may add its own loss term (e.g. an autoencoder's weighted reconstruction)
+        auxiliary = getattr(self.net, "auxiliary_loss", None)
+        extra = auxiliary() if callable(auxiliary) else None
+        if extra is not None:
+            total = total + extra
         n = y.shape[0]
-        if self.record_steps:
-            self.step_losses.append(loss.detach())
         d = loss.detach() * n
         self._loss_sum = d if self._loss_sum is None else self._loss_sum + d
         self._n_seen += n
-        self.log("train_loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=n)
+        self.log(
+            "train_loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=n
+        )
         return total
 
-    def validation_step(self, batch, batch_idx: int) -> None:  # noqa: D102
+    def validation_step(self, batch, batch_idx: int) -> None:
         inputs, y = batch
         loss = self.data_loss(self(*inputs), y)
         n = y.shape[0]
@@ -118,11 +125,11 @@ class PredictionModule(L.LightningModule):
         self._val_sum = d if self._val_sum is None else self._val_sum + d
         self._n_val += n
 
-    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:  # noqa: D102
+    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self(*batch[0]).float()
 
     # optimisation -----------------------------------------------------------------------------
-    def configure_optimizers(self):  # noqa: D102
+    def configure_optimizers(self):
         cfg = self.config
         opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         if self.lr_lambda is not None:
@@ -143,6 +150,21 @@ class PredictionModule(L.LightningModule):
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
+        """Optimiser step; none in lightning SWA's extra BatchNorm epoch.
+
+        Lightning's ``StochasticWeightAveraging`` runs one extra epoch to recompute BatchNorm
+        statistics of the averaged weights, skipping backward and zero_grad but still calling
+        ``optimizer.step`` once, which would apply the stale gradients of the last real batch
+        and move the weights away from the average. Here that epoch only runs the forward
+        passes (the closure).
+        """
+        if self.config.swa and epoch >= self.config.max_epochs:
+            if optimizer_closure is not None:
+                optimizer_closure()
+            return
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+
     def lr_scheduler_step(self, scheduler, metric) -> None:
         """Step schedulers; the one-cycle one stops at its last step (lr stays at min_lr)."""
         if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
@@ -154,22 +176,22 @@ class PredictionModule(L.LightningModule):
             scheduler.step(metric)
 
     # history ----------------------------------------------------------------------------------
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:  # noqa: D102
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
         if self.current_epoch < self.config.max_epochs:
             self.history["lr"].append(float(self.trainer.optimizers[0].param_groups[0]["lr"]))
 
-    def on_train_epoch_start(self) -> None:  # noqa: D102
+    def on_train_epoch_start(self) -> None:
         self._loss_sum, self._n_seen = None, 0
 
-    def on_validation_epoch_start(self) -> None:  # noqa: D102
+    def on_validation_epoch_start(self) -> None:
         self._val_sum, self._n_val = None, 0
 
-    def on_validation_epoch_end(self) -> None:  # noqa: D102
+    def on_validation_epoch_end(self) -> None:
         if self._n_val:
             val = self._val_sum / self._n_val
             self.log("val_loss", val, prog_bar=True)
 
-    def on_train_epoch_end(self) -> None:  # noqa: D102
+    def on_train_epoch_end(self) -> None:
         # lightning's SWA callback adds one epoch (BatchNorm update, no optimiser step): skip it
         if self.current_epoch >= self.config.max_epochs:
             return

@@ -41,7 +41,8 @@ _LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
 
 
 def _seeds(rng: int | np.random.Generator | None, n: int) -> list[int]:
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    """``n`` seeds drawn from ``rng`` (None means seed 0, as everywhere in scmm)."""
+    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng or 0)
     return [int(s) for s in gen.integers(0, 2**62, size=n)]
 
 
@@ -54,9 +55,12 @@ def seeded(rng: int | np.random.Generator | None) -> Iterator[None]:
     """Context in which torch's global random state is seeded from ``rng``, then restored.
 
     Use it around network construction (weight initialisation) so that the same ``rng`` gives
-    the same initial weights without touching the caller's global seed.
+    the same initial weights without touching the caller's global seed. An int is used as the
+    seed itself; None means 0.
     """
-    seed = rng if isinstance(rng, int) and not isinstance(rng, bool) else _seeds(rng, 1)[0]
+    if rng is None:
+        rng = 0
+    seed = int(rng) if isinstance(rng, int | np.integer) else _seeds(rng, 1)[0]
     with torch.random.fork_rng(devices=_cuda_devices()):
         torch.manual_seed(seed)
         yield
@@ -113,7 +117,7 @@ def split_validation(
             )
             raise ValueError(msg)
     elif fraction > 0:
-        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng or 0)
         n_val = max(1, round(fraction * n_cells))
         mask = np.zeros(n_cells, dtype=bool)
         mask[gen.permutation(n_cells)[:n_val]] = True
@@ -142,7 +146,9 @@ class _BestWeights(Callback):
         if val < self.best:
             self.best = val
             self.best_epoch = int(trainer.current_epoch)
-            self.state = {k: v.detach().cpu().clone() for k, v in pl_module.net.state_dict().items()}
+            self.state = {
+                k: v.detach().cpu().clone() for k, v in pl_module.net.state_dict().items()
+            }
 
 
 def _make_logger(config: TrainingConfig):
@@ -198,7 +204,7 @@ def train(
         Bool mask over the cells marking validation cells; overrides
         ``config.validation_fraction``.
     rng
-        Seed or generator for the validation split, the batch order and dropout.
+        Seed or generator for the validation split, the batch order and dropout (None: 0).
     decoder, decoder_bias
         Fixed map from network outputs to target values, see
         :class:`~scmm.train.PredictionModule`.

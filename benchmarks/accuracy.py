@@ -1,0 +1,133 @@
+"""Accuracy of every scmm method on every real dataset, held-out cells, several seeds.
+
+    python benchmarks/accuracy.py                  # everything, 3 seeds
+    python benchmarks/accuracy.py --quick          # bmmc_cite, 1 seed, a few methods (< 5 min)
+    python benchmarks/accuracy.py --tasks bmmc_cite --methods ridge mlp --seeds 0 1 2
+
+Prints a Markdown table (mean ± sd over seeds) and writes it, with a CSV of every run, to
+``benchmarks/results/``. Methods that use an input SVD run with ``svd_fit_on="train"`` (scmm's
+default) and, with ``--svd-fit-on both``, also ``"all"`` (SVD fitted on every cell's inputs,
+as in the 2022 competition). Data: ``$SCMM_DATA_DIR`` (``make benchmark`` sets it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+
+from scmm import metrics
+from scmm._tasks import METHODS, TASKS, load_task
+
+QUICK = {"tasks": ["bmmc_cite"], "methods": ["mean", "ridge", "kernel_ridge", "mlp"], "seeds": [0]}
+
+
+def run(tasks, methods, seeds, svd_fit_on, out_dir: Path) -> list[dict]:
+    rows = []
+    for task_name in tasks:
+        mdata, task = load_task(task_name)
+        y = mdata[task.target].X
+        y = y.toarray() if hasattr(y, "toarray") else np.asarray(y)
+        test = ~mdata.obs["train"].reindex(mdata[task.target].obs_names).to_numpy()
+        for name in methods:
+            method = METHODS[name]
+            if not method.applies_to(task):
+                continue
+            for fit_on in svd_fit_on if method.uses_svd else ["train"]:
+                for seed in seeds:
+                    key = f"bench_{name}"
+                    start = time.perf_counter()
+                    method.fit(mdata, task, key_added=key, rng=seed, svd_fit_on=fit_on)
+                    seconds = time.perf_counter() - start
+                    pred = mdata[task.target].layers[key]
+                    row = {
+                        "task": task_name,
+                        "split": task.description,
+                        "method": name,
+                        "svd_fit_on": fit_on,
+                        "seed": seed,
+                        "pearson_per_cell": metrics.pearson_per_cell(y[test], pred[test]),
+                        "pearson_per_feature": metrics.pearson_per_feature(y[test], pred[test]),
+                        "rmse": metrics.rmse(y[test], pred[test]),
+                        "fit_seconds": seconds,
+                    }
+                    rows.append(row)
+                    print(
+                        f"{task_name:22s} {name:14s} svd_fit_on={fit_on:5s} seed={seed} "
+                        f"cell={row['pearson_per_cell']:.4f} "
+                        f"feature={row['pearson_per_feature']:.4f} "
+                        f"rmse={row['rmse']:.4f} {seconds:.1f}s",
+                        flush=True,
+                    )
+                    del mdata[task.target].layers[key]
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _write_csv(rows, out_dir / "accuracy_runs.csv")
+    return rows
+
+
+def _write_csv(rows, path: Path) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def summarise(rows) -> str:
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["task"], r["split"], r["method"], r["svd_fit_on"]), []).append(r)
+
+    def fmt(values):
+        values = np.asarray(values)
+        return (
+            f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
+            if len(values) > 1
+            else (f"{values.mean():.3f}")
+        )
+
+    lines = [
+        "| dataset, split | method | svd_fit_on | per-cell Pearson | mean per-feature Pearson "
+        "| RMSE | fit s | seeds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (task, split, method, fit_on), rs in sorted(
+        groups.items(),
+        key=lambda kv: (kv[0][0], -np.mean([r["pearson_per_cell"] for r in kv[1]])),
+    ):
+        lines.append(
+            f"| {task}: {split} | {method} | {fit_on} | "
+            f"{fmt([r['pearson_per_cell'] for r in rs])} | "
+            f"{fmt([r['pearson_per_feature'] for r in rs])} | {fmt([r['rmse'] for r in rs])} | "
+            f"{np.mean([r['fit_seconds'] for r in rs]):.1f} | {len(rs)} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=sorted(TASKS))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=sorted(METHODS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--svd-fit-on", choices=["train", "all", "both"], default="both")
+    parser.add_argument("--quick", action="store_true", help="bmmc_cite, 1 seed, few methods")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args()
+    tasks, methods, seeds = args.tasks, args.methods, args.seeds
+    if args.quick:
+        tasks, seeds = QUICK["tasks"], QUICK["seeds"]
+        methods = [m for m in QUICK["methods"] if m in METHODS]
+    fit_on = ["train", "all"] if args.svd_fit_on == "both" else [args.svd_fit_on]
+    rows = run(tasks, methods, seeds, fit_on, args.out)
+    table = summarise(rows)
+    print("\n" + table)
+    name = "accuracy_quick" if args.quick else "accuracy"
+    (args.out / f"{name}.md").write_text(
+        f"Command: `python benchmarks/accuracy.py{' --quick' if args.quick else ''}`\n\n{table}\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

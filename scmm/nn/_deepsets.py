@@ -1,0 +1,272 @@
+"""DeepSets over gene–peak windows: one φ and one ρ shared by every gene.
+
+For a cell ``b`` and a gene ``g`` with window peaks ``P(g)``:
+
+``pooled[b, g, c] = Σ_{p ∈ P(g)} a[b, p] · φ(f_gp)_c``  (sum pooling, ``C`` channels)
+
+``mean[b, g, c] = pooled[b, g, c] / |P(g)|``  (mean pooling over the window)
+
+``ŷ[b, g] = ρ(pooled[b, g], mean[b, g], context[b], e_g)``
+
+where ``a[b, p]`` is the peak's accessibility in the cell (divided by a fixed
+``accessibility_scale``), ``f_gp`` the pair's features (signed distance, width, in-gene-body
+flag; see :func:`pair_features`) and ``e_g`` a small learned gene embedding. Accessibility enters
+φ linearly, ``φ(a, f) = a · g(f)`` with ``g`` a small MLP, so an inaccessible peak contributes
+nothing and the pooling is exactly a sparse product ``(batch × peaks) · (peaks × genes)`` per
+channel. It is computed as a gather/scatter over the (cell, pair) entries with non-zero
+accessibility (the same products, differentiable through ``g``): memory grows with the non-zeros
+of the batch times the windows per peak, never with cells × genes × peaks.
+
+ρ (one hidden layer of width ``hidden``, shared by all genes) reads the pooled channels, the
+cell context (an MLP of the cell's ATAC SVD embedding) and the gene embedding; its output is
+added to a factorised context term ``⟨P·context_b, e_g⟩`` and a per-gene bias (both part of ρ's
+gene-embedding input: ``e_g`` is read both additively and multiplicatively). Genes are processed
+in chunks so that ``batch × chunk × hidden`` activations fit in ``max_memory_mb``; with several
+chunks during training each chunk is recomputed in the backward pass
+(:func:`torch.utils.checkpoint.checkpoint`), so the budget bounds the training memory too.
+The output is invariant to the order of a gene's peaks and defined for genes with zero peaks
+(pooled signal 0).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+__all__ = ["N_PAIR_FEATURES", "DeepSetsNet", "pair_features"]
+
+#: Number of features :func:`pair_features` gives per (gene, peak) pair.
+N_PAIR_FEATURES = 5
+_BYTES_PER_ACTIVATION = 4 * 6  # float32; pre-activation, activation and their grads, with slack
+
+
+def pair_features(distance: np.ndarray, width: np.ndarray, in_body: np.ndarray) -> np.ndarray:
+    """Fixed numeric features of each gene–peak pair (float32, ``(n_pairs, 5)``).
+
+    Columns: ``sign(d)·log1p(|d|/1 kb)/5`` (signed, strand-oriented: negative upstream),
+    ``log1p(|d|/1 kb)/5``, ``exp(-|d|/5 kb)`` (the ArchR weight), the in-gene-body flag and
+    ``log(width / 500 bp)``.
+    """
+    d = np.asarray(distance, dtype=np.float64)
+    ad = np.abs(d)
+    logd = np.log1p(ad / 1000.0) / 5.0
+    w = np.maximum(np.asarray(width, dtype=np.float64), 1.0)
+    feats = np.stack(
+        [np.sign(d) * logd, logd, np.exp(-ad / 5000.0), np.asarray(in_body, np.float64),
+         np.log(w / 500.0)],
+        axis=1,
+    )
+    return feats.astype(np.float32)
+
+
+def _nonzeros(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rows, columns and values of the non-zero entries of a sparse or dense 2-D tensor."""
+    if x.layout == torch.sparse_coo:
+        x = x.coalesce()
+        idx = x.indices()
+        return idx[0], idx[1], x.values()
+    if x.layout == torch.sparse_csr:
+        crow, col = x.crow_indices(), x.col_indices()
+        rows = torch.repeat_interleave(torch.arange(x.shape[0], device=x.device), crow.diff())
+        return rows, col, x.values()
+    nz = x.nonzero(as_tuple=True)
+    return nz[0], nz[1], x[nz]
+
+
+class DeepSetsNet(nn.Module):
+    """DeepSets network from (ATAC SVD context, sparse ATAC) to one value per gene.
+
+    Parameters
+    ----------
+    n_context
+        Width of the context input (SVD components).
+    pair_gene, pair_peak
+        Gene and peak index of each pair, sorted by gene then peak (CSR order of the genes ×
+        peaks windows).
+    features
+        ``(n_pairs, n_features)`` pair features (:func:`pair_features`).
+    n_genes, n_peaks
+        Shape of the windows.
+    channels
+        Output channels ``C`` of φ's MLP ``g``.
+    phi_hidden
+        Hidden width of ``g``.
+    hidden
+        Hidden width of ρ.
+    context_hidden
+        Width of the two-layer context encoder.
+    gene_embedding
+        Dimension of the learned gene embedding.
+    dropout
+        Dropout in the context encoder.
+    accessibility_scale
+        Accessibility values are divided by this (e.g. the mean non-zero training value).
+    max_memory_mb
+        Budget for the ``batch × chunk × hidden`` activations of ρ.
+
+    Notes
+    -----
+    ``forward(context, atac)`` takes a dense ``(batch, n_context)`` tensor and a
+    ``(batch, n_peaks)`` tensor (torch sparse COO/CSR or dense) and returns ``(batch, n_genes)``.
+    """
+
+    def __init__(
+        self,
+        n_context: int,
+        pair_gene: np.ndarray,
+        pair_peak: np.ndarray,
+        features: np.ndarray,
+        n_genes: int,
+        n_peaks: int,
+        *,
+        channels: int = 8,
+        phi_hidden: int = 32,
+        hidden: int = 64,
+        context_hidden: int = 256,
+        gene_embedding: int = 32,
+        dropout: float = 0.1,
+        accessibility_scale: float = 1.0,
+        max_memory_mb: float = 1024.0,
+    ) -> None:
+        super().__init__()
+        pair_gene = np.asarray(pair_gene, dtype=np.int64)
+        pair_peak = np.asarray(pair_peak, dtype=np.int64)
+        features = np.asarray(features, dtype=np.float32)
+        if not (len(pair_gene) == len(pair_peak) == len(features)):
+            msg = "`pair_gene`, `pair_peak` and `features` must have one entry per pair."
+            raise ValueError(msg)
+        if len(pair_gene) and (np.diff(pair_gene) < 0).any():
+            msg = "`pair_gene` must be sorted (CSR order of the genes × peaks windows)."
+            raise ValueError(msg)
+        self.n_genes, self.n_peaks = int(n_genes), int(n_peaks)
+        self.channels, self.hidden = int(channels), int(hidden)
+        self.accessibility_scale = float(accessibility_scale)
+        self.max_memory_mb = float(max_memory_mb)
+        gene_ptr = np.zeros(self.n_genes + 1, dtype=np.int64)
+        np.cumsum(np.bincount(pair_gene, minlength=self.n_genes), out=gene_ptr[1:])
+        peak_order = np.argsort(pair_peak, kind="stable")
+        peak_ptr = np.zeros(self.n_peaks + 1, dtype=np.int64)
+        np.cumsum(np.bincount(pair_peak, minlength=self.n_peaks), out=peak_ptr[1:])
+        n_per_gene = np.diff(gene_ptr).astype(np.float32)
+        # structure: rebuilt from the windows by the model, not stored in the state dict
+        for name, value in (
+            ("pair_gene", pair_gene), ("pair_peak", pair_peak), ("gene_ptr", gene_ptr),
+            ("peak_ptr", peak_ptr), ("peak_order", peak_order), ("features", features),
+            ("n_per_gene", n_per_gene),
+        ):
+            self.register_buffer(name, torch.from_numpy(np.ascontiguousarray(value)),
+                                 persistent=False)
+        c, h = self.channels, self.hidden
+        self.phi = nn.Sequential(
+            nn.Linear(features.shape[1], phi_hidden), nn.SiLU(), nn.Linear(phi_hidden, c)
+        )
+        self.context = nn.Sequential(
+            nn.Linear(n_context, context_hidden), nn.LayerNorm(context_hidden), nn.SiLU(),
+            nn.Dropout(dropout),
+            nn.Linear(context_hidden, context_hidden), nn.LayerNorm(context_hidden), nn.SiLU(),
+            nn.Dropout(dropout),
+        )
+        self.embedding = nn.Parameter(torch.randn(self.n_genes, gene_embedding) * 0.1)
+        self.gene_bias = nn.Parameter(torch.zeros(self.n_genes))
+        # ρ: first layer split by input (pooled channels, context, gene), one hidden layer
+        self.rho_pooled = nn.Linear(2 * c, h, bias=False)
+        self.rho_context = nn.Linear(context_hidden, h)
+        self.rho_gene = nn.Linear(gene_embedding + 1, h, bias=False)
+        self.rho_out = nn.Linear(h, 1, bias=False)
+        # factorised context readout ⟨P·context, e_g⟩
+        self.readout = nn.Linear(context_hidden, gene_embedding, bias=False)
+
+    # -- pieces --------------------------------------------------------------------------------
+    def phi_weights(self) -> torch.Tensor:
+        """``g(f)`` for every pair: ``(n_pairs, C)``."""
+        return self.phi(self.features)
+
+    def entries(self, atac: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(cell, pair, scaled accessibility) for every pair whose peak is open in the cell.
+
+        Sorted by pair (hence by gene). No gradient flows to ``atac``.
+        """
+        with torch.no_grad():
+            rows, cols, vals = _nonzeros(atac)
+            vals = vals.float() / self.accessibility_scale
+            start = self.peak_ptr[cols]
+            count = self.peak_ptr[cols + 1] - start
+            keep = count > 0
+            rows, start, count, vals = rows[keep], start[keep], count[keep], vals[keep]
+            rep = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), count)
+            first = torch.cumsum(count, 0) - count
+            offset = torch.arange(len(rep), device=rows.device) - first[rep]
+            pair = self.peak_order[start[rep] + offset]
+            order = torch.argsort(pair)
+            return rows[rep][order], pair[order], vals[rep][order]
+
+    def pooled(self, entries, G: torch.Tensor, n_cells: int, g0: int, g1: int) -> torch.Tensor:
+        """Sum-pooled signal ``(n_cells, g1 - g0, C)`` of the genes ``g0 … g1 - 1``."""
+        rows, pair, vals = entries
+        lo, hi = self.gene_ptr[g0], self.gene_ptr[g1]
+        s0 = int(torch.searchsorted(pair, lo.reshape(1)))
+        s1 = int(torch.searchsorted(pair, hi.reshape(1)))
+        rows, pair, vals = rows[s0:s1], pair[s0:s1], vals[s0:s1]
+        n = g1 - g0
+        contrib = vals[:, None] * G[pair]
+        flat = rows * n + (self.pair_gene[pair] - g0)
+        out = torch.zeros(n_cells * n, self.channels, dtype=G.dtype, device=G.device)
+        return out.index_add(0, flat, contrib).view(n_cells, n, self.channels)
+
+    def encode_context(self, context: torch.Tensor) -> torch.Tensor:
+        """Hidden representation of each cell's context ``(batch, context_hidden)``."""
+        return self.context(context.float())
+
+    def rho(self, pooled: torch.Tensor, ctx: torch.Tensor, g0: int, g1: int) -> torch.Tensor:
+        """ρ for the genes ``g0 … g1 - 1`` given their sum-pooled signal: ``(batch, g1 - g0)``."""
+        n_per = self.n_per_gene[g0:g1].clamp_min(1.0)
+        mean = pooled / n_per[None, :, None]
+        emb = self.embedding[g0:g1]
+        gene_in = torch.cat([emb, torch.log1p(self.n_per_gene[g0:g1])[:, None]], dim=1)
+        pre = (
+            self.rho_pooled(torch.cat([pooled, mean], dim=2))
+            + self.rho_context(ctx)[:, None, :]
+            + self.rho_gene(gene_in)[None, :, :]
+        )
+        local = self.rho_out(nn.functional.silu(pre)).squeeze(2)
+        return local + self.readout(ctx) @ emb.T + self.gene_bias[g0:g1]
+
+    def chunk_size(self, n_cells: int) -> int:
+        """Genes per chunk so that ``n_cells × chunk × hidden`` fits in ``max_memory_mb``."""
+        per_gene = max(n_cells, 1) * self.hidden * _BYTES_PER_ACTIVATION
+        return max(1, min(self.n_genes, int(self.max_memory_mb * 2**20 // per_gene)))
+
+    def _chunk(self, G, ctx, rows, pair, vals, n_cells: int, g0: int, g1: int) -> torch.Tensor:
+        return self.rho(self.pooled((rows, pair, vals), G, n_cells, g0, g1), ctx, g0, g1)
+
+    def forward(
+        self, context: torch.Tensor, atac: torch.Tensor, *, chunk_size: int | None = None
+    ) -> torch.Tensor:
+        """Predictions ``(batch, n_genes)``; ``chunk_size`` overrides the memory budget."""
+        n_cells = context.shape[0]
+        if atac.shape != (n_cells, self.n_peaks):
+            msg = f"`atac` must be ({n_cells}, {self.n_peaks}) cells × peaks, got {tuple(atac.shape)}."
+            raise ValueError(msg)
+        with torch.autocast(device_type=context.device.type, enabled=False):
+            ctx = self.encode_context(context)
+            G = self.phi_weights()
+            rows, pair, vals = self.entries(atac)
+            size = self.chunk_size(n_cells) if chunk_size is None else int(chunk_size)
+            n_chunks = math.ceil(self.n_genes / size) if self.n_genes else 0
+            recompute = n_chunks > 1 and torch.is_grad_enabled()
+            outs = []
+            for k in range(n_chunks):
+                g0, g1 = k * size, min(self.n_genes, (k + 1) * size)
+                if recompute:
+                    out = checkpoint(self._chunk, G, ctx, rows, pair, vals, n_cells, g0, g1,
+                                     use_reentrant=False)
+                else:
+                    out = self._chunk(G, ctx, rows, pair, vals, n_cells, g0, g1)
+                outs.append(out)
+            if not outs:
+                return ctx.new_zeros(n_cells, 0)
+            return torch.cat(outs, dim=1)

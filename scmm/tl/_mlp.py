@@ -1,0 +1,319 @@
+"""``fit_mlp`` and ``lr_range_test``: the MLP family on the fit contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from mudata import MuData
+
+from .. import _keys
+from .._settings import settings
+from .._validate import align_cells, check_modality, get_matrix
+from ..models._mlp import MLPModel
+from ..train import LRRangeResult, TrainingConfig
+from ._contract import _train_mask, fit_model
+
+
+def _training_options(**options) -> dict:
+    if options["device"] is None:
+        options["device"] = settings.device
+    if options["verbose"] is None:
+        options["verbose"] = settings.verbose
+    return TrainingConfig(**options).to_dict()
+
+
+def fit_mlp(
+    mdata: MuData,
+    source: str,
+    target: str,
+    *,
+    preset: str | None = None,
+    hidden: list[int] | None = None,
+    skip: str | int | None = None,
+    dropout: float = 0.0,
+    batchnorm: bool = True,
+    input: str = "svd",
+    n_components: int = 64,
+    target_svd: int | None = None,
+    lr: float = 3e-3,
+    weight_decay: float = 1e-2,
+    max_epochs: int = 40,
+    batch_size: int = 256,
+    one_cycle: bool = True,
+    schedule_epochs: int | None = None,
+    min_lr: float = 1e-6,
+    swa: bool = False,
+    swa_start: int | None = None,
+    swa_lr: float | None = None,
+    sparsity: str | None = None,
+    sparsity_weight: float = 1e-3,
+    sparsity_rho: float = 0.05,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    loss: str = "mixed",
+    correlation_weight: float = 0.5,
+    validation_fraction: float = 0.0,
+    validation=None,
+    patience: int | None = None,
+    device: str | None = None,
+    precision: str | None = None,
+    devices=1,
+    strategy="auto",
+    verbose: bool | None = None,
+    log_dir: str | None = None,
+    logger: str | None = "csv",
+    checkpoint_dir: str | None = None,
+    train=None,
+    layer: str | None = None,
+    target_layer: str | None = None,
+    svd_fit_on: str = "train",
+    key_added: str | None = None,
+    rng=None,
+) -> MLPModel:
+    """Fit an MLP from the source modality to the target modality.
+
+    Architecture options build a :class:`scmm.nn.MLP`; training options are those of
+    :class:`scmm.train.TrainingConfig` (documented there in full), run by lightning.
+
+    Parameters
+    ----------
+    mdata
+        Paired data holding ``source`` and ``target`` for the same cells.
+    source
+        Modality predicted from (normalised values in ``.X`` or ``layer``).
+    target
+        Modality to predict (values in ``.X`` or ``target_layer``).
+    preset
+        ``"cite_svd"``, ``"multiome_raw"`` or ``"svd_plus_raw"``; None picks the one matching
+        ``input``.
+    hidden
+        Trunk block widths, replacing the preset's.
+    skip
+        Which block outputs the head reads (``"none"``, ``"all"``, or the last k), replacing
+        the preset's.
+    dropout
+        Dropout after each block.
+    batchnorm
+        BatchNorm in each block.
+    input
+        ``"svd"`` (TruncatedSVD of the source), ``"raw"`` (the source features, kept sparse)
+        or ``"svd+raw"``.
+    n_components
+        Number of SVD components of the source.
+    target_svd
+        None, or predict this many SVD coefficients of the targets, mapped back through the
+        fixed components before the loss.
+    lr
+        AdamW learning rate (the one-cycle peak).
+    weight_decay
+        AdamW weight decay.
+    max_epochs
+        Training epochs.
+    batch_size
+        Cells per step.
+    one_cycle
+        One-cycle learning-rate schedule, stepped per batch.
+    schedule_epochs
+        Epochs the one-cycle spans, after which the rate stays at ``min_lr`` (None: all).
+    min_lr
+        Final learning rate of the one-cycle.
+    swa
+        Stochastic weight averaging from epoch ``swa_start`` at rate ``swa_lr``.
+    swa_start
+        First SWA epoch (None: 75% of ``max_epochs``).
+    swa_lr
+        SWA learning rate (None: ``lr / 10``).
+    sparsity
+        None, ``"kl"`` or ``"l1"`` penalty on predicted target values.
+    sparsity_weight
+        Weight of the sparsity penalty.
+    sparsity_rho
+        Target mean activation of the ``"kl"`` penalty.
+    l1
+        L1 penalty on weight matrices.
+    l2
+        L2 penalty on weight matrices.
+    loss
+        ``"mse"``, ``"correlation"`` (negative per-cell Pearson) or ``"mixed"``.
+    correlation_weight
+        Weight of the correlation term in ``"mixed"``.
+    validation_fraction
+        Fraction of the training cells held out for the validation loss (0: none).
+    validation
+        Bool mask over all cells (within ``train``) of validation cells; overrides
+        ``validation_fraction``.
+    patience
+        Early stopping patience in epochs (None: off); the best epoch's weights are kept.
+    device
+        ``"auto"``, ``"cpu"`` or ``"cuda"``; None: ``scmm.settings.device``.
+    precision
+        Lightning precision; None: ``"bf16-mixed"`` on CUDA, ``"32-true"`` on CPU.
+    devices
+        Lightning ``devices``.
+    strategy
+        Lightning ``strategy`` (e.g. ``"ddp"``).
+    verbose
+        Progress bar; None: ``scmm.settings.verbose``.
+    log_dir
+        Folder for training logs (None: no logs).
+    logger
+        ``"csv"`` or ``"tensorboard"`` logs under ``log_dir``.
+    checkpoint_dir
+        Folder for lightning checkpoints (None: none).
+    train
+        Training cells: a boolean mask, the name of a boolean ``.obs`` column, or None for all.
+    layer
+        Source layer instead of ``.X``.
+    target_layer
+        Target layer instead of ``.X``.
+    svd_fit_on
+        ``"train"`` or ``"all"`` (inputs of every cell; targets of held-out cells never used).
+    key_added
+        Output key; default ``"scmm_mlp"``.
+    rng
+        Seed or :class:`numpy.random.Generator`: SVD, weight initialisation, validation split,
+        batch order and dropout. Same ``rng``, same result on CPU.
+
+    Returns
+    -------
+    The fitted :class:`~scmm.models.MLPModel` (training history in ``model.history``). Writes
+
+    ``mdata[target].layers[key_added]`` : ndarray (n_obs, n_vars)
+        Predictions for every cell.
+    ``mdata.uns[key_added]['params']`` : dict
+        The arguments and package versions.
+    ``mdata.uns[key_added]['scores']`` : dict
+        Per-cell and per-feature Pearson and RMSE on the cells outside ``train`` (if any).
+    """
+    training = _training_options(
+        lr=lr,
+        weight_decay=weight_decay,
+        max_epochs=max_epochs,
+        batch_size=batch_size,
+        one_cycle=one_cycle,
+        schedule_epochs=schedule_epochs,
+        min_lr=min_lr,
+        swa=swa,
+        swa_start=swa_start,
+        swa_lr=swa_lr,
+        sparsity=sparsity,
+        sparsity_weight=sparsity_weight,
+        sparsity_rho=sparsity_rho,
+        l1=l1,
+        l2=l2,
+        loss=loss,
+        correlation_weight=correlation_weight,
+        validation_fraction=validation_fraction,
+        patience=patience,
+        device=device,
+        precision=precision,
+        devices=devices,
+        strategy=strategy,
+        verbose=verbose,
+        log_dir=log_dir,
+        logger=logger,
+        checkpoint_dir=checkpoint_dir,
+    )
+    model = MLPModel(
+        preset=preset,
+        hidden=hidden,
+        skip=skip,
+        dropout=dropout,
+        batchnorm=batchnorm,
+        input=input,
+        n_components=n_components,
+        target_svd=target_svd,
+        training=training,
+    )
+    return fit_model(
+        model,
+        mdata,
+        source,
+        target,
+        train=train,
+        layer=layer,
+        target_layer=target_layer,
+        key_added=key_added or _keys.prediction(model.name),
+        svd_fit_on=svd_fit_on,
+        validation=validation,
+        rng=rng,
+    )
+
+
+def lr_range_test(
+    mdata: MuData,
+    source: str,
+    target: str,
+    *,
+    min_lr: float = 1e-6,
+    max_lr: float = 1.0,
+    n_steps: int = 100,
+    preset: str | None = None,
+    hidden: list[int] | None = None,
+    skip: str | int | None = None,
+    dropout: float = 0.0,
+    input: str = "svd",
+    n_components: int = 64,
+    target_svd: int | None = None,
+    weight_decay: float = 1e-2,
+    batch_size: int = 256,
+    loss: str = "mixed",
+    correlation_weight: float = 0.5,
+    device: str | None = None,
+    train=None,
+    layer: str | None = None,
+    target_layer: str | None = None,
+    rng=None,
+) -> LRRangeResult:
+    """Learning-rate range test of the MLP :func:`fit_mlp` would build.
+
+    The learning rate rises exponentially from ``min_lr`` to ``max_lr`` over ``n_steps`` AdamW
+    steps on the training cells, the loss is recorded, and the suggestion is the rate at the
+    steepest descent of the smoothed loss against log(lr). Nothing is written to ``mdata``.
+
+    Parameters
+    ----------
+    mdata, source, target, preset, hidden, skip, dropout, input, n_components, target_svd
+        As for :func:`fit_mlp`.
+    min_lr, max_lr
+        Range of learning rates.
+    n_steps
+        Number of steps.
+    weight_decay, batch_size, loss, correlation_weight, device
+        As for :func:`fit_mlp`.
+    train, layer, target_layer, rng
+        As for :func:`fit_mlp`.
+
+    Returns
+    -------
+    :class:`scmm.train.LRRangeResult` with ``lrs``, ``losses``, ``smoothed`` and
+    ``suggestion``; draw it with ``scmm.pl.lr_range``.
+    """
+    src = check_modality(mdata, source, "source")
+    tgt = check_modality(mdata, target, "target")
+    order = align_cells(src, tgt, f"source={source!r}", f"target={target!r}")
+    X = get_matrix(src, layer, "layer")
+    Y = get_matrix(tgt, target_layer, "target_layer")
+    Y = (Y.toarray() if sp.issparse(Y) else np.asarray(Y))[order].astype(np.float32)
+    idx = np.flatnonzero(_train_mask(mdata, src, train))
+    training = _training_options(
+        weight_decay=weight_decay,
+        batch_size=batch_size,
+        loss=loss,
+        correlation_weight=correlation_weight,
+        device=device,
+        verbose=False,
+    )
+    model = MLPModel(
+        preset=preset,
+        hidden=hidden,
+        skip=skip,
+        dropout=dropout,
+        input=input,
+        n_components=n_components,
+        target_svd=target_svd,
+        training=training,
+    )
+    return model.lr_range_test(
+        X[idx], Y[idx], rng=rng, min_lr=min_lr, max_lr=max_lr, n_steps=n_steps
+    )

@@ -1,0 +1,290 @@
+"""``fit_pathway_mlp``: the pathway-sparse MLP of the original code on the fit contract."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from mudata import MuData
+
+from .. import _keys
+from ..models._pathway import PathwayMLPModel
+from ..pp import pathway_connectivity
+from ._contract import fit_model
+from ._mlp import _training_options
+
+
+def fit_pathway_mlp(
+    mdata: MuData,
+    source: str,
+    target: str,
+    *,
+    gene_sets: str | Mapping[str, Iterable[str]],
+    hidden_per_target: int = 10,
+    target_genes: str | Mapping[str, str | None] | None = None,
+    gene_symbols: str | None = None,
+    min_genes: int = 1,
+    connectivity_key: str = "pathway",
+    dense_hidden: list[int] | None = None,
+    head_hidden: list[int] | None = None,
+    dropout: float = 0.0,
+    batchnorm: bool = True,
+    sparse_backend: str = "coo",
+    n_components: int = 64,
+    lr: float = 3e-3,
+    weight_decay: float = 1e-2,
+    max_epochs: int = 40,
+    batch_size: int = 256,
+    one_cycle: bool = True,
+    schedule_epochs: int | None = None,
+    min_lr: float = 1e-6,
+    swa: bool = False,
+    swa_start: int | None = None,
+    swa_lr: float | None = None,
+    sparsity: str | None = None,
+    sparsity_weight: float = 1e-3,
+    sparsity_rho: float = 0.05,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    loss: str = "mixed",
+    correlation_weight: float = 0.5,
+    validation_fraction: float = 0.0,
+    validation=None,
+    patience: int | None = None,
+    device: str | None = None,
+    precision: str | None = None,
+    devices=1,
+    strategy="auto",
+    verbose: bool | None = None,
+    log_dir: str | None = None,
+    logger: str | None = "csv",
+    checkpoint_dir: str | None = None,
+    train=None,
+    layer: str | None = None,
+    target_layer: str | None = None,
+    svd_fit_on: str = "train",
+    key_added: str | None = None,
+    rng=None,
+) -> PathwayMLPModel:
+    """Fit the pathway-sparse MLP: a gene branch masked by gene sets beside a dense SVD branch.
+
+    The original code's design. :func:`scmm.pp.pathway_connectivity` connects each source gene
+    to the ``hidden_per_target`` hidden units of every target it shares a gene set with (a
+    protein through the gene that encodes it). The pathway branch is a
+    :class:`scmm.nn.SparseLinear` layer with that mask on the normalised values of the
+    connected genes (read sparse, from ``.X`` or ``layer``); the dense branch reads the SVD of
+    all source genes; a dense head reads both. Weights outside the mask do not exist, so they
+    stay zero. The mask, restricted to connected genes and units, is saved with the model.
+
+    Parameters
+    ----------
+    mdata
+        Paired data holding ``source`` and ``target`` for the same cells.
+    source
+        Modality predicted from; its ``var_names`` (or ``var[gene_symbols]``) are gene
+        symbols.
+    target
+        Modality to predict (values in ``.X`` or ``target_layer``).
+    gene_sets
+        ``{set name: gene symbols}``, or a collection name of :func:`scmm.datasets.gene_sets`
+        (``"reactome"``, ``"hallmark"``, ``"c2"``) or a GMT path.
+    hidden_per_target
+        Pathway units per target feature.
+    target_genes
+        How to find each target's gene (see :func:`scmm.pp.pathway_connectivity`).
+    gene_symbols
+        Column of ``mdata[source].var`` with gene symbols, when ``var_names`` are not symbols.
+    min_genes
+        Targets connected to fewer genes get no pathway units.
+    connectivity_key
+        Key of the connectivity written by :func:`scmm.pp.pathway_connectivity`.
+    dense_hidden
+        Block widths of the dense branch on the SVD; None: ``[128]``.
+    head_hidden
+        Block widths between the two branches and the output layer; None: none.
+    dropout
+        Dropout after each block.
+    batchnorm
+        BatchNorm in each block.
+    sparse_backend
+        ``backend`` of :class:`scmm.nn.SparseLinear`.
+    n_components
+        Number of SVD components of the source.
+    lr
+        AdamW learning rate (the one-cycle peak).
+    weight_decay
+        AdamW weight decay.
+    max_epochs
+        Training epochs.
+    batch_size
+        Cells per step.
+    one_cycle
+        One-cycle learning-rate schedule, stepped per batch.
+    schedule_epochs
+        Epochs the one-cycle spans, after which the rate stays at ``min_lr`` (None: all).
+    min_lr
+        Final learning rate of the one-cycle.
+    swa
+        Stochastic weight averaging from epoch ``swa_start`` at rate ``swa_lr``.
+    swa_start
+        First SWA epoch (None: 75% of ``max_epochs``).
+    swa_lr
+        SWA learning rate (None: ``lr / 10``).
+    sparsity
+        None, ``"kl"`` or ``"l1"`` penalty on predicted target values.
+    sparsity_weight
+        Weight of the sparsity penalty.
+    sparsity_rho
+        Target mean activation of the ``"kl"`` penalty.
+    l1
+        L1 penalty on weight matrices.
+    l2
+        L2 penalty on weight matrices.
+    loss
+        ``"mse"``, ``"correlation"`` (negative per-cell Pearson) or ``"mixed"``.
+    correlation_weight
+        Weight of the correlation term in ``"mixed"``.
+    validation_fraction
+        Fraction of the training cells held out for the validation loss (0: none).
+    validation
+        Bool mask over all cells (within ``train``) of validation cells; overrides
+        ``validation_fraction``.
+    patience
+        Early stopping patience in epochs (None: off); the best epoch's weights are kept.
+    device
+        ``"auto"``, ``"cpu"`` or ``"cuda"``; None: ``scmm.settings.device``.
+    precision
+        Lightning precision; None: ``"bf16-mixed"`` on CUDA, ``"32-true"`` on CPU.
+    devices
+        Lightning ``devices``.
+    strategy
+        Lightning ``strategy`` (e.g. ``"ddp"``).
+    verbose
+        Progress bar; None: ``scmm.settings.verbose``.
+    log_dir
+        Folder for training logs (None: no logs).
+    logger
+        ``"csv"`` or ``"tensorboard"`` logs under ``log_dir``.
+    checkpoint_dir
+        Folder for lightning checkpoints (None: none).
+    train
+        Training cells: a boolean mask, the name of a boolean ``.obs`` column, or None for all.
+    layer
+        Source layer instead of ``.X``.
+    target_layer
+        Target layer instead of ``.X``.
+    svd_fit_on
+        ``"train"`` or ``"all"`` (inputs of every cell; targets of held-out cells never used).
+    key_added
+        Output key; default ``"scmm_pathway_mlp"``.
+    rng
+        Seed or :class:`numpy.random.Generator`: SVD, weight initialisation, validation split,
+        batch order and dropout. Same ``rng``, same result on CPU.
+
+    Returns
+    -------
+    The fitted :class:`~scmm.models.PathwayMLPModel` (``model.connected_genes()`` lists the
+    genes of the pathway branch). Writes
+
+    ``mdata[target].layers[key_added]`` : ndarray (n_obs, n_vars)
+        Predictions for every cell.
+    ``mdata.uns[key_added]['params']`` : dict
+        The arguments and package versions.
+    ``mdata.uns[key_added]['scores']`` : dict
+        Per-cell and per-feature Pearson and RMSE on the cells outside ``train`` (if any).
+    ``mdata[source].varm[connectivity_key]`` : csr_matrix (n_source_vars, n_units)
+        The connectivity mask, ``n_units = n_targets × hidden_per_target`` (see
+        :func:`scmm.pp.pathway_connectivity`).
+    ``mdata.uns[connectivity_key]`` : dict
+        Its coverage summary (see :func:`scmm.pp.pathway_connectivity`).
+
+    Examples
+    --------
+    >>> import scmm
+    >>> mdata, task = scmm._tasks.load_task("bmmc_cite")  # doctest: +SKIP
+    >>> model = scmm.tl.fit_pathway_mlp(
+    ...     mdata, "rna", "prot", gene_sets="reactome", train="train"
+    ... )  # doctest: +SKIP
+    >>> mdata.uns["pathway"]["coverage"]  # doctest: +SKIP
+    """
+    if isinstance(gene_sets, str):
+        from ..datasets import gene_sets as load_gene_sets
+
+        gene_sets = load_gene_sets(gene_sets)
+    training = _training_options(
+        lr=lr,
+        weight_decay=weight_decay,
+        max_epochs=max_epochs,
+        batch_size=batch_size,
+        one_cycle=one_cycle,
+        schedule_epochs=schedule_epochs,
+        min_lr=min_lr,
+        swa=swa,
+        swa_start=swa_start,
+        swa_lr=swa_lr,
+        sparsity=sparsity,
+        sparsity_weight=sparsity_weight,
+        sparsity_rho=sparsity_rho,
+        l1=l1,
+        l2=l2,
+        loss=loss,
+        correlation_weight=correlation_weight,
+        validation_fraction=validation_fraction,
+        patience=patience,
+        device=device,
+        precision=precision,
+        devices=devices,
+        strategy=strategy,
+        verbose=verbose,
+        log_dir=log_dir,
+        logger=logger,
+        checkpoint_dir=checkpoint_dir,
+    )
+    model = PathwayMLPModel(
+        dense_hidden=dense_hidden,
+        head_hidden=head_hidden,
+        dropout=dropout,
+        batchnorm=batchnorm,
+        sparse_backend=sparse_backend,
+        n_components=n_components,
+        training=training,
+    )
+    key_added = key_added or _keys.prediction(model.name)
+    src = mdata.mod.get(source)
+    saved = (
+        None if src is None else src.varm.get(connectivity_key),
+        mdata.uns.get(connectivity_key),
+    )
+    pathway_connectivity(
+        mdata,
+        source,
+        target,
+        gene_sets=gene_sets,
+        hidden_per_target=hidden_per_target,
+        target_genes=target_genes,
+        gene_symbols=gene_symbols,
+        min_genes=min_genes,
+        key_added=connectivity_key,
+    )
+    try:
+        model.set_connectivity(mdata[source].varm[connectivity_key])
+        fit_model(
+            model,
+            mdata,
+            source,
+            target,
+            train=train,
+            layer=layer,
+            target_layer=target_layer,
+            key_added=key_added,
+            svd_fit_on=svd_fit_on,
+            validation=validation,
+            rng=rng,
+        )
+    except BaseException:  # leave mdata as it was
+        for holder, old in ((mdata[source].varm, saved[0]), (mdata.uns, saved[1])):
+            if old is None:
+                holder.pop(connectivity_key, None)
+            else:
+                holder[connectivity_key] = old
+        raise
+    return model
