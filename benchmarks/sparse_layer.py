@@ -52,7 +52,7 @@ def pathway_masks(data_dir: Path) -> dict[str, sp.csr_matrix]:
             from scmm.datasets import gene_sets
 
             sets = gene_sets(name, data_dir=data_dir)
-        except Exception as err:  # noqa: BLE001 - the benchmark goes on without them
+        except Exception as err:  # the benchmark goes on without them
             print(f"(gene sets {name!r} not available: {err})")
             continue
         pathway_connectivity(

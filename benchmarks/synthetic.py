@@ -14,7 +14,7 @@ fit in memory twice.
 
 Usable as a module (``import synthetic`` with ``benchmarks/`` on the path) or a script::
 
-    python benchmarks/synthetic.py multiome --fraction 0.125 --out /tmp/multi.h5ad
+    python benchmarks/synthetic.py multiome --fraction 0.125 --out /tmp/multi  # multi_atac.h5ad, multi_rna.h5ad
 """
 
 from __future__ import annotations
@@ -239,49 +239,60 @@ def make_multiome(fraction: float = 1.0, *, rng: int = 0) -> MuData:
 
 
 def write_h5ad(
-    path, task: str, mod: str, fraction: float = 1.0, *, rng: int = 0, block: int = BLOCK
+    paths: dict, task: str, fraction: float = 1.0, *, rng: int = 0, block: int = BLOCK
 ) -> None:
-    """Stream one modality of the synthetic data to ``path`` block by block.
+    """Stream the synthetic data to one ``.h5ad`` file per modality, block by block.
 
-    Only one block is in memory at a time, so the file can be bigger than the memory; open it
-    with ``anndata.read_h5ad(path, backed="r")``.
+    Only one block is in memory at a time, so the files can be bigger than the memory; open
+    them with ``anndata.read_h5ad(path, backed="r")``.
+
+    Parameters
+    ----------
+    paths
+        ``{modality: path}``, e.g. ``{"atac": "atac.h5ad", "rna": "rna.h5ad"}``.
+    task, fraction, rng, block
+        As in :func:`make`.
     """
     import h5py
     from anndata.io import sparse_dataset, write_elem
 
-    obs, first = [], True
-    with h5py.File(path, "w") as f:
+    obs = []
+    files = {mod: h5py.File(path, "w") for mod, path in paths.items()}
+    try:
         for item in iter_blocks(task, fraction, rng=rng, block=block):
             obs.append(item["obs"])
-            x = item[mod]
-            if not sp.issparse(x):
-                x = sp.csr_matrix(x)
-            if first:
-                write_elem(f, "X", x)
-                first = False
-            else:
-                sparse_dataset(f["X"]).append(x)
+            for mod, f in files.items():
+                x = item[mod]
+                if not sp.issparse(x):
+                    x = sp.csr_matrix(x)
+                if "X" not in f:
+                    write_elem(f, "X", x)
+                else:
+                    sparse_dataset(f["X"]).append(x)
         obs = pd.concat(obs)
         obs["batch"] = obs["donor"]
-        write_elem(f, "obs", obs)
-        write_elem(f, "var", _var(task, mod, rng))
-        for key in ("obsm", "varm", "obsp", "varp", "layers", "uns"):
-            write_elem(f, key, {})
-        f.attrs["encoding-type"] = "anndata"
-        f.attrs["encoding-version"] = "0.1.0"
+        for mod, f in files.items():
+            write_elem(f, "obs", obs)
+            write_elem(f, "var", _var(task, mod, rng))
+            for key in ("obsm", "varm", "obsp", "varp", "layers", "uns"):
+                write_elem(f, key, {})
+            f.attrs["encoding-type"] = "anndata"
+            f.attrs["encoding-version"] = "0.1.0"
+    finally:
+        for f in files.values():
+            f.close()
 
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: write one modality of a synthetic dataset to an ``.h5ad`` file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task", choices=["cite", "multiome"])
-    parser.add_argument("--mod", default=None, help="modality (default: the input one)")
     parser.add_argument("--fraction", type=float, default=0.125)
     parser.add_argument("--rng", type=int, default=0)
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", required=True, help="prefix; writes <out>_<modality>.h5ad")
     args = parser.parse_args(argv)
-    mod = args.mod or ("rna" if args.task == "cite" else "atac")
-    write_h5ad(args.out, args.task, mod, args.fraction, rng=args.rng)
+    mods = ("rna", "prot") if args.task == "cite" else ("atac", "rna")
+    write_h5ad({m: f"{args.out}_{m}.h5ad" for m in mods}, args.task, args.fraction, rng=args.rng)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ autosummary_generate = True
 autosummary_imported_members = True  # public functions live in private modules (scmm.tl._x)
 autosummary_ignore_module_all = False  # document exactly each namespace's __all__
 autodoc_member_order = "bysource"
+autodoc_inherit_docstrings = False  # never pull torch/lightning docstrings into our pages
 autodoc_default_options = {"show-inheritance": False}
 autodoc_typehints = "description"  # sphinx_autodoc_typehints moves hints into the params
 napoleon_google_docstring = False

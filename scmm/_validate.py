@@ -28,8 +28,12 @@ def check_modality(mdata: MuData, mod: str, arg: str) -> AnnData:
     return mdata.mod[mod]
 
 
-def get_matrix(adata: AnnData, layer: str | None, arg: str = "layer"):
-    """Return ``adata.X`` or ``adata.layers[layer]``, checked for NaN/inf, never copied."""
+def get_matrix(adata: AnnData, layer: str | None, arg: str = "layer", *, backed: bool = False):
+    """Return ``adata.X`` or ``adata.layers[layer]``, checked for NaN/inf, never copied.
+
+    An on-disk (backed) sparse matrix is loaded into memory unless ``backed=True``, for callers
+    that read it a block of rows at a time (:func:`scmm.pp.fit_svd`, :func:`scmm.pp.project`).
+    """
     if layer is None:
         X = adata.X
         if X is None:
@@ -43,6 +47,12 @@ def get_matrix(adata: AnnData, layer: str | None, arg: str = "layer"):
             raise KeyError(msg)
         X = adata.layers[layer]
     if hasattr(X, "to_memory"):  # backed sparse dataset
+        if backed:
+            data = X.group["data"]
+            step = 1 << 24
+            for start in range(0, data.shape[0], step):
+                check_finite(data[start : start + step], arg)
+            return X
         X = X.to_memory()
     check_finite(X, arg if layer is not None else f"{arg}=None (.X)")
     return X
@@ -66,6 +76,31 @@ def check_nonnegative(X, name: str) -> None:
             "(e.g. `layer='counts'`)."
         )
         raise ValueError(msg)
+
+
+def check_cells_have_counts(X, name: str) -> None:
+    """Raise a ``ValueError`` if some cells (rows) of ``X`` have no counts at all."""
+    totals = np.asarray(X.sum(axis=1)).ravel()
+    n_empty = int((totals == 0).sum())
+    if n_empty:
+        msg = (
+            f"{n_empty} cells of `{name}` have no counts, so they cannot be normalised; drop "
+            "them first, e.g. `scanpy.pp.filter_cells(adata, min_counts=1)`."
+        )
+        raise ValueError(msg)
+
+
+def warn_constant_rows(Y: np.ndarray, name: str) -> None:
+    """Warn when every row of ``Y`` is constant (per-cell Pearson is 0 for all of them)."""
+    import warnings
+
+    if len(Y) and np.all(Y.max(axis=1) == Y.min(axis=1)):
+        warnings.warn(
+            f"All {len(Y)} {name} have constant target values: their per-cell Pearson is 0 "
+            "and says nothing about the model. Check `target_layer` and the normalisation.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def align_cells(source: AnnData, target: AnnData, source_arg: str, target_arg: str) -> np.ndarray:

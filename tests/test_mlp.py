@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from conftest import make_paired
 
 import scmm
 from scmm.models import MLPModel
 from scmm.nn import MLP, MLP_PRESETS
 from scmm.train import TrainingConfig
+from scmm.train._data import to_torch_batch
+
+from .conftest import make_paired
 
 FAST = {"max_epochs": 4, "batch_size": 32, "device": "cpu", "verbose": False}
 
@@ -64,10 +66,10 @@ def test_presets_match_original_architectures():
 
 def test_svd_plus_raw_forward_with_sparse_raw_matches_dense():
     net = MLP.from_preset("svd_plus_raw", (5, 40), 3).eval()
-    rng = np.random.default_rng(0)
     svd = torch.randn(7, 5)
-    raw = sp.random(7, 40, density=0.1, format="coo", random_state=0, dtype=np.float32)
-    raw_t = torch.sparse_coo_tensor(np.vstack([raw.row, raw.col]), raw.data, raw.shape)
+    raw = sp.random(7, 40, density=0.1, format="csr", random_state=0, dtype=np.float32)
+    raw_t = to_torch_batch(raw)  # what the training loader gives the network
+    assert raw_t.layout == torch.sparse_coo
     dense = net(svd, torch.from_numpy(raw.toarray()))
     sparse = net(svd, raw_t)
     torch.testing.assert_close(dense, sparse, rtol=1e-5, atol=1e-5)
@@ -75,7 +77,6 @@ def test_svd_plus_raw_forward_with_sparse_raw_matches_dense():
     net.train()
     net(svd, raw_t).sum().backward()
     assert net.branch_blocks[1][0][0].weight.grad.abs().sum() > 0
-    assert rng is not None
 
 
 # --- fit_mlp ------------------------------------------------------------------------------------

@@ -205,7 +205,7 @@ class DeepSetsNet(nn.Module):
             return rows[rep][order], pair[order], vals[rep][order]
 
     def pooled(self, entries, G: torch.Tensor, n_cells: int, g0: int, g1: int) -> torch.Tensor:
-        """Sum-pooled signal ``(n_cells, g1 - g0, C)`` of the genes ``g0 … g1 - 1``."""
+        """Dense sum-pooled signal ``(n_cells, g1 - g0, C)`` of the genes ``g0 … g1 - 1``."""
         rows, pair, vals = entries
         lo, hi = self.gene_ptr[g0], self.gene_ptr[g1]
         s0 = int(torch.searchsorted(pair, lo.reshape(1)))
@@ -217,56 +217,86 @@ class DeepSetsNet(nn.Module):
         out = torch.zeros(n_cells * n, self.channels, dtype=G.dtype, device=G.device)
         return out.index_add(0, flat, contrib).view(n_cells, n, self.channels)
 
+    def active_pooled(
+        self, entries, G: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sum-pooled signal of the (cell, gene) pairs with at least one open window peak.
+
+        Returns the cells, the genes (sorted by cell then gene) and their pooled ``(n, C)``.
+        """
+        rows, pair, vals = entries
+        key = rows * self.n_genes + self.pair_gene[pair]
+        active, inverse = torch.unique(key, return_inverse=True)
+        contrib = vals[:, None] * G[pair]
+        pooled = torch.zeros(len(active), self.channels, dtype=G.dtype, device=G.device)
+        pooled = pooled.index_add(0, inverse, contrib)
+        return active // self.n_genes, active % self.n_genes, pooled
+
     def encode_context(self, context: torch.Tensor) -> torch.Tensor:
         """Hidden representation of each cell's context ``(batch, context_hidden)``."""
         return self.context(context.float())
 
+    def _gene_input(self, genes: torch.Tensor | slice) -> torch.Tensor:
+        n = self.n_per_gene[genes]
+        return self.rho_gene(torch.cat([self.embedding[genes], torch.log1p(n)[:, None]], dim=1))
+
+    def _local(self, pooled, n_per, base) -> torch.Tensor:
+        """ρ's local term ``r(pooled, ·) - r(0, ·)``; ``base`` is its pooled-free input."""
+        mean = pooled / n_per.clamp_min(1.0)[..., None]
+        pre = self.rho_pooled(torch.cat([pooled, mean], dim=-1)) + base
+        silu = nn.functional.silu
+        return self.rho_out(silu(pre) - silu(base)).squeeze(-1)
+
+    def base(self, ctx: torch.Tensor, g0: int = 0, g1: int | None = None) -> torch.Tensor:
+        """The pooled-free part of ρ, ``⟨P·context, e_g⟩ + bias_g``: ``(batch, g1 - g0)``."""
+        g1 = self.n_genes if g1 is None else g1
+        return self.readout(ctx) @ self.embedding[g0:g1].T + self.gene_bias[g0:g1]
+
     def rho(self, pooled: torch.Tensor, ctx: torch.Tensor, g0: int, g1: int) -> torch.Tensor:
-        """ρ for the genes ``g0 … g1 - 1`` given their sum-pooled signal: ``(batch, g1 - g0)``."""
-        n_per = self.n_per_gene[g0:g1].clamp_min(1.0)
-        mean = pooled / n_per[None, :, None]
-        emb = self.embedding[g0:g1]
-        gene_in = torch.cat([emb, torch.log1p(self.n_per_gene[g0:g1])[:, None]], dim=1)
-        pre = (
-            self.rho_pooled(torch.cat([pooled, mean], dim=2))
-            + self.rho_context(ctx)[:, None, :]
-            + self.rho_gene(gene_in)[None, :, :]
-        )
-        local = self.rho_out(nn.functional.silu(pre)).squeeze(2)
-        return local + self.readout(ctx) @ emb.T + self.gene_bias[g0:g1]
+        """ρ for the genes ``g0 … g1 - 1`` from their dense pooled ``(batch, g1 - g0, C)``."""
+        base = (self.rho_context(ctx)[:, None, :] + self._gene_input(slice(g0, g1))[None])
+        local = self._local(pooled, self.n_per_gene[g0:g1][None, :], base)
+        return self.base(ctx, g0, g1) + local
 
-    def chunk_size(self, n_cells: int) -> int:
-        """Genes per chunk so that ``n_cells × chunk × hidden`` fits in ``max_memory_mb``."""
-        per_gene = max(n_cells, 1) * self.hidden * _BYTES_PER_ACTIVATION
-        return max(1, min(self.n_genes, int(self.max_memory_mb * 2**20 // per_gene)))
+    def chunk_rows(self) -> int:
+        """(cell, gene) rows per chunk so that ``rows × hidden`` activations fit the budget."""
+        per_row = self.hidden * _BYTES_PER_ACTIVATION
+        return max(1, int(self.max_memory_mb * 2**20 // per_row))
 
-    def _chunk(self, G, ctx, rows, pair, vals, n_cells: int, g0: int, g1: int) -> torch.Tensor:
-        return self.rho(self.pooled((rows, pair, vals), G, n_cells, g0, g1), ctx, g0, g1)
+    def _chunk(self, pooled, ctx_h, gene_h, cells, genes) -> torch.Tensor:
+        base = ctx_h[cells] + gene_h[genes]
+        return self._local(pooled, self.n_per_gene[genes], base)
 
     def forward(
-        self, context: torch.Tensor, atac: torch.Tensor, *, chunk_size: int | None = None
+        self, context: torch.Tensor, atac: torch.Tensor, *, chunk_rows: int | None = None
     ) -> torch.Tensor:
-        """Predictions ``(batch, n_genes)``; ``chunk_size`` overrides the memory budget."""
+        """Predictions ``(batch, n_genes)``; ``chunk_rows`` overrides the memory budget."""
         n_cells = context.shape[0]
         if atac.shape != (n_cells, self.n_peaks):
-            msg = f"`atac` must be ({n_cells}, {self.n_peaks}) cells × peaks, got {tuple(atac.shape)}."
+            msg = (
+                f"`atac` must be ({n_cells}, {self.n_peaks}) cells × peaks, "
+                f"got {tuple(atac.shape)}."
+            )
             raise ValueError(msg)
         with torch.autocast(device_type=context.device.type, enabled=False):
             ctx = self.encode_context(context)
-            G = self.phi_weights()
-            rows, pair, vals = self.entries(atac)
-            size = self.chunk_size(n_cells) if chunk_size is None else int(chunk_size)
-            n_chunks = math.ceil(self.n_genes / size) if self.n_genes else 0
+            out = self.base(ctx)
+            cells, genes, pooled = self.active_pooled(self.entries(atac), self.phi_weights())
+            ctx_h = self.rho_context(ctx)
+            gene_h = self._gene_input(slice(None))
+            size = self.chunk_rows() if chunk_rows is None else int(chunk_rows)
+            n_chunks = math.ceil(len(cells) / size)
             recompute = n_chunks > 1 and torch.is_grad_enabled()
-            outs = []
+            parts = []
             for k in range(n_chunks):
-                g0, g1 = k * size, min(self.n_genes, (k + 1) * size)
+                sl = slice(k * size, (k + 1) * size)
+                args = (pooled[sl], ctx_h, gene_h, cells[sl], genes[sl])
                 if recompute:
-                    out = checkpoint(self._chunk, G, ctx, rows, pair, vals, n_cells, g0, g1,
-                                     use_reentrant=False)
+                    parts.append(checkpoint(self._chunk, *args, use_reentrant=False))
                 else:
-                    out = self._chunk(G, ctx, rows, pair, vals, n_cells, g0, g1)
-                outs.append(out)
-            if not outs:
-                return ctx.new_zeros(n_cells, 0)
-            return torch.cat(outs, dim=1)
+                    parts.append(self._chunk(*args))
+            if parts:
+                local = torch.cat(parts)
+                flat = out.reshape(-1).index_add(0, cells * self.n_genes + genes, local)
+                out = flat.view(n_cells, self.n_genes)
+            return out

@@ -7,7 +7,7 @@ import numpy as np
 import scipy.sparse as sp
 from mudata import MuData
 
-from .._validate import check_modality, check_nonnegative, get_matrix
+from .._validate import check_cells_have_counts, check_modality, check_nonnegative, get_matrix
 
 _METHODS = ("log_cp10k", "clr", "tfidf")
 
@@ -79,7 +79,11 @@ def normalize(
     else:
         counts = get_matrix(adata, layer)
     check_nonnegative(counts, f"layer={layer!r}" if layer else ".X")
-    counts = counts.astype(np.float32) if sp.issparse(counts) else np.asarray(counts, np.float32)
+    # no copy when already float32: `tmp` below is the one working copy
+    counts = (counts.astype(np.float32, copy=False) if sp.issparse(counts)
+              else np.asarray(counts, np.float32))
+    if method != "clr":
+        check_cells_have_counts(counts, f"mod={mod!r}")
     import muon as mu  # slow imports, only where needed
     import scanpy as sc
 
@@ -94,6 +98,6 @@ def normalize(
     X = tmp.X
     if "counts" not in adata.layers:
         adata.layers["counts"] = counts
-    adata.X = X.astype(np.float32)
+    adata.X = X.astype(np.float32, copy=False)
     adata.uns["scmm_normalize"] = {"method": method, "layer": layer if layer else "X"}
     return mdata if copy else None

@@ -5,50 +5,145 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from mudata import MuData
-from sklearn.decomposition import TruncatedSVD
 
 from .. import _keys
 from .._validate import check_modality, get_matrix, resolve_train
 from ._rng import seed_from
 
 
-def fit_svd(X, n_components: int, rng=None) -> np.ndarray:
-    """Fit a TruncatedSVD to the rows of ``X`` and return the components (k × n_features).
+BLOCK_ROWS = 8_192
 
-    ``X`` may be sparse; it is never densified. The component signs are made deterministic
-    (largest absolute loading positive).
+
+def is_backed(X) -> bool:
+    """Whether ``X`` is an on-disk (backed) AnnData sparse dataset rather than an array."""
+    return hasattr(X, "to_memory") and not sp.issparse(X) and not isinstance(X, np.ndarray)
+
+
+def _row_blocks(X, rows: np.ndarray | None, block: int = BLOCK_ROWS):
+    """Yield ``(out_positions, in-memory block)`` over the rows of a backed matrix.
+
+    Reads contiguous row ranges (one at a time) and keeps the ones in ``rows``.
+    """
+    n = X.shape[0]
+    rows = np.arange(n) if rows is None else np.asarray(rows)
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        lo, hi = np.searchsorted(rows, [start, stop])
+        if lo == hi:
+            continue
+        part = sp.csr_matrix(X[start:stop], dtype=np.float32)
+        sel = rows[lo:hi] - start
+        if len(sel) != stop - start:
+            part = part[sel]
+        yield np.arange(lo, hi), part
+
+
+class _Operator:
+    """``X[rows]`` for the two products a randomized SVD needs, computed a row block at a time
+    when ``X`` is backed (on disk) and directly otherwise."""
+
+    def __init__(self, X, rows: np.ndarray | None):
+        self.X = X
+        self.rows = None if rows is None else np.sort(np.asarray(rows))
+        self.backed = is_backed(X)
+        if not self.backed:
+            if rows is not None:
+                X = X[self.rows]
+            self.X = sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else np.asarray(
+                X, np.float32)
+        n = X.shape[0] if self.rows is None else len(self.rows)
+        self.shape = (n, X.shape[1])
+
+    def matmul(self, Q: np.ndarray) -> np.ndarray:
+        """``X @ Q`` (cells × k)."""
+        if not self.backed:
+            return np.asarray(self.X @ Q, dtype=np.float32)
+        out = np.empty((self.shape[0], Q.shape[1]), np.float32)
+        for pos, part in _row_blocks(self.X, self.rows):
+            out[pos] = part @ Q
+        return out
+
+    def rmatmul(self, P: np.ndarray) -> np.ndarray:
+        """``X.T @ P`` (features × k)."""
+        if not self.backed:
+            return np.asarray(self.X.T @ P, dtype=np.float32)
+        out = np.zeros((self.shape[1], P.shape[1]), np.float32)
+        for pos, part in _row_blocks(self.X, self.rows):
+            out += part.T @ P[pos]
+        return out
+
+
+def _randomized_svd(op: _Operator, n_components: int, n_iter: int, seed: int) -> np.ndarray:
+    """Top right singular vectors (k × n_features) of ``op`` (Halko et al. 2011, LU-normalised
+    power iterations as in scikit-learn's ``randomized_svd``)."""
+    from scipy import linalg
+
+    n, p = op.shape
+    size = min(n_components + 10, n, p)
+    rng = np.random.RandomState(seed)
+    if n >= p:  # range of X (n × size) from a p × size test matrix
+        fwd, bwd, dim = op.matmul, op.rmatmul, p
+    else:  # work on X.T: its range (p × size) is cheaper to keep
+        fwd, bwd, dim = op.rmatmul, op.matmul, n
+    Q = rng.normal(size=(dim, size)).astype(np.float32)
+    for _ in range(n_iter):
+        Q, _ = linalg.lu(fwd(Q), permute_l=True)
+        Q, _ = linalg.lu(bwd(Q), permute_l=True)
+    Q, _ = linalg.qr(fwd(Q), mode="economic")
+    B = bwd(Q).T  # size × dim
+    Uhat, _, Vt = linalg.svd(B, full_matrices=False)
+    if n >= p:
+        return Vt[:n_components].astype(np.float32)
+    return (Q @ Uhat)[:, :n_components].T.astype(np.float32)
+
+
+def fit_svd(X, n_components: int, rng=None, *, rows: np.ndarray | None = None) -> np.ndarray:
+    """Fit a truncated SVD to the rows of ``X`` and return the components (k × n_features).
+
+    A randomized SVD (7 power iterations, 10 oversamples). ``X`` may be dense, scipy sparse or
+    an on-disk sparse dataset of a backed AnnData (``adata.X`` after
+    ``anndata.read_h5ad(path, backed="r")``); it is never densified, and a backed matrix is
+    read a block of rows at a time (about 17 passes over the file) instead of being loaded.
+    The component signs are made deterministic (largest absolute loading positive).
 
     Parameters
     ----------
     X
-        Cells × features, dense or scipy sparse.
+        Cells × features, dense, scipy sparse or backed sparse.
     n_components
         Number of components; must be smaller than the number of features and cells.
     rng
         Seed or :class:`numpy.random.Generator` of the randomized solver.
+    rows
+        Fit on these rows only (sorted integer positions); ``None`` for all.
 
     Returns
     -------
     Components as a float32 array of shape ``(n_components, n_features)``.
     """
-    n_max = min(X.shape) - 1
+    n_rows = X.shape[0] if rows is None else len(rows)
+    n_max = min(n_rows, X.shape[1]) - 1
     if not 1 <= n_components <= n_max:
         msg = (
             f"`n_components={n_components}` must be between 1 and {n_max} "
-            f"(one less than the smaller of {X.shape[0]} cells and {X.shape[1]} features)."
+            f"(one less than the smaller of {n_rows} cells and {X.shape[1]} features)."
         )
         raise ValueError(msg)
-    svd = TruncatedSVD(
-        n_components=n_components, algorithm="randomized", n_iter=7, random_state=seed_from(rng)
-    )
-    svd.fit(sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else np.asarray(X, np.float32))
-    comps = svd.components_.astype(np.float32)
+    comps = _randomized_svd(_Operator(X, rows), n_components, n_iter=7, seed=seed_from(rng))
     signs = np.sign(comps[np.arange(n_components), np.abs(comps).argmax(axis=1)])
     return comps * signs[:, None]
 
 
 def project(X, components: np.ndarray) -> np.ndarray:
-    """Project the rows of ``X`` (dense or sparse) onto SVD ``components``; float32 result."""
+    """Project the rows of ``X`` (dense, sparse or backed sparse) onto SVD ``components``.
+
+    Returns a float32 array; a backed matrix is read a block of rows at a time.
+    """
+    if is_backed(X):
+        out = np.empty((X.shape[0], components.shape[0]), np.float32)
+        for pos, part in _row_blocks(X, None):
+            out[pos] = part @ components.T
+        return out
     out = X @ components.T
     return np.asarray(out, dtype=np.float32)
 
@@ -113,9 +208,9 @@ def svd(
     if copy:
         mdata = mdata.copy()
     adata = check_modality(mdata, mod, "mod")
-    X = get_matrix(adata, layer)
+    X = get_matrix(adata, layer, backed=True)
     mask = resolve_train(fit_on, adata.obs, arg="fit_on")
-    comps = fit_svd(X[np.flatnonzero(mask)] if not mask.all() else X, n_components, rng)
+    comps = fit_svd(X, n_components, rng, rows=None if mask.all() else np.flatnonzero(mask))
     emb = project(X, comps)
     obsm_key = f"X_{key_added}" if key_added else _keys.svd_obsm(mod)
     base = key_added or _keys.svd_uns(mod)
@@ -127,4 +222,4 @@ def svd(
     return mdata if copy else None
 
 
-__all__ = ["fit_svd", "project", "svd"]
+__all__ = ["fit_svd", "is_backed", "project", "svd"]

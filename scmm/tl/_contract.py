@@ -26,9 +26,16 @@ from anndata import AnnData
 from mudata import MuData
 
 from .. import _keys, metrics
-from .._validate import align_cells, check_modality, get_matrix, resolve_train
+from .._validate import (
+    align_cells,
+    check_modality,
+    get_matrix,
+    resolve_train,
+    warn_constant_rows,
+)
 from ..models._base import BaseModel
 from ..models._preprocess import SVD_FIT_ON
+from ..pp._svd import is_backed
 
 logger = logging.getLogger("scmm")
 
@@ -64,6 +71,13 @@ def _train_mask(mdata: MuData, source: AnnData, train) -> np.ndarray:
     return resolve_train(train, source.obs, arg="train")
 
 
+def _reads_backed(model: BaseModel) -> bool:
+    """Whether ``model`` reads its source only through the SVD encoder, which works a block of
+    rows at a time on an on-disk (backed) matrix; other models get the matrix in memory."""
+    encoder = getattr(model, "encoder", None)
+    return model.kind in ("baseline", "mlp") and getattr(encoder, "kind", None) == "svd"
+
+
 def fit_model(
     model: BaseModel,
     mdata: MuData,
@@ -88,7 +102,9 @@ def fit_model(
         msg = f"`svd_fit_on={svd_fit_on!r}` is not one of {SVD_FIT_ON}."
         raise ValueError(msg)
     order = align_cells(src, tgt, f"source={source!r}", f"target={target!r}")
-    X = get_matrix(src, layer, "layer")
+    X = get_matrix(src, layer, "layer", backed=True)
+    if is_backed(X) and not _reads_backed(model):
+        X = X.to_memory()
     Y_all = get_matrix(tgt, target_layer, "target_layer")
     Y_all = Y_all.toarray() if sp.issparse(Y_all) else np.asarray(Y_all)
     Y_all = Y_all[order].astype(np.float32)
@@ -135,6 +151,7 @@ def fit_model(
     }
     if not mask.all():
         test = ~mask
+        warn_constant_rows(Y_all[test], "held-out cells")
         uns["scores"] = {
             "n_cells": int(test.sum()),
             "pearson_per_cell": metrics.pearson_per_cell(Y_all[test], pred[test]),

@@ -273,16 +273,50 @@ def lr_range_test(
 
     Parameters
     ----------
-    mdata, source, target, preset, hidden, skip, dropout, input, n_components, target_svd
-        As for :func:`fit_mlp`.
-    min_lr, max_lr
-        Range of learning rates.
+    mdata
+        Paired data holding ``source`` and ``target`` for the same cells.
+    source
+        Modality predicted from.
+    target
+        Modality to predict.
+    min_lr
+        Smallest learning rate (first step).
+    max_lr
+        Largest learning rate (last step).
     n_steps
-        Number of steps.
-    weight_decay, batch_size, loss, correlation_weight, device
-        As for :func:`fit_mlp`.
-    train, layer, target_layer, rng
-        As for :func:`fit_mlp`.
+        Number of optimiser steps, one learning rate each.
+    preset
+        Architecture, as for :func:`fit_mlp`.
+    hidden
+        Trunk widths, as for :func:`fit_mlp`.
+    skip
+        Skip connections, as for :func:`fit_mlp`.
+    dropout
+        Dropout, as for :func:`fit_mlp`.
+    input
+        ``"svd"``, ``"raw"`` or ``"svd+raw"``, as for :func:`fit_mlp`.
+    n_components
+        Number of SVD components of the source.
+    target_svd
+        Target SVD components, as for :func:`fit_mlp`.
+    weight_decay
+        AdamW weight decay.
+    batch_size
+        Cells per step.
+    loss
+        ``"mse"``, ``"correlation"`` or ``"mixed"``.
+    correlation_weight
+        Weight of the correlation term in ``"mixed"``.
+    device
+        ``"auto"``, ``"cpu"`` or ``"cuda"``; None: ``scmm.settings.device``.
+    train
+        Training cells (mask, ``.obs`` column name, or None for all).
+    layer
+        Source layer instead of ``.X``.
+    target_layer
+        Target layer instead of ``.X``.
+    rng
+        Seed or :class:`numpy.random.Generator` (SVD, initial weights, batch order).
 
     Returns
     -------

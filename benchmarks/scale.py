@@ -1,0 +1,301 @@
+"""Wall time and peak memory of each pipeline stage on competition-size synthetic data.
+
+For CITE (70,988 cells × 22,050 genes → 140 proteins) and Multiome (105,942 cells × 228,942
+peaks → 23,418 genes) at 1/8, 1/4, 1/2 and 1 of the cells, each size runs in its own
+subprocess and reports, per stage (load, normalise, SVD, fit_baseline ridge, fit_mlp one
+epoch, predict), the wall time and the peak resident memory of the process during the stage
+(psutil, sampled every 20 ms; the whole-run peak from ``getrusage``). The growth exponent is
+the log-log slope of time against cells. The naive path (densify the input, then normalise,
+SVD and ridge on the dense matrix, as the original code did) runs at a small size to give
+the memory ratio.
+
+    python benchmarks/scale.py --quick                 # 1/8 of each task
+    python benchmarks/scale.py --task cite             # 4 sizes of CITE
+    python benchmarks/scale.py --report                # tables from saved results only
+
+Synthetic data are generated once per size into ``--cache`` (h5ad, streamed block-wise) and
+results kept in ``--results`` (one JSON per run), so sizes can run in the background and the
+Markdown tables (printed and written to ``benchmarks/SCALE.md``) collect whatever finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+FRACTIONS = (0.125, 0.25, 0.5, 1.0)
+SOURCE = {"cite": "rna", "multiome": "atac"}
+TARGET = {"cite": "prot", "multiome": "rna"}
+N_CELLS = {"cite": 70_988, "multiome": 105_942}
+GIB = 2**30
+
+
+class PeakRSS:
+    """Peak resident memory of this process per stage, sampled by a thread."""
+
+    def __init__(self, interval: float = 0.02):
+        import psutil
+
+        self.proc = psutil.Process()
+        self.interval = interval
+        self.peak = self.proc.memory_info().rss
+        self._stop = False
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        while not self._stop:
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(self.interval)
+
+    def reset(self) -> None:
+        self.peak = self.proc.memory_info().rss
+
+    def close(self) -> None:
+        self._stop = True
+
+
+def _cache_paths(cache: Path, task: str, fraction: float) -> dict[str, Path]:
+    mods = ("rna", "prot") if task == "cite" else ("atac", "rna")
+    return {m: cache / f"{task}_{fraction:g}_{m}.h5ad" for m in mods}
+
+
+def _ensure_data(cache: Path, task: str, fraction: float) -> dict[str, Path]:
+    sys.path.insert(0, str(HERE))
+    import synthetic
+
+    paths = _cache_paths(cache, task, fraction)
+    if not all(p.is_file() for p in paths.values()):
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = {m: p.with_suffix(".tmp") for m, p in paths.items()}
+        t = time.perf_counter()
+        synthetic.write_h5ad(tmp, task, fraction, rng=0)
+        for m, p in tmp.items():
+            p.replace(paths[m])
+        print(f"generated {task} {fraction:g} in {time.perf_counter() - t:.0f} s", flush=True)
+    return paths
+
+
+def _train_mask(obs) -> np.ndarray:
+    """Hold out one donor (the competition's split is by donor and day)."""
+    return (obs["donor"].astype(str) != "d32606").to_numpy()
+
+
+def worker(task: str, fraction: float, cache: Path, *, naive: bool, backed: bool) -> dict:
+    """Run the stages in this process and return timings and peaks."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    paths = _ensure_data(cache, task, fraction)
+    import anndata as ad
+    import mudata as md
+    import muon  # noqa: F401  (imported here so no stage pays for the imports)
+    import scanpy  # noqa: F401
+    import scipy.sparse as sp
+
+    import scmm
+
+    src, tgt = SOURCE[task], TARGET[task]
+    mon = PeakRSS()
+    stages: dict[str, dict] = {}
+
+    def cpu() -> float:
+        u = resource.getrusage(resource.RUSAGE_SELF)
+        return u.ru_utime + u.ru_stime
+
+    def stage(name, fn):
+        mon.reset()
+        t, c = time.perf_counter(), cpu()
+        out = fn()
+        stages[name] = {"s": time.perf_counter() - t, "cpu_s": cpu() - c,
+                        "peak_gib": mon.peak / GIB}
+        print(f"  {task} {fraction:g} {name}: {stages[name]['s']:.1f} s, "
+              f"{stages[name]['peak_gib']:.2f} GiB", flush=True)
+        return out
+
+    def load():
+        mods = {}
+        for m, p in paths.items():
+            a = ad.read_h5ad(p, backed="r" if backed and m == src else None)
+            if m == "prot":
+                a.X = a.X.toarray()
+            mods[m] = a
+        return md.MuData(mods)
+
+    mdata = stage("load", load)
+    mask = _train_mask(mdata[src].obs)
+    n_cells, nnz = mdata[src].n_obs, None
+    if naive:
+        def densify():
+            X = mdata[src].X
+            mdata.mod[src].X = X.toarray()  # the original code's dense inputs
+        stage("densify", densify)
+    if not backed:
+        def normalise():
+            scmm.pp.normalize(mdata, src, method="log_cp10k" if src == "rna" else "tfidf")
+            if task == "multiome":
+                scmm.pp.normalize(mdata, tgt, method="log_cp10k")
+        stage("normalise", normalise)
+        X = mdata[src].X
+        nnz = int(X.nnz) if sp.issparse(X) else int(np.count_nonzero(X))
+        if naive:  # dense inputs keep the dense path: no counts layer copy is held by sklearn
+            mdata[src].layers.pop("counts", None)
+    stage("svd", lambda: scmm.pp.svd(mdata, src, n_components=64, rng=0))
+    ridge = stage("fit_baseline ridge", lambda: scmm.tl.fit_baseline(
+        mdata, src, tgt, method="ridge", n_components=64, train=mask, rng=0))
+    model = ridge
+    if not naive and hasattr(scmm.tl, "fit_mlp"):
+        model = stage("fit_mlp 1 epoch", lambda: scmm.tl.fit_mlp(
+            mdata, src, tgt, max_epochs=1, train=mask, n_components=64, batch_size=512,
+            verbose=False, logger=None, rng=0))
+    if not backed:
+        query = md.MuData({src: mdata[src]})
+        stage("predict", lambda: scmm.tl.predict(model, query, key_added="scale_pred"))
+    mon.close()
+    return {
+        "task": task, "fraction": fraction, "n_cells": n_cells, "nnz": nnz,
+        "naive": naive, "backed": backed, "stages": stages,
+        "total_s": sum(v["s"] for v in stages.values()),
+        "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB,
+        "scores": {k: float(np.mean(v)) for k, v in
+                   mdata.uns.get("scmm_ridge", {}).get("scores", {}).items()
+                   if k != "n_cells"},
+        "load_average": os.getloadavg()[0],
+    }
+
+
+def _run_name(task, fraction, naive, backed) -> str:
+    return f"{task}_{fraction:g}{'_naive' if naive else ''}{'_backed' if backed else ''}.json"
+
+
+def run_subprocess(task, fraction, args, *, naive=False, backed=False) -> dict | None:
+    out = Path(args.results) / _run_name(task, fraction, naive, backed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, __file__, "--worker", task, str(fraction), "--cache", args.cache,
+           "--results", args.results]
+    cmd += ["--naive"] if naive else []
+    cmd += ["--backed"] if backed else []
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, check=False)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0 or not out.is_file():
+        print(f"{task} {fraction:g}: failed (exit {proc.returncode}) after "
+              f"{time.perf_counter() - t:.0f} s", flush=True)
+        return None
+    res = json.loads(out.read_text())
+    res["children_maxrss_gib"] = usage.ru_maxrss * 1024 / GIB
+    out.write_text(json.dumps(res, indent=1))
+    return res
+
+
+def _slope(ns, ts) -> float:
+    if len(ns) < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(ns), np.log(ts), 1)[0])
+
+
+def report(results_dir: Path) -> str:
+    """Markdown tables from all saved runs."""
+    runs = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
+    lines = []
+    for task in ("cite", "multiome"):
+        rs = sorted((r for r in runs if r["task"] == task and not r["naive"] and not r["backed"]),
+                    key=lambda r: r["fraction"])
+        if not rs:
+            continue
+        names = list(dict.fromkeys(k for r in rs for k in r["stages"]))
+        lines += [f"### {task}: seconds / peak GiB per stage", "",
+                  "| cells | nnz | " + " | ".join(names) + " | total s | peak GiB |",
+                  "|" + "---|" * (len(names) + 4)]
+        for r in rs:
+            cells = [f"{r['stages'][n]['s']:.1f} / {r['stages'][n]['peak_gib']:.2f}"
+                     if n in r["stages"] else "–" for n in names]
+            lines.append(f"| {r['n_cells']:,} | {r['nnz'] or 0:,} | " + " | ".join(cells)
+                         + f" | {r['total_s']:.0f} | {r['peak_gib']:.2f} |")
+        ns = [r["n_cells"] for r in rs]
+        slopes = [f"{n}: {_slope(ns, [r['stages'][n]['s'] for r in rs]):.2f}" for n in names
+                  if all(n in r["stages"] for r in rs)]
+        lines += ["", f"Growth exponent of time vs cells (log-log slope over {len(rs)} sizes): "
+                  + ", ".join(slopes) + f"; total: {_slope(ns, [r['total_s'] for r in rs]):.2f}.",
+                  ""]
+        if len(rs) >= 2:
+            peaks = [r["peak_gib"] for r in rs]
+            b = _slope(ns, peaks)
+            full = peaks[-1] * (N_CELLS[task] / ns[-1]) ** b
+            lines += [f"Peak memory growth exponent {b:.2f}; at {N_CELLS[task]:,} cells: "
+                      f"{'measured' if ns[-1] == N_CELLS[task] else 'extrapolated'} "
+                      f"{full:.1f} GiB.", ""]
+    other = [r for r in runs if r["naive"] or r["backed"]]
+    if other:
+        lines += ["### Naive (dense) and backed (on-disk) paths against the sparse in-memory path",
+                  "", "| task | cells | path | total s | peak GiB | sparse peak GiB | ratio |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in sorted(other, key=lambda r: (r["task"], r["fraction"], r["backed"])):
+            base = next((b for b in runs if b["task"] == r["task"] and b["fraction"] ==
+                         r["fraction"] and not b["naive"] and not b["backed"]), None)
+            bp = base["peak_gib"] if base else float("nan")
+            path = "naive dense" if r["naive"] else "backed source"
+            lines.append(f"| {r['task']} | {r['n_cells']:,} | {path} | {r['total_s']:.0f} | "
+                         f"{r['peak_gib']:.2f} | {bp:.2f} | {r['peak_gib'] / bp:.2f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="1/8 of the cells only")
+    p.add_argument("--task", choices=["cite", "multiome", "both"], default="both")
+    p.add_argument("--fractions", type=float, nargs="*", default=None)
+    p.add_argument("--naive-fraction", type=float, default=None,
+                   help="also run the naive dense path at this fraction (default 1/8 CITE, "
+                        "1/32 Multiome)")
+    p.add_argument("--no-naive", action="store_true")
+    p.add_argument("--backed-fraction", type=float, default=None,
+                   help="also run with the source modality backed (on disk) at this fraction")
+    p.add_argument("--cache", default="/tmp/scmm_scale")
+    p.add_argument("--results", default=str(HERE / "scale_results"))
+    p.add_argument("--out", default=str(HERE / "SCALE.md"))
+    p.add_argument("--report", action="store_true", help="only print tables of saved runs")
+    p.add_argument("--worker", nargs=2, metavar=("TASK", "FRACTION"), help=argparse.SUPPRESS)
+    p.add_argument("--naive", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--backed", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        task, fraction = args.worker[0], float(args.worker[1])
+        res = worker(task, fraction, Path(args.cache), naive=args.naive, backed=args.backed)
+        out = Path(args.results) / _run_name(task, fraction, args.naive, args.backed)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(res, indent=1))
+        return
+    if not args.report:
+        tasks = ("cite", "multiome") if args.task == "both" else (args.task,)
+        fractions = (0.125,) if args.quick else tuple(args.fractions or FRACTIONS)
+        for task in tasks:
+            for f in fractions:
+                run_subprocess(task, f, args)
+            if not args.no_naive:
+                nf = args.naive_fraction or (0.125 if task == "cite" else 1 / 32)
+                if nf not in fractions:
+                    run_subprocess(task, nf, args)
+                run_subprocess(task, nf, args, naive=True)
+            if args.backed_fraction:
+                run_subprocess(task, args.backed_fraction, args, backed=True)
+    text = report(Path(args.results))
+    print(text)
+    header = ("# Scale benchmark\n\nMade by `python benchmarks/scale.py` (see its docstring); "
+              "2-core, 24 GiB machine shared with other jobs (load averages in the JSON).\n\n")
+    Path(args.out).write_text(header + text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,319 @@
+"""Every bad input named in the reliability issue: a clear error (or warning) naming the
+argument, and the MuData exactly as it was before the call."""
+
+from __future__ import annotations
+
+import anndata as ad
+import mudata as md
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import scmm
+
+from .conftest import make_paired
+
+
+def _state(mdata: md.MuData) -> dict:
+    """Everything a call could modify, in comparable form."""
+    out = {"uns": repr(sorted(mdata.uns)), "obs": mdata.obs.copy()}
+    for name, a in mdata.mod.items():
+        dense = a.X.toarray() if sp.issparse(a.X) else np.array(a.X)
+        out[f"{name}.X"] = dense
+        for attr in ("layers", "obsm", "varm", "uns"):
+            out[f"{name}.{attr}"] = repr(sorted(getattr(a, attr).keys()))
+        out[f"{name}.var"] = a.var.copy()
+    return out
+
+
+def _assert_same(before: dict, after: dict) -> None:
+    assert before.keys() == after.keys()
+    for k, v in before.items():
+        if isinstance(v, np.ndarray):
+            np.testing.assert_array_equal(v, after[k], err_msg=k)
+        elif isinstance(v, pd.DataFrame):
+            pd.testing.assert_frame_equal(v, after[k], obj=k)
+        else:
+            assert v == after[k], k
+
+
+def _with_nan(m):
+    m["rna"].X = m["rna"].X.toarray()
+    m["rna"].X[0, 0] = np.nan
+
+
+def _with_inf(m):
+    m["prot"].X[3, 2] = np.inf
+
+
+def _negative_counts(m):
+    m["rna"].layers["counts"] = m["rna"].layers["counts"].toarray()
+    m["rna"].layers["counts"][1, 1] = -2
+
+
+def _empty_cell(m):
+    counts = m["rna"].layers["counts"].toarray()
+    counts[5] = 0
+    m["rna"].layers["counts"] = sp.csr_matrix(counts)
+
+
+def _peaks(m):
+    """Add an ATAC modality whose peaks lie on contigs the annotation lacks."""
+    n = m.n_obs
+    atac = ad.AnnData(
+        sp.random(n, 30, density=0.2, format="csr", random_state=0, dtype=np.float32),
+        obs=pd.DataFrame(index=m.obs_names),
+        var=pd.DataFrame(index=[f"chrZ_{i * 1000}_{i * 1000 + 500}" for i in range(30)]),
+    )
+    m.mod["atac"] = atac
+    m.update()
+
+
+ANNOTATION = pd.DataFrame(
+    {
+        "chrom": ["chr1"] * 40,
+        "start": np.arange(40) * 10_000,
+        "end": np.arange(40) * 10_000 + 5_000,
+        "strand": ["+"] * 40,
+        "gene_name": [f"g{i}" for i in range(40)],
+    }
+)
+
+CASES = [
+    # (id, how to break the data, the call, error, pattern naming the argument)
+    (
+        "missing source",
+        None,
+        lambda m: scmm.tl.fit_baseline(m, "atac", "prot"),
+        KeyError,
+        "`source='atac'`",
+    ),
+    (
+        "missing target",
+        None,
+        lambda m: scmm.tl.fit_baseline(m, "rna", "adt"),
+        KeyError,
+        "`target='adt'`",
+    ),
+    (
+        "missing layer",
+        None,
+        lambda m: scmm.tl.fit_baseline(m, "rna", "prot", layer="raw"),
+        KeyError,
+        "`layer='raw'`",
+    ),
+    (
+        "missing target layer",
+        None,
+        lambda m: scmm.tl.fit_baseline(m, "rna", "prot", target_layer="dsb"),
+        KeyError,
+        "`target_layer='dsb'`",
+    ),
+    (
+        "NaN in source",
+        _with_nan,
+        lambda m: scmm.tl.fit_baseline(m, "rna", "prot"),
+        ValueError,
+        "`layer=None \\(.X\\)` holds 1 NaN",
+    ),
+    (
+        "inf in target",
+        _with_inf,
+        lambda m: scmm.tl.fit_baseline(m, "rna", "prot"),
+        ValueError,
+        "`target_layer=None \\(.X\\)` holds 1 NaN or infinite",
+    ),
+    (
+        "train wrong length",
+        None,
+        lambda m: scmm.tl.fit_baseline(m, "rna", "prot", train=np.ones(7, bool)),
+        ValueError,
+        "`train` has 7 entries",
+    ),
+    (
+        "train selects none",
+        None,
+        lambda m: scmm.tl.fit_baseline(m, "rna", "prot", train=np.zeros(m.n_obs, bool)),
+        ValueError,
+        "`train` selects no cells",
+    ),
+    (
+        "train not boolean",
+        None,
+        lambda m: scmm.tl.fit_baseline(m, "rna", "prot", train=np.arange(m.n_obs)),
+        ValueError,
+        "`train` must be a boolean mask",
+    ),
+    (
+        "negative counts",
+        _negative_counts,
+        lambda m: scmm.pp.normalize(m, "rna"),
+        ValueError,
+        "`layer='counts'` has negative values",
+    ),
+    (
+        "cell without counts",
+        _empty_cell,
+        lambda m: scmm.pp.normalize(m, "rna"),
+        ValueError,
+        "1 cells of `mod='rna'` have no counts",
+    ),
+    (
+        "unknown normalisation",
+        None,
+        lambda m: scmm.pp.normalize(m, "rna", method="sct"),
+        ValueError,
+        "`method='sct'`",
+    ),
+    (
+        "svd too many components",
+        None,
+        lambda m: scmm.pp.svd(m, "rna", n_components=1000),
+        ValueError,
+        "`n_components=1000`",
+    ),
+    (
+        "GMT without overlap",
+        None,
+        lambda m: scmm.pp.pathway_connectivity(
+            m, "rna", "prot", gene_sets={"SET": ["NOPE1", "NOPE2"]}
+        ),
+        ValueError,
+        "`gene_sets` .* share no genes",
+    ),
+    (
+        "peaks on other contigs",
+        _peaks,
+        lambda m: scmm.pp.gene_peak_windows(m, "rna", "atac", annotation=ANNOTATION),
+        ValueError,
+        "assembl",
+    ),
+    (
+        "split unknown batch",
+        None,
+        lambda m: scmm.pp.split_cells(m, test_batches="d9"),
+        KeyError,
+        "`batch_key='batch'`",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("breaker", "call", "error", "pattern"),
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
+)
+def test_bad_input_clear_error_and_mdata_unchanged(breaker, call, error, pattern):
+    mdata = make_paired()
+    if breaker is not None:
+        breaker(mdata)
+    before = _state(mdata)
+    with pytest.raises(error, match=pattern):
+        call(mdata)
+    _assert_same(before, _state(mdata))
+
+
+def test_unpaired_cells_refused_with_counts():
+    m = make_paired()
+    m = md.MuData({"rna": m["rna"], "prot": m["prot"][10:].copy()})
+    before = _state(m)
+    with pytest.raises(ValueError, match="10 cells of source='rna' are not in target='prot'"):
+        scmm.tl.fit_baseline(m, "rna", "prot")
+    _assert_same(before, _state(m))
+
+
+def test_all_held_out_cells_constant_targets_warn():
+    m = make_paired()
+    test = ~m.obs["train"].to_numpy()
+    m["prot"].X[test] = 1.0
+    with pytest.warns(UserWarning, match="All 30 held-out cells have constant target values"):
+        scmm.tl.fit_baseline(m, "rna", "prot", train="train", n_components=5)
+
+
+def test_predict_reordered_missing_and_extra_features():
+    m = make_paired()
+    model = scmm.tl.fit_baseline(m, "rna", "prot", n_components=5)
+    ref = model.predict(m)
+    rna = m["rna"]
+    reordered = rna[:, np.random.default_rng(0).permutation(rna.n_vars)].copy()
+    np.testing.assert_allclose(model.predict(reordered), ref, rtol=1e-5, atol=1e-6)
+    extra = ad.concat(
+        [
+            rna,
+            ad.AnnData(
+                sp.csr_matrix((rna.n_obs, 2), dtype=np.float32),
+                obs=rna.obs,
+                var=pd.DataFrame(index=["x1", "x2"]),
+            ),
+        ],
+        axis=1,
+    )
+    with pytest.warns(UserWarning, match="Ignoring 2 features"):
+        np.testing.assert_allclose(model.predict(extra), ref, rtol=1e-5, atol=1e-6)
+    query = md.MuData({"rna": rna[:, 5:].copy()})
+    before = _state(query)
+    with pytest.raises(KeyError, match=r"5 of the model's 40 features are missing.*'g4'"):
+        scmm.tl.predict(model, query)
+    _assert_same(before, _state(query))
+
+
+# -- property-based ------------------------------------------------------------------------
+
+matrices = st.tuples(st.integers(1, 12), st.integers(2, 9), st.integers(0, 2**31 - 1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(matrices, st.sampled_from([np.float32, np.float64]), st.booleans())
+def test_metrics_properties(shape_seed, dtype, sparse):
+    n, f, seed = shape_seed
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=(n, f)).astype(dtype)
+    p = rng.normal(size=(n, f)).astype(dtype)
+    yy = sp.csr_matrix(y) if sparse else y
+    r = scmm.metrics.pearson_per_cell(yy, p, average=False)
+    assert r.shape == (n,) and np.all(np.abs(r) <= 1 + 1e-9)
+    # invariant to a positive affine map of each predicted row, symmetric in its arguments
+    scale = rng.uniform(0.5, 3, size=(n, 1))
+    np.testing.assert_allclose(
+        scmm.metrics.pearson_per_cell(y, p * scale + 7, average=False), r, atol=1e-5
+    )
+    np.testing.assert_allclose(scmm.metrics.pearson_per_cell(p, y, average=False), r, atol=1e-9)
+    assert scmm.metrics.pearson_per_cell(y, y) == pytest.approx(1.0, abs=1e-6) or f < 2
+    assert scmm.metrics.rmse(y, y) == 0.0
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(12, 40),
+    st.integers(6, 20),
+    st.integers(1, 5),
+    st.booleans(),
+    st.sampled_from([np.float32, np.float64]),
+    st.integers(0, 1000),
+)
+def test_predict_random_shapes(n_cells, n_genes, n_prot, sparse, dtype, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.poisson(1.0, size=(n_cells, n_genes)).astype(dtype)
+    names = [f"c{i}" for i in range(n_cells)]
+    rna = ad.AnnData(
+        sp.csr_matrix(X) if sparse else X,
+        obs=pd.DataFrame(index=names),
+        var=pd.DataFrame(index=[f"g{i}" for i in range(n_genes)]),
+    )
+    prot = ad.AnnData(
+        rng.normal(size=(n_cells, n_prot)).astype(dtype),
+        obs=pd.DataFrame(index=names),
+        var=pd.DataFrame(index=[f"p{i}" for i in range(n_prot)]),
+    )
+    m = md.MuData({"rna": rna, "prot": prot})
+    model = scmm.tl.fit_baseline(m, "rna", "prot", n_components=min(3, n_genes - 1))
+    query = md.MuData({"rna": rna[::-1, ::-1].copy()})
+    scmm.tl.predict(model, query)
+    out = query["rna"].obsm["scmm_ridge"]
+    assert out.shape == (n_cells, n_prot) and np.isfinite(out.to_numpy()).all()
+    np.testing.assert_allclose(
+        out.to_numpy()[::-1], m["prot"].layers["scmm_ridge"], rtol=1e-4, atol=1e-4
+    )
