@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 import time
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from scmm._tasks import METHODS, TASKS, load_task
 QUICK = {"tasks": ["bmmc_cite"], "methods": ["mean", "ridge", "kernel_ridge", "mlp"], "seeds": [0]}
 
 
-def run(tasks, methods, seeds, svd_fit_on, out_dir: Path) -> list[dict]:
+def run(tasks, methods, seeds, svd_fit_on, out_dir: Path, seeds_all=None) -> list[dict]:
     rows = []
     for task_name in tasks:
         mdata, task = load_task(task_name)
@@ -37,7 +38,7 @@ def run(tasks, methods, seeds, svd_fit_on, out_dir: Path) -> list[dict]:
             if not method.applies_to(task):
                 continue
             for fit_on in svd_fit_on if method.uses_svd else ["train"]:
-                for seed in seeds:
+                for seed in seeds if fit_on == "train" or seeds_all is None else seeds_all:
                     key = f"bench_{name}"
                     start = time.perf_counter()
                     method.fit(mdata, task, key_added=key, rng=seed, svd_fit_on=fit_on)
@@ -112,6 +113,13 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=sorted(METHODS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--svd-fit-on", choices=["train", "all", "both"], default="both")
+    parser.add_argument(
+        "--seeds-all",
+        nargs="+",
+        type=int,
+        default=None,
+        help="seeds of the svd_fit_on='all' rows (default: --seeds)",
+    )
     parser.add_argument("--quick", action="store_true", help="bmmc_cite, 1 seed, few methods")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
@@ -120,13 +128,12 @@ def main() -> None:
         tasks, seeds = QUICK["tasks"], QUICK["seeds"]
         methods = [m for m in QUICK["methods"] if m in METHODS]
     fit_on = ["train", "all"] if args.svd_fit_on == "both" else [args.svd_fit_on]
-    rows = run(tasks, methods, seeds, fit_on, args.out)
+    rows = run(tasks, methods, seeds, fit_on, args.out, seeds_all=args.seeds_all)
     table = summarise(rows)
     print("\n" + table)
     name = "accuracy_quick" if args.quick else "accuracy"
-    (args.out / f"{name}.md").write_text(
-        f"Command: `python benchmarks/accuracy.py{' --quick' if args.quick else ''}`\n\n{table}\n"
-    )
+    command = "python benchmarks/accuracy.py " + " ".join(sys.argv[1:])
+    (args.out / f"{name}.md").write_text(f"Command: `{command.strip()}`\n\n{table}\n")
 
 
 if __name__ == "__main__":

@@ -117,10 +117,16 @@ def worker(task: str, fraction: float, cache: Path, *, naive: bool, backed: bool
         mon.reset()
         t, c = time.perf_counter(), cpu()
         out = fn()
-        stages[name] = {"s": time.perf_counter() - t, "cpu_s": cpu() - c,
-                        "peak_gib": mon.peak / GIB}
-        print(f"  {task} {fraction:g} {name}: {stages[name]['s']:.1f} s, "
-              f"{stages[name]['peak_gib']:.2f} GiB", flush=True)
+        stages[name] = {
+            "s": time.perf_counter() - t,
+            "cpu_s": cpu() - c,
+            "peak_gib": mon.peak / GIB,
+        }
+        print(
+            f"  {task} {fraction:g} {name}: {stages[name]['s']:.1f} s, "
+            f"{stages[name]['peak_gib']:.2f} GiB",
+            flush=True,
+        )
         return out
 
     def load():
@@ -133,43 +139,72 @@ def worker(task: str, fraction: float, cache: Path, *, naive: bool, backed: bool
         return md.MuData(mods)
 
     mdata = stage("load", load)
-    mask = _train_mask(mdata[src].obs)
+    # a held-out donor; the backed run trains on all cells, since `X[train]` of a backed
+    # matrix is loaded into memory by the fit contract
+    mask = None if backed else _train_mask(mdata[src].obs)
     n_cells, nnz = mdata[src].n_obs, None
     if naive:
+
         def densify():
             X = mdata[src].X
             mdata.mod[src].X = X.toarray()  # the original code's dense inputs
+
         stage("densify", densify)
     if not backed:
+
         def normalise():
             scmm.pp.normalize(mdata, src, method="log_cp10k" if src == "rna" else "tfidf")
             if task == "multiome":
                 scmm.pp.normalize(mdata, tgt, method="log_cp10k")
+
         stage("normalise", normalise)
         X = mdata[src].X
         nnz = int(X.nnz) if sp.issparse(X) else int(np.count_nonzero(X))
         if naive:  # dense inputs keep the dense path: no counts layer copy is held by sklearn
             mdata[src].layers.pop("counts", None)
     stage("svd", lambda: scmm.pp.svd(mdata, src, n_components=64, rng=0))
-    ridge = stage("fit_baseline ridge", lambda: scmm.tl.fit_baseline(
-        mdata, src, tgt, method="ridge", n_components=64, train=mask, rng=0))
+    ridge = stage(
+        "fit_baseline ridge",
+        lambda: scmm.tl.fit_baseline(
+            mdata, src, tgt, method="ridge", n_components=64, train=mask, rng=0
+        ),
+    )
     model = ridge
     if not naive and hasattr(scmm.tl, "fit_mlp"):
-        model = stage("fit_mlp 1 epoch", lambda: scmm.tl.fit_mlp(
-            mdata, src, tgt, max_epochs=1, train=mask, n_components=64, batch_size=512,
-            verbose=False, logger=None, rng=0))
+        model = stage(
+            "fit_mlp 1 epoch",
+            lambda: scmm.tl.fit_mlp(
+                mdata,
+                src,
+                tgt,
+                max_epochs=1,
+                train=mask,
+                n_components=64,
+                batch_size=512,
+                verbose=False,
+                logger=None,
+                rng=0,
+            ),
+        )
     if not backed:
         query = md.MuData({src: mdata[src]})
         stage("predict", lambda: scmm.tl.predict(model, query, key_added="scale_pred"))
     mon.close()
     return {
-        "task": task, "fraction": fraction, "n_cells": n_cells, "nnz": nnz,
-        "naive": naive, "backed": backed, "stages": stages,
+        "task": task,
+        "fraction": fraction,
+        "n_cells": n_cells,
+        "nnz": nnz,
+        "naive": naive,
+        "backed": backed,
+        "stages": stages,
         "total_s": sum(v["s"] for v in stages.values()),
         "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB,
-        "scores": {k: float(np.mean(v)) for k, v in
-                   mdata.uns.get("scmm_ridge", {}).get("scores", {}).items()
-                   if k != "n_cells"},
+        "scores": {
+            k: float(np.mean(v))
+            for k, v in mdata.uns.get("scmm_ridge", {}).get("scores", {}).items()
+            if k != "n_cells"
+        },
         "load_average": os.getloadavg()[0],
     }
 
@@ -181,16 +216,31 @@ def _run_name(task, fraction, naive, backed) -> str:
 def run_subprocess(task, fraction, args, *, naive=False, backed=False) -> dict | None:
     out = Path(args.results) / _run_name(task, fraction, naive, backed)
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, __file__, "--worker", task, str(fraction), "--cache", args.cache,
-           "--results", args.results]
+    if out.is_file() and not args.force:
+        print(f"{out.name}: kept (pass --force to rerun)", flush=True)
+        return json.loads(out.read_text())
+    cmd = [
+        sys.executable,
+        __file__,
+        "--worker",
+        task,
+        str(fraction),
+        "--cache",
+        args.cache,
+        "--results",
+        args.results,
+    ]
     cmd += ["--naive"] if naive else []
     cmd += ["--backed"] if backed else []
     t = time.perf_counter()
     proc = subprocess.run(cmd, check=False)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0 or not out.is_file():
-        print(f"{task} {fraction:g}: failed (exit {proc.returncode}) after "
-              f"{time.perf_counter() - t:.0f} s", flush=True)
+        print(
+            f"{task} {fraction:g}: failed (exit {proc.returncode}) after "
+            f"{time.perf_counter() - t:.0f} s",
+            flush=True,
+        )
         return None
     res = json.loads(out.read_text())
     res["children_maxrss_gib"] = usage.ru_maxrss * 1024 / GIB
@@ -209,44 +259,83 @@ def report(results_dir: Path) -> str:
     runs = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
     lines = []
     for task in ("cite", "multiome"):
-        rs = sorted((r for r in runs if r["task"] == task and not r["naive"] and not r["backed"]),
-                    key=lambda r: r["fraction"])
+        rs = sorted(
+            (r for r in runs if r["task"] == task and not r["naive"] and not r["backed"]),
+            key=lambda r: r["fraction"],
+        )
         if not rs:
             continue
         names = list(dict.fromkeys(k for r in rs for k in r["stages"]))
-        lines += [f"### {task}: seconds / peak GiB per stage", "",
-                  "| cells | nnz | " + " | ".join(names) + " | total s | peak GiB |",
-                  "|" + "---|" * (len(names) + 4)]
+        lines += [
+            f"### {task}: wall s / CPU s / peak GiB per stage",
+            "",
+            "| cells | nnz | " + " | ".join(names) + " | total s | peak GiB |",
+            "|" + "---|" * (len(names) + 4),
+        ]
         for r in rs:
-            cells = [f"{r['stages'][n]['s']:.1f} / {r['stages'][n]['peak_gib']:.2f}"
-                     if n in r["stages"] else "–" for n in names]
-            lines.append(f"| {r['n_cells']:,} | {r['nnz'] or 0:,} | " + " | ".join(cells)
-                         + f" | {r['total_s']:.0f} | {r['peak_gib']:.2f} |")
+            cells = [
+                f"{r['stages'][n]['s']:.1f} / {r['stages'][n].get('cpu_s', float('nan')):.1f} / "
+                f"{r['stages'][n]['peak_gib']:.2f}"
+                if n in r["stages"]
+                else "–"
+                for n in names
+            ]
+            lines.append(
+                f"| {r['n_cells']:,} | {r['nnz'] or 0:,} | "
+                + " | ".join(cells)
+                + f" | {r['total_s']:.0f} | {r['peak_gib']:.2f} |"
+            )
         ns = [r["n_cells"] for r in rs]
-        slopes = [f"{n}: {_slope(ns, [r['stages'][n]['s'] for r in rs]):.2f}" for n in names
-                  if all(n in r["stages"] for r in rs)]
-        lines += ["", f"Growth exponent of time vs cells (log-log slope over {len(rs)} sizes): "
-                  + ", ".join(slopes) + f"; total: {_slope(ns, [r['total_s'] for r in rs]):.2f}.",
-                  ""]
+        both = [n for n in names if all(n in r["stages"] for r in rs)]
+        wall = [f"{n} {_slope(ns, [r['stages'][n]['s'] for r in rs]):.2f}" for n in both]
+        cpu = [
+            f"{n} {_slope(ns, [r['stages'][n].get('cpu_s', np.nan) for r in rs]):.2f}" for n in both
+        ]
+        lines += [
+            "",
+            f"Growth exponent of time vs cells (log-log slope over {len(rs)} sizes), wall: "
+            + ", ".join(wall)
+            + f", total {_slope(ns, [r['total_s'] for r in rs]):.2f}; CPU: "
+            + ", ".join(cpu)
+            + ".",
+            "",
+        ]
         if len(rs) >= 2:
             peaks = [r["peak_gib"] for r in rs]
             b = _slope(ns, peaks)
             full = peaks[-1] * (N_CELLS[task] / ns[-1]) ** b
-            lines += [f"Peak memory growth exponent {b:.2f}; at {N_CELLS[task]:,} cells: "
-                      f"{'measured' if ns[-1] == N_CELLS[task] else 'extrapolated'} "
-                      f"{full:.1f} GiB.", ""]
+            lines += [
+                f"Peak memory growth exponent {b:.2f}; at {N_CELLS[task]:,} cells: "
+                f"{'measured' if ns[-1] == N_CELLS[task] else 'extrapolated'} "
+                f"{full:.1f} GiB.",
+                "",
+            ]
     other = [r for r in runs if r["naive"] or r["backed"]]
     if other:
-        lines += ["### Naive (dense) and backed (on-disk) paths against the sparse in-memory path",
-                  "", "| task | cells | path | total s | peak GiB | sparse peak GiB | ratio |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "### Naive (dense) and backed (on-disk) paths against the sparse in-memory path",
+            "",
+            "| task | cells | path | total s | peak GiB | sparse peak GiB | ratio |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in sorted(other, key=lambda r: (r["task"], r["fraction"], r["backed"])):
-            base = next((b for b in runs if b["task"] == r["task"] and b["fraction"] ==
-                         r["fraction"] and not b["naive"] and not b["backed"]), None)
+            base = next(
+                (
+                    b
+                    for b in runs
+                    if b["task"] == r["task"]
+                    and b["fraction"] == r["fraction"]
+                    and not b["naive"]
+                    and not b["backed"]
+                ),
+                None,
+            )
             bp = base["peak_gib"] if base else float("nan")
             path = "naive dense" if r["naive"] else "backed source"
-            lines.append(f"| {r['task']} | {r['n_cells']:,} | {path} | {r['total_s']:.0f} | "
-                         f"{r['peak_gib']:.2f} | {bp:.2f} | {r['peak_gib'] / bp:.2f} |")
+            lines.append(
+                f"| {r['task']} | {r['n_cells']:,} | {path} | {r['total_s']:.0f} | "
+                f"{r['peak_gib']:.2f} | {bp:.2f} | {r['peak_gib'] / bp:.2f} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -256,16 +345,24 @@ def main(argv=None) -> None:
     p.add_argument("--quick", action="store_true", help="1/8 of the cells only")
     p.add_argument("--task", choices=["cite", "multiome", "both"], default="both")
     p.add_argument("--fractions", type=float, nargs="*", default=None)
-    p.add_argument("--naive-fraction", type=float, default=None,
-                   help="also run the naive dense path at this fraction (default 1/8 CITE, "
-                        "1/32 Multiome)")
+    p.add_argument(
+        "--naive-fraction",
+        type=float,
+        default=None,
+        help="also run the naive dense path at this fraction (default 1/8 CITE, 1/64 Multiome)",
+    )
     p.add_argument("--no-naive", action="store_true")
-    p.add_argument("--backed-fraction", type=float, default=None,
-                   help="also run with the source modality backed (on disk) at this fraction")
+    p.add_argument(
+        "--backed-fraction",
+        type=float,
+        default=None,
+        help="also run with the source modality backed (on disk) at this fraction",
+    )
     p.add_argument("--cache", default="/tmp/scmm_scale")
     p.add_argument("--results", default=str(HERE / "scale_results"))
     p.add_argument("--out", default=str(HERE / "SCALE.md"))
     p.add_argument("--report", action="store_true", help="only print tables of saved runs")
+    p.add_argument("--force", action="store_true", help="rerun sizes that have saved results")
     p.add_argument("--worker", nargs=2, metavar=("TASK", "FRACTION"), help=argparse.SUPPRESS)
     p.add_argument("--naive", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--backed", action="store_true", help=argparse.SUPPRESS)
@@ -284,7 +381,7 @@ def main(argv=None) -> None:
             for f in fractions:
                 run_subprocess(task, f, args)
             if not args.no_naive:
-                nf = args.naive_fraction or (0.125 if task == "cite" else 1 / 32)
+                nf = args.naive_fraction or (0.125 if task == "cite" else 1 / 64)
                 if nf not in fractions:
                     run_subprocess(task, nf, args)
                 run_subprocess(task, nf, args, naive=True)
@@ -292,9 +389,21 @@ def main(argv=None) -> None:
                 run_subprocess(task, args.backed_fraction, args, backed=True)
     text = report(Path(args.results))
     print(text)
-    header = ("# Scale benchmark\n\nMade by `python benchmarks/scale.py` (see its docstring); "
-              "2-core, 24 GiB machine shared with other jobs (load averages in the JSON).\n\n")
-    Path(args.out).write_text(header + text + "\n")
+    out = Path(args.out)
+    doc = out.read_text() if out.is_file() else ""
+    tables = f"{_BEGIN}\n{text}\n{_END}"
+    if _BEGIN in doc and _END in doc:  # keep the hand-written notes around the tables
+        doc = doc[: doc.index(_BEGIN)] + tables + doc[doc.index(_END) + len(_END) :]
+    else:
+        doc = (
+            "# Scale benchmark\n\nMade by `python benchmarks/scale.py` (see its docstring).\n\n"
+            + tables
+            + "\n"
+        )
+    out.write_text(doc)
+
+
+_BEGIN, _END = "<!-- scale tables: begin -->", "<!-- scale tables: end -->"
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@
 low-rank latent state per cell, so the targets are predictable from the inputs. Matrices are
 generated in row blocks straight into CSR (float32 values, int32 indices): nothing is ever
 dense except the 140-protein target. ``fraction`` scales the number of cells (1/8, 1/4, 1/2,
-1). The same ``rng`` seed gives the same data, and a smaller ``fraction`` gives the first cells
-of the bigger one (blocks are seeded by their position).
+1). The same ``rng`` seed (and ``block``) gives the same data; each block of cells has its own
+seed, so the blocks a smaller ``fraction`` shares whole with a bigger one are identical.
 
 ``write_h5ad`` streams the blocks of one modality to an ``.h5ad`` file that
 ``anndata.read_h5ad(path, backed="r")`` opens without loading the matrix, for sizes that do not
@@ -14,7 +14,9 @@ fit in memory twice.
 
 Usable as a module (``import synthetic`` with ``benchmarks/`` on the path) or a script::
 
-    python benchmarks/synthetic.py multiome --fraction 0.125 --out /tmp/multi  # multi_atac.h5ad, multi_rna.h5ad
+    python benchmarks/synthetic.py multiome --fraction 0.125 --out /tmp/multi
+
+writes ``/tmp/multi_atac.h5ad`` and ``/tmp/multi_rna.h5ad``.
 """
 
 from __future__ import annotations
@@ -30,8 +32,13 @@ import scipy.sparse as sp
 from mudata import MuData
 
 CITE = {"n_cells": 70_988, "n_genes": 22_050, "n_proteins": 140, "density": 0.10}
-MULTIOME = {"n_cells": 105_942, "n_peaks": 228_942, "n_genes": 23_418, "density": 0.03,
-            "target_density": 0.10}
+MULTIOME = {
+    "n_cells": 105_942,
+    "n_peaks": 228_942,
+    "n_genes": 23_418,
+    "density": 0.03,
+    "target_density": 0.10,
+}
 N_LATENT = 12
 BLOCK = 4_000
 _TABLE = 1 << 16
@@ -116,8 +123,10 @@ def _counts(
 def _obs(start: int, stop: int, rng: np.random.Generator, prefix: str) -> pd.DataFrame:
     idx = pd.Index([f"{prefix}{i:06d}" for i in range(start, stop)], name="cell_id")
     return pd.DataFrame(
-        {"donor": _DONORS[rng.integers(0, 3, stop - start)],
-         "day": rng.choice([2, 3, 4, 7], stop - start)},
+        {
+            "donor": _DONORS[rng.integers(0, 3, stop - start)],
+            "day": rng.choice([2, 3, 4, 7], stop - start),
+        },
         index=idx,
     )
 
@@ -149,7 +158,8 @@ def iter_blocks(
         for start, stop, brng in _block_rngs(seed, n, block):
             z = _latent(brng, stop - start)
             prot = np.tanh(z) @ coef + 0.3 * brng.standard_normal(
-                (stop - start, CITE["n_proteins"]), dtype=np.float32)
+                (stop - start, CITE["n_proteins"]), dtype=np.float32
+            )
             yield {
                 "obs": _obs(start, stop, brng, "c"),
                 "rna": _counts(z, genes, CITE["density"], brng),
@@ -169,8 +179,12 @@ def iter_blocks(
 
 
 def _var(task: str, mod: str, rng: int) -> pd.DataFrame:
-    n = {("cite", "rna"): CITE["n_genes"], ("cite", "prot"): CITE["n_proteins"],
-         ("multiome", "atac"): MULTIOME["n_peaks"], ("multiome", "rna"): MULTIOME["n_genes"]}
+    n = {
+        ("cite", "rna"): CITE["n_genes"],
+        ("cite", "prot"): CITE["n_proteins"],
+        ("multiome", "atac"): MULTIOME["n_peaks"],
+        ("multiome", "rna"): MULTIOME["n_genes"],
+    }
     n = n[(task, mod)]
     if mod == "atac":
         names = _peak_names(n, np.random.default_rng([int(rng), 7]))

@@ -22,10 +22,12 @@ Decisions worth knowing before changing this file:
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from datetime import date
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _package_version
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -35,12 +37,12 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 project = "scmm"
 author = "the scmm authors"
-copyright = f"{date.today().year}, {author}"  # noqa: A001
+copyright = f"{date.today().year}, {author}"
 try:
-    release = version("scmm")
+    release = _package_version("scmm")
 except PackageNotFoundError:  # pragma: no cover
     release = "0.0.0"
-version = release  # noqa: F811
+version = release
 
 extensions = [
     "myst_nb",
@@ -54,7 +56,15 @@ extensions = [
 ]
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints", "jupyter_execute"]
+# results_table.md is included by results.md (the benchmark overwrites it), not a page of its own
+exclude_patterns = [
+    "_build",
+    "Thumbs.db",
+    ".DS_Store",
+    "**.ipynb_checkpoints",
+    "jupyter_execute",
+    "results_table.md",
+]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 master_doc = "index"
 nitpicky = True
@@ -66,7 +76,6 @@ autosummary_imported_members = True  # public functions live in private modules 
 autosummary_ignore_module_all = False  # document exactly each namespace's __all__
 autodoc_member_order = "bysource"
 autodoc_inherit_docstrings = False  # never pull torch/lightning docstrings into our pages
-autodoc_default_options = {"show-inheritance": False}
 autodoc_typehints = "description"  # sphinx_autodoc_typehints moves hints into the params
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
@@ -105,7 +114,7 @@ intersphinx_timeout = 10
 # External names cannot be resolved offline: ignore them (and only them) under nitpicky.
 _EXTERNAL = (
     r"(anndata|ad|mudata|md|scanpy|sc|muon|mu|torch|nn|numpy|np|scipy|sp|sparse|pandas|pd|"
-    r"sklearn|matplotlib|mpl|plt|lightning|pyranges|pr|safetensors|pathlib|os|typing|"
+    r"sklearn|matplotlib|mpl|plt|lightning|pyranges|pr|safetensors|pooch|tqdm|pathlib|os|typing|"
     r"collections|numbers|datetime)(\..+)?"
 )
 _BUILTIN = (
@@ -118,6 +127,9 @@ _BUILTIN = (
 nitpick_ignore_regex = [
     (r"py:.*", _EXTERNAL),
     (r"py:.*", _BUILTIN),
+    # private names (``_fit``, ``scmm.x._module.NAME``) are deliberately left undocumented
+    (r"py:.*", r"(.*\.)?_[^.]*"),
+    (r"py:.*", r"scmm(\.\w+)*\._\w+(\.\w+)*"),
 ]
 
 # -- myst / myst-nb -------------------------------------------------------------------------------
@@ -151,7 +163,7 @@ myst_substitutions = {
     ),
 }
 
-# -- HTML -------------------------------------------------------------------------------------------
+# -- HTML ----------------------------------------------------------------------------------------
 html_theme = "sphinx_book_theme"
 html_title = "scmm"
 html_theme_options = {
@@ -181,5 +193,30 @@ def _resolve_private_module(app, env, node, contnode):
     )
 
 
+def _undo_returns_colon(app, what, name, obj, options, lines):
+    """Drop the ``:`` sphinx-autodoc-typehints puts under numpy "Returns" headers.
+
+    It tells napoleon's returns parser not to read a type; scmm renders "Returns" as a generic
+    section (see ``napoleon_custom_sections``), where the ``:`` would be printed.
+    """
+    for i in range(len(lines) - 2):
+        if lines[i].strip() == "Returns" and set(lines[i + 1].strip()) == {"-"}:
+            if lines[i + 2] == ":":
+                del lines[i + 2]
+            return
+
+
+def _drop_type_docstring(app, what, name, obj, options, lines):
+    """Constants without a docstring of their own must not show their type's (``dict``'s)."""
+    if what in ("data", "attribute") and not isinstance(obj, type) and lines:
+        own = (type(obj).__doc__ or "").strip()
+        if own and "\n".join(lines).strip() == inspect.cleandoc(own):
+            lines[:] = []
+
+
 def setup(app):
+    app.connect("autodoc-process-docstring", _drop_type_docstring)
     app.connect("missing-reference", _resolve_private_module)
+    # priority 499 like sphinx-autodoc-typehints' handler (registered before this one), so this
+    # runs after it and before napoleon (500)
+    app.connect("autodoc-process-docstring", _undo_returns_colon, priority=499)

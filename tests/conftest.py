@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+import torch
 
 matplotlib.use("Agg")
 
@@ -22,6 +23,15 @@ _REPO = Path(__file__).resolve().parents[1]
 def _no_downloads(monkeypatch):
     """Tests never download: a missing data file is an error, not a fetch."""
     monkeypatch.setenv("SCMM_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small tensors: one torch thread avoids OpenMP contention (much faster on 2 busy cores)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def real_data_dir() -> Path | None:

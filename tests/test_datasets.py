@@ -225,7 +225,12 @@ LOADERS = {
 
 
 def test_public_api():
-    assert set(LOADERS) | {"gene_annotation", "gene_sets", "fetch"} == set(ds.__all__)
+    assert set(LOADERS) | {
+        "gene_annotation",
+        "gene_sets",
+        "fetch",
+        "read_open_problems_2022",
+    } == set(ds.__all__)
     for name in LOADERS:
         params = inspect.signature(getattr(ds, name)).parameters
         assert list(params) == ["data_dir"]

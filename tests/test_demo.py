@@ -11,9 +11,7 @@ from scmm import cli
 
 
 def test_demo_runs_on_bmmc_cite_and_ridge_matches_the_reference(data_dir, tmp_path, capsys):
-    rows = cli.demo(
-        "bmmc_cite", out=tmp_path, methods=["mean", "ridge"], data_dir=str(data_dir)
-    )
+    rows = cli.demo("bmmc_cite", out=tmp_path, methods=["mean", "ridge"], data_dir=str(data_dir))
     scores = {r["method"]: r["pearson_per_cell"] for r in rows}
     # measured outside the project with the same preprocessing: ridge ≈ 0.84, mean ≈ 0.62
     assert scores["ridge"] == pytest.approx(0.84, abs=0.015)
@@ -28,12 +26,19 @@ def test_demo_runs_on_bmmc_cite_and_ridge_matches_the_reference(data_dir, tmp_pa
 
 
 def test_console_script_reports_missing_data_clearly(tmp_path):
-    env = {"SCMM_DATA_DIR": str(tmp_path), "SCMM_CACHE_DIR": str(tmp_path / "cache"),
-           "PATH": "/usr/bin:/bin", "SCMM_OFFLINE": "1"}
+    env = {
+        "SCMM_DATA_DIR": str(tmp_path),
+        "SCMM_CACHE_DIR": str(tmp_path / "cache"),
+        "PATH": "/usr/bin:/bin",
+        "SCMM_OFFLINE": "1",
+    }
     proc = subprocess.run(
-        [sys.executable, "-m", "scmm", "demo", "--data-dir", str(tmp_path), "--out",
-         str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
+        [sys.executable, "-m", "scmm", "demo", "--data-dir", str(tmp_path), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 1
     assert "bmmc_cite_starter_rna.h5ad" in proc.stderr

@@ -20,15 +20,6 @@ from .conftest import make_paired
 FAST = {"max_epochs": 4, "batch_size": 32, "device": "cpu", "verbose": False}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP contention on a busy 2-core machine (100x faster)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # --- nn.MLP -------------------------------------------------------------------------------------
 def test_mlp_skip_head_widths():
     assert MLP(10, 3, (8, 6, 4), skip="none").head.in_features == 4

@@ -17,16 +17,24 @@ def _write_fixed(path, key: str, values: np.ndarray, cells, columns) -> None:
     with h5py.File(path, "w") as f:
         g = f.create_group(key)
         g.attrs.update(
-            pandas_type="frame", pandas_version="0.15.2", ndim=2, nblocks=1,
-            axis0_variety="regular", axis1_variety="regular", block0_items_variety="regular",
-            encoding="UTF-8", errors="strict",
+            pandas_type="frame",
+            pandas_version="0.15.2",
+            ndim=2,
+            nblocks=1,
+            axis0_variety="regular",
+            axis1_variety="regular",
+            block0_items_variety="regular",
+            encoding="UTF-8",
+            errors="strict",
         )
         cols = np.array([c.encode() for c in columns])
         g.create_dataset("axis0", data=cols)
         g.create_dataset("axis1", data=np.array([c.encode() for c in cells]))
         g.create_dataset("block0_items", data=cols)
         g.create_dataset(
-            "block0_values", data=values.astype(np.float32), chunks=(3, values.shape[1]),
+            "block0_values",
+            data=values.astype(np.float32),
+            chunks=(3, values.shape[1]),
             compression="gzip",
         )
         for name in ("axis0", "axis1", "block0_items"):
@@ -57,24 +65,43 @@ def kaggle_dir(tmp_path):
         "multi_tg": _sparse_values(rng, n_multi, len(genes), 0.3),
         "cite_test": _sparse_values(rng, 7, len(genes), 0.2),
     }
-    _write_fixed(tmp_path / "train_cite_inputs.h5", "train_cite_inputs", arrays["cite_in"],
-                 cite_cells, genes)
-    _write_fixed(tmp_path / "train_cite_targets.h5", "train_cite_targets", arrays["cite_tg"],
-                 cite_cells, prots)
-    _write_fixed(tmp_path / "test_cite_inputs.h5", "test_cite_inputs", arrays["cite_test"],
-                 test_cells, genes)
-    _write_fixed(tmp_path / "train_multi_inputs.h5", "train_multi_inputs", arrays["multi_in"],
-                 multi_cells, peaks)
-    _write_fixed(tmp_path / "train_multi_targets.h5", "train_multi_targets", arrays["multi_tg"],
-                 multi_cells, genes)
+    _write_fixed(
+        tmp_path / "train_cite_inputs.h5", "train_cite_inputs", arrays["cite_in"], cite_cells, genes
+    )
+    _write_fixed(
+        tmp_path / "train_cite_targets.h5",
+        "train_cite_targets",
+        arrays["cite_tg"],
+        cite_cells,
+        prots,
+    )
+    _write_fixed(
+        tmp_path / "test_cite_inputs.h5", "test_cite_inputs", arrays["cite_test"], test_cells, genes
+    )
+    _write_fixed(
+        tmp_path / "train_multi_inputs.h5",
+        "train_multi_inputs",
+        arrays["multi_in"],
+        multi_cells,
+        peaks,
+    )
+    _write_fixed(
+        tmp_path / "train_multi_targets.h5",
+        "train_multi_targets",
+        arrays["multi_tg"],
+        multi_cells,
+        genes,
+    )
     all_cells = cite_cells + test_cells + multi_cells
-    meta = pd.DataFrame({
-        "cell_id": all_cells[::-1],  # another order than the files
-        "day": rng.choice([2, 3, 4, 7], len(all_cells)),
-        "donor": rng.choice([13176, 31800, 32606], len(all_cells)),
-        "cell_type": rng.choice(["HSC", "EryP", "hidden"], len(all_cells)),
-        "technology": ["citeseq"] * 0 + ["x"] * len(all_cells),
-    })
+    meta = pd.DataFrame(
+        {
+            "cell_id": all_cells[::-1],  # another order than the files
+            "day": rng.choice([2, 3, 4, 7], len(all_cells)),
+            "donor": rng.choice([13176, 31800, 32606], len(all_cells)),
+            "cell_type": rng.choice(["HSC", "EryP", "hidden"], len(all_cells)),
+            "technology": ["citeseq"] * 0 + ["x"] * len(all_cells),
+        }
+    )
     meta.to_csv(tmp_path / "metadata.csv", index=False)
     return tmp_path, arrays, meta.set_index("cell_id"), (cite_cells, multi_cells, peaks, genes)
 
@@ -94,7 +121,7 @@ def test_cite_train(kaggle_dir):
 
 
 def test_multiome_coordinates_and_test_split(kaggle_dir):
-    path, arrays, _, (_, multi_cells, peaks, _) = kaggle_dir
+    path, arrays, *_ = kaggle_dir
     mdata = scmm.datasets.read_open_problems_2022(path, "multiome")
     atac = mdata["atac"]
     np.testing.assert_array_equal(atac.X.toarray(), arrays["multi_in"])
@@ -132,7 +159,7 @@ def test_errors(kaggle_dir, tmp_path_factory):
         scmm.datasets.read_open_problems_2022(path, "atac")
     with pytest.raises(ValueError, match="split='val'"):
         scmm.datasets.read_open_problems_2022(path, split="val")
-    with pytest.raises(FileNotFoundError, match="test_multi_inputs.h5"):
+    with pytest.raises(FileNotFoundError, match=r"test_multi_inputs\.h5"):
         scmm.datasets.read_open_problems_2022(path, "multiome", split="test")
     bad = tmp_path_factory.mktemp("bad") / "train_cite_inputs.h5"
     with h5py.File(bad, "w") as f:

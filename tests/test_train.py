@@ -22,15 +22,6 @@ from scmm.train import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP contention on a busy 2-core machine (100x faster)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _problem(n=300, n_in=16, n_out=8, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, n_in)).astype(np.float32)

@@ -99,7 +99,7 @@ def fetch(relpath: str, data_dir: str | os.PathLike | None = None) -> Path:
     """Return the local path of a registered data file, downloading it if needed.
 
     The file is looked up, in order, under ``data_dir``, under ``$SCMM_DATA_DIR`` and in the
-    user cache (:func:`cache_dir`). If it is in none of them and a public URL is registered,
+    user cache (``scmm.datasets._fetch.cache_dir()``). If it is in none of them and a public URL is registered,
     it is downloaded with :mod:`pooch` into the cache and its sha256 checked (unless
     ``$SCMM_OFFLINE=1``). ``data_dir``
     and ``$SCMM_DATA_DIR`` are only read, never written (they may be read-only).

@@ -38,7 +38,7 @@ def _strings(values) -> np.ndarray:
 
 
 def _table_group(f, path: Path):
-    """The pandas group of a fixed-format file: the one holding ``block0_values``."""
+    """Return the pandas group of a fixed-format file: the one holding ``block0_values``."""
     groups = [k for k in f if "block0_values" in f[k]] if "block0_values" not in f else [None]
     if len(groups) != 1:
         msg = (

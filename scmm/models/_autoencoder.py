@@ -2,8 +2,8 @@
 
 It shares everything but the network with :class:`~scmm.models.MLPModel` (input SVD, target
 SVD, seeds, training, save/load), so with ``reconstruction_weight=0`` it gives exactly the
-predictions of an MLP with ``hidden=[*hidden, latent]`` and ``skip="none"`` fitted with the same
-``rng``.
+predictions of an MLP with ``hidden=[*hidden, latent]`` and the same ``skip`` fitted with the
+same ``rng``.
 """
 
 from __future__ import annotations
@@ -38,10 +38,13 @@ class AutoencoderModel(MLPModel):
     Parameters
     ----------
     hidden
-        Encoder block widths before the embedding.
+        Encoder block widths before the embedding; None: ``[512, 256, 128]``.
     latent
         Width of the embedding (the encoder's last block, read by the target head and the
         decoder).
+    skip
+        Encoder blocks the target head reads: ``"none"`` (the embedding only), ``"all"`` or
+        the last ``k``.
     decoder_hidden
         Decoder block widths before its linear output layer; None: ``hidden`` reversed.
     reconstruction_weight
@@ -65,15 +68,16 @@ class AutoencoderModel(MLPModel):
         self,
         hidden: list[int] | None = None,
         latent: int = 64,
+        skip: str | int = "all",
         decoder_hidden: list[int] | None = None,
-        reconstruction_weight: float = 1.0,
+        reconstruction_weight: float = 0.1,
         dropout: float = 0.0,
         batchnorm: bool = True,
         n_components: int = 64,
         target_svd: int | None = None,
         training: dict[str, Any] | None = None,
     ):
-        hidden = [256] if hidden is None else [int(h) for h in hidden]
+        hidden = [512, 256, 128] if hidden is None else [int(h) for h in hidden]
         if reconstruction_weight < 0:
             msg = f"`reconstruction_weight={reconstruction_weight}` must be >= 0."
             raise ValueError(msg)
@@ -82,7 +86,7 @@ class AutoencoderModel(MLPModel):
             raise ValueError(msg)
         super().__init__(
             hidden=[*hidden, int(latent)],
-            skip="none",
+            skip=skip,
             dropout=dropout,
             batchnorm=batchnorm,
             input="svd",
@@ -94,6 +98,7 @@ class AutoencoderModel(MLPModel):
         self.params = {
             "hidden": hidden,
             "latent": int(latent),
+            "skip": skip,
             "decoder_hidden": None if decoder_hidden is None else [int(h) for h in decoder_hidden],
             "reconstruction_weight": float(reconstruction_weight),
             "dropout": float(dropout),
@@ -110,6 +115,7 @@ class AutoencoderModel(MLPModel):
             n_out,
             p["hidden"],
             p["latent"],
+            skip=p["skip"],
             decoder_hidden=p["decoder_hidden"],
             reconstruction_weight=p["reconstruction_weight"],
             dropout=p["dropout"],

@@ -16,10 +16,7 @@ import scipy.sparse as sp
 import torch
 
 from ..nn import DeepSetsNet, pair_features
-from ..pp._rng import as_generator
 from ..train import predict as predict_net
-from ..train import seeded
-from ..train import train as train_net
 from ._gene_activity import windows_arrays
 from ._neural import NeuralModel
 
@@ -51,8 +48,10 @@ class DeepSetsModel(NeuralModel):
     windows_key
         Key of the windows in ``mdata.uns`` at fit time (a record; the windows are stored in
         the model by :meth:`set_windows`).
-    **training
-        :class:`scmm.train.TrainingConfig` options.
+    input, target_svd
+        Fixed: ``"svd+raw"`` and ``None`` (accepted so saved parameters reload).
+    training
+        Options of :class:`scmm.train.TrainingConfig`.
     """
 
     kind = "deepsets"
@@ -64,22 +63,26 @@ class DeepSetsModel(NeuralModel):
         phi_hidden: int = 32,
         hidden: int = 64,
         context_hidden: int = 256,
-        gene_embedding: int = 32,
-        dropout: float = 0.1,
+        gene_embedding: int = 64,
+        dropout: float = 0.3,
         standardize: bool = True,
         max_memory_mb: float = 1024.0,
         n_components: int = 64,
         windows_key: str = "windows",
-        input: str = "svd+raw",  # noqa: A002 - NeuralModel's option; fixed here
+        input: str = "svd+raw",
         target_svd: int | None = None,
-        **training: Any,
+        training: dict[str, Any] | None = None,
     ):
         if input != "svd+raw" or target_svd is not None:
             msg = "DeepSetsModel reads `input='svd+raw'` and predicts genes (`target_svd=None`)."
             raise ValueError(msg)
-        for name, value in (("channels", channels), ("hidden", hidden),
-                            ("phi_hidden", phi_hidden), ("context_hidden", context_hidden),
-                            ("gene_embedding", gene_embedding)):
+        for name, value in (
+            ("channels", channels),
+            ("hidden", hidden),
+            ("phi_hidden", phi_hidden),
+            ("context_hidden", context_hidden),
+            ("gene_embedding", gene_embedding),
+        ):
             if int(value) < 1:
                 msg = f"`{name}={value}` must be >= 1."
                 raise ValueError(msg)
@@ -87,11 +90,19 @@ class DeepSetsModel(NeuralModel):
             msg = f"`max_memory_mb={max_memory_mb}` must be > 0."
             raise ValueError(msg)
         super().__init__(
-            input="svd+raw", n_components=int(n_components), target_svd=None,
-            channels=int(channels), phi_hidden=int(phi_hidden), hidden=int(hidden),
-            context_hidden=int(context_hidden), gene_embedding=int(gene_embedding),
-            dropout=float(dropout), standardize=bool(standardize),
-            max_memory_mb=float(max_memory_mb), windows_key=windows_key, **training,
+            input="svd+raw",
+            n_components=int(n_components),
+            target_svd=None,
+            channels=int(channels),
+            phi_hidden=int(phi_hidden),
+            hidden=int(hidden),
+            context_hidden=int(context_hidden),
+            gene_embedding=int(gene_embedding),
+            dropout=float(dropout),
+            standardize=bool(standardize),
+            max_memory_mb=float(max_memory_mb),
+            windows_key=windows_key,
+            training=training,
         )
         self.windows: dict[str, np.ndarray] | None = None
         self._scale: dict[str, np.ndarray] = {}
@@ -102,7 +113,7 @@ class DeepSetsModel(NeuralModel):
         return self
 
     # -- network -------------------------------------------------------------------------------
-    def _build_net(self, input_dims: tuple[int, ...], n_out: int) -> DeepSetsNet:
+    def _build_net(self, input_dims: list[int], n_out: int) -> DeepSetsNet:
         if self.windows is None:
             msg = "Call `set_windows` before fitting (`scmm.tl.fit_deepsets` does it)."
             raise RuntimeError(msg)
@@ -118,17 +129,23 @@ class DeepSetsModel(NeuralModel):
         pair_gene = np.repeat(np.arange(n_genes), np.diff(w["indptr"]))
         p = self.params
         return DeepSetsNet(
-            input_dims[0], pair_gene, w["indices"],
-            pair_features(w["distance"], w["width"], w["in_body"]), n_genes, n_peaks,
-            channels=p["channels"], phi_hidden=p["phi_hidden"], hidden=p["hidden"],
-            context_hidden=p["context_hidden"], gene_embedding=p["gene_embedding"],
-            dropout=p["dropout"], max_memory_mb=p["max_memory_mb"],
+            input_dims[0],
+            pair_gene,
+            w["indices"],
+            pair_features(w["distance"], w["width"], w["in_body"]),
+            n_genes,
+            n_peaks,
+            channels=p["channels"],
+            phi_hidden=p["phi_hidden"],
+            hidden=p["hidden"],
+            context_hidden=p["context_hidden"],
+            gene_embedding=p["gene_embedding"],
+            dropout=p["dropout"],
+            max_memory_mb=p["max_memory_mb"],
             accessibility_scale=float(self._scale["accessibility"][0]),
         )
 
     def _fit(self, X, Y, *, X_extra=None, validation=None, rng=None) -> None:
-        gen = as_generator(rng)
-        self.encoder.fit(X, X_extra=X_extra, rng=gen)
         Xs = sp.csr_matrix(X)
         nz = Xs.data[Xs.data != 0]
         mean = Y.mean(axis=0).astype(np.float32)
@@ -137,24 +154,14 @@ class DeepSetsModel(NeuralModel):
         if not self.params["standardize"]:
             mean, std = np.zeros_like(mean), np.ones_like(std)
         self._scale = {
-            "accessibility": np.asarray([float(np.abs(nz).mean()) if nz.size else 1.0],
-                                        np.float32),
+            "accessibility": np.asarray([float(np.abs(nz).mean()) if nz.size else 1.0], np.float32),
             "target_mean": mean,
             "target_std": std,
         }
-        inputs = self._inputs(X)
-        self._shapes = {"input_dims": [int(x.shape[1]) for x in inputs], "n_out": Y.shape[1]}
-        with seeded(gen):
-            net = self._build_net(tuple(self._shapes["input_dims"]), Y.shape[1])
+        inputs, net, gen = self._prepare(X, Y, X_extra=X_extra, rng=rng)
         with torch.no_grad():  # start from each gene's mean
             net.gene_bias.copy_(torch.from_numpy((Y.mean(axis=0) - mean) / std))
-        config = self.config
-        if isinstance(validation, float):
-            config = config.replace(validation_fraction=validation)
-            validation = None
-        self.net, self.history = train_net(
-            net, inputs, (Y - mean) / std, config=config, validation=validation, rng=gen
-        )
+        self._train(net, inputs, (Y - mean) / std, validation=validation, rng=gen)
 
     def predict_array(self, X) -> np.ndarray:
         """Predict targets (float32, cells × genes) from a source matrix in training order."""
@@ -170,10 +177,16 @@ class DeepSetsModel(NeuralModel):
         return meta, arrays
 
     def _set_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-        self.windows = {k.removeprefix("windows."): np.asarray(v) for k, v in arrays.items()
-                        if k.startswith("windows.")}
-        self._scale = {k.removeprefix("scale."): np.asarray(v) for k, v in arrays.items()
-                       if k.startswith("scale.")}
+        self.windows = {
+            k.removeprefix("windows."): np.asarray(v)
+            for k, v in arrays.items()
+            if k.startswith("windows.")
+        }
+        self._scale = {
+            k.removeprefix("scale."): np.asarray(v)
+            for k, v in arrays.items()
+            if k.startswith("scale.")
+        }
         super()._set_state(meta, arrays)
 
     # -- interpretation ------------------------------------------------------------------------

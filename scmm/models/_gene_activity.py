@@ -22,7 +22,7 @@ WINDOW_FIELDS = ("distance", "width", "in_body")
 
 
 def windows_arrays(windows: dict[str, Any], fields=WINDOW_FIELDS) -> dict[str, np.ndarray]:
-    """The CSR parts of gene–peak windows as plain arrays (explicit zeros kept).
+    """Return the CSR parts of gene–peak windows as plain arrays (explicit zeros kept).
 
     Parameters
     ----------
@@ -38,9 +38,7 @@ def windows_arrays(windows: dict[str, Any], fields=WINDOW_FIELDS) -> dict[str, n
     """
     missing = [f for f in fields if f not in windows]
     if missing:
-        msg = (
-            f"The windows lack {missing}; recompute them with `scmm.pp.gene_peak_windows`."
-        )
+        msg = f"The windows lack {missing}; recompute them with `scmm.pp.gene_peak_windows`."
         raise ValueError(msg)
     ref = sp.csr_matrix(windows[fields[0]])
     out = {
@@ -100,12 +98,14 @@ class GeneActivityModel(BaseModel):
         if self.windows is None:
             msg = "Call `set_windows` before fitting (`fit_baseline` does it)."
             raise RuntimeError(msg)
-        n_genes, n_peaks = (int(s) for s in self.windows["shape"])
+        _n_genes, n_peaks = (int(s) for s in self.windows["shape"])
         if X.shape[1] != n_peaks:
             msg = f"The source has {X.shape[1]} features but the windows pair {n_peaks} peaks."
             raise ValueError(msg)
         return gene_activity(
-            X, windows_matrix(self.windows), decay=self.params["decay"],
+            X,
+            windows_matrix(self.windows),
+            decay=self.params["decay"],
             offset=self.params["offset"],
         )
 
@@ -146,7 +146,13 @@ class GeneActivityModel(BaseModel):
         return {}, arrays
 
     def _set_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-        self.windows = {k.removeprefix("windows."): np.asarray(v) for k, v in arrays.items()
-                        if k.startswith("windows.")}
-        self._coef = {k.removeprefix("coef."): np.asarray(v) for k, v in arrays.items()
-                      if k.startswith("coef.")}
+        self.windows = {
+            k.removeprefix("windows."): np.asarray(v)
+            for k, v in arrays.items()
+            if k.startswith("windows.")
+        }
+        self._coef = {
+            k.removeprefix("coef."): np.asarray(v)
+            for k, v in arrays.items()
+            if k.startswith("coef.")
+        }

@@ -1,37 +1,28 @@
 """Shared machinery of the neural models (MLP, autoencoder, pathway MLP, DeepSets).
 
-A :class:`NeuralModel` subclass only builds its network (:meth:`NeuralModel._build_net`) and,
-if it needs more than the input SVD / raw features, overrides :meth:`NeuralModel._inputs`.
+A :class:`NeuralModel` subclass builds its network (:meth:`NeuralModel._build_net`) and, if it
+needs more than the input SVD / raw features, overrides :meth:`NeuralModel._inputs`.
 Everything else is here, once: the input preprocessing (:class:`InputEncoder`), the optional
 target SVD (:class:`TargetEncoder`, predictions mapped back through fixed components), the
-training options (:class:`scmm.train.TrainingConfig`, every field a keyword of the ``fit_*``
-functions), training with :func:`scmm.train.train`, batched prediction, and saving the
-network weights as arrays (``net.<name>``) next to the preprocessing.
+training options (:class:`scmm.train.TrainingConfig`, stored as ``params["training"]``),
+training with :func:`scmm.train.train`, the learning-rate range test, batched prediction, and
+saving the network weights as arrays (``net.<name>``) next to the preprocessing.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..train import TrainingConfig, seeded
+from ..pp._rng import as_generator
+from ..train import TrainingConfig, lr_range_test, seeded
 from ..train import predict as predict_net
 from ..train import train as train_net
 from ._base import BaseModel
 from ._preprocess import InputEncoder, TargetEncoder
-
-TRAINING_OPTIONS = tuple(f.name for f in dataclasses.fields(TrainingConfig))
-
-
-def split_training_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split keyword arguments into :class:`TrainingConfig` fields and the rest."""
-    training = {k: v for k, v in kwargs.items() if k in TRAINING_OPTIONS}
-    rest = {k: v for k, v in kwargs.items() if k not in TRAINING_OPTIONS}
-    return training, rest
 
 
 class NeuralModel(BaseModel):
@@ -42,13 +33,14 @@ class NeuralModel(BaseModel):
     input
         ``"svd"``, ``"raw"`` or ``"svd+raw"`` (see :class:`~scmm.models.InputEncoder`).
     n_components
-        Number of SVD components of the source.
+        Number of SVD components of the source (scaled to unit variance).
     target_svd
         Predict this many SVD coefficients of the targets, mapped back through fixed
         components; ``None`` predicts the targets directly.
+    training
+        Options of :class:`scmm.train.TrainingConfig` (missing ones take its defaults).
     **params
-        Network hyper-parameters of the subclass and :class:`~scmm.train.TrainingConfig`
-        fields.
+        JSON-able network hyper-parameters of the subclass.
     """
 
     kind = "neural"
@@ -59,19 +51,29 @@ class NeuralModel(BaseModel):
         input: str = "svd",
         n_components: int = 64,
         target_svd: int | None = None,
+        training: dict[str, Any] | None = None,
         **params: Any,
     ):
-        training, _ = split_training_options(params)
-        self.config = TrainingConfig(**training)
-        self.config.validate()
-        super().__init__(input=input, n_components=n_components, target_svd=target_svd, **params)
-        self.encoder = InputEncoder(input, n_components)
-        self.target_encoder = TargetEncoder(target_svd)
+        config = TrainingConfig(**(training or {}))  # validates the options
+        super().__init__(
+            **params,
+            input=input,
+            n_components=int(n_components),
+            target_svd=None if target_svd is None else int(target_svd),
+            training=config.to_dict(),
+        )
+        self.encoder = InputEncoder(input, n_components, scale=True)
+        self.target_encoder = TargetEncoder(self.params["target_svd"])
         self.net: nn.Module | None = None
-        self._shapes: dict[str, Any] = {}
+        self._n_in: list[int] | None = None
+
+    @property
+    def config(self) -> TrainingConfig:
+        """The training options."""
+        return TrainingConfig(**self.params["training"])
 
     # -- for subclasses ----------------------------------------------------------------------
-    def _build_net(self, input_dims: tuple[int, ...], n_out: int) -> nn.Module:
+    def _build_net(self, n_in: list[int], n_out: int) -> nn.Module:
         """Return a freshly initialised network for inputs of these widths and n_out outputs."""
         raise NotImplementedError
 
@@ -84,27 +86,54 @@ class NeuralModel(BaseModel):
         t = self.target_encoder
         return (t.components, t.mean) if t.n_components is not None else (None, None)
 
-    def _fit(self, X, Y, *, X_extra=None, validation=None, rng=None) -> None:
-        from ..pp._rng import as_generator
-
+    def _prepare(self, X, Y, *, X_extra=None, rng=None):
+        """Fit the preprocessing; return the network inputs, a fresh network and the rng."""
         gen = as_generator(rng)
-        self.encoder.fit(X, X_extra=X_extra, rng=gen)
+        svd_seed, init_seed = (int(s) for s in gen.integers(0, 2**31 - 1, size=2))
+        self.encoder.fit(X, X_extra=X_extra, rng=svd_seed)
         self.target_encoder.fit(Y)
         inputs = self._inputs(X)
+        self._n_in = [int(x.shape[1]) for x in inputs]
         n_out = self.target_encoder.n_components or Y.shape[1]
-        self._shapes = {"input_dims": [int(x.shape[1]) for x in inputs], "n_out": int(n_out)}
-        with seeded(gen):
-            net = self._build_net(tuple(self._shapes["input_dims"]), n_out)
+        with seeded(init_seed):
+            net = self._build_net(self._n_in, n_out)
+        return inputs, net, gen
+
+    def _train(self, net, inputs, Y, *, validation, rng) -> None:
+        config = self.config
+        if isinstance(validation, float):
+            config = config.replace(validation_fraction=validation)
+            validation = None
         decoder, bias = self._decoder()
         self.net, self.history = train_net(
             net,
             inputs,
             Y,
-            config=self.config,
+            config=config,
             validation=validation,
+            rng=rng,
+            decoder=decoder,
+            decoder_bias=bias,
+        )
+
+    def _fit(self, X, Y, *, X_extra=None, validation=None, rng=None) -> None:
+        inputs, net, gen = self._prepare(X, Y, X_extra=X_extra, rng=rng)
+        self._train(net, inputs, Y, validation=validation, rng=gen)
+
+    def lr_range_test(self, X, Y, *, X_extra=None, rng=None, **kwargs: Any):
+        """Fit the preprocessing on ``X`` and run :func:`scmm.train.lr_range_test`."""
+        Y = np.asarray(Y, np.float32)
+        inputs, net, gen = self._prepare(X, Y, X_extra=X_extra, rng=rng)
+        decoder, bias = self._decoder()
+        return lr_range_test(
+            net,
+            inputs,
+            Y,
+            config=self.config,
             rng=gen,
             decoder=decoder,
             decoder_bias=bias,
+            **kwargs,
         )
 
     def predict_array(self, X) -> np.ndarray:
@@ -116,25 +145,26 @@ class NeuralModel(BaseModel):
         )
 
     def _get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        enc_meta, enc_arrays = self.encoder.get_state()
-        tgt_meta, tgt_arrays = self.target_encoder.get_state()
+        in_meta, in_arrays = self.encoder.get_state()
+        t_meta, t_arrays = self.target_encoder.get_state()
         weights = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
-        meta = {"input": enc_meta, "target": tgt_meta, **self._shapes}
-        return meta, {**enc_arrays, **tgt_arrays, **weights}
+        n_out = self.target_encoder.n_components or len(self.target_features)
+        meta = {"input": in_meta, "target": t_meta, "n_in": self._n_in, "n_out": n_out}
+        return meta, {**in_arrays, **t_arrays, **weights}
 
     def _set_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         self.encoder = InputEncoder.from_state(meta["input"], arrays)
         self.target_encoder = TargetEncoder.from_state(meta["target"], arrays)
-        self._shapes = {"input_dims": meta["input_dims"], "n_out": meta["n_out"]}
-        self.net = self._build_net(tuple(meta["input_dims"]), meta["n_out"])
+        self._n_in = list(meta["n_in"])
+        net = self._build_net(self._n_in, int(meta["n_out"]))
         state = {
-            k.removeprefix("net."): torch.from_numpy(v)
+            k.removeprefix("net."): torch.from_numpy(np.array(v))
             for k, v in arrays.items()
             if k.startswith("net.")
         }
-        missing = set(self.net.state_dict()) - set(state)
+        missing = set(net.state_dict()) - set(state)
         if missing:
             msg = f"The saved model lacks the weights {sorted(missing)[:5]}; the folder is damaged."
             raise ValueError(msg)
-        self.net.load_state_dict(state)
-        self.net.eval()
+        net.load_state_dict(state, strict=True)
+        self.net = net.eval()

@@ -70,7 +70,7 @@ class PathwayMLPModel(MLPModel):
         self,
         dense_hidden: list[int] | None = None,
         head_hidden: list[int] | None = None,
-        dropout: float = 0.0,
+        dropout: float = 0.2,
         batchnorm: bool = True,
         sparse_backend: str = "coo",
         n_components: int = 64,

@@ -1,14 +1,15 @@
 """An MLP whose embedding is regularised by reconstructing the input through a decoder.
 
-The encoder is a :class:`scmm.nn.MLP` without skip connections whose last trunk block is the
-embedding (``latent`` units); its head predicts the targets from the embedding alone. A decoder
+The encoder is a :class:`scmm.nn.MLP` whose last trunk block is the embedding (``latent``
+units); its head predicts the targets from the embedding (``skip="none"``) or, as in the
+original CITE model, from the concatenated outputs of the last ``skip`` blocks. A decoder
 (blocks, then a *linear* output layer) reconstructs the input from the embedding. The original
 code ended the decoder with a Softplus, which cannot produce the negative values of a centred
 SVD embedding; a linear output can.
 
 The encoder is built first, the decoder after it, so with the same torch random state the
 encoder starts from exactly the weights of ``MLP(n_in, n_out, (*hidden, latent),
-skip="none")``; with ``reconstruction_weight=0`` the decoder is never run, and training gives
+skip=skip)``; with ``reconstruction_weight=0`` the decoder is never run, and training gives
 the plain MLP's weights.
 """
 
@@ -37,6 +38,9 @@ class AutoencoderMLP(nn.Module):
         Widths of the encoder blocks before the embedding.
     latent
         Width of the embedding (the encoder's last block).
+    skip
+        Which encoder blocks the target head reads: ``"none"`` (the embedding only),
+        ``"all"`` or the last ``k`` (see :class:`scmm.nn.MLP`).
     decoder_hidden
         Widths of the decoder blocks between the embedding and its linear output layer; None:
         ``hidden`` reversed.
@@ -53,7 +57,7 @@ class AutoencoderMLP(nn.Module):
     Attributes
     ----------
     mlp
-        The encoder and target head, a :class:`scmm.nn.MLP` with ``skip="none"``.
+        The encoder and target head, a :class:`scmm.nn.MLP`.
     decoder
         :class:`torch.nn.Sequential` from the embedding to the reconstructed input.
     """
@@ -65,6 +69,7 @@ class AutoencoderMLP(nn.Module):
         hidden: Sequence[int] = (256,),
         latent: int = 64,
         *,
+        skip: str | int = "none",
         decoder_hidden: Sequence[int] | None = None,
         reconstruction_weight: float = 1.0,
         dropout: float = 0.0,
@@ -83,7 +88,7 @@ class AutoencoderMLP(nn.Module):
             int(n_in),
             int(n_out),
             (*[int(h) for h in hidden], int(latent)),
-            skip="none",
+            skip=skip,
             dropout=dropout,
             batchnorm=batchnorm,
             activation=activation,
@@ -109,12 +114,16 @@ class AutoencoderMLP(nn.Module):
     def _dense(x: torch.Tensor) -> torch.Tensor:
         return x.to_dense() if x.layout != torch.strided else x
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the embedding (``n_cells × latent``) of an input batch."""
-        h = self._dense(x)
+    def _blocks(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outs, h = [], self._dense(x)
         for block in self.mlp.trunk:
             h = block(h)
-        return h
+            outs.append(h)
+        return outs
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the embedding (``n_cells × latent``) of an input batch."""
+        return self._blocks(x)[-1]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Reconstruct the input from an embedding."""
@@ -123,13 +132,15 @@ class AutoencoderMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Predict the targets; in training, also store the weighted reconstruction loss."""
         x = self._dense(x)
-        z = self.embed(x)
+        outs = self._blocks(x)
+        z = outs[-1]
         if self.training and self.reconstruction_weight > 0 and torch.is_grad_enabled():
             recon = self.decode(z)
             with torch.autocast(device_type=x.device.type, enabled=False):
                 err = nn.functional.mse_loss(recon.float(), x.float())
             self._auxiliary = self.reconstruction_weight * err
-        return self.mlp.head(z)
+        feats = outs[-self.mlp.n_skip :]  # as MLP.forward: the last n_skip blocks
+        return self.mlp.head(feats[0] if len(feats) == 1 else torch.cat(feats, dim=1))
 
     def auxiliary_loss(self) -> torch.Tensor | None:
         """Weighted reconstruction loss of the last training forward pass (then cleared).

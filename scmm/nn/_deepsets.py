@@ -45,7 +45,7 @@ _BYTES_PER_ACTIVATION = 4 * 6  # float32; pre-activation, activation and their g
 
 
 def pair_features(distance: np.ndarray, width: np.ndarray, in_body: np.ndarray) -> np.ndarray:
-    """Fixed numeric features of each gene–peak pair (float32, ``(n_pairs, 5)``).
+    """Compute fixed numeric features of each gene–peak pair (float32, ``(n_pairs, 5)``).
 
     Columns: ``sign(d)·log1p(|d|/1 kb)/5`` (signed, strand-oriented: negative upstream),
     ``log1p(|d|/1 kb)/5``, ``exp(-|d|/5 kb)`` (the ArchR weight), the in-gene-body flag and
@@ -56,8 +56,13 @@ def pair_features(distance: np.ndarray, width: np.ndarray, in_body: np.ndarray) 
     logd = np.log1p(ad / 1000.0) / 5.0
     w = np.maximum(np.asarray(width, dtype=np.float64), 1.0)
     feats = np.stack(
-        [np.sign(d) * logd, logd, np.exp(-ad / 5000.0), np.asarray(in_body, np.float64),
-         np.log(w / 500.0)],
+        [
+            np.sign(d) * logd,
+            logd,
+            np.exp(-ad / 5000.0),
+            np.asarray(in_body, np.float64),
+            np.log(w / 500.0),
+        ],
         axis=1,
     )
     return feats.astype(np.float32)
@@ -127,8 +132,8 @@ class DeepSetsNet(nn.Module):
         phi_hidden: int = 32,
         hidden: int = 64,
         context_hidden: int = 256,
-        gene_embedding: int = 32,
-        dropout: float = 0.1,
+        gene_embedding: int = 64,
+        dropout: float = 0.3,
         accessibility_scale: float = 1.0,
         max_memory_mb: float = 1024.0,
     ) -> None:
@@ -154,20 +159,29 @@ class DeepSetsNet(nn.Module):
         n_per_gene = np.diff(gene_ptr).astype(np.float32)
         # structure: rebuilt from the windows by the model, not stored in the state dict
         for name, value in (
-            ("pair_gene", pair_gene), ("pair_peak", pair_peak), ("gene_ptr", gene_ptr),
-            ("peak_ptr", peak_ptr), ("peak_order", peak_order), ("features", features),
+            ("pair_gene", pair_gene),
+            ("pair_peak", pair_peak),
+            ("gene_ptr", gene_ptr),
+            ("peak_ptr", peak_ptr),
+            ("peak_order", peak_order),
+            ("features", features),
             ("n_per_gene", n_per_gene),
         ):
-            self.register_buffer(name, torch.from_numpy(np.ascontiguousarray(value)),
-                                 persistent=False)
+            self.register_buffer(
+                name, torch.from_numpy(np.ascontiguousarray(value)), persistent=False
+            )
         c, h = self.channels, self.hidden
         self.phi = nn.Sequential(
             nn.Linear(features.shape[1], phi_hidden), nn.SiLU(), nn.Linear(phi_hidden, c)
         )
         self.context = nn.Sequential(
-            nn.Linear(n_context, context_hidden), nn.LayerNorm(context_hidden), nn.SiLU(),
+            nn.Linear(n_context, context_hidden),
+            nn.LayerNorm(context_hidden),
+            nn.SiLU(),
             nn.Dropout(dropout),
-            nn.Linear(context_hidden, context_hidden), nn.LayerNorm(context_hidden), nn.SiLU(),
+            nn.Linear(context_hidden, context_hidden),
+            nn.LayerNorm(context_hidden),
+            nn.SiLU(),
             nn.Dropout(dropout),
         )
         self.embedding = nn.Parameter(torch.randn(self.n_genes, gene_embedding) * 0.1)
@@ -248,13 +262,13 @@ class DeepSetsNet(nn.Module):
         return self.rho_out(silu(pre) - silu(base)).squeeze(-1)
 
     def base(self, ctx: torch.Tensor, g0: int = 0, g1: int | None = None) -> torch.Tensor:
-        """The pooled-free part of ρ, ``⟨P·context, e_g⟩ + bias_g``: ``(batch, g1 - g0)``."""
+        """Compute ρ's pooled-free part ``⟨P·context, e_g⟩ + bias_g``: ``(batch, g1 - g0)``."""
         g1 = self.n_genes if g1 is None else g1
         return self.readout(ctx) @ self.embedding[g0:g1].T + self.gene_bias[g0:g1]
 
     def rho(self, pooled: torch.Tensor, ctx: torch.Tensor, g0: int, g1: int) -> torch.Tensor:
         """ρ for the genes ``g0 … g1 - 1`` from their dense pooled ``(batch, g1 - g0, C)``."""
-        base = (self.rho_context(ctx)[:, None, :] + self._gene_input(slice(g0, g1))[None])
+        base = self.rho_context(ctx)[:, None, :] + self._gene_input(slice(g0, g1))[None]
         local = self._local(pooled, self.n_per_gene[g0:g1][None, :], base)
         return self.base(ctx, g0, g1) + local
 

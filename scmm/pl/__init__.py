@@ -1,7 +1,16 @@
 """Plots: each returns matplotlib Axes or a Figure."""
 
+from ._celltype import accuracy_by_cell_type
 from ._correlations import feature_correlations
 from ._peaks import peak_contributions
 from ._scatter import predicted_vs_measured
+from ._training import lr_range, training_curves
 
-__all__ = ["feature_correlations", "peak_contributions", "predicted_vs_measured"]
+__all__ = [
+    "accuracy_by_cell_type",
+    "feature_correlations",
+    "lr_range",
+    "peak_contributions",
+    "predicted_vs_measured",
+    "training_curves",
+]

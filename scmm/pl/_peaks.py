@@ -60,7 +60,10 @@ def peak_contributions(
         raise TypeError(msg)
     missing = [c for c in ("distance", "width", "in_body", value) if c not in contributions]
     if missing:
-        msg = f"`contributions` lacks the columns {missing}; pass the output of `scmm.tl.peak_contributions`."
+        msg = (
+            f"`contributions` lacks the columns {missing}; pass the output of "
+            "`scmm.tl.peak_contributions`."
+        )
         raise ValueError(msg)
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3))
@@ -81,8 +84,11 @@ def peak_contributions(
     if title:
         ax.set_title(title)
     ax.legend(
-        handles=[Patch(color="tab:blue", label="outside gene body"),
-                 Patch(color="tab:orange", label="in gene body")],
-        fontsize="small", frameon=False,
+        handles=[
+            Patch(color="tab:blue", label="outside gene body"),
+            Patch(color="tab:orange", label="in gene body"),
+        ],
+        fontsize="small",
+        frameon=False,
     )
     return ax

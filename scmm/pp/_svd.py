@@ -10,7 +10,6 @@ from .. import _keys
 from .._validate import check_modality, get_matrix, resolve_train
 from ._rng import seed_from
 
-
 BLOCK_ROWS = 8_192
 
 
@@ -39,8 +38,10 @@ def _row_blocks(X, rows: np.ndarray | None, block: int = BLOCK_ROWS):
 
 
 class _Operator:
-    """``X[rows]`` for the two products a randomized SVD needs, computed a row block at a time
-    when ``X`` is backed (on disk) and directly otherwise."""
+    """``X[rows]`` for the two products a randomized SVD needs.
+
+    Computed a row block at a time when ``X`` is backed (on disk), directly otherwise.
+    """
 
     def __init__(self, X, rows: np.ndarray | None):
         self.X = X
@@ -49,8 +50,9 @@ class _Operator:
         if not self.backed:
             if rows is not None:
                 X = X[self.rows]
-            self.X = sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else np.asarray(
-                X, np.float32)
+            self.X = (
+                sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else np.asarray(X, np.float32)
+            )
         n = X.shape[0] if self.rows is None else len(self.rows)
         self.shape = (n, X.shape[1])
 
@@ -74,8 +76,11 @@ class _Operator:
 
 
 def _randomized_svd(op: _Operator, n_components: int, n_iter: int, seed: int) -> np.ndarray:
-    """Top right singular vectors (k × n_features) of ``op`` (Halko et al. 2011, LU-normalised
-    power iterations as in scikit-learn's ``randomized_svd``)."""
+    """Top right singular vectors (k × n_features) of ``op``.
+
+    Halko et al. (2011) with LU-normalised power iterations, as scikit-learn's
+    ``randomized_svd``.
+    """
     from scipy import linalg
 
     n, p = op.shape

@@ -72,8 +72,11 @@ def _train_mask(mdata: MuData, source: AnnData, train) -> np.ndarray:
 
 
 def _reads_backed(model: BaseModel) -> bool:
-    """Whether ``model`` reads its source only through the SVD encoder, which works a block of
-    rows at a time on an on-disk (backed) matrix; other models get the matrix in memory."""
+    """Whether ``model`` reads its source only through its SVD encoder.
+
+    The encoder reads an on-disk (backed) matrix a block of rows at a time; other models get
+    the matrix loaded into memory.
+    """
     encoder = getattr(model, "encoder", None)
     return model.kind in ("baseline", "mlp") and getattr(encoder, "kind", None) == "svd"
 
@@ -107,7 +110,8 @@ def fit_model(
         X = X.to_memory()
     Y_all = get_matrix(tgt, target_layer, "target_layer")
     Y_all = Y_all.toarray() if sp.issparse(Y_all) else np.asarray(Y_all)
-    Y_all = Y_all[order].astype(np.float32)
+    identity = np.array_equal(order, np.arange(len(order)))
+    Y_all = (Y_all if identity else Y_all[order]).astype(np.float32, copy=False)
     mask = _train_mask(mdata, src, train)
     train_idx = np.flatnonzero(mask)
     if validation is not None and not isinstance(validation, float):
@@ -126,7 +130,7 @@ def fit_model(
     model.layer, model.target_layer = layer, target_layer
     model.fit(
         X[train_idx] if not mask.all() else X,
-        Y_all[train_idx],
+        Y_all[train_idx] if not mask.all() else Y_all,
         source_features=src.var_names,
         target_features=tgt.var_names,
         X_extra=X_extra,
@@ -160,9 +164,11 @@ def fit_model(
         }
         logger.info("%s held-out scores: %s", key_added, uns["scores"])
     # every output is ready: write them together
-    inverse = np.empty_like(order)
-    inverse[order] = np.arange(len(order))
-    tgt.layers[key_added] = pred[inverse]
+    if not identity:
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        pred = pred[inverse]
+    tgt.layers[key_added] = pred
     mdata.uns[key_added] = uns
     return model
 

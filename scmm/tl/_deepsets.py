@@ -15,11 +15,11 @@ from ..models._deepsets import DeepSetsModel
 from ..models._gene_activity import WINDOW_FIELDS
 from ..train._data import to_torch_batch
 from ._contract import fit_model
-from ._mlp import _training_options
+from ._mlp import training_from
 
 
 def get_windows(mdata: MuData, windows_key: str, source: str, target: str) -> dict[str, Any]:
-    """The gene–peak windows in ``mdata.uns[windows_key]``, checked against the modalities."""
+    """Return ``mdata.uns[windows_key]``, checked against the modalities."""
     if windows_key not in mdata.uns:
         msg = (
             f"`mdata.uns[{windows_key!r}]` not found: run "
@@ -30,7 +30,9 @@ def get_windows(mdata: MuData, windows_key: str, source: str, target: str) -> di
     windows = mdata.uns[windows_key]
     missing = [f for f in WINDOW_FIELDS if f not in windows]
     if missing:
-        msg = f"`mdata.uns[{windows_key!r}]` lacks {missing}; recompute it with `gene_peak_windows`."
+        msg = (
+            f"`mdata.uns[{windows_key!r}]` lacks {missing}; recompute it with `gene_peak_windows`."
+        )
         raise ValueError(msg)
     params = windows.get("params", {})
     if params.get("rna", target) != target or params.get("atac", source) != source:
@@ -59,14 +61,14 @@ def fit_deepsets(
     phi_hidden: int = 32,
     hidden: int = 64,
     context_hidden: int = 256,
-    gene_embedding: int = 32,
-    dropout: float = 0.1,
+    gene_embedding: int = 64,
+    dropout: float = 0.3,
     standardize: bool = True,
     max_memory_mb: float = 1024.0,
     n_components: int = 64,
     lr: float = 3e-3,
     weight_decay: float = 1e-2,
-    max_epochs: int = 15,
+    max_epochs: int = 30,
     batch_size: int = 256,
     one_cycle: bool = True,
     schedule_epochs: int | None = None,
@@ -92,6 +94,8 @@ def fit_deepsets(
     log_dir: str | None = None,
     logger: str | None = "csv",
     checkpoint_dir: str | None = None,
+    resume: bool = False,
+    num_nodes: int = 1,
     train=None,
     layer: str | None = None,
     target_layer: str | None = None,
@@ -200,7 +204,12 @@ def fit_deepsets(
     logger
         ``"csv"`` or ``"tensorboard"`` logs under ``log_dir``.
     checkpoint_dir
-        Folder for lightning checkpoints (None: none).
+        Folder for lightning checkpoints (None: none): ``last.ckpt`` every epoch,
+        ``best.ckpt`` with validation.
+    resume
+        Continue from ``checkpoint_dir/last.ckpt`` if it exists.
+    num_nodes
+        Lightning ``num_nodes`` (machines of a multi-node DDP run).
     train
         Training cells: a boolean mask, the name of a boolean ``.obs`` column, or None for all.
     layer
@@ -228,27 +237,33 @@ def fit_deepsets(
         Per-cell and per-feature Pearson and RMSE on the cells outside ``train`` (if any).
     """
     windows = get_windows(mdata, windows_key, source, target)
-    training = _training_options(
-        lr=lr, weight_decay=weight_decay, max_epochs=max_epochs, batch_size=batch_size,
-        one_cycle=one_cycle, schedule_epochs=schedule_epochs, min_lr=min_lr, swa=swa,
-        swa_start=swa_start, swa_lr=swa_lr, sparsity=sparsity, sparsity_weight=sparsity_weight,
-        sparsity_rho=sparsity_rho, l1=l1, l2=l2, loss=loss,
-        correlation_weight=correlation_weight, validation_fraction=validation_fraction,
-        patience=patience, device=device, precision=precision, devices=devices,
-        strategy=strategy, verbose=verbose, log_dir=log_dir, logger=logger,
-        checkpoint_dir=checkpoint_dir,
-    )
+    training = training_from(locals())
     model = DeepSetsModel(
-        channels=channels, phi_hidden=phi_hidden, hidden=hidden, context_hidden=context_hidden,
-        gene_embedding=gene_embedding, dropout=dropout, standardize=standardize,
-        max_memory_mb=max_memory_mb, n_components=n_components, windows_key=windows_key,
-        **training,
+        channels=channels,
+        phi_hidden=phi_hidden,
+        hidden=hidden,
+        context_hidden=context_hidden,
+        gene_embedding=gene_embedding,
+        dropout=dropout,
+        standardize=standardize,
+        max_memory_mb=max_memory_mb,
+        n_components=n_components,
+        windows_key=windows_key,
+        training=training,
     )
     model.set_windows(windows)
     return fit_model(
-        model, mdata, source, target, train=train, layer=layer, target_layer=target_layer,
-        key_added=key_added or _keys.prediction(model.name), svd_fit_on=svd_fit_on,
-        validation=validation, rng=rng,
+        model,
+        mdata,
+        source,
+        target,
+        train=train,
+        layer=layer,
+        target_layer=target_layer,
+        key_added=key_added or _keys.prediction(model.name),
+        svd_fit_on=svd_fit_on,
+        validation=validation,
+        rng=rng,
     )
 
 
@@ -341,8 +356,14 @@ def peak_contributions(
     std = float(model._scale["target_std"][g])
     mean = float(model._scale["target_mean"][g])
     C = net.channels
-    sums = {"signal": np.zeros((len(pairs), C)), "contribution": np.zeros(len(pairs)),
-            "pooled": np.zeros(C), "effect": 0.0, "pred": 0.0, "acc": np.zeros(len(pairs))}
+    sums = {
+        "signal": np.zeros((len(pairs), C)),
+        "contribution": np.zeros(len(pairs)),
+        "pooled": np.zeros(C),
+        "effect": 0.0,
+        "pred": 0.0,
+        "acc": np.zeros(len(pairs)),
+    }
     for start in range(0, len(idx), batch_size):
         Xb = X[start : start + batch_size]
         svd, raw = model._inputs(Xb)
@@ -379,7 +400,10 @@ def peak_contributions(
     )
     df = df.sort_values("distance", kind="stable").reset_index(drop=True)
     df.attrs.update(
-        gene=gene, n_cells=int(n), pooled=[float(v) for v in sums["pooled"] / n],
-        local_effect=float(sums["effect"] / n), prediction=float(sums["pred"] / n),
+        gene=gene,
+        n_cells=int(n),
+        pooled=[float(v) for v in sums["pooled"] / n],
+        local_effect=float(sums["effect"] / n),
+        prediction=float(sums["pred"] / n),
     )
     return df

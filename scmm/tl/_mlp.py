@@ -14,6 +14,11 @@ from ..train import LRRangeResult, TrainingConfig
 from ._contract import _train_mask, fit_model
 
 
+def training_from(scope: dict) -> dict:
+    """Pick the :class:`~scmm.train.TrainingConfig` options from a fit function's ``locals()``."""
+    return _training_options(**{f: scope[f] for f in TrainingConfig.__dataclass_fields__})
+
+
 def _training_options(**options) -> dict:
     if options["device"] is None:
         options["device"] = settings.device
@@ -59,10 +64,12 @@ def fit_mlp(
     precision: str | None = None,
     devices=1,
     strategy="auto",
+    num_nodes: int = 1,
     verbose: bool | None = None,
     log_dir: str | None = None,
     logger: str | None = "csv",
     checkpoint_dir: str | None = None,
+    resume: bool = False,
     train=None,
     layer: str | None = None,
     target_layer: str | None = None,
@@ -151,7 +158,9 @@ def fit_mlp(
     devices
         Lightning ``devices``.
     strategy
-        Lightning ``strategy`` (e.g. ``"ddp"``).
+        Lightning ``strategy`` (e.g. ``"ddp"``; see the scale-out page of the docs).
+    num_nodes
+        Lightning ``num_nodes`` (machines of a multi-node DDP run).
     verbose
         Progress bar; None: ``scmm.settings.verbose``.
     log_dir
@@ -159,7 +168,11 @@ def fit_mlp(
     logger
         ``"csv"`` or ``"tensorboard"`` logs under ``log_dir``.
     checkpoint_dir
-        Folder for lightning checkpoints (None: none).
+        Folder for lightning checkpoints (None: none): ``last.ckpt`` every epoch,
+        ``best.ckpt`` with validation.
+    resume
+        Continue from ``checkpoint_dir/last.ckpt`` if it exists (same data and ``rng``:
+        the result equals an uninterrupted run).
     train
         Training cells: a boolean mask, the name of a boolean ``.obs`` column, or None for all.
     layer
@@ -209,10 +222,12 @@ def fit_mlp(
         precision=precision,
         devices=devices,
         strategy=strategy,
+        num_nodes=num_nodes,
         verbose=verbose,
         log_dir=log_dir,
         logger=logger,
         checkpoint_dir=checkpoint_dir,
+        resume=resume,
     )
     model = MLPModel(
         preset=preset,

@@ -19,14 +19,14 @@ def fit_pathway_mlp(
     target: str,
     *,
     gene_sets: str | Mapping[str, Iterable[str]],
-    hidden_per_target: int = 10,
+    hidden_per_target: int = 2,
     target_genes: str | Mapping[str, str | None] | None = None,
     gene_symbols: str | None = None,
     min_genes: int = 1,
     connectivity_key: str = "pathway",
     dense_hidden: list[int] | None = None,
     head_hidden: list[int] | None = None,
-    dropout: float = 0.0,
+    dropout: float = 0.2,
     batchnorm: bool = True,
     sparse_backend: str = "coo",
     n_components: int = 64,
@@ -54,10 +54,12 @@ def fit_pathway_mlp(
     precision: str | None = None,
     devices=1,
     strategy="auto",
+    num_nodes: int = 1,
     verbose: bool | None = None,
     log_dir: str | None = None,
     logger: str | None = "csv",
     checkpoint_dir: str | None = None,
+    resume: bool = False,
     train=None,
     layer: str | None = None,
     target_layer: str | None = None,
@@ -88,7 +90,8 @@ def fit_pathway_mlp(
         ``{set name: gene symbols}``, or a collection name of :func:`scmm.datasets.gene_sets`
         (``"reactome"``, ``"hallmark"``, ``"c2"``) or a GMT path.
     hidden_per_target
-        Pathway units per target feature.
+        Pathway units per target feature. The original code used 10; with a few hundred
+        training cells 2 did better on ``bmmc_cite`` (fewer weights to fit).
     target_genes
         How to find each target's gene (see :func:`scmm.pp.pathway_connectivity`).
     gene_symbols
@@ -157,7 +160,9 @@ def fit_pathway_mlp(
     devices
         Lightning ``devices``.
     strategy
-        Lightning ``strategy`` (e.g. ``"ddp"``).
+        Lightning ``strategy`` (e.g. ``"ddp"``; see the scale-out page of the docs).
+    num_nodes
+        Lightning ``num_nodes`` (machines of a multi-node DDP run).
     verbose
         Progress bar; None: ``scmm.settings.verbose``.
     log_dir
@@ -165,7 +170,11 @@ def fit_pathway_mlp(
     logger
         ``"csv"`` or ``"tensorboard"`` logs under ``log_dir``.
     checkpoint_dir
-        Folder for lightning checkpoints (None: none).
+        Folder for lightning checkpoints (None: none): ``last.ckpt`` every epoch,
+        ``best.ckpt`` with validation.
+    resume
+        Continue from ``checkpoint_dir/last.ckpt`` if it exists (same data and ``rng``:
+        the result equals an uninterrupted run).
     train
         Training cells: a boolean mask, the name of a boolean ``.obs`` column, or None for all.
     layer
@@ -234,10 +243,12 @@ def fit_pathway_mlp(
         precision=precision,
         devices=devices,
         strategy=strategy,
+        num_nodes=num_nodes,
         verbose=verbose,
         log_dir=log_dir,
         logger=logger,
         checkpoint_dir=checkpoint_dir,
+        resume=resume,
     )
     model = PathwayMLPModel(
         dense_hidden=dense_hidden,

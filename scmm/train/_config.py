@@ -80,9 +80,16 @@ class TrainingConfig:
         Lightning precision. None: ``"bf16-mixed"`` on CUDA, ``"32-true"`` on CPU.
     devices
         Passed to :class:`lightning.Trainer` (``"auto"``: one device on CPU, all GPUs on CUDA
-        — set 1 unless you mean DDP).
+        — set 1 unless you mean DDP). With several devices (or nodes), each DDP rank trains on
+        its shard of the training cells and ``batch_size`` is per rank: the effective batch is
+        ``batch_size * world_size``.
     strategy
-        Passed to :class:`lightning.Trainer` (``"auto"``, ``"ddp"``...).
+        Passed to :class:`lightning.Trainer` (``"auto"``, ``"ddp"``...). Use ``"ddp"`` (one
+        process per device, started by lightning, ``torchrun`` or ``srun``); ``"ddp_spawn"``
+        returns rank 0's weights but not the training history. See the scale-out docs page.
+    num_nodes
+        Passed to :class:`lightning.Trainer`: machines of a multi-node DDP run (e.g. SLURM's
+        ``--nodes``); ``devices`` is then the number of devices per node.
     verbose
         Show lightning's progress bar.
     log_dir
@@ -91,8 +98,16 @@ class TrainingConfig:
         ``"csv"`` or ``"tensorboard"`` (needs ``pip install 'scmm[logging]'``) under
         ``log_dir``; None for no logger.
     checkpoint_dir
-        When set, lightning's ``ModelCheckpoint`` writes the last (and, with validation, the best)
-        checkpoint there.
+        When set, lightning's ``ModelCheckpoint`` writes ``last.ckpt`` at the end of every epoch
+        (and, with validation, ``best.ckpt`` for the lowest ``val_loss``) there, overwriting
+        the files of an earlier run in the same folder.
+    resume
+        Continue from ``checkpoint_dir/last.ckpt`` (weights, optimiser, schedule, epoch,
+        early-stopping/SWA state, history) with the same data and ``rng``; the result equals
+        an uninterrupted run. Without that file training starts from scratch (so a job script
+        can always pass ``resume=True``). Lightning checkpoints are pickles: they are loaded
+        with ``weights_only=True`` (no arbitrary objects), but resume only from folders you
+        wrote yourself. Needs ``checkpoint_dir``.
     """
 
     lr: float = 3e-3
@@ -118,10 +133,12 @@ class TrainingConfig:
     precision: str | None = None
     devices: Any = 1
     strategy: Any = "auto"
+    num_nodes: int = 1
     verbose: bool = False
     log_dir: str | None = None
     logger: str | None = "csv"
     checkpoint_dir: str | None = None
+    resume: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -170,8 +187,14 @@ class TrainingConfig:
         if self.swa and not 0 <= self.swa_start_epoch < self.max_epochs:
             msg = f"`swa_start={self.swa_start}` must be in [0, max_epochs={self.max_epochs})."
             raise ValueError(msg)
+        if int(self.num_nodes) < 1:
+            msg = f"`num_nodes={self.num_nodes}` must be >= 1."
+            raise ValueError(msg)
         if self.device not in _DEVICES:
             msg = f"`device={self.device!r}` is not supported; use one of {_DEVICES}."
+            raise ValueError(msg)
+        if self.resume and self.checkpoint_dir is None:
+            msg = "`resume=True` needs `checkpoint_dir` (the folder holding last.ckpt)."
             raise ValueError(msg)
         if self.logger not in _LOGGERS:
             msg = f"`logger={self.logger!r}` is not supported; use one of {_LOGGERS}."

@@ -4,19 +4,27 @@ The matrices stay where they are (numpy arrays or scipy CSR matrices, possibly m
 each batch slices the rows it needs and converts only those to torch. A sparse input becomes a
 torch sparse COO tensor (or a dense tensor with ``densify=True``), so a wide raw ATAC matrix is
 never densified in full.
+
+The training order comes from :class:`EpochShuffleSampler`, a pure function of a seed and the
+epoch number: a run resumed from a checkpoint sees the same order as an uninterrupted one. It
+also shards for DDP: every rank draws the same permutation and takes every ``world_size``-th cell
+of it, so the ranks' batches at one step together hold exactly the cells of the single-process
+batch of ``world_size`` times the size (lightning's own ``DistributedSampler`` replacement would
+re-shuffle the positions, so the trainer turns it off and sets the shard itself).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-__all__ = ["RowBatchDataset", "make_loader", "to_torch_batch"]
+__all__ = ["EpochShuffleSampler", "RowBatchDataset", "batch_plan", "make_loader", "to_torch_batch"]
 
 Matrix = Any  # np.ndarray | scipy.sparse.spmatrix | sparray
 
@@ -115,6 +123,69 @@ class RowBatchDataset(Dataset):
         return xs, y
 
 
+class EpochShuffleSampler(Sampler[int]):
+    """Random order of ``range(n)`` that depends only on ``seed`` and the epoch, sharded by rank.
+
+    Lightning calls :meth:`set_epoch` at the start of every epoch, so the order of epoch ``e``
+    is the same whether the run started at epoch 0 or was resumed from a checkpoint, and the
+    same on every DDP rank. After :meth:`set_shard`, rank ``r`` of ``w`` yields positions
+    ``r, r + w, r + 2w, ...`` of the permutation (padded with its first items to a multiple of
+    ``w``, as :class:`torch.utils.data.DistributedSampler` does), so consecutive batches of
+    ``b`` cells on the ``w`` ranks together cover consecutive blocks of ``w * b`` cells.
+
+    Parameters
+    ----------
+    n
+        Number of items.
+    seed
+        Seed of the permutations (one independent stream per epoch).
+    """
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n = int(n)
+        self.seed = int(seed)
+        self.epoch = 0
+        self.rank = 0
+        self.num_replicas = 1
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the permutation of ``epoch``."""
+        self.epoch = int(epoch)
+
+    def set_shard(self, rank: int, num_replicas: int) -> None:
+        """Yield only the share of ``rank`` among ``num_replicas`` ranks."""
+        if not 0 <= int(rank) < int(num_replicas):
+            msg = f"`rank={rank}` must be in [0, num_replicas={num_replicas})."
+            raise ValueError(msg)
+        self.rank, self.num_replicas = int(rank), int(num_replicas)
+
+    def __iter__(self) -> Iterator[int]:
+        perm = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+        if self.num_replicas > 1:
+            pad = len(self) * self.num_replicas - self.n
+            perm = np.concatenate([perm, perm[:pad]])[self.rank :: self.num_replicas]
+        return iter(perm.tolist())
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.num_replicas)
+
+
+def batch_plan(
+    n: int, batch_size: int, *, shuffle: bool, world_size: int = 1
+) -> tuple[int, bool, int]:
+    """Batch size, ``drop_last`` and batches per epoch for ``n`` cells on ``world_size`` ranks.
+
+    Each rank sees ``ceil(n / world_size)`` cells (the distributed sampler pads the last
+    ones); the batch size is clipped to that, and a last training batch of one cell is dropped
+    (BatchNorm cannot train on one cell).
+    """
+    per_rank = math.ceil(n / max(1, int(world_size)))
+    batch_size = max(1, min(int(batch_size), per_rank))
+    drop_last = shuffle and per_rank > batch_size and per_rank % batch_size == 1
+    n_batches = per_rank // batch_size if drop_last else math.ceil(per_rank / batch_size)
+    return batch_size, drop_last, n_batches
+
+
 def _collate_batch(batch):
     """Identity collate: ``RowBatchDataset.__getitems__`` already returns a batch."""
     return batch
@@ -126,21 +197,28 @@ def make_loader(
     *,
     shuffle: bool,
     generator: torch.Generator | None = None,
+    seed: int | None = None,
+    world_size: int = 1,
 ) -> DataLoader:
     """DataLoader yielding ``(inputs_tuple, y)`` batches from ``dataset``.
 
-    With ``shuffle``, the order comes from ``generator`` (seeded by the caller, global torch state
-    is not used). A last training batch of a single cell is dropped (BatchNorm cannot train on
-    one cell).
+    With ``shuffle`` and ``seed``, the order comes from an ``EpochShuffleSampler`` (a
+    function of seed and epoch: resumable, DDP-ready); with ``shuffle`` and no seed, from
+    ``generator`` (global torch state is not used either way). ``world_size`` is the number of
+    DDP ranks the training cells will be sharded over (the caller sets the rank with
+    ``loader.sampler.set_shard`` once it is known), used to size the batches (see
+    ``batch_plan``); ``batch_size`` is per rank.
     """
-    n = len(dataset)
-    batch_size = max(1, min(int(batch_size), n))
-    drop_last = shuffle and n > batch_size and n % batch_size == 1
+    batch_size, drop_last, _ = batch_plan(
+        len(dataset), batch_size, shuffle=shuffle, world_size=world_size
+    )
+    sampler = EpochShuffleSampler(len(dataset), seed) if shuffle and seed is not None else None
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
-        generator=generator if shuffle else None,
+        shuffle=shuffle if sampler is None else None,
+        sampler=sampler,
+        generator=generator if shuffle and sampler is None else None,
         drop_last=drop_last,
         collate_fn=_collate_batch,
         num_workers=0,

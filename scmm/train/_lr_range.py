@@ -158,7 +158,13 @@ def lr_range_test(
     n_steps = int(n_steps)
     config = TrainingConfig() if config is None else config
     cfg = config.replace(
-        one_cycle=False, swa=False, patience=None, lr=max_lr, min_lr=0.0, checkpoint_dir=None
+        one_cycle=False,
+        swa=False,
+        patience=None,
+        lr=max_lr,
+        min_lr=0.0,
+        checkpoint_dir=None,
+        resume=False,
     )
     inputs = _as_tuple(inputs)
     loader_seed, torch_seed = _seeds(rng, 2)

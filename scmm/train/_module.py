@@ -189,7 +189,7 @@ class PredictionModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if self._n_val:
             val = self._val_sum / self._n_val
-            self.log("val_loss", val, prog_bar=True)
+            self.log("val_loss", val, prog_bar=True, sync_dist=True)  # same on all DDP ranks
 
     def on_train_epoch_end(self) -> None:
         # lightning's SWA callback adds one epoch (BatchNorm update, no optimiser step): skip it

@@ -1,12 +1,22 @@
 """`train`: fit any prediction network with lightning, and batched inference.
 
-Reproducibility: ``rng`` is turned into seeds once. The training order comes from a
-:class:`torch.Generator` given to the DataLoader; weight updates that draw random numbers
-(dropout) run inside :func:`torch.random.fork_rng` seeded from ``rng``, so the global torch
-random state is the same before and after :func:`train`. Weight initialisation happens when the
-caller builds the network: do it inside :func:`seeded` to make it reproducible too. On CPU the same
-``rng`` gives bit-identical weights; on CUDA, cuBLAS and atomics make results close but not
-always bit-identical.
+Reproducibility: ``rng`` is turned into seeds once. The training order of each epoch is a
+function of a seed and the epoch (``EpochShuffleSampler``), and torch's global
+random state (dropout) is re-seeded before each batch from a seed, the epoch, the batch and the
+rank, inside :func:`torch.random.fork_rng`, so the global torch random state is the same before
+and after :func:`train`, and a run resumed from a checkpoint (``resume=True``) continues exactly
+as the uninterrupted run would have. Weight initialisation happens when the caller builds the
+network: do it inside :func:`seeded` to make it reproducible too. On CPU the same ``rng`` gives
+bit-identical weights; on CUDA, cuBLAS and atomics make results close but not always
+bit-identical.
+
+Scale-out: ``devices`` and ``strategy`` go to :class:`lightning.Trainer`. Under DDP each rank
+trains on its shard of the training cells (``EpochShuffleSampler.set_shard``, set when lightning
+has assigned the ranks; lightning's sampler replacement is off so that the ranks' batches at a
+step are exactly the cells of the single-process batch of ``batch_size * world_size``); every rank
+evaluates all validation cells. ``batch_size`` is per rank. After training, rank 0's final state
+(including BatchNorm running statistics, which DDP does not average) is broadcast, so every rank
+returns identical weights.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ import math
 import time
 import warnings
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -32,12 +43,20 @@ from lightning.pytorch.callbacks import (
 from torch import nn
 
 from ._config import TrainingConfig
-from ._data import RowBatchDataset, make_loader, to_torch_batch
+from ._data import (
+    EpochShuffleSampler,
+    RowBatchDataset,
+    batch_plan,
+    make_loader,
+    to_torch_batch,
+)
 from ._module import PredictionModule
 
 __all__ = ["predict", "seeded", "split_validation", "train"]
 
 _LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
+_LAST_CHECKPOINT = "last.ckpt"
+log = logging.getLogger(__name__)
 
 
 def _seeds(rng: int | np.random.Generator | None, n: int) -> list[int]:
@@ -77,6 +96,8 @@ def _ignore_harmless_warnings() -> None:
     warnings.filterwarnings("ignore", ".*but have no `val_dataloader`.*")
     # SWA replaces the (finished) per-step one-cycle scheduler by its per-epoch SWALR: intended
     warnings.filterwarnings("ignore", ".*SWA is currently only supported every epoch.*")
+    # `checkpoint_dir` holds one run: its files are overwritten (and resumed from) on purpose
+    warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
 
 
 @contextlib.contextmanager
@@ -131,7 +152,10 @@ def split_validation(
 
 
 class _BestWeights(Callback):
-    """Keep a CPU copy of the weights of the epoch with the lowest validation loss."""
+    """Keep a CPU copy of the weights of the epoch with the lowest validation loss.
+
+    Its state goes into checkpoints, so a resumed run still returns the best epoch's weights.
+    """
 
     def __init__(self) -> None:
         self.best: float = math.inf
@@ -149,6 +173,98 @@ class _BestWeights(Callback):
             self.state = {
                 k: v.detach().cpu().clone() for k, v in pl_module.net.state_dict().items()
             }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "state": self.state}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best = float(state_dict["best"])
+        self.best_epoch = state_dict["best_epoch"]
+        self.state = state_dict["state"]
+
+
+class _BatchSeed(Callback):
+    """Seed torch's global random state (dropout) before each batch from (seed, step, rank).
+
+    Dropout masks then depend on the position in training only, not on how many steps ran in
+    this process, so a resumed run draws the same masks as an uninterrupted one; ranks draw
+    different masks. (Per batch rather than per epoch: lightning skips ``on_train_epoch_start``
+    of the first epoch after resuming from an end-of-epoch checkpoint.)
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        key = [self.seed, trainer.current_epoch, batch_idx, trainer.global_rank]
+        torch.manual_seed(int(np.random.default_rng(key).integers(0, 2**62)))
+
+
+class _ShardTraining(Callback):
+    """Give the training sampler this process's DDP rank once lightning has set the ranks."""
+
+    def __init__(self) -> None:
+        self.sampler: EpochShuffleSampler | None = None  # set once the loader is built
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.sampler is not None:
+            self.sampler.set_shard(trainer.global_rank, trainer.world_size)
+
+
+class _HistoryState(Callback):
+    """Store :attr:`PredictionModule.history` in checkpoints and restore it on resume."""
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint["scmm_history"] = copy.deepcopy(pl_module.history)
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if "scmm_history" in checkpoint:
+            pl_module.history = copy.deepcopy(checkpoint["scmm_history"])
+
+
+def _resume_path(config: TrainingConfig) -> str | None:
+    """``checkpoint_dir/last.ckpt`` when resuming and it exists, else None (start afresh)."""
+    if not config.resume:
+        return None
+    path = Path(config.checkpoint_dir) / _LAST_CHECKPOINT
+    if path.is_file():
+        return str(path)
+    log.warning("`resume=True` but %s does not exist: training from scratch.", path)
+    return None
+
+
+def _checkpoint_callbacks(config: TrainingConfig, has_validation: bool) -> list[ModelCheckpoint]:
+    """``last.ckpt`` every epoch; with validation also ``best.ckpt`` (lowest ``val_loss``).
+
+    Two callbacks, because lightning's ``save_last`` only saves when a top-k checkpoint was
+    saved at that step. Both save at the end of each training epoch (after validation and the
+    history update) and overwrite the files of an earlier run, so ``last.ckpt`` is always this
+    run's latest.
+    """
+    common = {
+        "dirpath": config.checkpoint_dir,
+        "save_top_k": 1,
+        "save_on_train_epoch_end": True,
+        "enable_version_counter": False,
+    }
+    cbs = [ModelCheckpoint(filename=_LAST_CHECKPOINT.removesuffix(".ckpt"), **common)]
+    if has_validation:
+        cbs.append(ModelCheckpoint(filename="best", monitor="val_loss", mode="min", **common))
+    return cbs
+
+
+def _sync_from_rank0(trainer: L.Trainer, net: nn.Module) -> None:
+    """Give every DDP rank rank 0's final state (BatchNorm statistics differ per rank)."""
+    if trainer.world_size <= 1:
+        return
+    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    net.load_state_dict(trainer.strategy.broadcast(state, src=0))
 
 
 def _make_logger(config: TrainingConfig):
@@ -215,11 +331,16 @@ def train(
     -------
     net
         The trained network on CPU in eval mode: SWA-averaged weights with ``swa``, the best
-        validation epoch's weights with ``patience``, else the last weights.
+        validation epoch's weights with ``patience``, else the last weights. Under DDP every
+        rank returns (identical weights: rank 0's are broadcast); only write files from the
+        rank with ``history["global_rank"] == 0``.
     history
         ``epoch``, ``train_loss``, ``val_loss`` (per epoch; empty without validation), ``lr``
         (per optimiser step), ``best_epoch`` (int or None), ``stopped_epoch``, ``n_train``,
-        ``n_val``, ``steps_per_epoch`` and ``time_s``.
+        ``n_val``, ``steps_per_epoch`` (per rank), ``time_s`` (this process),
+        ``resumed_from`` (checkpoint path or None), ``global_rank`` and ``world_size``. Under
+        DDP, ``train_loss`` is rank-local; ``val_loss`` and the early-stopping decisions use
+        the mean over ranks.
     """
     config = TrainingConfig() if config is None else config
     config.validate()
@@ -233,24 +354,9 @@ def train(
         msg = "`patience` needs validation cells: set `validation_fraction` or `validation`."
         raise ValueError(msg)
 
-    train_ds = RowBatchDataset(inputs, Y, train_rows)
-    loader = make_loader(
-        train_ds,
-        config.batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(loader_seed),
-    )
-    val_loader = None
-    if len(val_rows):
-        val_loader = make_loader(
-            RowBatchDataset(inputs, Y, val_rows), max(config.batch_size, 1024), shuffle=False
-        )
-
     module = PredictionModule(net, config, decoder=decoder, decoder_bias=decoder_bias)
-    steps_per_epoch = len(loader)
-    module.total_steps = steps_per_epoch * config.schedule_epochs_value
-
-    cbs: list[Callback] = list(callbacks)
+    shard = _ShardTraining()
+    cbs: list[Callback] = [*callbacks, shard, _BatchSeed(torch_seed), _HistoryState()]
     best = None
     if config.patience is not None:
         cbs.append(EarlyStopping(monitor="val_loss", patience=int(config.patience), mode="min"))
@@ -266,13 +372,8 @@ def train(
             )
         )
     if config.checkpoint_dir is not None:
-        cbs.append(
-            ModelCheckpoint(
-                dirpath=config.checkpoint_dir,
-                monitor="val_loss" if len(val_rows) else None,
-                save_last=True,
-            )
-        )
+        cbs.extend(_checkpoint_callbacks(config, has_validation=len(val_rows) > 0))
+    ckpt_path = _resume_path(config)
 
     start = time.perf_counter()
     with (
@@ -285,6 +386,7 @@ def train(
             accelerator=config.accelerator(),
             devices=config.devices,
             strategy=config.strategy,
+            num_nodes=int(config.num_nodes),
             precision=config.precision_value(),
             max_epochs=int(config.max_epochs),
             logger=_make_logger(config),
@@ -293,11 +395,36 @@ def train(
             enable_model_summary=False,
             enable_progress_bar=bool(config.verbose),
             num_sanity_val_steps=0,
-            log_every_n_steps=max(1, min(50, steps_per_epoch)),
+            log_every_n_steps=max(1, min(50, math.ceil(len(train_rows) / config.batch_size))),
+            use_distributed_sampler=False,  # `_ShardTraining` shards the training cells
             default_root_dir=config.log_dir,
         )
-        torch.manual_seed(torch_seed)
-        trainer.fit(module, train_dataloaders=loader, val_dataloaders=val_loader)
+        # DDP ranks (known before launch); batch_size is per rank
+        world_size = int(trainer.num_nodes) * int(trainer.num_devices)
+        loader = make_loader(
+            RowBatchDataset(inputs, Y, train_rows),
+            config.batch_size,
+            shuffle=True,
+            seed=loader_seed,
+            world_size=world_size,
+        )
+        shard.sampler = loader.sampler
+        val_loader = None
+        if len(val_rows):  # not sharded: every rank evaluates all validation cells
+            val_loader = make_loader(
+                RowBatchDataset(inputs, Y, val_rows), max(config.batch_size, 1024), shuffle=False
+            )
+        steps_per_epoch = batch_plan(
+            len(train_rows), config.batch_size, shuffle=True, world_size=world_size
+        )[2]
+        module.total_steps = steps_per_epoch * config.schedule_epochs_value
+        trainer.fit(
+            module,
+            train_dataloaders=loader,
+            val_dataloaders=val_loader,
+            ckpt_path=ckpt_path,
+            weights_only=True if ckpt_path is not None else None,
+        )
     elapsed = time.perf_counter() - start
 
     net = module.net
@@ -305,6 +432,7 @@ def train(
     if best is not None and best.state is not None:
         net.load_state_dict(best.state)
         best_epoch = best.best_epoch
+    _sync_from_rank0(trainer, net)
     net = net.cpu().eval()
     history: dict[str, Any] = copy.deepcopy(module.history)
     history.update(
@@ -314,6 +442,9 @@ def train(
         n_val=len(val_rows),
         steps_per_epoch=steps_per_epoch,
         time_s=elapsed,
+        resumed_from=ckpt_path,
+        global_rank=int(trainer.global_rank),
+        world_size=int(trainer.world_size),
     )
     return net, history
 

@@ -1,0 +1,192 @@
+"""Per-cell accuracy of predictions, summarised per cell type."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.patches import Patch
+from mudata import MuData
+
+from .. import metrics
+from .._validate import check_modality, get_matrix
+
+
+def _group_labels(mdata: MuData, mod: str, groupby: str) -> pd.Series:
+    """``groupby`` for the cells of ``mdata[mod]``: from its own ``.obs``, else ``mdata.obs``."""
+    adata = mdata.mod[mod]
+    if groupby in adata.obs.columns:
+        return adata.obs[groupby]
+    for column in (groupby, f"{mod}:{groupby}"):
+        if column in mdata.obs.columns:
+            labels = mdata.obs[column]
+            if not labels.index.is_unique:
+                msg = f"`groupby={groupby!r}`: `mdata.obs_names` are not unique."
+                raise ValueError(msg)
+            return labels.reindex(adata.obs_names)
+    msg = (
+        f"`groupby={groupby!r}` is not a column of `mdata[{mod!r}].obs` nor of `mdata.obs` "
+        f"(has: {sorted(set(adata.obs.columns) | set(mdata.obs.columns))}). Annotate the cells "
+        "first, or pass the name of the cell-type column."
+    )
+    raise KeyError(msg)
+
+
+def accuracy_by_cell_type(
+    mdata: MuData,
+    mod: str,
+    keys: str | Sequence[str],
+    *,
+    groupby: str = "cell_type",
+    cells=None,
+    layer: str | None = None,
+    kind: str = "box",
+    sort: str | None = "size",
+    ax: Axes | None = None,
+) -> Axes:
+    """Per-cell Pearson r of one or more predictions, one box (or strip) per cell type.
+
+    Each cell is scored by :func:`scmm.metrics.pearson_per_cell` (the correlation across the
+    features of its predicted and measured profile, the Open Problems 2022 score); the scores
+    are grouped by ``groupby`` and the predictions are drawn side by side within each group, so
+    a model that fails on one cell type stands out. Cells without a group label are left out.
+
+    Parameters
+    ----------
+    mdata
+        Data holding the measured values and the predictions of ``fit_*`` calls.
+    mod
+        The predicted modality.
+    keys
+        Layer(s) of ``mdata[mod]`` holding predictions (``key_added`` of the fits).
+    groupby
+        Column of ``mdata[mod].obs`` (looked up first) or ``mdata.obs`` with the cell types.
+    cells
+        Boolean mask of cells to score (e.g. ``~mdata.obs['train']``); default all.
+    layer
+        Layer of measured values instead of ``.X``.
+    kind
+        ``"box"``: a box plot per group and prediction; ``"strip"``: every cell as a point.
+    sort
+        Order of the groups: ``"size"`` (most cells first), ``"median"`` (highest median r,
+        averaged over the predictions, first) or None (the column's category order, else
+        sorted labels).
+    ax
+        Axes to draw into; default a new figure.
+
+    Returns
+    -------
+    The Axes, groups along x labelled with their number of cells, one colour per key (legend
+    with each key's median r over all cells): with ``kind="box"`` one box patch per group and
+    key, with ``kind="strip"`` one point collection per key.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, anndata as ad, mudata as md, scmm
+    >>> rng = np.random.default_rng(0)
+    >>> prot = ad.AnnData(rng.normal(size=(60, 8)).astype("float32"))
+    >>> prot.obs["cell_type"] = pd.Categorical(["B", "T", "T"] * 20)
+    >>> prot.layers["a"] = prot.X + rng.normal(size=(60, 8)).astype("float32")
+    >>> prot.layers["b"] = prot.X + 2 * rng.normal(size=(60, 8)).astype("float32")
+    >>> ax = scmm.pl.accuracy_by_cell_type(md.MuData({"prot": prot}), "prot", ["a", "b"])
+    >>> len(ax.patches), [t.get_text() for t in ax.get_xticklabels()]
+    (4, ['T (40)', 'B (20)'])
+    """
+    adata = check_modality(mdata, mod, "mod")
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    if not keys:
+        msg = "`keys` is empty; pass the prediction layer(s) to compare."
+        raise ValueError(msg)
+    missing = [k for k in keys if k not in adata.layers]
+    if missing:
+        msg = (
+            f"`keys` {missing} are not layers of {mod!r} (has: {list(adata.layers)}); run a "
+            "`scmm.tl.fit_*` call first."
+        )
+        raise KeyError(msg)
+    if kind not in ("box", "strip"):
+        msg = f"`kind={kind!r}` must be 'box' or 'strip'."
+        raise ValueError(msg)
+    if sort not in ("size", "median", None):
+        msg = f"`sort={sort!r}` must be 'size', 'median' or None."
+        raise ValueError(msg)
+    labels = _group_labels(mdata, mod, groupby)
+
+    keep = labels.notna().to_numpy()
+    if cells is not None:
+        cells = np.asarray(cells)
+        if cells.dtype != bool or cells.shape != (adata.n_obs,):
+            msg = f"`cells` must be a boolean mask over the {adata.n_obs} cells of {mod!r}."
+            raise ValueError(msg)
+        keep &= cells
+    if not keep.any():
+        msg = f"No cells to score: `cells` selects none, or no cell has a `{groupby}` label."
+        raise ValueError(msg)
+
+    y = get_matrix(adata, layer)
+    y = np.asarray(y[keep].toarray() if hasattr(y, "toarray") else y[keep], dtype=np.float64)
+    r = np.empty((len(keys), y.shape[0]))
+    for i, key in enumerate(keys):
+        p = adata.layers[key][keep]
+        p = np.asarray(p.toarray() if hasattr(p, "toarray") else p, dtype=np.float64)
+        r[i] = metrics.pearson_per_cell(y, p, average=False)
+
+    group = labels[keep]
+    if isinstance(group.dtype, pd.CategoricalDtype):
+        present = set(group.astype(object))
+        groups = [c for c in group.cat.categories if c in present]
+    else:
+        groups = sorted(group.unique(), key=str)
+    codes = pd.Categorical(group.astype(object), categories=groups).codes
+    members = [np.flatnonzero(codes == g) for g in range(len(groups))]
+    if sort == "size":
+        order = sorted(range(len(groups)), key=lambda g: -len(members[g]))
+    elif sort == "median":
+        med = [np.mean([np.median(r[i, m]) for i in range(len(keys))]) for m in members]
+        order = sorted(range(len(groups)), key=lambda g: -med[g])
+    else:
+        order = list(range(len(groups)))
+    groups = [groups[g] for g in order]
+    members = [members[g] for g in order]
+
+    n_groups, n_keys = len(groups), len(keys)
+    if ax is None:
+        width = min(max(4.0, 0.35 * n_groups * n_keys + 2.0), 16.0)
+        _, ax = plt.subplots(figsize=(width, 3.8), layout="constrained")
+    step = 0.8 / n_keys
+    colors = [f"C{i % 10}" for i in range(n_keys)]
+    handles = []
+    for i, key in enumerate(keys):
+        pos = np.arange(n_groups) + (i - (n_keys - 1) / 2) * step
+        data = [r[i, m] for m in members]
+        if kind == "box":
+            ax.boxplot(
+                data,
+                positions=pos,
+                widths=0.85 * step,
+                patch_artist=True,
+                manage_ticks=False,
+                boxprops={"facecolor": colors[i], "alpha": 0.7},
+                medianprops={"color": "black"},
+                flierprops={"markersize": 2, "alpha": 0.4},
+            )
+        else:
+            xs = np.concatenate(
+                [
+                    p + 0.8 * step * (((np.arange(len(d)) * 0.6180339887) % 1.0) - 0.5)
+                    for p, d in zip(pos, data, strict=True)
+                ]
+            )
+            ax.scatter(xs, np.concatenate(data), s=3, alpha=0.5, color=colors[i], rasterized=True)
+        handles.append(Patch(color=colors[i], label=f"{key} (median {np.median(r[i]):.3f})"))
+
+    ticklabels = [f"{g} ({len(m)})" for g, m in zip(groups, members, strict=True)]
+    long = n_groups > 6 or max(len(t) for t in ticklabels) > 12
+    ax.set_xticks(np.arange(n_groups), ticklabels, rotation=90 if long else 0, fontsize=8)
+    ax.set_xlim(-0.6, n_groups - 0.4)
+    ax.set(xlabel=f"{groupby} (number of cells)", ylabel="Pearson r per cell")
+    ax.legend(handles=handles, fontsize=8, loc="best")
+    return ax
