@@ -19,7 +19,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
+import scmm
 from scmm import metrics
 from scmm._tasks import METHODS, TASKS, load_task
 
@@ -121,8 +123,16 @@ def main() -> None:
         help="seeds of the svd_fit_on='all' rows (default: --seeds)",
     )
     parser.add_argument("--quick", action="store_true", help="bmmc_cite, 1 seed, few methods")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: small networks run fastest single-threaded on a CPU)",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    scmm.settings.verbose = False
     tasks, methods, seeds = args.tasks, args.methods, args.seeds
     if args.quick:
         tasks, seeds = QUICK["tasks"], QUICK["seeds"]

@@ -455,6 +455,7 @@ def test_loaders_never_write_into_data_dir(tmp_path, monkeypatch):
 
 def test_offline_switch_forbids_downloads(tmp_path, monkeypatch):
     monkeypatch.setenv(_fetch.ENV_OFFLINE, "1")
+    monkeypatch.delenv(_fetch.ENV_DATA_DIR, raising=False)
     urls = _serve(monkeypatch, b"anything")
     with pytest.raises(FileNotFoundError, match=r"downloads are off \(\$SCMM_OFFLINE=1\)"):
         ds.fetch("cite/bmmc_cite_starter_adt.h5ad", data_dir=tmp_path)

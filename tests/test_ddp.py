@@ -46,7 +46,7 @@ with seeded(0):
 # 192 training cells: 96 per rank, no padding, 3 full steps of 32 per rank and epoch
 config = TrainingConfig(
     max_epochs=4, batch_size=batch_size, loss="mixed", lr=1e-2, validation_fraction=0.25,
-    patience=2, device="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto",
+    patience=2, swa=False, device="cpu", devices=devices, strategy="ddp" if devices > 1 else "auto",
 )
 net, hist = train(net, X, Y, config=config, rng=0)
 state = torch.cat([v.flatten() for v in net.state_dict().values()]).numpy()
@@ -148,6 +148,7 @@ def test_ddp_two_cpu_processes_match_one_process(tmp_path):
         lr=1e-2,
         validation_fraction=0.25,
         patience=2,
+        swa=False,
         device="cpu",
     )
     n = torch.get_num_threads()

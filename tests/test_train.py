@@ -36,7 +36,7 @@ def _net(n_in=16, n_out=8, seed=0, **kw):
 
 
 def _cfg(**kw):
-    base = {"max_epochs": 6, "batch_size": 64, "loss": "mse", "lr": 1e-2}
+    base = {"max_epochs": 6, "batch_size": 64, "loss": "mse", "lr": 1e-2, "swa": False}
     return TrainingConfig(**{**base, **kw})
 
 

@@ -94,7 +94,10 @@ def normalize(
     elif method == "clr":
         mu.prot.pp.clr(tmp, axis=1, flavor="stoeckius")
     else:
-        mu.atac.pp.tfidf(tmp, log_tf=True, log_idf=True, log_tfidf=False)
+        # peaks without counts have an infinite IDF; they have no stored entries, so the
+        # sparse result stays finite: silence numpy's divide-by-zero warning
+        with np.errstate(divide="ignore"):
+            mu.atac.pp.tfidf(tmp, log_tf=True, log_idf=True, log_tfidf=False)
     X = tmp.X
     if "counts" not in adata.layers:
         adata.layers["counts"] = counts

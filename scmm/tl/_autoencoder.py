@@ -7,7 +7,7 @@ from mudata import MuData
 from .. import _keys
 from ..models._autoencoder import AutoencoderModel
 from ._contract import fit_model
-from ._mlp import _training_options
+from ._mlp import training_from
 
 
 def fit_autoencoder(
@@ -27,11 +27,11 @@ def fit_autoencoder(
     lr: float = 3e-3,
     weight_decay: float = 1e-2,
     max_epochs: int = 40,
-    batch_size: int = 256,
+    batch_size: int = 64,
     one_cycle: bool = True,
     schedule_epochs: int | None = None,
     min_lr: float = 1e-6,
-    swa: bool = False,
+    swa: bool = True,
     swa_start: int | None = None,
     swa_lr: float | None = None,
     sparsity: str | None = None,
@@ -201,37 +201,7 @@ def fit_autoencoder(
     >>> mdata["rna"].obsm["scmm_autoencoder"].shape  # doctest: +SKIP
     (600, 64)
     """
-    training = _training_options(
-        lr=lr,
-        weight_decay=weight_decay,
-        max_epochs=max_epochs,
-        batch_size=batch_size,
-        one_cycle=one_cycle,
-        schedule_epochs=schedule_epochs,
-        min_lr=min_lr,
-        swa=swa,
-        swa_start=swa_start,
-        swa_lr=swa_lr,
-        sparsity=sparsity,
-        sparsity_weight=sparsity_weight,
-        sparsity_rho=sparsity_rho,
-        l1=l1,
-        l2=l2,
-        loss=loss,
-        correlation_weight=correlation_weight,
-        validation_fraction=validation_fraction,
-        patience=patience,
-        device=device,
-        precision=precision,
-        devices=devices,
-        strategy=strategy,
-        num_nodes=num_nodes,
-        verbose=verbose,
-        log_dir=log_dir,
-        logger=logger,
-        checkpoint_dir=checkpoint_dir,
-        resume=resume,
-    )
+    training = training_from(locals())
     model = AutoencoderModel(
         hidden=hidden,
         latent=latent,

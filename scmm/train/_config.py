@@ -113,11 +113,11 @@ class TrainingConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-2
     max_epochs: int = 40
-    batch_size: int = 256
+    batch_size: int = 64
     one_cycle: bool = True
     schedule_epochs: int | None = None
     min_lr: float = 1e-6
-    swa: bool = False
+    swa: bool = True
     swa_start: int | None = None
     swa_lr: float | None = None
     sparsity: str | None = None
@@ -182,7 +182,10 @@ class TrainingConfig:
             msg = f"`patience={self.patience}` must be >= 1 or None."
             raise ValueError(msg)
         if self.swa and self.patience is not None:
-            msg = "`swa=True` cannot be combined with early stopping; set `patience=None`."
+            msg = (
+                "`swa=True` (the default) cannot be combined with early stopping: pass "
+                "`swa=False` to use `patience`."
+            )
             raise ValueError(msg)
         if self.swa and not 0 <= self.swa_start_epoch < self.max_epochs:
             msg = f"`swa_start={self.swa_start}` must be in [0, max_epochs={self.max_epochs})."
