@@ -3,6 +3,7 @@
     python benchmarks/accuracy.py                  # everything, 3 seeds
     python benchmarks/accuracy.py --quick          # bmmc_cite, 1 seed, a few methods (< 5 min)
     python benchmarks/accuracy.py --tasks bmmc_cite --methods ridge mlp --seeds 0 1 2
+    python benchmarks/accuracy.py --summarise results/*/accuracy_runs.csv   # merge split runs
 
 Prints a Markdown table (mean ± sd over seeds) and writes it, with a CSV of every run, to
 ``benchmarks/results/``. Methods that use an input SVD run with ``svd_fit_on="train"`` (scmm's
@@ -78,6 +79,14 @@ def _write_csv(rows, path: Path) -> None:
         writer.writerows(rows)
 
 
+def _read_csv(path: Path) -> list[dict]:
+    numeric = ("seed", "pearson_per_cell", "pearson_per_feature", "rmse", "fit_seconds")
+    with path.open() as fh:
+        return [
+            {k: float(v) if k in numeric else v for k, v in r.items()} for r in csv.DictReader(fh)
+        ]
+
+
 def summarise(rows) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
@@ -130,7 +139,19 @@ def main() -> None:
         help="torch threads (default 1: small networks run fastest single-threaded on a CPU)",
     )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument(
+        "--summarise",
+        nargs="+",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="only print the table of earlier runs (accuracy_runs.csv files), e.g. of runs split "
+        "across processes",
+    )
     args = parser.parse_args()
+    if args.summarise:
+        print(summarise([r for path in args.summarise for r in _read_csv(path)]))
+        return
     torch.set_num_threads(args.threads)
     scmm.settings.verbose = False
     tasks, methods, seeds = args.tasks, args.methods, args.seeds

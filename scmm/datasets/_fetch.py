@@ -99,10 +99,10 @@ def fetch(relpath: str, data_dir: str | os.PathLike | None = None) -> Path:
     """Return the local path of a registered data file, downloading it if needed.
 
     The file is looked up, in order, under ``data_dir``, under ``$SCMM_DATA_DIR`` and in the
-    user cache (``scmm.datasets._fetch.cache_dir()``). If it is in none of them and a public URL is registered,
-    it is downloaded with :mod:`pooch` into the cache and its sha256 checked (unless
-    ``$SCMM_OFFLINE=1``). ``data_dir``
-    and ``$SCMM_DATA_DIR`` are only read, never written (they may be read-only).
+    user cache (``scmm.datasets._fetch.cache_dir()``). If it is in none of them and a public
+    URL is registered, it is downloaded with :mod:`pooch` into the cache and its sha256 checked
+    (unless ``$SCMM_OFFLINE=1``). ``data_dir`` and ``$SCMM_DATA_DIR`` are only read, never
+    written (they may be read-only).
 
     Parameters
     ----------
@@ -124,6 +124,15 @@ def fetch(relpath: str, data_dir: str | os.PathLike | None = None) -> Path:
     FileNotFoundError
         The file is in none of the places searched and cannot be downloaded (offline, or no
         public URL); the message names the file, the places searched and where to get it.
+
+    Examples
+    --------
+    >>> import scmm
+    >>> path = scmm.datasets.fetch("cite/bmmc_cite_starter_adt.h5ad")
+    >>> path.name
+    'bmmc_cite_starter_adt.h5ad'
+    >>> path.is_file()
+    True
     """
     if relpath not in REGISTRY:
         msg = f"`relpath={relpath!r}` is not a registered data file (known: {sorted(REGISTRY)})."

@@ -132,6 +132,15 @@ def bmmc_cite(*, data_dir: PathLike | None = None) -> md.MuData:
     Returns
     -------
     MuData with modalities ``rna`` and ``prot``.
+
+    Examples
+    --------
+    >>> import scmm
+    >>> mdata = scmm.datasets.bmmc_cite()
+    >>> mdata["rna"].shape, mdata["prot"].shape
+    ((600, 1000), (600, 134))
+    >>> mdata.obs["batch"].value_counts().sort_index().tolist()  # two donors
+    [311, 289]
     """
     mods = {}
     for mod, fname in [("rna", "rna"), ("prot", "adt")]:
@@ -161,6 +170,13 @@ def pbmc10k_cite(*, data_dir: PathLike | None = None) -> md.MuData:
     Returns
     -------
     MuData with modalities ``rna`` and ``prot``.
+
+    Examples
+    --------
+    >>> import scmm
+    >>> mdata = scmm.datasets.pbmc10k_cite()
+    >>> mdata["rna"].shape, mdata["prot"].shape
+    ((6661, 1000), (6661, 14))
     """
     import h5py
 
@@ -198,6 +214,13 @@ def pbmc10k_protein_200(*, data_dir: PathLike | None = None) -> md.MuData:
     Returns
     -------
     MuData with modalities ``rna`` and ``prot``.
+
+    Examples
+    --------
+    >>> import scmm
+    >>> mdata = scmm.datasets.pbmc10k_protein_200()
+    >>> mdata["rna"].shape, mdata["prot"].shape
+    ((200, 16727), (200, 14))
     """
     path = fetch("cite/pbmc10k_protein_v3_200cells.h5ad", data_dir)
     src = _quiet_read(ad.read_h5ad, path)
@@ -227,6 +250,13 @@ def mop_snare2(*, data_dir: PathLike | None = None) -> md.MuData:
     Returns
     -------
     MuData with modalities ``rna`` and ``atac``.
+
+    Examples
+    --------
+    >>> import scmm
+    >>> mdata = scmm.datasets.mop_snare2()
+    >>> mdata["rna"].shape, mdata["atac"].shape
+    ((10309, 1677), (10309, 25734))
     """
     base = "multiome/mop_snare2"
     meta = pd.read_csv(fetch(f"{base}/meta_c1.csv", data_dir), index_col=0)
@@ -271,6 +301,13 @@ def pbmc_multiome(*, data_dir: PathLike | None = None) -> md.MuData:
     Returns
     -------
     MuData with modalities ``rna`` and ``atac``.
+
+    Examples
+    --------
+    >>> import scmm
+    >>> mdata = scmm.datasets.pbmc_multiome()
+    >>> mdata["rna"].shape, mdata["atac"].shape
+    ((1000, 45), (1000, 174))
     """
     path = fetch("multiome/pbmc_muon/pbmc_rna_atac_1000cells.h5mu", data_dir)
     src = _quiet_read(md.read_h5mu, path)
@@ -314,6 +351,15 @@ def gene_annotation(assembly: str, *, data_dir: PathLike | None = None) -> pd.Da
     -------
     DataFrame with columns ``chrom`` (str), ``start``, ``end`` (int64), ``strand`` (``'+'`` or
     ``'-'``), ``gene_name``, ``gene_id`` and ``tss`` (int64), one row per gene.
+
+    Examples
+    --------
+    >>> import scmm
+    >>> genes = scmm.datasets.gene_annotation("mm10")
+    >>> genes.shape
+    (48709, 7)
+    >>> list(genes.columns)
+    ['chrom', 'start', 'end', 'strand', 'gene_name', 'gene_id', 'tss']
     """
     if assembly not in _ANNOTATION:
         msg = f"`assembly={assembly!r}` is not known; use one of {sorted(_ANNOTATION)}."
@@ -394,6 +440,15 @@ def gene_sets(name: PathLike, *, data_dir: PathLike | None = None) -> dict[str, 
     Returns
     -------
     ``{set name: [gene symbols]}``.
+
+    Examples
+    --------
+    >>> import scmm
+    >>> sets = scmm.datasets.gene_sets("hallmark")
+    >>> len(sets)
+    50
+    >>> "HALLMARK_APOPTOSIS" in sets
+    True
     """
     if isinstance(name, str) and name in _GENE_SETS:
         relpath, prefix = _GENE_SETS[name]

@@ -258,6 +258,24 @@ def load(path: str | os.PathLike) -> BaseModel:
     Returns
     -------
     The fitted model, of the class it was saved from.
+
+    Examples
+    --------
+    >>> import numpy as np, anndata as ad, mudata as md, scmm
+    >>> rng = np.random.default_rng(0)
+    >>> rna = ad.AnnData(rng.poisson(2.0, (60, 30)).astype("float32"))
+    >>> prot = ad.AnnData(rng.normal(size=(60, 4)).astype("float32"))
+    >>> prot.var_names = ["CD3", "CD4", "CD8", "CD19"]  # distinct from the gene names
+    >>> mdata = md.MuData({"rna": rna, "prot": prot})
+    >>> import tempfile
+    >>> model = scmm.tl.fit_baseline(mdata, "rna", "prot", method="ridge", n_components=5)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     model.save(f"{tmp}/ridge")
+    ...     loaded = scmm.models.load(f"{tmp}/ridge")
+    >>> loaded
+    BaselineModel(rna→prot, 30 → 4 features)
+    >>> np.array_equal(loaded.predict(mdata["rna"]), model.predict(mdata["rna"]))
+    True
     """
     from safetensors import SafetensorError
     from safetensors.numpy import load_file

@@ -48,8 +48,8 @@ class DeepSetsModel(NeuralModel):
     windows_key
         Key of the windows in ``mdata.uns`` at fit time (a record; the windows are stored in
         the model by :meth:`set_windows`).
-    input, target_svd
-        Fixed: ``"svd+raw"`` and ``None`` (accepted so saved parameters reload).
+    input, target_svd, max_raw_features
+        Fixed: ``"svd+raw"``, ``None`` and ``None`` (accepted so saved parameters reload).
     training
         Options of :class:`scmm.train.TrainingConfig`.
     """
@@ -71,10 +71,14 @@ class DeepSetsModel(NeuralModel):
         windows_key: str = "windows",
         input: str = "svd+raw",
         target_svd: int | None = None,
+        max_raw_features: int | None = None,
         training: dict[str, Any] | None = None,
     ):
-        if input != "svd+raw" or target_svd is not None:
-            msg = "DeepSetsModel reads `input='svd+raw'` and predicts genes (`target_svd=None`)."
+        if input != "svd+raw" or target_svd is not None or max_raw_features is not None:
+            msg = (
+                "DeepSetsModel reads `input='svd+raw'` with every peak (`max_raw_features=None`) "
+                "and predicts genes (`target_svd=None`)."
+            )
             raise ValueError(msg)
         for name, value in (
             ("channels", channels),
@@ -93,6 +97,7 @@ class DeepSetsModel(NeuralModel):
             input="svd+raw",
             n_components=int(n_components),
             target_svd=None,
+            max_raw_features=None,
             channels=int(channels),
             phi_hidden=int(phi_hidden),
             hidden=int(hidden),

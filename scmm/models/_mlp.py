@@ -52,6 +52,7 @@ class MLPModel(NeuralModel):
         input: str = "svd",
         n_components: int = 64,
         target_svd: int | None = None,
+        max_raw_features: int | None = 1000,
         training: dict[str, Any] | None = None,
     ):
         if input not in DEFAULT_PRESET:
@@ -78,6 +79,7 @@ class MLPModel(NeuralModel):
             input=input,
             n_components=n_components,
             target_svd=target_svd,
+            max_raw_features=max_raw_features,
             training=training,
         )
 

@@ -37,6 +37,8 @@ class NeuralModel(BaseModel):
     target_svd
         Predict this many SVD coefficients of the targets, mapped back through fixed
         components; ``None`` predicts the targets directly.
+    max_raw_features
+        Most raw source features fed to the network (highest variance on the training cells).
     training
         Options of :class:`scmm.train.TrainingConfig` (missing ones take its defaults).
     **params
@@ -51,6 +53,7 @@ class NeuralModel(BaseModel):
         input: str = "svd",
         n_components: int = 64,
         target_svd: int | None = None,
+        max_raw_features: int | None = 1000,
         training: dict[str, Any] | None = None,
         **params: Any,
     ):
@@ -60,9 +63,12 @@ class NeuralModel(BaseModel):
             input=input,
             n_components=int(n_components),
             target_svd=None if target_svd is None else int(target_svd),
+            max_raw_features=max_raw_features,
             training=config.to_dict(),
         )
-        self.encoder = InputEncoder(input, n_components, scale=True)
+        self.encoder = InputEncoder(
+            input, n_components, scale=True, max_raw_features=max_raw_features
+        )
         self.target_encoder = TargetEncoder(self.params["target_svd"])
         self.net: nn.Module | None = None
         self._n_in: list[int] | None = None

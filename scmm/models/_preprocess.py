@@ -16,7 +16,9 @@ class InputEncoder:
 
     ``kind="svd"`` gives a TruncatedSVD embedding (optionally scaled to unit variance per
     component on the fitting cells), ``"raw"`` the features themselves as float32 CSR (never
-    densified), ``"svd+raw"`` both.
+    densified), ``"svd+raw"`` both. Raw inputs keep at most ``max_raw_features`` features, those
+    with the highest variance on the training cells (all 16,727 genes of 160 training cells
+    overfit: per-cell Pearson 0.83 against 0.88 with the SVD alone on ``pbmc10k_protein_200``).
 
     Parameters
     ----------
@@ -26,17 +28,28 @@ class InputEncoder:
         Number of SVD components.
     scale
         Divide each SVD component by its standard deviation on the fitting cells.
+    max_raw_features
+        Most raw features kept (highest variance on the training cells); ``None`` keeps all.
     """
 
-    def __init__(self, kind: str = "svd", n_components: int = 64, *, scale: bool = True):
+    def __init__(
+        self,
+        kind: str = "svd",
+        n_components: int = 64,
+        *,
+        scale: bool = True,
+        max_raw_features: int | None = 1000,
+    ):
         if kind not in INPUT_KINDS:
             msg = f"`input={kind!r}` is not one of {INPUT_KINDS}."
             raise ValueError(msg)
         self.kind = kind
         self.n_components = int(n_components)
         self.scale = scale
+        self.max_raw_features = max_raw_features
         self.components: np.ndarray | None = None
         self.std: np.ndarray | None = None
+        self.raw_columns: np.ndarray | None = None
 
     @property
     def uses_svd(self) -> bool:
@@ -45,6 +58,8 @@ class InputEncoder:
 
     def fit(self, X, *, X_extra=None, rng=None) -> InputEncoder:
         """Fit the SVD on the rows of ``X`` and, if given, ``X_extra`` (inputs only)."""
+        if self.kind in ("raw", "svd+raw"):
+            self.raw_columns = _top_variance_columns(X, self.max_raw_features)
         if self.uses_svd:
             fit_X = X
             if X_extra is not None and X_extra.shape[0]:
@@ -68,24 +83,52 @@ class InputEncoder:
                 raise RuntimeError(msg)
             out.append(project(X, self.components) / self.std)
         if self.kind in ("raw", "svd+raw"):
-            out.append(sp.csr_matrix(X, dtype=np.float32))
+            raw = sp.csr_matrix(X, dtype=np.float32)
+            if self.raw_columns is not None and len(self.raw_columns) < raw.shape[1]:
+                raw = raw[:, self.raw_columns]
+            out.append(raw)
         return tuple(out)
 
     def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """JSON-able settings and arrays to save."""
-        meta = {"kind": self.kind, "n_components": self.n_components, "scale": self.scale}
+        meta = {
+            "kind": self.kind,
+            "n_components": self.n_components,
+            "scale": self.scale,
+            "max_raw_features": self.max_raw_features,
+        }
         arrays = {}
         if self.components is not None:
             arrays = {"input.components": self.components, "input.std": self.std}
+        if self.raw_columns is not None:
+            arrays["input.raw_columns"] = self.raw_columns
         return meta, arrays
 
     @classmethod
     def from_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> InputEncoder:
         """Rebuild a fitted encoder from :meth:`get_state` output."""
-        enc = cls(meta["kind"], meta["n_components"], scale=meta["scale"])
+        enc = cls(
+            meta["kind"],
+            meta["n_components"],
+            scale=meta["scale"],
+            max_raw_features=meta.get("max_raw_features"),
+        )
         enc.components = arrays.get("input.components")
         enc.std = arrays.get("input.std")
+        enc.raw_columns = arrays.get("input.raw_columns")
         return enc
+
+
+def _top_variance_columns(X, n: int | None) -> np.ndarray | None:
+    """Return the sorted indices of the ``n`` highest-variance columns of ``X`` (None: all)."""
+    if n is None or X.shape[1] <= n:
+        return None
+    if sp.issparse(X):
+        mean = np.asarray(X.mean(axis=0)).ravel()
+        var = np.asarray(X.multiply(X).mean(axis=0)).ravel() - mean**2
+    else:
+        var = np.asarray(X).var(axis=0)
+    return np.sort(np.argsort(-var, kind="stable")[:n]).astype(np.int64)
 
 
 class TargetEncoder:

@@ -41,6 +41,15 @@ def gene_activity(
     -------
     Gene activity, cells × genes, float32: a CSR matrix when ``X_atac`` is sparse, an ndarray
     when it is dense.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp, scmm
+    >>> distance = sp.csr_matrix(np.array([[100.0, 5000.0, 0.0], [0.0, 0.0, 1000.0]]))
+    >>> X_atac = np.array([[1.0, 1.0, 0.0], [0.0, 2.0, 1.0]])  # 2 cells × 3 peaks
+    >>> scmm.pp.gene_activity(X_atac, distance).round(3)  # 2 cells × 2 genes
+    array([[1.348, 0.   ],
+           [0.736, 0.819]], dtype=float32)
     """
     if not sparse.issparse(distance):
         msg = (

@@ -80,8 +80,11 @@ def normalize(
         counts = get_matrix(adata, layer)
     check_nonnegative(counts, f"layer={layer!r}" if layer else ".X")
     # no copy when already float32: `tmp` below is the one working copy
-    counts = (counts.astype(np.float32, copy=False) if sp.issparse(counts)
-              else np.asarray(counts, np.float32))
+    counts = (
+        counts.astype(np.float32, copy=False)
+        if sp.issparse(counts)
+        else np.asarray(counts, np.float32)
+    )
     if method != "clr":
         check_cells_have_counts(counts, f"mod={mod!r}")
     import muon as mu  # slow imports, only where needed

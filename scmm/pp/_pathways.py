@@ -131,6 +131,7 @@ def protein_to_gene(
 
     Examples
     --------
+    >>> from scmm.pp import protein_to_gene
     >>> mapping, unmapped = protein_to_gene(["CD8a_TotalSeqB", "HLA-DR", "Mouse-IgG1"])
     >>> mapping
     {'CD8a_TotalSeqB': 'CD8A', 'HLA-DR': 'HLA-DRA'}
@@ -246,6 +247,24 @@ def pathway_connectivity(
     ValueError
         If a modality is missing, an argument is out of range, or the gene sets share no
         gene with the source genes (wrong species or naming).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, anndata as ad, mudata as md, scmm
+    >>> rng = np.random.default_rng(0)
+    >>> genes = ["CD3E", "CD4", "CD8A", "MS4A1", "CD19", "LYZ"]
+    >>> rna = ad.AnnData(rng.poisson(2.0, (20, 6)).astype("float32"), var=pd.DataFrame(index=genes))
+    >>> prot = ad.AnnData(rng.normal(size=(20, 3)).astype("float32"))
+    >>> prot.var_names = ["CD3_TotalSeqB", "CD4_TotalSeqB", "CD19_TotalSeqB"]
+    >>> mdata = md.MuData({"rna": rna, "prot": prot})
+    >>> gene_sets = {"T_CELL": ["CD3E", "CD4", "CD8A"], "B_CELL": ["MS4A1", "CD19"]}
+    >>> scmm.pp.pathway_connectivity(mdata, "rna", "prot", gene_sets=gene_sets, hidden_per_target=2)
+    >>> mdata["rna"].varm["pathway"].shape  # source genes × (3 proteins × 2 hidden units)
+    (6, 6)
+    >>> mdata.uns["pathway"]["target_genes"]
+    ['CD3E', 'CD4', 'CD19']
+    >>> mdata.uns["pathway"]["coverage"]
+    1.0
     """
     for arg, mod in (("source", source), ("target", target)):
         if mod not in mdata.mod:

@@ -141,6 +141,24 @@ def gene_peak_windows(
     the annotated TSSs compared with the same peaks shifted by several Mb, or when most peaks are
     far from every TSS or on contigs the annotation lacks. ``chr`` prefixes are harmonised when
     only one side uses them.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, anndata as ad, mudata as md, scmm
+    >>> genes = pd.DataFrame({
+    ...     "chrom": ["chr1", "chr1"], "start": [10_000, 60_000], "end": [20_000, 70_000],
+    ...     "strand": ["+", "-"], "gene_name": ["A", "B"],
+    ... })
+    >>> peaks = ["chr1_9000_9500", "chr1_15000_15400", "chr1_69000_69600", "chr2_100_600"]
+    >>> rna = ad.AnnData(np.ones((3, 2), dtype="float32"), var=pd.DataFrame(index=["A", "B"]))
+    >>> atac = ad.AnnData(np.ones((3, 4), dtype="float32"), var=pd.DataFrame(index=peaks))
+    >>> mdata = md.MuData({"rna": rna, "atac": atac})
+    >>> scmm.pp.gene_peak_windows(
+    ...     mdata, annotation=genes, upstream=2_000, downstream=10_000, check_assembly=False
+    ... )
+    >>> mdata.uns["windows"]["distance"].toarray()  # genes × peaks, bp from the TSS
+    array([[-750., 5200.,    0.,    0.],
+           [   0.,    0.,  699.,    0.]], dtype=float32)
     """
     from mudata import MuData
 

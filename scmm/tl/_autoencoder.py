@@ -195,11 +195,18 @@ def fit_autoencoder(
 
     Examples
     --------
-    >>> import scmm
-    >>> mdata, task = scmm._tasks.load_task("bmmc_cite")  # doctest: +SKIP
-    >>> model = scmm.tl.fit_autoencoder(mdata, "rna", "prot", train="train")  # doctest: +SKIP
-    >>> mdata["rna"].obsm["scmm_autoencoder"].shape  # doctest: +SKIP
-    (600, 64)
+    >>> import numpy as np, anndata as ad, mudata as md, scmm
+    >>> rng = np.random.default_rng(0)
+    >>> rna = ad.AnnData(rng.poisson(2.0, (60, 30)).astype("float32"))
+    >>> prot = ad.AnnData(rng.normal(size=(60, 4)).astype("float32"))
+    >>> prot.var_names = ["CD3", "CD4", "CD8", "CD19"]  # distinct from the gene names
+    >>> mdata = md.MuData({"rna": rna, "prot": prot})
+    >>> model = scmm.tl.fit_autoencoder(
+    ...     mdata, "rna", "prot", hidden=[16], latent=4, n_components=5, max_epochs=2,
+    ...     verbose=False, rng=0,
+    ... )
+    >>> mdata["prot"].layers["scmm_autoencoder"].shape
+    (60, 4)
     """
     training = training_from(locals())
     model = AutoencoderModel(

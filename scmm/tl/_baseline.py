@@ -82,6 +82,7 @@ def fit_baseline(
     >>> rng = np.random.default_rng(0)
     >>> rna = ad.AnnData(rng.poisson(2.0, (60, 30)).astype("float32"))
     >>> prot = ad.AnnData(rng.normal(size=(60, 4)).astype("float32"))
+    >>> prot.var_names = ["CD3", "CD4", "CD8", "CD19"]  # distinct from the gene names
     >>> mdata = md.MuData({"rna": rna, "prot": prot})
     >>> model = scmm.tl.fit_baseline(mdata, "rna", "prot", method="knn", n_components=5)
     >>> mdata["prot"].layers["scmm_knn"].shape

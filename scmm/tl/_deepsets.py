@@ -235,6 +235,28 @@ def fit_deepsets(
         The arguments and package versions.
     ``mdata.uns[key_added]['scores']`` : dict
         Per-cell and per-feature Pearson and RMSE on the cells outside ``train`` (if any).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, anndata as ad, mudata as md, scmm
+    >>> rng = np.random.default_rng(0)
+    >>> genes = pd.DataFrame({
+    ...     "chrom": "chr1", "start": [10_000, 110_000, 210_000], "end": [20_000, 120_000, 220_000],
+    ...     "strand": "+", "gene_name": ["A", "B", "C"],
+    ... })
+    >>> atac = ad.AnnData(rng.poisson(1.0, (60, 24)).astype("float32"))
+    >>> atac.var_names = [f"chr1_{s}_{s + 500}" for s in range(0, 240_000, 10_000)]
+    >>> rna = ad.AnnData(rng.poisson(2.0, (60, 3)).astype("float32"))
+    >>> rna.var_names = ["A", "B", "C"]
+    >>> mdata = md.MuData({"rna": rna, "atac": atac})
+    >>> scmm.pp.gene_peak_windows(
+    ...     mdata, annotation=genes, upstream=20_000, downstream=20_000, check_assembly=False
+    ... )
+    >>> model = scmm.tl.fit_deepsets(
+    ...     mdata, "atac", "rna", n_components=5, max_epochs=2, verbose=False, rng=0
+    ... )
+    >>> mdata["rna"].layers["scmm_deepsets"].shape
+    (60, 3)
     """
     windows = get_windows(mdata, windows_key, source, target)
     training = training_from(locals())
@@ -337,6 +359,33 @@ def peak_contributions(
     ``accessibility`` (mean raw value), ``contribution`` and ``signal_0 …``. ``df.attrs``
     holds ``gene``, ``n_cells``, ``pooled`` (list per channel), ``local_effect`` and
     ``prediction`` (mean predicted value).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, anndata as ad, mudata as md, scmm
+    >>> rng = np.random.default_rng(0)
+    >>> genes = pd.DataFrame({
+    ...     "chrom": "chr1", "start": [10_000, 110_000, 210_000], "end": [20_000, 120_000, 220_000],
+    ...     "strand": "+", "gene_name": ["A", "B", "C"],
+    ... })
+    >>> atac = ad.AnnData(rng.poisson(1.0, (60, 24)).astype("float32"))
+    >>> atac.var_names = [f"chr1_{s}_{s + 500}" for s in range(0, 240_000, 10_000)]
+    >>> rna = ad.AnnData(rng.poisson(2.0, (60, 3)).astype("float32"))
+    >>> rna.var_names = ["A", "B", "C"]
+    >>> mdata = md.MuData({"rna": rna, "atac": atac})
+    >>> scmm.pp.gene_peak_windows(
+    ...     mdata, annotation=genes, upstream=20_000, downstream=20_000, check_assembly=False
+    ... )
+    >>> model = scmm.tl.fit_deepsets(
+    ...     mdata, "atac", "rna", n_components=5, max_epochs=2, verbose=False, rng=0
+    ... )
+    >>> df = scmm.tl.peak_contributions(model, mdata, "B")
+    >>> df[["peak", "distance"]]
+                     peak  distance
+    0    chr1_90000_90500    -19750
+    1  chr1_100000_100500     -9750
+    2  chr1_110000_110500       250
+    3  chr1_120000_120500     10250
     """
     if not isinstance(model, DeepSetsModel):
         msg = f"`model` must be a DeepSetsModel (from `fit_deepsets`), got {type(model).__name__}."

@@ -40,6 +40,7 @@ def fit_mlp(
     input: str = "svd+raw",
     n_components: int = 64,
     target_svd: int | None = None,
+    max_raw_features: int | None = 1000,
     lr: float = 3e-3,
     weight_decay: float = 1e-2,
     max_epochs: int = 40,
@@ -111,6 +112,9 @@ def fit_mlp(
     target_svd
         None, or predict this many SVD coefficients of the targets, mapped back through the
         fixed components before the loss.
+    max_raw_features
+        With raw inputs, keep this many source features, those with the highest variance on the
+        training cells (``None``: all).
     lr
         AdamW learning rate (the one-cycle peak).
     weight_decay
@@ -198,6 +202,20 @@ def fit_mlp(
         The arguments and package versions.
     ``mdata.uns[key_added]['scores']`` : dict
         Per-cell and per-feature Pearson and RMSE on the cells outside ``train`` (if any).
+
+    Examples
+    --------
+    >>> import numpy as np, anndata as ad, mudata as md, scmm
+    >>> rng = np.random.default_rng(0)
+    >>> rna = ad.AnnData(rng.poisson(2.0, (60, 30)).astype("float32"))
+    >>> prot = ad.AnnData(rng.normal(size=(60, 4)).astype("float32"))
+    >>> prot.var_names = ["CD3", "CD4", "CD8", "CD19"]  # distinct from the gene names
+    >>> mdata = md.MuData({"rna": rna, "prot": prot})
+    >>> model = scmm.tl.fit_mlp(
+    ...     mdata, "rna", "prot", hidden=[16], n_components=5, max_epochs=2, verbose=False, rng=0
+    ... )
+    >>> mdata["prot"].layers["scmm_mlp"].shape
+    (60, 4)
     """
     training = training_from(locals())
     model = MLPModel(
@@ -209,6 +227,7 @@ def fit_mlp(
         input=input,
         n_components=n_components,
         target_svd=target_svd,
+        max_raw_features=max_raw_features,
         training=training,
     )
     return fit_model(
@@ -308,6 +327,20 @@ def lr_range_test(
     -------
     :class:`scmm.train.LRRangeResult` with ``lrs``, ``losses``, ``smoothed`` and
     ``suggestion``; draw it with ``scmm.pl.lr_range``.
+
+    Examples
+    --------
+    >>> import numpy as np, anndata as ad, mudata as md, scmm
+    >>> rng = np.random.default_rng(0)
+    >>> rna = ad.AnnData(rng.poisson(2.0, (60, 30)).astype("float32"))
+    >>> prot = ad.AnnData(rng.normal(size=(60, 4)).astype("float32"))
+    >>> prot.var_names = ["CD3", "CD4", "CD8", "CD19"]  # distinct from the gene names
+    >>> mdata = md.MuData({"rna": rna, "prot": prot})
+    >>> result = scmm.tl.lr_range_test(
+    ...     mdata, "rna", "prot", hidden=[16], n_components=5, n_steps=20, rng=0
+    ... )
+    >>> len(result.lrs), len(result.losses)
+    (20, 20)
     """
     src = check_modality(mdata, source, "source")
     tgt = check_modality(mdata, target, "target")

@@ -208,12 +208,23 @@ def fit_pathway_mlp(
 
     Examples
     --------
-    >>> import scmm
-    >>> mdata, task = scmm._tasks.load_task("bmmc_cite")  # doctest: +SKIP
+    >>> import numpy as np, pandas as pd, anndata as ad, mudata as md, scmm
+    >>> rng = np.random.default_rng(0)
+    >>> genes = ["CD3E", "CD4", "CD8A", "MS4A1", "CD19", "LYZ"]
+    >>> rna = ad.AnnData(rng.poisson(2.0, (60, 6)).astype("float32"))
+    >>> rna.var_names = genes
+    >>> prot = ad.AnnData(rng.normal(size=(60, 3)).astype("float32"))
+    >>> prot.var_names = ["CD3_TotalSeqB", "CD4_TotalSeqB", "CD19_TotalSeqB"]
+    >>> mdata = md.MuData({"rna": rna, "prot": prot})
+    >>> gene_sets = {"T_CELL": ["CD3E", "CD4", "CD8A"], "B_CELL": ["MS4A1", "CD19"]}
     >>> model = scmm.tl.fit_pathway_mlp(
-    ...     mdata, "rna", "prot", gene_sets="reactome", train="train"
-    ... )  # doctest: +SKIP
-    >>> mdata.uns["pathway"]["coverage"]  # doctest: +SKIP
+    ...     mdata, "rna", "prot", gene_sets=gene_sets, n_components=5, max_epochs=2,
+    ...     verbose=False, rng=0,
+    ... )
+    >>> mdata["prot"].layers["scmm_pathway_mlp"].shape
+    (60, 3)
+    >>> mdata.uns["pathway"]["coverage"]
+    1.0
     """
     if isinstance(gene_sets, str):
         from ..datasets import gene_sets as load_gene_sets
