@@ -9,6 +9,7 @@ from ._base import BaseModel
 from ._preprocess import InputEncoder
 
 METHODS = ("mean", "ridge", "knn", "kernel_ridge")
+_CV_CELLS = 2000
 
 
 class BaselineModel(BaseModel):
@@ -24,7 +25,8 @@ class BaselineModel(BaseModel):
     ``"kernel_ridge"``
         RBF kernel ridge, the family of the NeurIPS 2021 winner; ``alpha`` and ``gamma``
         (in units of ``1 / (n_components · mean variance)``) chosen by 3-fold CV on the training
-        cells (one eigendecomposition per fold and ``gamma`` serves every ``alpha``). Memory
+        cells (at most 2,000 of them; one eigendecomposition per fold and ``gamma`` serves every
+        ``alpha``), then one solve on all training cells. Memory
         grows with the square of the training cells: refused above ``max_train_cells``.
 
     Parameters
@@ -108,17 +110,21 @@ class BaselineModel(BaseModel):
             raise ValueError(msg)
         alphas = np.asarray([a for a in alphas if 1e-3 <= a <= 10] or [0.1])
         gammas = np.asarray([0.25, 0.5, 1.0, 2.0]) / (Z.shape[1] * Z.var())
-        folds = np.array_split(as_generator(rng).permutation(n), 3)
+        gen = as_generator(rng)
+        # hyper-parameters from CV on at most `_CV_CELLS` cells (eigendecompositions are cubic)
+        cv = np.sort(gen.permutation(n)[:_CV_CELLS]) if n > _CV_CELLS else np.arange(n)
+        Zc, Yc = Z[cv], Y[cv]
+        folds = np.array_split(gen.permutation(len(cv)), 3)
         errors = np.zeros((len(gammas), len(alphas)))
         for g, gamma in enumerate(gammas):
-            K = rbf_kernel(Z, gamma=gamma)
+            K = rbf_kernel(Zc, gamma=gamma)
             for val in folds:
-                tr = np.setdiff1d(np.arange(n), val)
+                tr = np.setdiff1d(np.arange(len(cv)), val)
                 w, V = np.linalg.eigh(K[np.ix_(tr, tr)])
-                VtY = V.T @ Y[tr]
+                VtY = V.T @ Yc[tr]
                 for a, alpha in enumerate(alphas):
                     dual = V @ (VtY / (w + alpha)[:, None])
-                    errors[g, a] += ((K[np.ix_(val, tr)] @ dual - Y[val]) ** 2).sum()
+                    errors[g, a] += ((K[np.ix_(val, tr)] @ dual - Yc[val]) ** 2).sum()
         g, a = np.unravel_index(errors.argmin(), errors.shape)
         K = rbf_kernel(Z, gamma=gammas[g])
         dual = np.linalg.solve(K + alphas[a] * np.eye(n), Y)
