@@ -81,6 +81,14 @@ class BaseModel:
         return self.kind
 
     @property
+    def reads_backed(self) -> bool:
+        """Whether the model reads an on-disk (backed) source a block of rows at a time.
+
+        Models that do not are given the matrix loaded into memory by the fit functions.
+        """
+        return False
+
+    @property
     def is_fitted(self) -> bool:
         """Whether the model has been fitted (or loaded)."""
         return self.target_features is not None

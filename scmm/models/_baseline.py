@@ -68,6 +68,11 @@ class BaselineModel(BaseModel):
         self._arrays: dict[str, np.ndarray] = {}
 
     @property
+    def reads_backed(self) -> bool:
+        """The SVD encoder reads backed matrices in row blocks."""
+        return True
+
+    @property
     def name(self) -> str:
         """The baseline method."""
         return self.params["method"]

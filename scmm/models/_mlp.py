@@ -83,6 +83,11 @@ class MLPModel(NeuralModel):
             training=training,
         )
 
+    @property
+    def reads_backed(self) -> bool:
+        """With SVD input only, the encoder reads backed matrices in row blocks."""
+        return self.encoder.kind == "svd"
+
     def _build_net(self, n_in: list[int], n_out: int) -> MLP:
         p = self.params
         overrides: dict[str, Any] = {"dropout": p["dropout"], "batchnorm": p["batchnorm"]}

@@ -71,16 +71,6 @@ def _train_mask(mdata: MuData, source: AnnData, train) -> np.ndarray:
     return resolve_train(train, source.obs, arg="train")
 
 
-def _reads_backed(model: BaseModel) -> bool:
-    """Whether ``model`` reads its source only through its SVD encoder.
-
-    The encoder reads an on-disk (backed) matrix a block of rows at a time; other models get
-    the matrix loaded into memory.
-    """
-    encoder = getattr(model, "encoder", None)
-    return model.kind in ("baseline", "mlp") and getattr(encoder, "kind", None) == "svd"
-
-
 def fit_model(
     model: BaseModel,
     mdata: MuData,
@@ -106,7 +96,7 @@ def fit_model(
         raise ValueError(msg)
     order = align_cells(src, tgt, f"source={source!r}", f"target={target!r}")
     X = get_matrix(src, layer, "layer", backed=True)
-    if is_backed(X) and not _reads_backed(model):
+    if is_backed(X) and not model.reads_backed:
         X = X.to_memory()
     Y_all = get_matrix(tgt, target_layer, "target_layer")
     Y_all = Y_all.toarray() if sp.issparse(Y_all) else np.asarray(Y_all)
