@@ -5,11 +5,13 @@ from __future__ import annotations
 from mudata import MuData
 
 from .. import _keys
+from .._docs import FIT_CONTRACT, doc_params
 from ..models._baseline import BaselineModel
 from ..models._gene_activity import GeneActivityModel
 from ._contract import fit_model
 
 
+@doc_params(fit_contract=FIT_CONTRACT)
 def fit_baseline(
     mdata: MuData,
     source: str,
@@ -48,21 +50,7 @@ def fit_baseline(
     windows_key
         Key in ``mdata.uns`` of the gene–peak windows from :func:`scmm.pp.gene_peak_windows`
         (``"gene_activity"`` only; the windows are stored in the model).
-    train
-        Training cells: a boolean mask, the name of a boolean ``.obs`` column, or ``None``
-        for all cells.
-    layer
-        Source layer instead of ``.X``.
-    target_layer
-        Target layer instead of ``.X``.
-    svd_fit_on
-        ``"train"`` fits the SVD on the training cells only (default: the model does not
-        depend on the cells it is scored on); ``"all"`` on every cell's source values
-        (transductive, as in the 2022 competition; targets of held-out cells are never used).
-    key_added
-        Output key; default ``"scmm_<method>"``.
-    rng
-        Seed or :class:`numpy.random.Generator`.
+    {fit_contract}
 
     Returns
     -------

@@ -7,6 +7,7 @@ import scipy.sparse as sp
 from mudata import MuData
 
 from .. import _keys
+from .._docs import FIT_CONTRACT, TRAINING_OPTIONS, doc_params
 from .._settings import settings
 from .._validate import align_cells, check_modality, get_matrix
 from ..models._mlp import MLPModel
@@ -27,6 +28,7 @@ def training_from(scope: dict) -> dict:
     return TrainingConfig(**options).to_dict()
 
 
+@doc_params(training_options=TRAINING_OPTIONS, fit_contract=FIT_CONTRACT)
 def fit_mlp(
     mdata: MuData,
     source: str,
@@ -115,82 +117,8 @@ def fit_mlp(
     max_raw_features
         With raw inputs, keep this many source features, those with the highest variance on the
         training cells (``None``: all).
-    lr
-        AdamW learning rate (the one-cycle peak).
-    weight_decay
-        AdamW weight decay.
-    max_epochs
-        Training epochs.
-    batch_size
-        Cells per step.
-    one_cycle
-        One-cycle learning-rate schedule, stepped per batch.
-    schedule_epochs
-        Epochs the one-cycle spans, after which the rate stays at ``min_lr`` (None: all).
-    min_lr
-        Final learning rate of the one-cycle.
-    swa
-        Stochastic weight averaging from epoch ``swa_start`` at rate ``swa_lr``.
-    swa_start
-        First SWA epoch (None: 75% of ``max_epochs``).
-    swa_lr
-        SWA learning rate (None: ``lr / 10``).
-    sparsity
-        None, ``"kl"`` or ``"l1"`` penalty on predicted target values.
-    sparsity_weight
-        Weight of the sparsity penalty.
-    sparsity_rho
-        Target mean activation of the ``"kl"`` penalty.
-    l1
-        L1 penalty on weight matrices.
-    l2
-        L2 penalty on weight matrices.
-    loss
-        ``"mse"``, ``"correlation"`` (negative per-cell Pearson) or ``"mixed"``.
-    correlation_weight
-        Weight of the correlation term in ``"mixed"``.
-    validation_fraction
-        Fraction of the training cells held out for the validation loss (0: none).
-    validation
-        Bool mask over all cells (within ``train``) of validation cells; overrides
-        ``validation_fraction``.
-    patience
-        Early stopping patience in epochs (None: off); the best epoch's weights are kept.
-    device
-        ``"auto"``, ``"cpu"`` or ``"cuda"``; None: ``scmm.settings.device``.
-    precision
-        Lightning precision; None: ``"bf16-mixed"`` on CUDA, ``"32-true"`` on CPU.
-    devices
-        Lightning ``devices``.
-    strategy
-        Lightning ``strategy`` (e.g. ``"ddp"``; see the scale-out page of the docs).
-    num_nodes
-        Lightning ``num_nodes`` (machines of a multi-node DDP run).
-    verbose
-        Progress bar; None: ``scmm.settings.verbose``.
-    log_dir
-        Folder for training logs (None: no logs).
-    logger
-        ``"csv"`` or ``"tensorboard"`` logs under ``log_dir``.
-    checkpoint_dir
-        Folder for lightning checkpoints (None: none): ``last.ckpt`` every epoch,
-        ``best.ckpt`` with validation.
-    resume
-        Continue from ``checkpoint_dir/last.ckpt`` if it exists (same data and ``rng``:
-        the result equals an uninterrupted run).
-    train
-        Training cells: a boolean mask, the name of a boolean ``.obs`` column, or None for all.
-    layer
-        Source layer instead of ``.X``.
-    target_layer
-        Target layer instead of ``.X``.
-    svd_fit_on
-        ``"train"`` or ``"all"`` (inputs of every cell; targets of held-out cells never used).
-    key_added
-        Output key; default ``"scmm_mlp"``.
-    rng
-        Seed or :class:`numpy.random.Generator`: SVD, weight initialisation, validation split,
-        batch order and dropout. Same ``rng``, same result on CPU.
+    {training_options}
+    {fit_contract}
 
     Returns
     -------

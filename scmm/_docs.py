@@ -1,0 +1,105 @@
+"""Docstring fragments shared by several functions, in one place."""
+
+from __future__ import annotations
+
+#: The :class:`~scmm.train.TrainingConfig` options, as documented by every neural ``fit_*``.
+TRAINING_OPTIONS = """\
+    lr
+        AdamW learning rate (the one-cycle peak).
+    weight_decay
+        AdamW weight decay.
+    max_epochs
+        Training epochs.
+    batch_size
+        Cells per step.
+    one_cycle
+        One-cycle learning-rate schedule, stepped per batch.
+    schedule_epochs
+        Epochs the one-cycle spans, after which the rate stays at ``min_lr`` (None: all).
+    min_lr
+        Final learning rate of the one-cycle.
+    swa
+        Stochastic weight averaging from epoch ``swa_start`` at rate ``swa_lr``.
+    swa_start
+        First SWA epoch (None: 75% of ``max_epochs``).
+    swa_lr
+        SWA learning rate (None: ``lr / 10``).
+    sparsity
+        None, ``"kl"`` or ``"l1"`` penalty on predicted target values.
+    sparsity_weight
+        Weight of the sparsity penalty.
+    sparsity_rho
+        Target mean activation of the ``"kl"`` penalty.
+    l1
+        L1 penalty on weight matrices.
+    l2
+        L2 penalty on weight matrices.
+    loss
+        ``"mse"``, ``"correlation"`` (negative per-cell Pearson) or ``"mixed"``.
+    correlation_weight
+        Weight of the correlation term in ``"mixed"``.
+    validation_fraction
+        Fraction of the training cells held out for the validation loss (0: none).
+    validation
+        Bool mask over all cells (within ``train``) of validation cells; overrides
+        ``validation_fraction``.
+    patience
+        Early stopping patience in epochs (None: off); the best epoch's weights are kept.
+    device
+        ``"auto"``, ``"cpu"`` or ``"cuda"``; None: ``scmm.settings.device``.
+    precision
+        Lightning precision; None: ``"bf16-mixed"`` on CUDA, ``"32-true"`` on CPU.
+    devices
+        Lightning ``devices``.
+    strategy
+        Lightning ``strategy`` (e.g. ``"ddp"``; see the scale-out page of the docs).
+    num_nodes
+        Lightning ``num_nodes`` (machines of a multi-node DDP run).
+    verbose
+        Progress bar; None: ``scmm.settings.verbose``.
+    log_dir
+        Folder for training logs (None: no logs).
+    logger
+        ``"csv"`` or ``"tensorboard"`` logs under ``log_dir``.
+    checkpoint_dir
+        Folder for lightning checkpoints (None: none): ``last.ckpt`` every epoch,
+        ``best.ckpt`` with validation.
+    resume
+        Continue from ``checkpoint_dir/last.ckpt`` if it exists (same data and ``rng``:
+        the result equals an uninterrupted run).
+"""
+
+#: The fit-contract parameters (``train`` … ``rng``), as documented by every ``fit_*``.
+FIT_CONTRACT = """\
+    train
+        Training cells: a boolean mask, the name of a boolean ``.obs`` column, or ``None``
+        for all cells.
+    layer
+        Source layer instead of ``.X``.
+    target_layer
+        Target layer instead of ``.X``.
+    svd_fit_on
+        ``"train"`` fits the SVD on the training cells only (default: the model does not
+        depend on the cells it is scored on); ``"all"`` on every cell's source values
+        (transductive, as in the 2022 competition; targets of held-out cells are never used).
+    key_added
+        Output key; default ``"scmm_<method>"``.
+    rng
+        Seed or :class:`numpy.random.Generator`.
+"""
+
+
+def doc_params(**fragments: str):
+    """Substitute ``{name}`` lines of a docstring with shared fragments (as scanpy does).
+
+    A line holding only ``{name}`` (indented like a parameter) is replaced by the fragment.
+    """
+
+    def decorate(obj):
+        doc = obj.__doc__
+        for name, text in fragments.items():
+            doc = doc.replace(f"    {{{name}}}\n", text)
+        obj.__doc__ = doc
+        return obj
+
+    return decorate
