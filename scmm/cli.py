@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", nargs="+", choices=sorted(METHODS), default=None)
     p.add_argument("--data-dir", default=None, help="data folder (default: $SCMM_DATA_DIR)")
     args = parser.parse_args(argv)
+    from ._settings import settings
+
+    settings.verbose = False  # the console script prints tables, not progress bars
     try:
         demo(args.dataset, out=args.out, methods=args.methods, data_dir=args.data_dir)
     except FileNotFoundError as err:

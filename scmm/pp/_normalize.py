@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import anndata as ad
 import numpy as np
 import scipy.sparse as sp
@@ -87,8 +89,11 @@ def normalize(
     )
     if method != "clr":
         check_cells_have_counts(counts, f"mod={mod!r}")
-    import muon as mu  # slow imports, only where needed
-    import scanpy as sc
+    import scanpy as sc  # slow imports, only where needed
+
+    with warnings.catch_warnings():  # muon 0.1.9 reads the deprecated scanpy.__version__
+        warnings.simplefilter("ignore", FutureWarning)
+        import muon as mu
 
     tmp = ad.AnnData(counts.copy())
     if method == "log_cp10k":
