@@ -89,6 +89,17 @@ FIT_CONTRACT = """\
 """
 
 
+#: What every ``fit_*`` writes into the MuData, for its *Returns* section.
+FIT_WRITES = """\
+    ``mdata[target].layers[key_added]`` : ndarray (n_obs, n_vars)
+        Predictions for every cell.
+    ``mdata.uns[key_added]['params']`` : dict
+        The arguments and package versions.
+    ``mdata.uns[key_added]['scores']`` : dict
+        Per-cell and per-feature Pearson and RMSE on the cells outside ``train`` (if any).
+"""
+
+
 def doc_params(**fragments: str):
     """Substitute ``{name}`` lines of a docstring with shared fragments (as scanpy does).
 

@@ -86,6 +86,14 @@ def test_svd_fit_on_all_uses_query_inputs(paired):
     assert not np.allclose(paired["prot"].layers["t"], paired["prot"].layers["a"])
 
 
+def test_svd_fit_on_all_fits_the_svd_on_every_cell(paired):
+    kw = {"n_components": 5, "rng": 3}
+    some = scmm.tl.fit_baseline(paired, "rna", "prot", train="train", svd_fit_on="all", **kw)
+    every = scmm.tl.fit_baseline(paired, "rna", "prot", key_added="every", **kw)
+    np.testing.assert_allclose(some.encoder.components, every.encoder.components, rtol=1e-5)
+    np.testing.assert_allclose(some.encoder.std, every.encoder.std, rtol=1e-5)
+
+
 def test_cells_in_other_order_are_aligned_by_name(paired):
     scmm.tl.fit_baseline(paired, "rna", "prot", n_components=5, train="train", key_added="x")
     shuffled = paired.copy()

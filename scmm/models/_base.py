@@ -61,7 +61,7 @@ class BaseModel:
         self.history: dict[str, list] = {}
 
     # -- to implement ------------------------------------------------------------------------
-    def _fit(self, X, Y: np.ndarray, *, X_extra=None, validation=None, rng=None) -> None:
+    def _fit(self, X, Y: np.ndarray, *, X_svd=None, validation=None, rng=None) -> None:
         raise NotImplementedError
 
     def predict_array(self, X) -> np.ndarray:
@@ -100,7 +100,7 @@ class BaseModel:
         *,
         source_features,
         target_features,
-        X_extra=None,
+        X_svd=None,
         validation: np.ndarray | None = None,
         rng=None,
     ) -> BaseModel:
@@ -116,9 +116,9 @@ class BaseModel:
             Names of the columns of ``X``.
         target_features
             Names of the columns of ``Y``.
-        X_extra
-            Source values of further cells the input preprocessing may be fitted on
-            (``svd_fit_on="all"``); their targets are never used.
+        X_svd
+            Source values of the cells the input SVD is fitted on instead of ``X``
+            (``svd_fit_on="all"``: training and query cells; only their inputs are used).
         validation
             Boolean mask over the training cells held out for early stopping.
         rng
@@ -133,9 +133,7 @@ class BaseModel:
             raise ValueError(msg)
         self.source_features = [str(f) for f in source_features]
         self.target_features = [str(f) for f in target_features]
-        self._fit(
-            X, np.asarray(Y, dtype=np.float32), X_extra=X_extra, validation=validation, rng=rng
-        )
+        self._fit(X, np.asarray(Y, dtype=np.float32), X_svd=X_svd, validation=validation, rng=rng)
         return self
 
     def source_matrix(self, data: MuData | AnnData, *, allow_missing_features: bool = False):

@@ -77,12 +77,12 @@ class BaselineModel(BaseModel):
         """The baseline method."""
         return self.params["method"]
 
-    def _fit(self, X, Y, *, X_extra=None, validation=None, rng=None) -> None:
+    def _fit(self, X, Y, *, X_svd=None, validation=None, rng=None) -> None:
         method = self.params["method"]
         self._arrays = {"mean": Y.mean(axis=0)}
         if method == "mean":
             return
-        self.encoder.fit(X, X_extra=X_extra, rng=rng)
+        self.encoder.fit(X, X_svd=X_svd, rng=rng)
         (Z,) = self.encoder.transform(X)
         alphas = self.params["alphas"] or list(np.logspace(-2, 4, 13))
         if method == "ridge":

@@ -150,7 +150,7 @@ class DeepSetsModel(NeuralModel):
             accessibility_scale=float(self._scale["accessibility"][0]),
         )
 
-    def _fit(self, X, Y, *, X_extra=None, validation=None, rng=None) -> None:
+    def _fit(self, X, Y, *, X_svd=None, validation=None, rng=None) -> None:
         Xs = sp.csr_matrix(X)
         nz = Xs.data[Xs.data != 0]
         mean = Y.mean(axis=0).astype(np.float32)
@@ -163,7 +163,7 @@ class DeepSetsModel(NeuralModel):
             "target_mean": mean,
             "target_std": std,
         }
-        inputs, net, gen = self._prepare(X, Y, X_extra=X_extra, rng=rng)
+        inputs, net, gen = self._prepare(X, Y, X_svd=X_svd, rng=rng)
         with torch.no_grad():  # start from each gene's mean
             net.gene_bias.copy_(torch.from_numpy((Y.mean(axis=0) - mean) / std))
         self._train(net, inputs, (Y - mean) / std, validation=validation, rng=gen)

@@ -109,7 +109,7 @@ class GeneActivityModel(BaseModel):
             offset=self.params["offset"],
         )
 
-    def _fit(self, X, Y, *, X_extra=None, validation=None, rng=None) -> None:
+    def _fit(self, X, Y, *, X_svd=None, validation=None, rng=None) -> None:
         n_genes = int(self.windows["shape"][0]) if self.windows is not None else -1
         if Y.shape[1] != n_genes:
             msg = f"The target has {Y.shape[1]} features but the windows have {n_genes} genes."

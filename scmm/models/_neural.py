@@ -92,11 +92,11 @@ class NeuralModel(BaseModel):
         t = self.target_encoder
         return (t.components, t.mean) if t.n_components is not None else (None, None)
 
-    def _prepare(self, X, Y, *, X_extra=None, rng=None):
+    def _prepare(self, X, Y, *, X_svd=None, rng=None):
         """Fit the preprocessing; return the network inputs, a fresh network and the rng."""
         gen = as_generator(rng)
         svd_seed, init_seed = (int(s) for s in gen.integers(0, 2**31 - 1, size=2))
-        self.encoder.fit(X, X_extra=X_extra, rng=svd_seed)
+        self.encoder.fit(X, X_svd=X_svd, rng=svd_seed)
         self.target_encoder.fit(Y)
         inputs = self._inputs(X)
         self._n_in = [int(x.shape[1]) for x in inputs]
@@ -122,14 +122,14 @@ class NeuralModel(BaseModel):
             decoder_bias=bias,
         )
 
-    def _fit(self, X, Y, *, X_extra=None, validation=None, rng=None) -> None:
-        inputs, net, gen = self._prepare(X, Y, X_extra=X_extra, rng=rng)
+    def _fit(self, X, Y, *, X_svd=None, validation=None, rng=None) -> None:
+        inputs, net, gen = self._prepare(X, Y, X_svd=X_svd, rng=rng)
         self._train(net, inputs, Y, validation=validation, rng=gen)
 
-    def lr_range_test(self, X, Y, *, X_extra=None, rng=None, **kwargs: Any):
+    def lr_range_test(self, X, Y, *, X_svd=None, rng=None, **kwargs: Any):
         """Fit the preprocessing on ``X`` and run :func:`scmm.train.lr_range_test`."""
         Y = np.asarray(Y, np.float32)
-        inputs, net, gen = self._prepare(X, Y, X_extra=X_extra, rng=rng)
+        inputs, net, gen = self._prepare(X, Y, X_svd=X_svd, rng=rng)
         decoder, bias = self._decoder()
         return lr_range_test(
             net,

@@ -143,10 +143,10 @@ class PathwayMLPModel(MLPModel):
         self.units = np.flatnonzero(conn.getnnz(axis=0) > 0).astype(np.int64)
         self.mask = conn[self.genes][:, self.units].tocsr()
 
-    def _fit(self, X, Y, *, X_extra=None, validation=None, rng=None) -> None:
+    def _fit(self, X, Y, *, X_svd=None, validation=None, rng=None) -> None:
         self._restrict(X.shape[1])
         self.encoder = _ConnectedGenesEncoder(self.params["n_components"], self.genes)
-        super()._fit(X, Y, X_extra=X_extra, validation=validation, rng=rng)
+        super()._fit(X, Y, X_svd=X_svd, validation=validation, rng=rng)
 
     def _build_net(self, n_in: list[int], n_out: int) -> PathwayMLP:
         p = self.params

@@ -56,18 +56,17 @@ class InputEncoder:
         """Whether the inputs include the SVD embedding."""
         return self.kind in ("svd", "svd+raw")
 
-    def fit(self, X, *, X_extra=None, rng=None) -> InputEncoder:
-        """Fit the SVD on the rows of ``X`` and, if given, ``X_extra`` (inputs only)."""
+    def fit(self, X, *, X_svd=None, rng=None) -> InputEncoder:
+        """Fit on the training rows ``X``; the SVD on ``X_svd`` instead when given.
+
+        ``X_svd`` holds the source values of every cell the SVD may see (``svd_fit_on="all"``:
+        training and query cells, inputs only); it is read as it is, never stacked or copied.
+        The raw-feature choice always uses the training rows.
+        """
         if self.kind in ("raw", "svd+raw"):
             self.raw_columns = _top_variance_columns(X, self.max_raw_features)
         if self.uses_svd:
-            fit_X = X
-            if X_extra is not None and X_extra.shape[0]:
-                fit_X = (
-                    sp.vstack([sp.csr_matrix(X), sp.csr_matrix(X_extra)]).tocsr()
-                    if (sp.issparse(X) or sp.issparse(X_extra))
-                    else np.vstack([X, X_extra])
-                )
+            fit_X = X if X_svd is None else X_svd
             self.components = fit_svd(fit_X, self.n_components, rng)
             emb = project(fit_X, self.components)
             std = emb.std(axis=0) if self.scale else np.ones(self.n_components, np.float32)

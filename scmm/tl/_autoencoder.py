@@ -5,13 +5,13 @@ from __future__ import annotations
 from mudata import MuData
 
 from .. import _keys
-from .._docs import FIT_CONTRACT, TRAINING_OPTIONS, doc_params
+from .._docs import FIT_CONTRACT, FIT_WRITES, TRAINING_OPTIONS, doc_params
 from ..models._autoencoder import AutoencoderModel
 from ._contract import fit_model
 from ._mlp import training_from
 
 
-@doc_params(training_options=TRAINING_OPTIONS, fit_contract=FIT_CONTRACT)
+@doc_params(training_options=TRAINING_OPTIONS, fit_contract=FIT_CONTRACT, fit_writes=FIT_WRITES)
 def fit_autoencoder(
     mdata: MuData,
     source: str,
@@ -112,14 +112,9 @@ def fit_autoencoder(
     The fitted :class:`~scmm.models.AutoencoderModel` (``model.embed(mdata)`` gives the
     embedding of new cells; training history in ``model.history``). Writes
 
-    ``mdata[target].layers[key_added]`` : ndarray (n_obs, n_vars)
-        Predictions for every cell.
+    {fit_writes}
     ``mdata[source].obsm[key_added]`` : ndarray (n_obs, latent)
         The embedding of every cell.
-    ``mdata.uns[key_added]['params']`` : dict
-        The arguments and package versions.
-    ``mdata.uns[key_added]['scores']`` : dict
-        Per-cell and per-feature Pearson and RMSE on the cells outside ``train`` (if any).
 
     Examples
     --------

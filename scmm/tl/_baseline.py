@@ -5,13 +5,13 @@ from __future__ import annotations
 from mudata import MuData
 
 from .. import _keys
-from .._docs import FIT_CONTRACT, doc_params
+from .._docs import FIT_CONTRACT, FIT_WRITES, doc_params
 from ..models._baseline import BaselineModel
 from ..models._gene_activity import GeneActivityModel
 from ._contract import fit_model
 
 
-@doc_params(fit_contract=FIT_CONTRACT)
+@doc_params(fit_contract=FIT_CONTRACT, fit_writes=FIT_WRITES)
 def fit_baseline(
     mdata: MuData,
     source: str,
@@ -57,12 +57,7 @@ def fit_baseline(
     The fitted :class:`~scmm.models.BaselineModel` (or
     :class:`~scmm.models.GeneActivityModel`). Writes
 
-    ``mdata[target].layers[key_added]`` : ndarray (n_obs, n_vars)
-        Predictions for every cell.
-    ``mdata.uns[key_added]['params']`` : dict
-        The arguments and package versions.
-    ``mdata.uns[key_added]['scores']`` : dict
-        Per-cell and per-feature Pearson and RMSE on the cells outside ``train`` (if any).
+    {fit_writes}
 
     Examples
     --------

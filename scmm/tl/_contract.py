@@ -113,9 +113,8 @@ def fit_model(
             msg = "`validation` selects cells outside `train`; pick validation cells among them."
             raise ValueError(msg)
         validation = validation[train_idx]
-    X_extra = None
-    if svd_fit_on == "all" and not mask.all():
-        X_extra = X[np.flatnonzero(~mask)]
+    # "all": the SVD reads every cell's inputs in place (no stacked copy of the source)
+    X_svd = X if svd_fit_on == "all" and not mask.all() else None
     model.source, model.target = source, target
     model.layer, model.target_layer = layer, target_layer
     model.fit(
@@ -123,7 +122,7 @@ def fit_model(
         Y_all[train_idx] if not mask.all() else Y_all,
         source_features=src.var_names,
         target_features=tgt.var_names,
-        X_extra=X_extra,
+        X_svd=X_svd,
         validation=validation,
         rng=rng,
     )

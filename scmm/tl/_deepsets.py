@@ -11,7 +11,7 @@ import torch
 from mudata import MuData
 
 from .. import _keys
-from .._docs import FIT_CONTRACT, TRAINING_OPTIONS, doc_params
+from .._docs import FIT_CONTRACT, FIT_WRITES, TRAINING_OPTIONS, doc_params
 from ..models._deepsets import DeepSetsModel
 from ..models._gene_activity import WINDOW_FIELDS
 from ..train._data import to_torch_batch
@@ -52,7 +52,7 @@ def get_windows(mdata: MuData, windows_key: str, source: str, target: str) -> di
     return windows
 
 
-@doc_params(training_options=TRAINING_OPTIONS, fit_contract=FIT_CONTRACT)
+@doc_params(training_options=TRAINING_OPTIONS, fit_contract=FIT_CONTRACT, fit_writes=FIT_WRITES)
 def fit_deepsets(
     mdata: MuData,
     source: str = "atac",
@@ -156,12 +156,7 @@ def fit_deepsets(
     The fitted :class:`~scmm.models.DeepSetsModel` (training history in ``model.history``).
     Writes
 
-    ``mdata[target].layers[key_added]`` : ndarray (n_obs, n_vars)
-        Predictions for every cell.
-    ``mdata.uns[key_added]['params']`` : dict
-        The arguments and package versions.
-    ``mdata.uns[key_added]['scores']`` : dict
-        Per-cell and per-feature Pearson and RMSE on the cells outside ``train`` (if any).
+    {fit_writes}
 
     Examples
     --------

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 from mudata import MuData
 
 from .. import _keys
-from .._docs import FIT_CONTRACT, TRAINING_OPTIONS, doc_params
+from .._docs import FIT_CONTRACT, FIT_WRITES, TRAINING_OPTIONS, doc_params
 from .._settings import settings
 from .._validate import align_cells, check_modality, get_matrix
 from ..models._mlp import MLPModel
@@ -28,7 +28,7 @@ def training_from(scope: dict) -> dict:
     return TrainingConfig(**options).to_dict()
 
 
-@doc_params(training_options=TRAINING_OPTIONS, fit_contract=FIT_CONTRACT)
+@doc_params(training_options=TRAINING_OPTIONS, fit_contract=FIT_CONTRACT, fit_writes=FIT_WRITES)
 def fit_mlp(
     mdata: MuData,
     source: str,
@@ -124,12 +124,7 @@ def fit_mlp(
     -------
     The fitted :class:`~scmm.models.MLPModel` (training history in ``model.history``). Writes
 
-    ``mdata[target].layers[key_added]`` : ndarray (n_obs, n_vars)
-        Predictions for every cell.
-    ``mdata.uns[key_added]['params']`` : dict
-        The arguments and package versions.
-    ``mdata.uns[key_added]['scores']`` : dict
-        Per-cell and per-feature Pearson and RMSE on the cells outside ``train`` (if any).
+    {fit_writes}
 
     Examples
     --------

@@ -7,14 +7,14 @@ from collections.abc import Iterable, Mapping
 from mudata import MuData
 
 from .. import _keys
-from .._docs import FIT_CONTRACT, TRAINING_OPTIONS, doc_params
+from .._docs import FIT_CONTRACT, FIT_WRITES, TRAINING_OPTIONS, doc_params
 from ..models._pathway import PathwayMLPModel
 from ..pp import pathway_connectivity
 from ._contract import fit_model
 from ._mlp import training_from
 
 
-@doc_params(training_options=TRAINING_OPTIONS, fit_contract=FIT_CONTRACT)
+@doc_params(training_options=TRAINING_OPTIONS, fit_contract=FIT_CONTRACT, fit_writes=FIT_WRITES)
 def fit_pathway_mlp(
     mdata: MuData,
     source: str,
@@ -122,12 +122,7 @@ def fit_pathway_mlp(
     The fitted :class:`~scmm.models.PathwayMLPModel` (``model.connected_genes()`` lists the
     genes of the pathway branch). Writes
 
-    ``mdata[target].layers[key_added]`` : ndarray (n_obs, n_vars)
-        Predictions for every cell.
-    ``mdata.uns[key_added]['params']`` : dict
-        The arguments and package versions.
-    ``mdata.uns[key_added]['scores']`` : dict
-        Per-cell and per-feature Pearson and RMSE on the cells outside ``train`` (if any).
+    {fit_writes}
     ``mdata[source].varm[connectivity_key]`` : csr_matrix (n_source_vars, n_units)
         The connectivity mask, ``n_units = n_targets × hidden_per_target`` (see
         :func:`scmm.pp.pathway_connectivity`).
