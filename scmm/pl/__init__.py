@@ -5,6 +5,7 @@ from ._correlations import feature_correlations
 from ._peaks import peak_contributions
 from ._scatter import predicted_vs_measured
 from ._training import lr_range, training_curves
+from ._tune import tune_trials
 
 __all__ = [
     "accuracy_by_cell_type",
@@ -13,4 +14,5 @@ __all__ = [
     "peak_contributions",
     "predicted_vs_measured",
     "training_curves",
+    "tune_trials",
 ]

@@ -6,8 +6,10 @@ from ._contract import predict
 from ._deepsets import fit_deepsets, peak_contributions
 from ._mlp import fit_mlp, lr_range_test
 from ._pathway import fit_pathway_mlp
+from ._tune import TuneResult, tune_mlp
 
 __all__ = [
+    "TuneResult",
     "fit_autoencoder",
     "fit_baseline",
     "fit_deepsets",
@@ -16,4 +18,5 @@ __all__ = [
     "lr_range_test",
     "peak_contributions",
     "predict",
+    "tune_mlp",
 ]
