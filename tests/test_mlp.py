@@ -50,7 +50,7 @@ def test_presets_match_original_architectures():
     assert [b[0].out_features for b in both.branch_blocks[1]] == [512, 256]
     assert both.trunk[0][0].in_features == 256 + 32
     assert both.head.in_features == 3 * 256
-    assert set(MLP_PRESETS) == {"cite_svd", "multiome_raw", "svd_plus_raw"}
+    assert set(MLP_PRESETS) == {"cite_svd", "multiome_raw", "svd_plus_raw", "svd_plus_raw_wide"}
     with pytest.raises(ValueError, match="preset"):
         MLP.from_preset("nope", 3, 3)
 
@@ -132,7 +132,7 @@ def test_fit_mlp_target_svd_and_raw_inputs():
     m2 = scmm.tl.fit_mlp(
         mdata, "rna", "prot", input="svd+raw", n_components=6, hidden=[16], key_added="r", **FAST
     )
-    assert m2.params["preset"] == "svd_plus_raw" and m2.net.n_in == [6, 40]
+    assert m2.params["preset"] == "svd_plus_raw_wide" and m2.net.n_in == [6, 40]
     with pytest.raises(ValueError, match="preset"):
         scmm.tl.fit_mlp(mdata, "rna", "prot", input="raw", preset="svd_plus_raw", **FAST)
 

@@ -116,6 +116,22 @@ def test_swa_weights_are_mean_of_epoch_snapshots():
     assert hist["epoch"] == list(range(8))
 
 
+def test_default_swa_start_counts_optimiser_steps():
+    cfg = TrainingConfig(max_epochs=40)
+    assert cfg.swa_start_epoch(84) == 5  # ceil(400 / 84): a large training set
+    assert cfg.swa_start_epoch(5) == 30  # 75% of the epochs at the latest
+    assert cfg.swa_start_epoch() == 30
+    assert TrainingConfig(max_epochs=40, swa_start=7).swa_start_epoch(84) == 7
+    assert cfg.schedule_epochs_value(84) == 5  # the one-cycle ends where SWA starts
+    # in a run: 256 cells in batches of 8 = 32 steps per epoch, SWA from epoch ceil(400/32) = 13
+    X, Y = _problem(n=256)
+    cfg = _cfg(max_epochs=20, batch_size=8, swa=True, swa_lr=1e-3)
+    _, hist = train(_net(), X, Y, config=cfg, rng=0)
+    assert (hist["steps_per_epoch"], hist["swa_start_epoch"]) == (32, 13)
+    np.testing.assert_allclose(np.asarray(hist["lr"])[13 * 32 :], 1e-3, rtol=1e-6)
+    assert np.asarray(hist["lr"])[13 * 32 - 1] != pytest.approx(1e-3)
+
+
 # --- sparsity / weight penalties ----------------------------------------------------------------
 def test_sparsity_penalty_has_gradient():
     pred = torch.randn(20, 5, requires_grad=True)

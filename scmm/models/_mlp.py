@@ -8,7 +8,7 @@ from ..nn import MLP, MLP_PRESETS
 from ._neural import NeuralModel
 
 #: Preset used for each kind of input when ``preset=None``.
-DEFAULT_PRESET = {"svd": "cite_svd", "raw": "multiome_raw", "svd+raw": "svd_plus_raw"}
+DEFAULT_PRESET = {"svd": "cite_svd", "raw": "multiome_raw", "svd+raw": "svd_plus_raw_wide"}
 _N_INPUTS = {"svd": 1, "raw": 1, "svd+raw": 2}
 
 
@@ -19,7 +19,7 @@ class MLPModel(NeuralModel):
     ----------
     preset
         Architecture from :data:`scmm.nn.MLP_PRESETS`; None picks by ``input``: ``"cite_svd"``
-        (svd), ``"multiome_raw"`` (raw) or ``"svd_plus_raw"`` (svd+raw).
+        (svd), ``"multiome_raw"`` (raw) or ``"svd_plus_raw_wide"`` (svd+raw).
     hidden
         Trunk block widths, replacing the preset's.
     skip

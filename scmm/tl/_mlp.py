@@ -94,7 +94,8 @@ def fit_mlp(
     target
         Modality to predict (values in ``.X`` or ``target_layer``).
     preset
-        ``"cite_svd"``, ``"multiome_raw"`` or ``"svd_plus_raw"``; None picks the one matching
+        A name of :data:`scmm.nn.MLP_PRESETS` (``"cite_svd"``, ``"multiome_raw"``,
+        ``"svd_plus_raw"`` or ``"svd_plus_raw_wide"``); None picks the one matching
         ``input``.
     hidden
         Trunk block widths, replacing the preset's.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,8 @@ _LOSSES = ("mse", "correlation", "mixed")
 _SPARSITY = (None, "kl", "l1")
 _LOGGERS = (None, "csv", "tensorboard")
 _DEVICES = ("auto", "cpu", "cuda")
+#: Optimiser steps before SWA starts when ``swa_start`` is None (see :class:`TrainingConfig`).
+SWA_WARMUP_STEPS = 400
 
 
 @dataclass
@@ -48,7 +51,12 @@ class TrainingConfig:
         start of each epoch from ``swa_start`` on (lightning's convention), with BatchNorm
         statistics recomputed in one extra pass over the training cells.
     swa_start
-        First (0-based) epoch of the SWA phase. None: ``int(0.75 * max_epochs)``.
+        First (0-based) epoch of the SWA phase. None: the first epoch after
+        400 optimiser steps (``SWA_WARMUP_STEPS``), at ``int(0.75 * max_epochs)`` at the latest.
+        Counting steps rather than epochs lets larger training sets average over more of the
+        run: on ``pbmc10k_cite`` (84 steps per epoch) SWA from epoch 5 instead of 30 gave
+        +0.003 per-cell Pearson, while on ``bmmc_cite`` (5 steps per epoch) an early start cost
+        0.005–0.010 (see the MLP page of the docs).
     swa_lr
         Constant learning rate during SWA. None: ``lr / 10``.
     sparsity
@@ -187,7 +195,7 @@ class TrainingConfig:
                 "`swa=False` to use `patience`."
             )
             raise ValueError(msg)
-        if self.swa and not 0 <= self.swa_start_epoch < self.max_epochs:
+        if self.swa and not 0 <= self.swa_start_epoch() < self.max_epochs:
             msg = f"`swa_start={self.swa_start}` must be in [0, max_epochs={self.max_epochs})."
             raise ValueError(msg)
         if int(self.num_nodes) < 1:
@@ -204,24 +212,29 @@ class TrainingConfig:
             raise ValueError(msg)
 
     # derived values -------------------------------------------------------------------------
-    @property
-    def swa_start_epoch(self) -> int:
-        """0-based first SWA epoch (``swa_start`` or ``int(0.75 * max_epochs)``)."""
-        if self.swa_start is None:
-            return int(0.75 * self.max_epochs)
-        return int(self.swa_start)
+    def swa_start_epoch(self, steps_per_epoch: int | None = None) -> int:
+        """0-based first SWA epoch for ``steps_per_epoch`` optimiser steps per epoch.
+
+        ``swa_start``, or the first epoch after ``SWA_WARMUP_STEPS`` steps and at
+        ``int(0.75 * max_epochs)`` at the latest (the latter when ``steps_per_epoch`` is None).
+        """
+        if self.swa_start is not None:
+            return int(self.swa_start)
+        latest = int(0.75 * self.max_epochs)
+        if not steps_per_epoch:
+            return latest
+        return min(latest, math.ceil(SWA_WARMUP_STEPS / int(steps_per_epoch)))
 
     @property
     def swa_lr_value(self) -> float:
         """SWA learning rate (``swa_lr`` or ``lr / 10``)."""
         return self.lr / 10 if self.swa_lr is None else float(self.swa_lr)
 
-    @property
-    def schedule_epochs_value(self) -> int:
-        """Epochs spanned by the one-cycle schedule."""
+    def schedule_epochs_value(self, steps_per_epoch: int | None = None) -> int:
+        """Epochs spanned by the one-cycle schedule (it ends where SWA starts)."""
         n = self.max_epochs if self.schedule_epochs is None else int(self.schedule_epochs)
         if self.swa:
-            n = min(n, max(self.swa_start_epoch, 1))
+            n = min(n, max(self.swa_start_epoch(steps_per_epoch), 1))
         return min(n, self.max_epochs)
 
     def accelerator(self) -> str:

@@ -337,7 +337,8 @@ def train(
     history
         ``epoch``, ``train_loss``, ``val_loss`` (per epoch; empty without validation), ``lr``
         (per optimiser step), ``best_epoch`` (int or None), ``stopped_epoch``, ``n_train``,
-        ``n_val``, ``steps_per_epoch`` (per rank), ``time_s`` (this process),
+        ``n_val``, ``steps_per_epoch`` (per rank), ``swa_start_epoch`` (None without SWA),
+        ``time_s`` (this process),
         ``resumed_from`` (checkpoint path or None), ``global_rank`` and ``world_size``. Under
         DDP, ``train_loss`` is rank-local; ``val_loss`` and the early-stopping decisions use
         the mean over ranks.
@@ -362,15 +363,6 @@ def train(
         cbs.append(EarlyStopping(monitor="val_loss", patience=int(config.patience), mode="min"))
         best = _BestWeights()
         cbs.append(best)
-    if config.swa:
-        cbs.append(
-            StochasticWeightAveraging(
-                swa_lrs=config.swa_lr_value,
-                swa_epoch_start=config.swa_start_epoch + 1,  # lightning: 1-based
-                annealing_epochs=0,  # constant swa_lr from swa_start on
-                device=None,
-            )
-        )
     if config.checkpoint_dir is not None:
         cbs.extend(_checkpoint_callbacks(config, has_validation=len(val_rows) > 0))
     ckpt_path = _resume_path(config)
@@ -417,7 +409,18 @@ def train(
         steps_per_epoch = batch_plan(
             len(train_rows), config.batch_size, shuffle=True, world_size=world_size
         )[2]
-        module.total_steps = steps_per_epoch * config.schedule_epochs_value
+        module.total_steps = steps_per_epoch * config.schedule_epochs_value(steps_per_epoch)
+        swa_start = config.swa_start_epoch(steps_per_epoch) if config.swa else None
+        if config.swa:  # its start depends on the steps per epoch, known only now
+            swa = StochasticWeightAveraging(
+                swa_lrs=config.swa_lr_value,
+                swa_epoch_start=swa_start + 1,  # lightning: 1-based
+                annealing_epochs=0,  # constant swa_lr from swa_start on
+                device=None,
+            )
+            # before the checkpoint callbacks, which lightning keeps last
+            last = [i for i, cb in enumerate(trainer.callbacks) if isinstance(cb, ModelCheckpoint)]
+            trainer.callbacks.insert(last[0] if last else len(trainer.callbacks), swa)
         trainer.fit(
             module,
             train_dataloaders=loader,
@@ -441,6 +444,7 @@ def train(
         n_train=len(train_rows),
         n_val=len(val_rows),
         steps_per_epoch=steps_per_epoch,
+        swa_start_epoch=swa_start,
         time_s=elapsed,
         resumed_from=ckpt_path,
         global_rank=int(trainer.global_rank),
