@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 
+import anndata as ad
+import mudata as md
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -176,3 +178,41 @@ def test_tl_lr_range_test():
     assert len(res.lrs) >= 10 and res.suggestion is not None
     assert res.lrs.min() >= 1e-6 and res.suggestion <= 1.0
     assert "scmm_mlp" not in mdata.uns
+
+
+def _wide_target_mdata(n=600, n_genes=30, n_targets=4000, density=0.01):
+    rng = np.random.default_rng(0)
+    rna = ad.AnnData(rng.poisson(2.0, (n, n_genes)).astype(np.float32))
+    Y = sp.random(n, n_targets, density=density, format="csr", random_state=0, dtype=np.float32)
+    Y.data = np.log1p(100 * Y.data)
+    out = ad.AnnData(Y)
+    out.var_names = [f"t{i}" for i in range(n_targets)]
+    mdata = md.MuData({"rna": rna, "out": out})
+    mdata.obs["train"] = np.arange(n) % 5 != 0
+    return mdata
+
+
+def test_sparse_target_stays_sparse_and_matches_dense(monkeypatch):
+    kw = {**FAST, "hidden": [16], "n_components": 5, "train": "train", "rng": 0}
+    mdata = _wide_target_mdata()
+    dense = mdata.copy()
+    dense["out"].X = dense["out"].X.toarray()
+    q = mdata["out"].n_vars
+    n_test = int((~mdata.obs["train"]).sum())
+    densified = []
+    toarray = sp.csr_matrix.toarray
+
+    def spy(self, *args, **kwargs):
+        densified.append(self.shape)
+        return toarray(self, *args, **kwargs)
+
+    monkeypatch.setattr(sp.csr_matrix, "toarray", spy)
+    scmm.tl.fit_mlp(mdata, "rna", "out", key_added="s", **kw)
+    monkeypatch.undo()
+    # only training batches (32 cells) and the held-out cells' targets for the scores
+    rows = sorted({r for r, c in densified if c == q})
+    assert rows and max(rows) == n_test and 32 in rows
+    scmm.tl.fit_mlp(dense, "rna", "out", key_added="s", **kw)
+    np.testing.assert_allclose(mdata["out"].layers["s"], dense["out"].layers["s"], rtol=1e-5)
+    assert mdata.uns["s"]["scores"] == pytest.approx(dense.uns["s"]["scores"])
+    assert sp.issparse(mdata["out"].X)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
@@ -89,6 +90,16 @@ class BaseModel:
         return False
 
     @property
+    def sparse_targets(self) -> bool:
+        """Whether ``_fit`` takes a sparse (CSR) target as it is.
+
+        Other models are given the target densified. A model that keeps it sparse densifies only
+        the rows of each training batch, so a wide target (e.g. 23,418 genes) is never dense in
+        full.
+        """
+        return False
+
+    @property
     def is_fitted(self) -> bool:
         """Whether the model has been fitted (or loaded)."""
         return self.target_features is not None
@@ -111,7 +122,8 @@ class BaseModel:
         X
             Source values of the training cells (dense or sparse).
         Y
-            Target values of the training cells (dense).
+            Target values of the training cells (dense, or sparse: kept sparse when
+            :attr:`sparse_targets`, else densified).
         source_features
             Names of the columns of ``X``.
         target_features
@@ -133,7 +145,11 @@ class BaseModel:
             raise ValueError(msg)
         self.source_features = [str(f) for f in source_features]
         self.target_features = [str(f) for f in target_features]
-        self._fit(X, np.asarray(Y, dtype=np.float32), X_svd=X_svd, validation=validation, rng=rng)
+        if sp.issparse(Y) and self.sparse_targets:
+            Y = sp.csr_matrix(Y, dtype=np.float32)
+        else:
+            Y = np.asarray(Y.toarray() if sp.issparse(Y) else Y, dtype=np.float32)
+        self._fit(X, Y, X_svd=X_svd, validation=validation, rng=rng)
         return self
 
     def source_matrix(self, data: MuData | AnnData, *, allow_missing_features: bool = False):

@@ -42,6 +42,11 @@ class MLPModel(NeuralModel):
 
     kind = "mlp"
 
+    @property
+    def sparse_targets(self) -> bool:
+        """Sparse targets stay sparse (batches densified one at a time) without ``target_svd``."""
+        return self.target_encoder.n_components is None
+
     def __init__(
         self,
         preset: str | None = None,

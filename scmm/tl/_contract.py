@@ -99,7 +99,10 @@ def fit_model(
     if is_backed(X) and not model.reads_backed:
         X = X.to_memory()
     Y_all = get_matrix(tgt, target_layer, "target_layer")
-    Y_all = Y_all.toarray() if sp.issparse(Y_all) else np.asarray(Y_all)
+    if sp.issparse(Y_all) and model.sparse_targets:  # densified a batch at a time
+        Y_all = sp.csr_matrix(Y_all)
+    else:
+        Y_all = Y_all.toarray() if sp.issparse(Y_all) else np.asarray(Y_all)
     identity = np.array_equal(order, np.arange(len(order)))
     Y_all = (Y_all if identity else Y_all[order]).astype(np.float32, copy=False)
     mask = _train_mask(mdata, src, train)
@@ -144,12 +147,14 @@ def fit_model(
     }
     if not mask.all():
         test = ~mask
-        warn_constant_rows(Y_all[test], "held-out cells")
+        Y_test = Y_all[test]
+        Y_test = Y_test.toarray() if sp.issparse(Y_test) else Y_test
+        warn_constant_rows(Y_test, "held-out cells")
         uns["scores"] = {
             "n_cells": int(test.sum()),
-            "pearson_per_cell": metrics.pearson_per_cell(Y_all[test], pred[test]),
-            "pearson_per_feature": metrics.pearson_per_feature(Y_all[test], pred[test]),
-            "rmse": metrics.rmse(Y_all[test], pred[test]),
+            "pearson_per_cell": metrics.pearson_per_cell(Y_test, pred[test]),
+            "pearson_per_feature": metrics.pearson_per_feature(Y_test, pred[test]),
+            "rmse": metrics.rmse(Y_test, pred[test]),
         }
         logger.info("%s held-out scores: %s", key_added, uns["scores"])
     # every output is ready: write them together
