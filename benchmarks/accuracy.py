@@ -4,6 +4,7 @@
     python benchmarks/accuracy.py --quick          # bmmc_cite, 1 seed, a few methods (< 5 min)
     python benchmarks/accuracy.py --tasks bmmc_cite --methods ridge mlp --seeds 0 1 2
     python benchmarks/accuracy.py --summarise results/*/accuracy_runs.csv   # merge split runs
+                                   # (a later file's run replaces the same run of an earlier one)
     python benchmarks/accuracy.py --summarise results/*/accuracy_runs.csv --compact  # README
 
 Prints a Markdown table (mean ± sd over seeds) and writes it, with a CSV of every run, to
@@ -86,6 +87,16 @@ def _read_csv(path: Path) -> list[dict]:
         return [
             {k: float(v) if k in numeric else v for k, v in r.items()} for r in csv.DictReader(fh)
         ]
+
+
+def _merge_runs(paths: list[Path]) -> list[dict]:
+    """Runs of several CSVs; a later file's run replaces an earlier one of the same task,
+    method, ``svd_fit_on`` and seed (e.g. a method rerun after a change of its defaults)."""
+    runs: dict[tuple, dict] = {}
+    for path in paths:
+        for r in _read_csv(path):
+            runs[(r["task"], r["method"], r["svd_fit_on"], r["seed"])] = r
+    return list(runs.values())
 
 
 def summarise(rows) -> str:
@@ -191,7 +202,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.summarise:
-        rows = [r for path in args.summarise for r in _read_csv(path)]
+        rows = _merge_runs(args.summarise)
         print(compact(rows) if args.compact else summarise(rows))
         return
     torch.set_num_threads(args.threads)

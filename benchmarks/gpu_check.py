@@ -67,7 +67,10 @@ def main() -> None:
     configs = [
         ("svd64 cite_svd bs512", {"input": "svd", "n_components": 64, "batch_size": 512}),
         ("svd256 cite_svd bs512", {"input": "svd", "n_components": 256, "batch_size": 512}),
-        ("svd+raw default preset bs512", {"input": "svd+raw", "n_components": 64, "batch_size": 512}),
+        (
+            "svd+raw default preset bs512",
+            {"input": "svd+raw", "n_components": 64, "batch_size": 512},
+        ),
     ]
     for name, kw in configs:
         if cuda:

@@ -57,7 +57,7 @@ class MLPModel(NeuralModel):
         input: str = "svd",
         n_components: int = 64,
         target_svd: int | None = None,
-        max_raw_features: int | None = 1000,
+        max_raw_features: int | None = 300,
         training: dict[str, Any] | None = None,
     ):
         if input not in DEFAULT_PRESET:

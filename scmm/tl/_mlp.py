@@ -42,7 +42,7 @@ def fit_mlp(
     input: str = "svd+raw",
     n_components: int = 64,
     target_svd: int | None = None,
-    max_raw_features: int | None = 1000,
+    max_raw_features: int | None = 300,
     lr: float = 3e-3,
     weight_decay: float = 1e-2,
     max_epochs: int = 40,
@@ -117,7 +117,8 @@ def fit_mlp(
         fixed components before the loss.
     max_raw_features
         With raw inputs, keep this many source features, those with the highest variance on the
-        training cells (``None``: all).
+        training cells (``None``: all). 300 scored above 1,000 on every benchmark split (see the
+        MLP page of the docs).
     {training_options}
     {fit_contract}
 
