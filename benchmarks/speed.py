@@ -9,7 +9,8 @@ training rate counts the forward and backward FLOPs of the MLP's linear layers
 one step's start to the next (data loading, forward, backward, optimiser step and lightning's
 hooks) after the first epoch; *whole fit*, the fit's wall time over all its steps (including
 lightning's start-up and the first epoch). A plain torch loop over the same network (no data
-loading, no lightning) gives the floor. Run it on a quiet machine.
+loading, no lightning) gives the floor. Each size runs ``--repeats`` times (median reported:
+single runs on a shared 2-core machine vary by ±30%). Run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -98,6 +99,9 @@ def training_gflops(width: int, batch: int, *, n_in: int = 64, n_out: int = 140,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs per size; the median is reported"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     peak = matmul_gflops()
@@ -105,7 +109,10 @@ def main() -> None:
     print("| width | batch | measure | ms / step | achieved GFLOP/s | share of matmul rate |")
     print("|---|---|---|---|---|---|")
     for width, batch in [(512, 512), (1024, 512), (1024, 1024), (2048, 1024)]:
-        for measure, (rate, step) in training_gflops(width, batch).items():
+        runs = [training_gflops(width, batch) for _ in range(args.repeats)]
+        for measure in runs[0]:
+            step = float(np.median([r[measure][1] for r in runs]))
+            rate = runs[0][measure][0] * runs[0][measure][1] / step  # same FLOPs per step
             print(
                 f"| {width} | {batch} | {measure} | {step * 1e3:.1f} | {rate:.1f} "
                 f"| {rate / peak:.0%} |"
