@@ -291,15 +291,16 @@ def report(results_dir: Path) -> str:
         cpu = [
             f"{n} {_slope(ns, [r['stages'][n].get('cpu_s', np.nan) for r in rs]):.2f}" for n in both
         ]
-        lines += [
-            "",
-            f"Growth exponent of time vs cells (log-log slope over {len(rs)} sizes), wall: "
-            + ", ".join(wall)
-            + f", total {_slope(ns, [r['total_s'] for r in rs]):.2f}; CPU: "
-            + ", ".join(cpu)
-            + ".",
-            "",
-        ]
+        lines.append("")
+        if len(rs) >= 2:
+            lines += [
+                f"Growth exponent of time vs cells (log-log slope over {len(rs)} sizes), wall: "
+                + ", ".join(wall)
+                + f", total {_slope(ns, [r['total_s'] for r in rs]):.2f}; CPU: "
+                + ", ".join(cpu)
+                + ".",
+                "",
+            ]
         if len(rs) >= 2:
             peaks = [r["peak_gib"] for r in rs]
             b = _slope(ns, peaks)

@@ -160,7 +160,9 @@ class BaselineModel(BaseModel):
             return np.broadcast_to(a["mean"], (X.shape[0], len(a["mean"]))).astype(np.float32)
         (Z,) = self.encoder.transform(X)
         if method == "ridge":
-            return (Z @ a["coef"].T + a["intercept"]).astype(np.float32)
+            out = np.asarray(Z, np.float32) @ a["coef"].T  # float32, one cells × targets array
+            out += a["intercept"]
+            return out
         if method == "knn":
             from sklearn.neighbors import NearestNeighbors
 

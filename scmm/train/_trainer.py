@@ -478,7 +478,8 @@ def predict(
     dec = None if decoder is None else torch.as_tensor(np.asarray(decoder), dtype=torch.float32)
     dec = None if dec is None else dec.to(dev)
     n = inputs[0].shape[0]
-    out = []
+    res = None  # filled a batch at a time: the output exists once, never as pieces + a copy
+    bias = None if decoder_bias is None else np.asarray(decoder_bias, np.float32).reshape(1, -1)
     for start in range(0, n, batch_size):
         rows = np.arange(start, min(n, start + batch_size))
         xs = tuple(to_torch_batch(x, rows).to(dev) for x in inputs)
@@ -487,10 +488,11 @@ def predict(
         pred = pred.float()
         if dec is not None:
             pred = pred @ dec
-        out.append(pred.cpu().numpy())
+        if res is None:
+            res = np.empty((n, pred.shape[1]), dtype=np.float32)
+        res[rows[0] : rows[-1] + 1] = pred.cpu().numpy()
+        if bias is not None:
+            res[rows[0] : rows[-1] + 1] += bias
     net.train(was_training)
     net.cpu()
-    res = np.concatenate(out, axis=0) if out else np.zeros((0, 0), dtype=np.float32)
-    if decoder_bias is not None:
-        res = res + np.asarray(decoder_bias, dtype=np.float32).reshape(1, -1)
-    return res
+    return res if res is not None else np.zeros((0, 0), dtype=np.float32)
