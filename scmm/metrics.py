@@ -1,9 +1,10 @@
 """Scores of predicted against measured values.
 
 All functions take ``(measured, predicted)`` matrices of shape ``(n_cells, n_features)``, dense
-or scipy sparse, and accumulate in float64. A row (or column) whose measured or predicted values
-have zero variance scores 0, as in the Open Problems 2022 competition and the openproblems
-benchmark, instead of NaN.
+or scipy sparse, and accumulate in float64, reading the matrices a block of rows at a time (a
+float64 copy of 26,000 held-out cells × 23,418 genes would be 4.9 GB per array). A row (or
+column) whose measured or predicted values have zero variance scores 0, as in the Open Problems
+2022 competition and the openproblems benchmark, instead of NaN.
 """
 
 from __future__ import annotations
@@ -15,21 +16,27 @@ from scipy.stats import rankdata
 __all__ = ["pearson_per_cell", "pearson_per_feature", "rmse", "spearman_per_cell"]
 
 
-def _as_float64(x, name: str) -> np.ndarray:
-    if isinstance(x, np.ndarray):
-        arr = x
-    elif sp.issparse(x):
-        arr = x.toarray()
+_BLOCK_ROWS = 2048
+
+
+def _matrix(x, name: str):
+    """``x`` as a 2-D numpy array or CSR matrix, without copying the values."""
+    if sp.issparse(x):
+        x = x.tocsr()
     elif hasattr(x, "to_numpy"):
-        arr = x.to_numpy()
-    else:
-        arr = np.asarray(x)
-    arr = np.asarray(arr, dtype=np.float64)
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    if arr.ndim != 2:
-        msg = f"`{name}` must be a 2-D matrix (cells × features), got {arr.ndim} dimensions."
+        x = x.to_numpy()
+    elif not isinstance(x, np.ndarray):
+        x = np.asarray(x)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2:
+        msg = f"`{name}` must be a 2-D matrix (cells × features), got {x.ndim} dimensions."
         raise ValueError(msg)
+    return x
+
+
+def _float64(x, name: str) -> np.ndarray:
+    arr = np.asarray(x.toarray() if sp.issparse(x) else x, dtype=np.float64)
     if not np.isfinite(arr).all():
         n_bad = int((~np.isfinite(arr)).sum())
         msg = f"`{name}` contains {n_bad} NaN or infinite values; remove or impute them first."
@@ -37,15 +44,30 @@ def _as_float64(x, name: str) -> np.ndarray:
     return arr
 
 
-def _pair(measured, predicted) -> tuple[np.ndarray, np.ndarray]:
-    y = _as_float64(measured, "measured")
-    p = _as_float64(predicted, "predicted")
+def _blocks(measured, predicted):
+    """Shape-checked float64 ``(measured, predicted)`` blocks of at most ``_BLOCK_ROWS`` rows."""
+    y = _matrix(measured, "measured")
+    p = _matrix(predicted, "predicted")
     if y.shape != p.shape:
         msg = (
             f"`measured` has shape {y.shape} but `predicted` has shape {p.shape}; they must match."
         )
         raise ValueError(msg)
-    return y, p
+    return [
+        (y[i : i + _BLOCK_ROWS], p[i : i + _BLOCK_ROWS]) for i in range(0, y.shape[0], _BLOCK_ROWS)
+    ], y.shape
+
+
+def _rowwise(measured, predicted, transform=None) -> np.ndarray:
+    """Per-row Pearson of every block (after ``transform`` of each block, e.g. ranks)."""
+    blocks, _ = _blocks(measured, predicted)
+    out = []
+    for yb, pb in blocks:
+        y, p = _float64(yb, "measured"), _float64(pb, "predicted")
+        if transform is not None:
+            y, p = transform(y), transform(p)
+        out.append(_rowwise_pearson(y, p))
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float64)
 
 
 def _rowwise_pearson(y: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -87,8 +109,7 @@ def pearson_per_cell(measured, predicted, *, average: bool = True) -> float | np
     >>> float(pearson_per_cell(y, 2 * y))
     0.5
     """
-    y, p = _pair(measured, predicted)
-    r = _rowwise_pearson(y, p)
+    r = _rowwise(measured, predicted)
     return float(r.mean()) if average else r
 
 
@@ -117,8 +138,26 @@ def pearson_per_feature(measured, predicted, *, average: bool = True) -> float |
     >>> pearson_per_feature(y, y, average=False).tolist()
     [1.0, 0.0]
     """
-    y, p = _pair(measured, predicted)
-    r = _rowwise_pearson(y.T, p.T)
+    blocks, (n, q) = _blocks(measured, predicted)
+    # two passes over the row blocks: column means, then centred cross-products
+    sums = np.zeros((2, q))
+    checked = []
+    for yb, pb in blocks:
+        y, p = _float64(yb, "measured"), _float64(pb, "predicted")
+        sums += (y.sum(axis=0), p.sum(axis=0))
+        checked.append((yb, pb))
+    mean_y, mean_p = sums / max(n, 1)
+    num, var_y, var_p = np.zeros(q), np.zeros(q), np.zeros(q)
+    for yb, pb in checked:
+        yc = np.asarray(yb.toarray() if sp.issparse(yb) else yb, np.float64) - mean_y
+        pc = np.asarray(pb.toarray() if sp.issparse(pb) else pb, np.float64) - mean_p
+        num += (yc * pc).sum(axis=0)
+        var_y += (yc * yc).sum(axis=0)
+        var_p += (pc * pc).sum(axis=0)
+    den = np.sqrt(var_y * var_p)
+    r = np.zeros(q, dtype=np.float64)
+    ok = den > 0
+    r[ok] = num[ok] / den[ok]
     return float(r.mean()) if average else r
 
 
@@ -147,8 +186,7 @@ def spearman_per_cell(measured, predicted, *, average: bool = True) -> float | n
     >>> float(spearman_per_cell(np.array([[1.0, 5.0, 9.0]]), np.array([[0.0, 1.0, 100.0]])))
     1.0
     """
-    y, p = _pair(measured, predicted)
-    r = _rowwise_pearson(rankdata(y, axis=1), rankdata(p, axis=1))
+    r = _rowwise(measured, predicted, transform=lambda x: rankdata(x, axis=1))
     return float(r.mean()) if average else r
 
 
@@ -173,5 +211,9 @@ def rmse(measured, predicted) -> float:
     >>> rmse(np.zeros((2, 2)), np.ones((2, 2)))
     1.0
     """
-    y, p = _pair(measured, predicted)
-    return float(np.sqrt(np.mean((y - p) ** 2)))
+    blocks, (n, q) = _blocks(measured, predicted)
+    total = 0.0
+    for yb, pb in blocks:
+        d = _float64(yb, "measured") - _float64(pb, "predicted")
+        total += float((d * d).sum())
+    return float(np.sqrt(total / (n * q))) if n * q else float("nan")

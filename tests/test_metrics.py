@@ -58,3 +58,25 @@ def test_shape_mismatch_and_nan_are_errors():
     bad[1, 2] = np.nan
     with pytest.raises(ValueError, match="`predicted` contains 1 NaN"):
         metrics.rmse(np.ones((3, 4)), bad)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_metrics_in_row_blocks_equal_whole_matrix(monkeypatch, sparse):
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=(50, 12)) * (rng.random((50, 12)) < 0.5)
+    p = y + rng.normal(size=y.shape)
+    y[:, 3] = 0.0  # a constant feature scores 0
+    whole = {
+        "cell": metrics.pearson_per_cell(y, p, average=False),
+        "feature": metrics.pearson_per_feature(y, p, average=False),
+        "rmse": metrics.rmse(y, p),
+        "spearman": metrics.spearman_per_cell(y, p, average=False),
+    }
+    monkeypatch.setattr(metrics, "_BLOCK_ROWS", 7)  # 8 blocks, the last one short
+    Y = sp.csr_matrix(y) if sparse else y
+    np.testing.assert_allclose(metrics.pearson_per_cell(Y, p, average=False), whole["cell"])
+    blocked = metrics.pearson_per_feature(Y, p, average=False)
+    np.testing.assert_allclose(blocked, whole["feature"], rtol=1e-12, atol=1e-14)
+    assert blocked[3] == 0.0
+    assert metrics.rmse(Y, p) == pytest.approx(whole["rmse"], rel=1e-12)
+    np.testing.assert_allclose(metrics.spearman_per_cell(Y, p, average=False), whole["spearman"])
