@@ -71,8 +71,8 @@ def plain_loop_seconds(net, X, Y, batch: int, steps: int = 20) -> float:
     return float(np.median(times[3:]))
 
 
-def training_gflops(width: int, batch: int, *, n_in: int = 64, n_out: int = 140, depth: int = 4):
-    """Return GFLOP/s and seconds per step: steady, whole fit, plain loop."""
+def step_seconds(width: int, batch: int, *, n_in: int = 64, n_out: int = 140, depth: int = 4):
+    """Return the FLOPs of one training step and its seconds: steady, whole fit, plain loop."""
     n_cells = batch * 20
     rng = np.random.default_rng(0)
     X = rng.normal(size=(n_cells, n_in)).astype(np.float32)
@@ -93,7 +93,7 @@ def training_gflops(width: int, batch: int, *, n_in: int = 64, n_out: int = 140,
         "whole fit": history["time_s"] / steps,
         "plain loop": plain_loop_seconds(net.train(), X, Y, batch),
     }
-    return {k: (flops_per_step / v / 1e9, v) for k, v in seconds.items()}
+    return flops_per_step, seconds
 
 
 def main() -> None:
@@ -109,10 +109,11 @@ def main() -> None:
     print("| width | batch | measure | ms / step | achieved GFLOP/s | share of matmul rate |")
     print("|---|---|---|---|---|---|")
     for width, batch in [(512, 512), (1024, 512), (1024, 1024), (2048, 1024)]:
-        runs = [training_gflops(width, batch) for _ in range(args.repeats)]
-        for measure in runs[0]:
-            step = float(np.median([r[measure][1] for r in runs]))
-            rate = runs[0][measure][0] * runs[0][measure][1] / step  # same FLOPs per step
+        runs = [step_seconds(width, batch) for _ in range(args.repeats)]
+        flops = runs[0][0]
+        for measure in runs[0][1]:
+            step = float(np.median([seconds[measure] for _, seconds in runs]))
+            rate = flops / step / 1e9
             print(
                 f"| {width} | {batch} | {measure} | {step * 1e3:.1f} | {rate:.1f} "
                 f"| {rate / peak:.0%} |"

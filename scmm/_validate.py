@@ -90,6 +90,22 @@ def check_cells_have_counts(X, name: str) -> None:
         raise ValueError(msg)
 
 
+def prediction_layers(adata: AnnData, keys, mod: str) -> list[str]:
+    """``keys`` (one layer name or several) as a list, each checked to be a layer of ``adata``."""
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    if not keys:
+        msg = "`keys` is empty; pass the prediction layer(s) to compare."
+        raise ValueError(msg)
+    missing = [k for k in keys if k not in adata.layers]
+    if missing:
+        msg = (
+            f"`keys` {missing} are not layers of {mod!r} (has: {list(adata.layers)}); run a "
+            "`scmm.tl.fit_*` call first."
+        )
+        raise KeyError(msg)
+    return keys
+
+
 def warn_constant_rows(Y: np.ndarray, name: str) -> None:
     """Warn when every row of ``Y`` is constant (per-cell Pearson is 0 for all of them)."""
     import warnings

@@ -44,8 +44,8 @@ def _float64(x, name: str) -> np.ndarray:
     return arr
 
 
-def _blocks(measured, predicted):
-    """Shape-checked float64 ``(measured, predicted)`` blocks of at most ``_BLOCK_ROWS`` rows."""
+def _pair(measured, predicted):
+    """Both matrices (numpy or CSR, not copied), their shapes checked to match."""
     y = _matrix(measured, "measured")
     p = _matrix(predicted, "predicted")
     if y.shape != p.shape:
@@ -53,32 +53,41 @@ def _blocks(measured, predicted):
             f"`measured` has shape {y.shape} but `predicted` has shape {p.shape}; they must match."
         )
         raise ValueError(msg)
-    return [
-        (y[i : i + _BLOCK_ROWS], p[i : i + _BLOCK_ROWS]) for i in range(0, y.shape[0], _BLOCK_ROWS)
-    ], y.shape
+    return y, p
 
 
-def _rowwise(measured, predicted, transform=None) -> np.ndarray:
-    """Per-row Pearson of every block (after ``transform`` of each block, e.g. ranks)."""
-    blocks, _ = _blocks(measured, predicted)
-    out = []
-    for yb, pb in blocks:
-        y, p = _float64(yb, "measured"), _float64(pb, "predicted")
-        if transform is not None:
-            y, p = transform(y), transform(p)
-        out.append(_rowwise_pearson(y, p))
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.float64)
+def _row_blocks(y, p):
+    """Float64, finite-checked ``(measured, predicted)`` blocks of at most ``_BLOCK_ROWS`` rows."""
+    for i in range(0, y.shape[0], _BLOCK_ROWS):
+        yield (
+            _float64(y[i : i + _BLOCK_ROWS], "measured"),
+            _float64(p[i : i + _BLOCK_ROWS], "predicted"),
+        )
+
+
+def _correlation(num: np.ndarray, var_y: np.ndarray, var_p: np.ndarray) -> np.ndarray:
+    """``num / sqrt(var_y · var_p)``, 0 where either variance is 0."""
+    den = np.sqrt(var_y * var_p)
+    out = np.zeros(len(num), dtype=np.float64)
+    ok = den > 0
+    out[ok] = num[ok] / den[ok]
+    return out
 
 
 def _rowwise_pearson(y: np.ndarray, p: np.ndarray) -> np.ndarray:
     yc = y - y.mean(axis=1, keepdims=True)
     pc = p - p.mean(axis=1, keepdims=True)
-    num = (yc * pc).sum(axis=1)
-    den = np.sqrt((yc * yc).sum(axis=1) * (pc * pc).sum(axis=1))
-    out = np.zeros(len(y), dtype=np.float64)
-    ok = den > 0
-    out[ok] = num[ok] / den[ok]
-    return out
+    return _correlation((yc * pc).sum(axis=1), (yc * yc).sum(axis=1), (pc * pc).sum(axis=1))
+
+
+def _rowwise(measured, predicted, transform=None) -> np.ndarray:
+    """Per-row Pearson, a block of rows at a time (after ``transform``, e.g. ranks)."""
+    out = []
+    for y, p in _row_blocks(*_pair(measured, predicted)):
+        if transform is not None:
+            y, p = transform(y), transform(p)
+        out.append(_rowwise_pearson(y, p))
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float64)
 
 
 def pearson_per_cell(measured, predicted, *, average: bool = True) -> float | np.ndarray:
@@ -138,26 +147,18 @@ def pearson_per_feature(measured, predicted, *, average: bool = True) -> float |
     >>> pearson_per_feature(y, y, average=False).tolist()
     [1.0, 0.0]
     """
-    blocks, (n, q) = _blocks(measured, predicted)
+    y, p = _pair(measured, predicted)
+    n, q = y.shape
     # two passes over the row blocks: column means, then centred cross-products
     sums = np.zeros((2, q))
-    checked = []
-    for yb, pb in blocks:
-        y, p = _float64(yb, "measured"), _float64(pb, "predicted")
-        sums += (y.sum(axis=0), p.sum(axis=0))
-        checked.append((yb, pb))
+    for yb, pb in _row_blocks(y, p):
+        sums += (yb.sum(axis=0), pb.sum(axis=0))
     mean_y, mean_p = sums / max(n, 1)
-    num, var_y, var_p = np.zeros(q), np.zeros(q), np.zeros(q)
-    for yb, pb in checked:
-        yc = np.asarray(yb.toarray() if sp.issparse(yb) else yb, np.float64) - mean_y
-        pc = np.asarray(pb.toarray() if sp.issparse(pb) else pb, np.float64) - mean_p
-        num += (yc * pc).sum(axis=0)
-        var_y += (yc * yc).sum(axis=0)
-        var_p += (pc * pc).sum(axis=0)
-    den = np.sqrt(var_y * var_p)
-    r = np.zeros(q, dtype=np.float64)
-    ok = den > 0
-    r[ok] = num[ok] / den[ok]
+    acc = np.zeros((3, q))
+    for yb, pb in _row_blocks(y, p):
+        yc, pc = yb - mean_y, pb - mean_p
+        acc += ((yc * pc).sum(axis=0), (yc * yc).sum(axis=0), (pc * pc).sum(axis=0))
+    r = _correlation(*acc)
     return float(r.mean()) if average else r
 
 
@@ -211,9 +212,10 @@ def rmse(measured, predicted) -> float:
     >>> rmse(np.zeros((2, 2)), np.ones((2, 2)))
     1.0
     """
-    blocks, (n, q) = _blocks(measured, predicted)
+    y, p = _pair(measured, predicted)
+    n, q = y.shape
     total = 0.0
-    for yb, pb in blocks:
-        d = _float64(yb, "measured") - _float64(pb, "predicted")
+    for yb, pb in _row_blocks(y, p):
+        d = yb - pb
         total += float((d * d).sum())
     return float(np.sqrt(total / (n * q))) if n * q else float("nan")

@@ -50,6 +50,33 @@ def data_dir() -> Path:
     return path
 
 
+def make_wide_target(n_cells=600, n_targets=4000, *, density=0.01, test_every=5) -> md.MuData:
+    """RNA → a wide sparse (CSR) target; every ``test_every``-th cell held out (``.obs``)."""
+    rng = np.random.default_rng(0)
+    rna = ad.AnnData(rng.poisson(2.0, (n_cells, 30)).astype(np.float32))
+    Y = sp.random(n_cells, n_targets, density=density, format="csr", random_state=0)
+    Y = Y.astype(np.float32)
+    Y.data = np.log1p(100 * Y.data)
+    out = ad.AnnData(Y)
+    out.var_names = [f"t{i}" for i in range(n_targets)]
+    mdata = md.MuData({"rna": rna, "out": out})
+    mdata.obs["train"] = np.arange(n_cells) % test_every != 0
+    return mdata
+
+
+def spy_toarray(monkeypatch) -> list[tuple[int, int]]:
+    """Record the shape of every CSR matrix densified until ``monkeypatch.undo()``."""
+    densified = []
+    toarray = sp.csr_matrix.toarray
+
+    def spy(self, *args, **kwargs):
+        densified.append(self.shape)
+        return toarray(self, *args, **kwargs)
+
+    monkeypatch.setattr(sp.csr_matrix, "toarray", spy)
+    return densified
+
+
 def make_paired(n_cells=120, n_genes=40, n_prot=6, *, seed=0, sparse=True) -> md.MuData:
     """RNA counts with low-rank structure and proteins that depend on it."""
     rng = np.random.default_rng(seed)

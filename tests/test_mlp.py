@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import inspect
 
-import anndata as ad
-import mudata as md
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -17,7 +15,7 @@ from scmm.nn import MLP, MLP_PRESETS
 from scmm.train import TrainingConfig
 from scmm.train._data import to_torch_batch
 
-from .conftest import make_paired
+from .conftest import make_paired, make_wide_target, spy_toarray
 
 FAST = {"max_epochs": 4, "batch_size": 32, "device": "cpu", "verbose": False}
 
@@ -180,33 +178,14 @@ def test_tl_lr_range_test():
     assert "scmm_mlp" not in mdata.uns
 
 
-def _wide_target_mdata(n=600, n_genes=30, n_targets=4000, density=0.01):
-    rng = np.random.default_rng(0)
-    rna = ad.AnnData(rng.poisson(2.0, (n, n_genes)).astype(np.float32))
-    Y = sp.random(n, n_targets, density=density, format="csr", random_state=0, dtype=np.float32)
-    Y.data = np.log1p(100 * Y.data)
-    out = ad.AnnData(Y)
-    out.var_names = [f"t{i}" for i in range(n_targets)]
-    mdata = md.MuData({"rna": rna, "out": out})
-    mdata.obs["train"] = np.arange(n) % 5 != 0
-    return mdata
-
-
 def test_sparse_target_stays_sparse_and_matches_dense(monkeypatch):
     kw = {**FAST, "hidden": [16], "n_components": 5, "train": "train", "rng": 0}
-    mdata = _wide_target_mdata()
+    mdata = make_wide_target()
     dense = mdata.copy()
     dense["out"].X = dense["out"].X.toarray()
     q = mdata["out"].n_vars
     n_test = int((~mdata.obs["train"]).sum())
-    densified = []
-    toarray = sp.csr_matrix.toarray
-
-    def spy(self, *args, **kwargs):
-        densified.append(self.shape)
-        return toarray(self, *args, **kwargs)
-
-    monkeypatch.setattr(sp.csr_matrix, "toarray", spy)
+    densified = spy_toarray(monkeypatch)
     scmm.tl.fit_mlp(mdata, "rna", "out", key_added="s", **kw)
     monkeypatch.undo()
     # only training batches (32 cells) and the held-out cells' targets for the scores

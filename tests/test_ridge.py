@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import anndata as ad
-import mudata as md
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -11,6 +9,8 @@ from sklearn.linear_model import RidgeCV
 
 import scmm
 from scmm.models._baseline import ridge_loo
+
+from .conftest import make_wide_target, spy_toarray
 
 ALPHAS = list(np.logspace(-2, 4, 13))
 
@@ -46,24 +46,11 @@ def test_ridge_loo_ignores_null_directions():
 
 
 def test_fit_baseline_ridge_keeps_sparse_target_sparse(monkeypatch):
-    rng = np.random.default_rng(0)
-    n, q = 300, 2000
-    rna = ad.AnnData(rng.poisson(2.0, (n, 40)).astype(np.float32))
-    Y = sp.random(n, q, density=0.02, format="csr", random_state=0, dtype=np.float32)
-    out = ad.AnnData(Y)
-    out.var_names = [f"t{i}" for i in range(q)]
-    mdata = md.MuData({"rna": rna, "out": out})
-    mdata.obs["train"] = np.arange(n) % 4 != 0
+    mdata = make_wide_target(300, 2000, density=0.02, test_every=4)
+    q = mdata["out"].n_vars
     dense = mdata.copy()
     dense["out"].X = dense["out"].X.toarray()
-    densified = []
-    toarray = sp.csr_matrix.toarray
-
-    def spy(self, *args, **kwargs):
-        densified.append(self.shape)
-        return toarray(self, *args, **kwargs)
-
-    monkeypatch.setattr(sp.csr_matrix, "toarray", spy)
+    densified = spy_toarray(monkeypatch)
     scmm.tl.fit_baseline(mdata, "rna", "out", method="ridge", n_components=8, train="train")
     monkeypatch.undo()
     n_test = int((~mdata.obs["train"]).sum())

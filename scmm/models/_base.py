@@ -32,6 +32,13 @@ _ARRAYS_FILE = "arrays.safetensors"
 _MODEL_CLASSES: dict[str, type[BaseModel]] = {}
 
 
+def prefixed(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    """Select the saved arrays whose names start with ``prefix``, keyed without it."""
+    return {
+        k.removeprefix(prefix): np.asarray(v) for k, v in arrays.items() if k.startswith(prefix)
+    }
+
+
 class BaseModel:
     """Base of every scmm model.
 

@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..pp._rng import as_generator
-from ._base import BaseModel
+from ._base import BaseModel, prefixed
 from ._preprocess import InputEncoder
 
 METHODS = ("mean", "ridge", "knn", "kernel_ridge")
@@ -180,9 +180,7 @@ class BaselineModel(BaseModel):
 
     def _set_state(self, meta, arrays):
         self.encoder = InputEncoder.from_state(meta["input"], arrays)
-        self._arrays = {
-            k.removeprefix("baseline."): v for k, v in arrays.items() if k.startswith("baseline.")
-        }
+        self._arrays = prefixed(arrays, "baseline.")
 
 
 def ridge_loo(Z: np.ndarray, Y, alphas) -> tuple[np.ndarray, np.ndarray, float]:

@@ -17,6 +17,7 @@ import torch
 
 from ..nn import DeepSetsNet, pair_features
 from ..train import predict as predict_net
+from ._base import prefixed
 from ._gene_activity import windows_arrays
 from ._neural import NeuralModel
 
@@ -182,16 +183,8 @@ class DeepSetsModel(NeuralModel):
         return meta, arrays
 
     def _set_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-        self.windows = {
-            k.removeprefix("windows."): np.asarray(v)
-            for k, v in arrays.items()
-            if k.startswith("windows.")
-        }
-        self._scale = {
-            k.removeprefix("scale."): np.asarray(v)
-            for k, v in arrays.items()
-            if k.startswith("scale.")
-        }
+        self.windows = prefixed(arrays, "windows.")
+        self._scale = prefixed(arrays, "scale.")
         super()._set_state(meta, arrays)
 
     # -- interpretation ------------------------------------------------------------------------

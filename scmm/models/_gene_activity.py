@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..pp._gene_activity import gene_activity
-from ._base import BaseModel
+from ._base import BaseModel, prefixed
 
 WINDOW_FIELDS = ("distance", "width", "in_body")
 
@@ -146,13 +146,5 @@ class GeneActivityModel(BaseModel):
         return {}, arrays
 
     def _set_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-        self.windows = {
-            k.removeprefix("windows."): np.asarray(v)
-            for k, v in arrays.items()
-            if k.startswith("windows.")
-        }
-        self._coef = {
-            k.removeprefix("coef."): np.asarray(v)
-            for k, v in arrays.items()
-            if k.startswith("coef.")
-        }
+        self.windows = prefixed(arrays, "windows.")
+        self._coef = prefixed(arrays, "coef.")

@@ -21,7 +21,7 @@ from ..pp._rng import as_generator
 from ..train import TrainingConfig, lr_range_test, seeded
 from ..train import predict as predict_net
 from ..train import train as train_net
-from ._base import BaseModel
+from ._base import BaseModel, prefixed
 from ._preprocess import InputEncoder, TargetEncoder
 
 
@@ -163,11 +163,7 @@ class NeuralModel(BaseModel):
         self.target_encoder = TargetEncoder.from_state(meta["target"], arrays)
         self._n_in = list(meta["n_in"])
         net = self._build_net(self._n_in, int(meta["n_out"]))
-        state = {
-            k.removeprefix("net."): torch.from_numpy(np.array(v))
-            for k, v in arrays.items()
-            if k.startswith("net.")
-        }
+        state = {k: torch.from_numpy(np.array(v)) for k, v in prefixed(arrays, "net.").items()}
         missing = set(net.state_dict()) - set(state)
         if missing:
             msg = f"The saved model lacks the weights {sorted(missing)[:5]}; the folder is damaged."

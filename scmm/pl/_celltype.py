@@ -12,7 +12,7 @@ from matplotlib.patches import Patch
 from mudata import MuData
 
 from .. import metrics
-from .._validate import check_modality, get_matrix
+from .._validate import check_modality, get_matrix, prediction_layers
 
 
 def _group_labels(mdata: MuData, mod: str, groupby: str) -> pd.Series:
@@ -96,17 +96,7 @@ def accuracy_by_cell_type(
     (4, ['T (40)', 'B (20)'])
     """
     adata = check_modality(mdata, mod, "mod")
-    keys = [keys] if isinstance(keys, str) else list(keys)
-    if not keys:
-        msg = "`keys` is empty; pass the prediction layer(s) to compare."
-        raise ValueError(msg)
-    missing = [k for k in keys if k not in adata.layers]
-    if missing:
-        msg = (
-            f"`keys` {missing} are not layers of {mod!r} (has: {list(adata.layers)}); run a "
-            "`scmm.tl.fit_*` call first."
-        )
-        raise KeyError(msg)
+    keys = prediction_layers(adata, keys, mod)
     if kind not in ("box", "strip"):
         msg = f"`kind={kind!r}` must be 'box' or 'strip'."
         raise ValueError(msg)

@@ -10,7 +10,7 @@ from matplotlib.axes import Axes
 from mudata import MuData
 
 from .. import metrics
-from .._validate import check_modality, get_matrix
+from .._validate import check_modality, get_matrix, prediction_layers
 
 #: Above this many features the feature names are not written under the axis.
 _MAX_LABELLED = 60
@@ -65,17 +65,7 @@ def feature_correlations(
     2
     """
     adata = check_modality(mdata, mod, "mod")
-    keys = [keys] if isinstance(keys, str) else list(keys)
-    if not keys:
-        msg = "`keys` is empty; pass the prediction layer(s) to compare."
-        raise ValueError(msg)
-    missing = [k for k in keys if k not in adata.layers]
-    if missing:
-        msg = (
-            f"`keys` {missing} are not layers of {mod!r} (has: {list(adata.layers)}); run a "
-            "`scmm.tl.fit_*` call first."
-        )
-        raise KeyError(msg)
+    keys = prediction_layers(adata, keys, mod)
     y = get_matrix(adata, layer)
     y = np.asarray(y.toarray() if hasattr(y, "toarray") else y, dtype=np.float64)
     if cells is not None:
