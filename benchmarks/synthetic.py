@@ -138,6 +138,31 @@ def _peak_names(n: int, rng: np.random.Generator) -> list[str]:
     return [f"chr{c}:{s}-{s + w}" for c, s, w in zip(chrom, start, width, strict=True)]
 
 
+#: Window half-width (bp) giving ~20 peaks per gene with the uniformly placed peaks of
+#: ``_peak_names`` (228,942 peaks over 22 × 240 Mb), as in the competition's Multiome data.
+WINDOW = 230_000
+
+
+def gene_annotation(rng: int = 0) -> pd.DataFrame:
+    """Coordinates of the Multiome genes (``g00000`` …) on chr1–chr22, for gene–peak windows.
+
+    The columns :func:`scmm.pp.gene_peak_windows` reads (``chrom``, ``start``, ``end``,
+    ``strand``, ``gene_name``); genes are placed uniformly like the peaks, 10–100 kb long.
+    """
+    n = MULTIOME["n_genes"]
+    gen = np.random.default_rng([int(rng), 11])
+    start = gen.integers(10_000, 239_000_000, n)
+    return pd.DataFrame(
+        {
+            "chrom": [f"chr{c}" for c in gen.integers(1, 23, n)],
+            "start": start,
+            "end": start + gen.integers(10_000, 100_000, n),
+            "strand": gen.choice(["+", "-"], n),
+            "gene_name": [f"g{i:05d}" for i in range(n)],
+        }
+    )
+
+
 def iter_blocks(
     task: str, fraction: float = 1.0, *, rng: int = 0, block: int = BLOCK
 ) -> Iterator[dict]:

@@ -84,6 +84,12 @@ FIT_CONTRACT = """\
         (transductive, as in the 2022 competition; targets of held-out cells are never used).
     key_added
         Output key; default ``"scmm_<method>"``.
+    write_predictions
+        Write the predictions for every cell to ``mdata[target].layers[key_added]``. ``False``
+        writes only ``.uns[key_added]`` (parameters, and the held-out cells' scores, predicted
+        a block of rows at a time): for data whose predictions would not fit in memory (e.g.
+        105,942 cells × 23,418 genes is 9.9 GB); predict the cells you need with
+        :func:`scmm.tl.predict`.
     rng
         Seed or :class:`numpy.random.Generator`.
 """
@@ -92,7 +98,7 @@ FIT_CONTRACT = """\
 #: What every ``fit_*`` writes into the MuData, for its *Returns* section.
 FIT_WRITES = """\
     ``mdata[target].layers[key_added]`` : ndarray (n_obs, n_vars)
-        Predictions for every cell.
+        Predictions for every cell (unless ``write_predictions=False``).
     ``mdata.uns[key_added]['params']`` : dict
         The arguments and package versions.
     ``mdata.uns[key_added]['scores']`` : dict

@@ -106,11 +106,16 @@ def prediction_layers(adata: AnnData, keys, mod: str) -> list[str]:
     return keys
 
 
-def warn_constant_rows(Y: np.ndarray, name: str) -> None:
+def warn_constant_rows(Y, name: str) -> None:
     """Warn when every row of ``Y`` is constant (per-cell Pearson is 0 for all of them)."""
     import warnings
 
-    if len(Y) and np.all(Y.max(axis=1) == Y.min(axis=1)):
+    if not Y.shape[0]:
+        return
+    high, low = Y.max(axis=1), Y.min(axis=1)
+    if sp.issparse(Y):
+        high, low = high.toarray(), low.toarray()
+    if np.all(high == low):
         warnings.warn(
             f"All {len(Y)} {name} have constant target values: their per-cell Pearson is 0 "
             "and says nothing about the model. Check `target_layer` and the normalisation.",

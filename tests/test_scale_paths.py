@@ -17,6 +17,8 @@ import scipy.sparse as sp
 import scmm
 from scmm.pp._svd import fit_svd, project
 
+from .conftest import make_paired
+
 _SYN = Path(__file__).resolve().parents[1] / "benchmarks" / "synthetic.py"
 
 
@@ -145,3 +147,98 @@ def test_pp_svd_and_fit_baseline_on_backed_source(backed_pair, monkeypatch):
     assert mem.uns["scmm_ridge"]["scores"]["rmse"] == pytest.approx(
         disk.uns["scmm_ridge"]["scores"]["rmse"], rel=1e-3
     )
+
+
+def test_row_subset_svd_is_the_copys_svd_exactly():
+    from scmm.pp._svd import RowSubset
+
+    X = sp.random(3_000, 400, density=0.05, format="csr", dtype=np.float32, random_state=2)
+    rows = np.flatnonzero(np.arange(3_000) % 5 != 0)
+    copy = fit_svd(X[rows], 12, rng=0)
+    # the same sums in the same order: bit-identical, not merely close
+    np.testing.assert_array_equal(fit_svd(RowSubset(X, rows), 12, rng=0), copy)
+    np.testing.assert_array_equal(fit_svd(X, 12, rng=0, rows=rows), copy)
+    np.testing.assert_array_equal(project(RowSubset(X, rows), copy), project(X[rows], copy))
+    with pytest.raises(ValueError, match="sorted and unique"):
+        RowSubset(X, rows[::-1])
+
+
+def test_input_encoder_reads_a_row_subset_like_the_copy(monkeypatch):
+    from scmm.models._preprocess import InputEncoder
+    from scmm.pp._svd import RowSubset
+
+    monkeypatch.setattr("scmm.pp._svd.BLOCK_ROWS", 100)  # several blocks
+    X = sp.random(1_000, 500, density=0.05, format="csr", dtype=np.float32, random_state=3)
+    X.data = np.log1p(10 * X.data)
+    rows = np.flatnonzero(np.arange(1_000) % 3 != 0)
+    a = InputEncoder("svd+raw", 8, max_raw_features=50).fit(X[rows], rng=0)
+    b = InputEncoder("svd+raw", 8, max_raw_features=50).fit(RowSubset(X, rows), rng=0)
+    np.testing.assert_array_equal(a.raw_columns, b.raw_columns)
+    np.testing.assert_array_equal(a.components, b.components)
+    (sa, ra), (sb, rb) = a.transform(X[rows]), b.transform(RowSubset(X, rows))
+    np.testing.assert_array_equal(sa, sb)
+    assert sp.isspmatrix_csr(rb) and rb.shape == (len(rows), 50)
+    assert (ra != rb).nnz == 0
+
+
+def test_fit_trains_on_row_views_not_copies(monkeypatch):
+    """The contract hands a sparse source's training rows over as a view, with equal results."""
+    from scmm.models import MLPModel
+    from scmm.pp._svd import RowSubset
+
+    mdata = make_paired(n_cells=300, n_genes=60)
+    seen = []
+    fit = MLPModel.fit
+
+    def spy(self, X, *args, **kwargs):
+        seen.append(type(X))
+        return fit(self, X, *args, **kwargs)
+
+    monkeypatch.setattr(MLPModel, "fit", spy)
+    kw = {"n_components": 8, "max_raw_features": 20, "max_epochs": 2, "rng": 0}
+    scmm.tl.fit_mlp(mdata, "rna", "prot", train="train", verbose=False, logger=None, **kw)
+    assert seen == [RowSubset]
+    monkeypatch.undo()
+    # the same fit on copies of the training rows (what the contract did before) is identical
+    monkeypatch.setattr("scmm.tl._contract._rows", lambda X, rows, model: X[rows])
+    copy = scmm.tl.fit_mlp(
+        mdata, "rna", "prot", train="train", key_added="copy", verbose=False, logger=None, **kw
+    )
+    assert copy.encoder.raw_columns is not None
+    np.testing.assert_array_equal(mdata["prot"].layers["scmm_mlp"], mdata["prot"].layers["copy"])
+
+
+def test_write_predictions_false_scores_without_the_layer():
+    mdata = make_paired(n_cells=300, n_genes=60)
+    kw = {"method": "ridge", "n_components": 8, "train": "train", "rng": 0}
+    scmm.tl.fit_baseline(mdata, "rna", "prot", key_added="full", **kw)
+    scmm.tl.fit_baseline(mdata, "rna", "prot", key_added="lean", write_predictions=False, **kw)
+    assert "full" in mdata["prot"].layers and "lean" not in mdata["prot"].layers
+    assert mdata.uns["lean"]["params"]["write_predictions"] is False
+    for k in ("pearson_per_cell", "pearson_per_feature", "rmse", "n_cells"):
+        assert mdata.uns["lean"]["scores"][k] == pytest.approx(mdata.uns["full"]["scores"][k])
+
+
+def test_fit_mlp_raw_inputs_on_backed_train_subset(backed_pair, monkeypatch):
+    """svd+raw inputs from a backed source with a `train` subset: never loaded, same fit."""
+    rna, prot, backed = backed_pair
+    mem = md.MuData({"rna": rna.copy(), "prot": prot.copy()})
+    disk = md.MuData({"rna": backed, "prot": prot.copy()})
+    _no_loading(monkeypatch, backed)
+    kw = {"n_components": 8, "max_raw_features": 40, "max_epochs": 2, "train": "train"}
+    for m in (mem, disk):
+        scmm.tl.fit_mlp(m, "rna", "prot", verbose=False, logger=None, rng=0, **kw)
+    np.testing.assert_allclose(
+        disk["prot"].layers["scmm_mlp"], mem["prot"].layers["scmm_mlp"], rtol=1e-3, atol=1e-3
+    )
+
+
+def test_synthetic_gene_annotation_pairs_genes_with_peaks(synthetic):
+    multi = synthetic.make("multiome", 0.003, rng=0)
+    ann = synthetic.gene_annotation(rng=0)
+    assert list(ann["gene_name"][:2]) == ["g00000", "g00001"] and len(ann) == 23_418
+    assert (ann["end"] > ann["start"]).all()
+    w = synthetic.WINDOW
+    scmm.pp.gene_peak_windows(multi, annotation=ann, upstream=w, downstream=w, check_assembly=False)
+    n_pairs = multi.uns["windows"]["pairs"].nnz
+    assert 15 < n_pairs / 23_418 < 25  # about 20 peaks per gene, as in the competition data

@@ -90,8 +90,8 @@ class MLPModel(NeuralModel):
 
     @property
     def reads_backed(self) -> bool:
-        """With SVD input only, the encoder reads backed matrices in row blocks."""
-        return self.encoder.kind == "svd"
+        """The input encoder reads backed matrices in row blocks (SVD and raw features)."""
+        return True
 
     def _build_net(self, n_in: list[int], n_out: int) -> MLP:
         p = self.params

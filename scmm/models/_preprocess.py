@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ..pp._svd import fit_svd, project
+from ..pp._svd import _row_blocks, fit_svd, is_backed, project
 
 INPUT_KINDS = ("svd", "raw", "svd+raw")
 SVD_FIT_ON = ("train", "all")
@@ -82,11 +82,21 @@ class InputEncoder:
                 raise RuntimeError(msg)
             out.append(project(X, self.components) / self.std)
         if self.kind in ("raw", "svd+raw"):
-            raw = sp.csr_matrix(X, dtype=np.float32)
-            if self.raw_columns is not None and len(self.raw_columns) < raw.shape[1]:
-                raw = raw[:, self.raw_columns]
-            out.append(raw)
+            out.append(self._raw(X))
         return tuple(out)
+
+    def _raw(self, X) -> sp.csr_matrix:
+        """Return the kept raw features of ``X`` as float32 CSR (backed: read in row blocks)."""
+        cols = self.raw_columns
+
+        def select(part):
+            part = sp.csr_matrix(part, dtype=np.float32)
+            return part if cols is None or len(cols) >= part.shape[1] else part[:, cols]
+
+        if is_backed(X):
+            blocks = [select(part) for _, part in _row_blocks(X, None)]
+            return sp.vstack(blocks, format="csr") if blocks else select(X[0:0])
+        return select(X)
 
     def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """JSON-able settings and arrays to save."""
@@ -122,7 +132,14 @@ def _top_variance_columns(X, n: int | None) -> np.ndarray | None:
     """Return the sorted indices of the ``n`` highest-variance columns of ``X`` (None: all)."""
     if n is None or X.shape[1] <= n:
         return None
-    if sp.issparse(X):
+    if is_backed(X):  # sums of values and squares, a block of rows at a time
+        total, squares = np.zeros(X.shape[1]), np.zeros(X.shape[1])
+        for _, part in _row_blocks(X, None):
+            total += np.asarray(part.sum(axis=0)).ravel()
+            squares += np.asarray(part.multiply(part).sum(axis=0)).ravel()
+        mean = total / X.shape[0]
+        var = squares / X.shape[0] - mean**2
+    elif sp.issparse(X):
         mean = np.asarray(X.mean(axis=0)).ravel()
         var = np.asarray(X.multiply(X).mean(axis=0)).ravel() - mean**2
     else:

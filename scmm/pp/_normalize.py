@@ -12,6 +12,93 @@ from mudata import MuData
 from .._validate import check_cells_have_counts, check_modality, check_nonnegative, get_matrix
 
 _METHODS = ("log_cp10k", "clr", "tfidf")
+_TARGET_SUM = 1e4  # counts per cell after scaling, for both "log_cp10k" and "tfidf"
+_BLOCK_ROWS = 8192  # rows of a CSR (columns of a CSC) per block of the in-place path ...
+_BLOCK_NNZ = 1 << 22  # ... and at most this many stored entries (4 Mi: ≈ 64 MiB of temporaries)
+
+
+def _blocks(indptr: np.ndarray):
+    """``(start, end)`` of consecutive compressed rows, bounded in rows and stored entries."""
+    n, nnz = len(indptr) - 1, int(indptr[-1])
+    s = 0
+    while s < n:
+        # Python ints, capped at nnz: no overflow of an int32 ``indptr`` near 2**31 entries
+        last = min(int(indptr[s]) + _BLOCK_NNZ, nnz)
+        e = min(s + _BLOCK_ROWS, int(np.searchsorted(indptr, last, "right")) - 1)
+        e = max(e, s + 1)
+        yield s, e
+        s = e
+
+
+def _dense_step(n_vars: int) -> int:
+    """Rows per block of a dense matrix, bounded like :func:`_blocks`."""
+    return max(1, min(_BLOCK_ROWS, _BLOCK_NNZ // max(n_vars, 1)))
+
+
+def _sums(X) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell and per-feature totals of ``X`` in float64, one block at a time (no copy)."""
+    n_obs, n_vars = X.shape
+    rows, cols = np.zeros(n_obs), np.zeros(n_vars)
+    if sp.issparse(X):
+        csr = X.format == "csr"
+        major, minor = (rows, cols) if csr else (cols, rows)
+        for s, e in _blocks(X.indptr):
+            a, b = X.indptr[s], X.indptr[e]
+            d = X.data[a:b]
+            lengths = np.diff(X.indptr[s : e + 1])
+            major[s:e] = np.bincount(
+                np.repeat(np.arange(e - s), lengths), weights=d, minlength=e - s
+            )
+            minor += np.bincount(X.indices[a:b], weights=d, minlength=len(minor))
+    else:
+        step = _dense_step(n_vars)
+        for s in range(0, n_obs, step):
+            block = X[s : s + step]
+            rows[s : s + len(block)] = block.sum(axis=1, dtype=np.float64)
+            cols += block.sum(axis=0, dtype=np.float64)
+    return rows, cols
+
+
+def _normalize_inplace(X, method: str) -> None:
+    """``"log_cp10k"`` or ``"tfidf"`` of the float32 counts ``X`` (CSR, CSC or ndarray), in place.
+
+    Same values as :func:`scanpy.pp.normalize_total` (``target_sum=1e4``) then
+    :func:`scanpy.pp.log1p`, or :func:`muon.atac.pp.tfidf` (``log_tf=True, log_idf=True``):
+    ``log1p(x / rowsum * 1e4)``, times ``log1p(n_obs / colsum)`` for ``"tfidf"``. Extra memory
+    is one block of entries and a few vectors of length ``n_obs`` or ``n_vars``.
+    """
+    rows, cols = _sums(X)
+    scale = (_TARGET_SUM / rows).astype(np.float32)  # no empty cells: checked by the caller
+    idf = None
+    if method == "tfidf":
+        # features without counts: idf 0 (not inf), so they stay 0 and never become NaN
+        idf = np.zeros(len(cols), dtype=np.float32)
+        has = cols > 0
+        idf[has] = np.log1p(X.shape[0] / cols[has])
+    if sp.issparse(X):
+        csr = X.format == "csr"
+        for s, e in _blocks(X.indptr):
+            a, b = X.indptr[s], X.indptr[e]
+            d = X.data[a:b]  # a view: the matrix's own buffer
+            lengths = np.diff(X.indptr[s : e + 1])
+            if csr:
+                d *= np.repeat(scale[s:e], lengths)
+                np.log1p(d, out=d)
+                if idf is not None:
+                    d *= idf[X.indices[a:b]]
+            else:
+                d *= scale[X.indices[a:b]]
+                np.log1p(d, out=d)
+                if idf is not None:
+                    d *= np.repeat(idf[s:e], lengths)
+    else:
+        step = _dense_step(X.shape[1])
+        for s in range(0, X.shape[0], step):
+            block = X[s : s + step]  # a view
+            block *= scale[s : s + len(block), None]
+            np.log1p(block, out=block)
+            if idf is not None:
+                block *= idf
 
 
 def normalize(
@@ -20,12 +107,15 @@ def normalize(
     *,
     method: str = "log_cp10k",
     layer: str | None = "counts",
+    keep_counts: bool = True,
     copy: bool = False,
 ) -> MuData | None:
     """Normalise one modality from its raw counts into ``.X``.
 
-    The raw counts stay in ``.layers['counts']`` (created from ``.X`` if absent), so models can
-    be refitted from counts and the step is safe to repeat.
+    By default the raw counts stay in ``.layers['counts']`` (created from ``.X`` if absent), so
+    models can be refitted from counts and the step is safe to repeat. With
+    ``keep_counts=False`` the counts matrix is normalised in its own memory instead and the raw
+    counts are not kept.
 
     ``"log_cp10k"``
         :func:`scanpy.pp.normalize_total` to 10,000 counts per cell then :func:`scanpy.pp.log1p`
@@ -35,7 +125,8 @@ def normalize(
         (:func:`muon.prot.pp.clr` with ``axis=1, flavor="stoeckius"``), the protein transform of
         the 2022 competition's recipe.
     ``"tfidf"``
-        :func:`muon.atac.pp.tfidf` with ``log_tf=True`` (ATAC).
+        :func:`muon.atac.pp.tfidf` with ``log_tf=True`` (ATAC):
+        ``log1p(x / rowsum · 10⁴) · log1p(n_obs / colsum)``.
 
     Parameters
     ----------
@@ -46,7 +137,20 @@ def normalize(
     method
         ``"log_cp10k"``, ``"clr"`` or ``"tfidf"``.
     layer
-        Layer holding raw counts; ``None`` reads ``.X``.
+        Layer holding raw counts; ``None`` reads ``.X``. When ``layer='counts'`` is absent, the
+        counts are read from ``.X``.
+    keep_counts
+        Keep the raw counts in ``.layers['counts']``. ``False`` is for matrices too big to hold
+        twice, such as the 2022 competition's Multiome ATAC (≈ 840 million non-zeros, 6.7 GB as
+        float32 CSR): the counts matrix (``.X``, or ``layer`` when it exists) is normalised in
+        place, one block of rows at a time, and becomes ``.X``; a layer it came from is removed.
+        The extra memory is then one block plus a few per-cell and per-feature vectors, plus one
+        float32 copy when the counts are of another dtype (the original is then dropped). The
+        values equal those of ``keep_counts=True`` to float32 rounding, but the counts are gone:
+        models can no longer be refitted from counts and the step cannot be repeated. A dense
+        ``"tfidf"`` input stays dense (``keep_counts=True`` returns a sparse matrix).
+        ``"clr"`` (proteins, small) runs the usual computation, without keeping the counts.
+        A view of a MuData needs ``copy=True``.
     copy
         Work on a copy and return it.
 
@@ -55,11 +159,13 @@ def normalize(
     ``None``, or the modified copy when ``copy=True``. Writes
 
     ``mdata[mod].X`` : ndarray or sparse (n_obs, n_vars)
-        The normalised values (float32).
+        The normalised values (float32); with ``keep_counts=False``, the counts matrix itself
+        when it was float32 CSR, CSC or ndarray.
     ``mdata[mod].layers['counts']``
-        The raw counts, if it was not there.
+        The raw counts, if it was not there (``keep_counts=True`` only). With
+        ``keep_counts=False`` the layer the counts were read from is removed.
     ``mdata[mod].uns['scmm_normalize']`` : dict
-        ``method`` and ``layer``.
+        ``method``, ``layer`` and ``keep_counts``.
 
     Examples
     --------
@@ -77,11 +183,19 @@ def normalize(
         mdata = mdata.copy()
     adata = check_modality(mdata, mod, "mod")
     if layer is not None and layer not in adata.layers and layer == "counts":
-        counts = get_matrix(adata, None)  # raw counts still in .X
+        source = None  # raw counts still in .X
     else:
-        counts = get_matrix(adata, layer)
+        source = layer
+    if not keep_counts and adata.is_view:
+        # its counts belong to the parent, and anndata writes a view's new `.X` into the parent
+        msg = (
+            f"`keep_counts=False` normalises the counts in place, but `mdata[{mod!r}]` is a view; "
+            "pass `copy=True` (or normalise `mdata.copy()`)."
+        )
+        raise ValueError(msg)
+    counts = get_matrix(adata, source)
     check_nonnegative(counts, f"layer={layer!r}" if layer else ".X")
-    # no copy when already float32: `tmp` below is the one working copy
+    # no copy when already float32: `tmp` below is the one working copy (none: keep_counts=False)
     counts = (
         counts.astype(np.float32, copy=False)
         if sp.issparse(counts)
@@ -89,6 +203,15 @@ def normalize(
     )
     if method != "clr":
         check_cells_have_counts(counts, f"mod={mod!r}")
+    params = {"method": method, "layer": layer if layer else "X", "keep_counts": keep_counts}
+    if not keep_counts:
+        # everything is checked: from here on the counts are overwritten
+        X = _normalize_counts_inplace(counts, method)
+        adata.X = X
+        if source is not None:
+            del adata.layers[source]
+        adata.uns["scmm_normalize"] = params
+        return mdata if copy else None
     import scanpy as sc  # slow imports, only where needed
 
     with warnings.catch_warnings():  # muon 0.1.9 reads the deprecated scanpy.__version__
@@ -97,7 +220,7 @@ def normalize(
 
     tmp = ad.AnnData(counts.copy())
     if method == "log_cp10k":
-        sc.pp.normalize_total(tmp, target_sum=1e4)
+        sc.pp.normalize_total(tmp, target_sum=_TARGET_SUM)
         sc.pp.log1p(tmp)
     elif method == "clr":
         mu.prot.pp.clr(tmp, axis=1, flavor="stoeckius")
@@ -110,5 +233,28 @@ def normalize(
     if "counts" not in adata.layers:
         adata.layers["counts"] = counts
     adata.X = X.astype(np.float32, copy=False)
-    adata.uns["scmm_normalize"] = {"method": method, "layer": layer if layer else "X"}
+    adata.uns["scmm_normalize"] = params
     return mdata if copy else None
+
+
+def _buffer(X) -> np.ndarray:
+    """Return the values array of a sparse or dense matrix."""
+    return X.data if sp.issparse(X) else np.asarray(X)
+
+
+def _normalize_counts_inplace(counts, method: str):
+    """Normalise the checked float32 ``counts`` in their own memory (``keep_counts=False``)."""
+    if method == "clr":
+        with warnings.catch_warnings():  # muon 0.1.9 reads the deprecated scanpy.__version__
+            warnings.simplefilter("ignore", FutureWarning)
+            import muon as mu
+
+        tmp = ad.AnnData(counts)  # proteins are small; muon densifies a sparse matrix
+        mu.prot.pp.clr(tmp, axis=1, flavor="stoeckius")
+        return tmp.X.astype(np.float32, copy=False)
+    if sp.issparse(counts) and counts.format not in ("csr", "csc"):
+        counts = counts.tocsr()
+    if not _buffer(counts).flags.writeable:  # e.g. a read-only memory map
+        counts = counts.copy()
+    _normalize_inplace(counts, method)
+    return counts

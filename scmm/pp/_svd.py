@@ -18,6 +18,49 @@ def is_backed(X) -> bool:
     return hasattr(X, "to_memory") and not sp.issparse(X) and not isinstance(X, np.ndarray)
 
 
+class RowSubset:
+    """The rows ``rows`` of a sparse or backed matrix, read a block of rows at a time.
+
+    Stands in for ``X[rows]`` where that copy would not fit in memory (e.g. the training cells
+    of the competition's Multiome ATAC matrix, ~5 GB): everything that reads backed matrices
+    in row blocks (:func:`fit_svd`, :func:`project`, the models' input encoders) reads it
+    without copying more than one block of ``X``.
+
+    Parameters
+    ----------
+    X
+        A scipy sparse matrix or the matrix of a backed AnnData.
+    rows
+        Sorted, unique integer positions of the rows.
+    """
+
+    def __init__(self, X, rows: np.ndarray):
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) > 1 and not (np.diff(rows) > 0).all():
+            msg = "`rows` must be sorted and unique."
+            raise ValueError(msg)
+        self.X = sp.csr_matrix(X) if sp.issparse(X) and X.format != "csr" else X
+        self.rows = rows
+        self.shape = (len(rows), X.shape[1])
+        self.dtype = X.dtype
+
+    def __getitem__(self, key):
+        if not isinstance(key, slice):
+            msg = "A RowSubset is read by slices of rows (`subset[start:stop]`)."
+            raise TypeError(msg)
+        rows = self.rows[key]
+        if len(rows) == 0:
+            return sp.csr_matrix((0, self.shape[1]), dtype=self.dtype)
+        if sp.issparse(self.X):
+            return self.X[rows]
+        lo, hi = int(rows[0]), int(rows[-1]) + 1  # backed: one contiguous read, then select
+        return sp.csr_matrix(self.X[lo:hi])[rows - lo]
+
+    def to_memory(self):
+        """``X[rows]`` in memory (the copy this class avoids)."""
+        return sp.vstack([part for _, part in _row_blocks(self, None)], format="csr")
+
+
 def _row_blocks(X, rows: np.ndarray | None, block: int = BLOCK_ROWS):
     """Yield ``(out_positions, in-memory block)`` over the rows of a backed matrix.
 
@@ -38,41 +81,49 @@ def _row_blocks(X, rows: np.ndarray | None, block: int = BLOCK_ROWS):
 
 
 class _Operator:
-    """``X[rows]`` for the two products a randomized SVD needs.
+    """``X[rows]`` for the two products a randomized SVD needs, without copying ``X[rows]``.
 
-    Computed a row block at a time when ``X`` is backed (on disk), directly otherwise.
+    A backed (on-disk) ``X`` is read a block of rows at a time; an in-memory sparse ``X`` is
+    multiplied whole, gathering the rows of ``X @ Q`` and scattering ``P`` into zeros for
+    ``X.T @ P`` (the same sums in the same order as on the copy ``X[rows]``); a dense ``X`` is
+    sliced.
     """
 
     def __init__(self, X, rows: np.ndarray | None):
-        self.X = X
+        if isinstance(X, RowSubset) and sp.issparse(X.X):  # products on the whole matrix
+            X, rows = X.X, X.rows if rows is None else X.rows[np.sort(np.asarray(rows))]
         self.rows = None if rows is None else np.sort(np.asarray(rows))
         self.backed = is_backed(X)
         if not self.backed:
-            if rows is not None:
-                X = X[self.rows]
-            self.X = (
-                sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else np.asarray(X, np.float32)
-            )
+            if rows is not None and not sp.issparse(X):
+                X, self.rows = X[self.rows], None
+            X = sp.csr_matrix(X, dtype=np.float32) if sp.issparse(X) else np.asarray(X, np.float32)
+        self.X = X
         n = X.shape[0] if self.rows is None else len(self.rows)
         self.shape = (n, X.shape[1])
 
     def matmul(self, Q: np.ndarray) -> np.ndarray:
         """``X @ Q`` (cells × k)."""
-        if not self.backed:
-            return np.asarray(self.X @ Q, dtype=np.float32)
-        out = np.empty((self.shape[0], Q.shape[1]), np.float32)
-        for pos, part in _row_blocks(self.X, self.rows):
-            out[pos] = part @ Q
-        return out
+        if self.backed:
+            out = np.empty((self.shape[0], Q.shape[1]), np.float32)
+            for pos, part in _row_blocks(self.X, self.rows):
+                out[pos] = part @ Q
+            return out
+        out = np.asarray(self.X @ Q, dtype=np.float32)
+        return out if self.rows is None else out[self.rows]
 
     def rmatmul(self, P: np.ndarray) -> np.ndarray:
         """``X.T @ P`` (features × k)."""
-        if not self.backed:
-            return np.asarray(self.X.T @ P, dtype=np.float32)
-        out = np.zeros((self.shape[1], P.shape[1]), np.float32)
-        for pos, part in _row_blocks(self.X, self.rows):
-            out += part.T @ P[pos]
-        return out
+        if self.backed:
+            out = np.zeros((self.shape[1], P.shape[1]), np.float32)
+            for pos, part in _row_blocks(self.X, self.rows):
+                out += part.T @ P[pos]
+            return out
+        if self.rows is not None:
+            full = np.zeros((self.X.shape[0], P.shape[1]), P.dtype)
+            full[self.rows] = P
+            P = full
+        return np.asarray(self.X.T @ P, dtype=np.float32)
 
 
 def _randomized_svd(op: _Operator, n_components: int, n_iter: int, seed: int) -> np.ndarray:
@@ -227,4 +278,4 @@ def svd(
     return mdata if copy else None
 
 
-__all__ = ["fit_svd", "is_backed", "project", "svd"]
+__all__ = ["RowSubset", "fit_svd", "is_backed", "project", "svd"]

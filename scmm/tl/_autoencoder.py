@@ -61,6 +61,7 @@ def fit_autoencoder(
     target_layer: str | None = None,
     svd_fit_on: str = "train",
     key_added: str | None = None,
+    write_predictions: bool = True,
     rng=None,
 ) -> AutoencoderModel:
     """Fit an MLP regularised by an autoencoder: source SVD → embedding → targets and SVD.
@@ -155,6 +156,7 @@ def fit_autoencoder(
         target_layer=target_layer,
         key_added=key_added,
         svd_fit_on=svd_fit_on,
+        write_predictions=write_predictions,
         validation=validation,
         rng=rng,
     )

@@ -26,6 +26,7 @@ def fit_baseline(
     target_layer: str | None = None,
     svd_fit_on: str = "train",
     key_added: str | None = None,
+    write_predictions: bool = True,
     rng=None,
 ) -> BaselineModel | GeneActivityModel:
     """Fit a classical baseline from the source's SVD (or gene–peak windows) to the target.
@@ -88,5 +89,6 @@ def fit_baseline(
         target_layer=target_layer,
         key_added=key_added or _keys.prediction(method),
         svd_fit_on=svd_fit_on,
+        write_predictions=write_predictions,
         rng=rng,
     )

@@ -9,8 +9,11 @@ svd_fit_on="train", rng=None, ...)``:
   (matched by ``obs_names``);
 - the input SVD is fitted on the training cells (``svd_fit_on="train"``) or on all cells'
   *inputs* (``"all"``; targets of held-out cells are never used);
-- writes predictions for all cells to ``mdata[target].layers[key_added]`` and parameters (and,
-  when there are held-out cells, their scores) to ``mdata.uns[key_added]``;
+- writes predictions for all cells to ``mdata[target].layers[key_added]`` (unless
+  ``write_predictions=False``) and parameters (and, when there are held-out cells, their
+  scores) to ``mdata.uns[key_added]``;
+- never copies the training (or held-out) rows of a sparse or backed source for models that
+  read row blocks (they get a ``RowSubset``, read a block of rows at a time);
 - leaves the MuData untouched if anything fails, and returns the fitted model.
 """
 
@@ -35,7 +38,7 @@ from .._validate import (
 )
 from ..models._base import BaseModel
 from ..models._preprocess import SVD_FIT_ON
-from ..pp._svd import is_backed
+from ..pp._svd import RowSubset, is_backed
 
 logger = logging.getLogger("scmm")
 
@@ -71,6 +74,13 @@ def _train_mask(mdata: MuData, source: AnnData, train) -> np.ndarray:
     return resolve_train(train, source.obs, arg="train")
 
 
+def _rows(X, rows: np.ndarray, model: BaseModel):
+    """``X[rows]``: a block-read view of a sparse or backed ``X`` for models that read those."""
+    if model.reads_backed and (sp.issparse(X) or is_backed(X)):
+        return RowSubset(X, rows)
+    return X[rows]
+
+
 def fit_model(
     model: BaseModel,
     mdata: MuData,
@@ -82,6 +92,7 @@ def fit_model(
     target_layer: str | None = None,
     key_added: str,
     svd_fit_on: str = "train",
+    write_predictions: bool = True,
     validation=None,
     rng=None,
 ) -> BaseModel:
@@ -116,20 +127,21 @@ def fit_model(
             msg = "`validation` selects cells outside `train`; pick validation cells among them."
             raise ValueError(msg)
         validation = validation[train_idx]
+    subset = not mask.all()
     # "all": the SVD reads every cell's inputs in place (no stacked copy of the source)
-    X_svd = X if svd_fit_on == "all" and not mask.all() else None
+    X_svd = X if svd_fit_on == "all" and subset else None
     model.source, model.target = source, target
     model.layer, model.target_layer = layer, target_layer
     model.fit(
-        X[train_idx] if not mask.all() else X,
-        Y_all[train_idx] if not mask.all() else Y_all,
+        _rows(X, train_idx, model) if subset else X,
+        Y_all[train_idx] if subset else Y_all,
         source_features=src.var_names,
         target_features=tgt.var_names,
         X_svd=X_svd,
         validation=validation,
         rng=rng,
     )
-    pred = model.predict_array(X)
+    pred = model.predict_array(X) if write_predictions else None
     uns = {
         "params": _h5_safe(
             {
@@ -140,29 +152,35 @@ def fit_model(
                 "layer": layer,
                 "target_layer": target_layer,
                 "svd_fit_on": svd_fit_on,
+                "write_predictions": write_predictions,
                 "n_train_cells": int(mask.sum()),
                 "versions": _versions(),
             }
         )
     }
-    if not mask.all():
-        test = ~mask
-        Y_test = Y_all[test]
-        Y_test = Y_test.toarray() if sp.issparse(Y_test) else Y_test
+    if subset:
+        test_idx = np.flatnonzero(~mask)
+        # metrics read a block of rows at a time: a sparse target is not densified
+        Y_test = Y_all[test_idx]
+        pred_test = (
+            pred[test_idx] if pred is not None else model.predict_array(_rows(X, test_idx, model))
+        )
         warn_constant_rows(Y_test, "held-out cells")
         uns["scores"] = {
-            "n_cells": int(test.sum()),
-            "pearson_per_cell": metrics.pearson_per_cell(Y_test, pred[test]),
-            "pearson_per_feature": metrics.pearson_per_feature(Y_test, pred[test]),
-            "rmse": metrics.rmse(Y_test, pred[test]),
+            "n_cells": len(test_idx),
+            "pearson_per_cell": metrics.pearson_per_cell(Y_test, pred_test),
+            "pearson_per_feature": metrics.pearson_per_feature(Y_test, pred_test),
+            "rmse": metrics.rmse(Y_test, pred_test),
         }
+        del pred_test
         logger.info("%s held-out scores: %s", key_added, uns["scores"])
     # every output is ready: write them together
-    if not identity:
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(len(order))
-        pred = pred[inverse]
-    tgt.layers[key_added] = pred
+    if pred is not None:
+        if not identity:
+            inverse = np.empty_like(order)
+            inverse[order] = np.arange(len(order))
+            pred = pred[inverse]
+        tgt.layers[key_added] = pred
     mdata.uns[key_added] = uns
     return model
 

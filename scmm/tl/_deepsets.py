@@ -103,6 +103,7 @@ def fit_deepsets(
     target_layer: str | None = None,
     svd_fit_on: str = "train",
     key_added: str | None = None,
+    write_predictions: bool = True,
     rng=None,
 ) -> DeepSetsModel:
     """Fit a DeepSets model from each gene's window peaks (and the cell's ATAC SVD) to RNA.
@@ -206,6 +207,7 @@ def fit_deepsets(
         target_layer=target_layer,
         key_added=key_added or _keys.prediction(model.name),
         svd_fit_on=svd_fit_on,
+        write_predictions=write_predictions,
         validation=validation,
         rng=rng,
     )

@@ -78,6 +78,7 @@ def fit_mlp(
     target_layer: str | None = None,
     svd_fit_on: str = "train",
     key_added: str | None = None,
+    write_predictions: bool = True,
     rng=None,
 ) -> MLPModel:
     """Fit an MLP from the source modality to the target modality.
@@ -165,6 +166,7 @@ def fit_mlp(
         target_layer=target_layer,
         key_added=key_added or _keys.prediction(model.name),
         svd_fit_on=svd_fit_on,
+        write_predictions=write_predictions,
         validation=validation,
         rng=rng,
     )

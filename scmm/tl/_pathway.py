@@ -67,6 +67,7 @@ def fit_pathway_mlp(
     target_layer: str | None = None,
     svd_fit_on: str = "train",
     key_added: str | None = None,
+    write_predictions: bool = True,
     rng=None,
 ) -> PathwayMLPModel:
     """Fit the pathway-sparse MLP: a gene branch masked by gene sets beside a dense SVD branch.
@@ -192,6 +193,7 @@ def fit_pathway_mlp(
             target_layer=target_layer,
             key_added=key_added,
             svd_fit_on=svd_fit_on,
+            write_predictions=write_predictions,
             validation=validation,
             rng=rng,
         )
