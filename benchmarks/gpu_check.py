@@ -1,106 +1,363 @@
-"""Train fit_mlp on a Kaggle-sized synthetic CITE-seq problem and print speed and memory.
+"""Training speed and memory of fit_mlp on competition-sized synthetic data, bf16 on and off.
 
-Kaggle CITE: 70,988 training cells, 22,050 genes -> 140 proteins. The synthetic RNA is a
-sparse low-rank log-count matrix; proteins depend on its factors. Prints one table row per
-configuration: cells/s (training, excluding the SVD), peak GPU memory, and the per-cell
-Pearson on held-out cells (a sanity check, not an accuracy benchmark).
+Data: ``benchmarks/synthetic.py`` with the shapes of the 2022 Kaggle competition, CITE
+(70,988 cells × 22,050 genes → 140 proteins) and Multiome (105,942 cells × 228,942 peaks →
+23,418 genes), cached in ``--cache`` as the same ``.h5ad`` files ``benchmarks/scale.py`` writes
+(so neither script regenerates the other's data); missing tasks are generated in parallel
+processes at the start, so Multiome's generation overlaps the CITE fits. Each task is
+normalised in place (``log_cp10k`` for RNA, TF-IDF for ATAC; proteins are used as they are),
+one donor (``d32606``) is held out, and ``scmm.tl.fit_mlp`` (defaults: ``svd+raw`` inputs, 64
+SVD components, 300 raw features) trains once per precision (``bf16-mixed`` and ``32-true`` on
+CUDA, ``32-true`` on CPU) without writing predictions.
+
+Columns: ``fit s`` is the whole ``fit_mlp`` call (input encoder, training, scoring the held-out
+cells); ``SVD s`` the randomized SVD inside it. The SVD of a task is computed by its first fit
+and reused by the next ones (same cells, components and seed, hence the same result; a memo
+around ``scmm.models._preprocess.fit_svd``), so only the first row of a task pays it. ``train
+s`` is ``model.history['time_s']``, the lightning ``Trainer.fit`` (the history keeps no
+per-epoch times, so ``s/epoch`` is ``train s / epochs`` and includes the trainer's start and
+the first epoch's warm-up: more epochs give a steadier rate); ``cells/s`` is training cells ×
+epochs / ``train s``, ``full epoch s`` the training cells at the competition's size (training
+cells / fraction) over that rate. Peak GPU memory is ``torch.cuda.max_memory_allocated`` (reset
+before each fit), peak RSS the process's resident memory sampled every 50 ms during the fit
+(the process total, loaded data included). ``r`` is the mean per-cell Pearson of the held-out
+donor: a sanity check (the synthetic targets are predictable), not an accuracy benchmark. Each
+finished row is written at once, so a run stopped part-way keeps its rows.
 
 Usage::
 
-    python benchmarks/gpu_check.py               # full size, CUDA + bf16 (needs a GPU)
-    python benchmarks/gpu_check.py --small --device cpu   # tiny CPU smoke run
+    python benchmarks/gpu_check.py --device cpu --small --epochs 1   # CPU smoke run (1%)
+    python benchmarks/gpu_check.py --task cite                     # CITE at full size
+
+On a CUDA machine (one H100, 16 cores), with the packages its image lacks carried as wheels
+and installed first (anndata, mudata, zarr, numcodecs, donfig, google-crc32c,
+legacy-api-wrap, natsort, scverse-misc, array-api-compat; pyranges, ncls and sorted_nearest
+for ``--deepsets``)::
+
+    PYTHONPATH=$PWD PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py \\
+        --multiome-fraction 0.125 --out $OUT/gpu_results.md
+
+runs CITE at full size and Multiome at 1/8 of its cells (13,243 cells × 228,942 peaks), bf16
+and fp32, three epochs of batch 512 each. Estimated from the 2-core timings in
+``benchmarks/SCALE.md``: about 6 minutes, nearly all on the CPU: ~1 min generating both tasks
+at once, ~2 min for the CITE SVD, ~2.5 min normalising and the SVD of Multiome at 1/8, and
+well under a minute per GPU fit. The GPU columns do not depend on the number of cells (the
+batches are the same), so the smaller Multiome loses nothing there; ``full epoch s`` is the
+epoch time at the competition's size from the measured rate. ``--multiome-fraction 0.25``
+adds ~2 min of SVD (~8-9 min in all); 1/2 or full size does not fit one 10-minute command
+next to CITE. The table (with the card's name) is printed and appended to ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import resource
+import shlex
+import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
 
-import anndata as ad
-import mudata as md
 import numpy as np
-import scipy.sparse as sp
-import torch
 
-import scmm
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import scale  # noqa: E402  (its data cache, memory sampler and held-out donor)
+import synthetic  # noqa: E402
+from scale import SOURCE, TARGET, PeakRSS  # noqa: E402
+
+NORMALIZE = {"rna": "log_cp10k", "atac": "tfidf"}  # proteins: used as generated
+GIB = 2**30
+KEY = "gpu_check"
+COLUMNS = (
+    "task",
+    "cells (train)",
+    "model",
+    "precision",
+    "epochs × batch",
+    "fit s",
+    "SVD s",
+    "train s",
+    "s/epoch",
+    "cells/s",
+    "full epoch s",
+    "peak GPU GiB",
+    "peak RSS GiB",
+    "r",
+)
 
 
-def synthetic_cite(n_cells: int, n_genes: int, n_prot: int, seed: int = 0) -> md.MuData:
-    rng = np.random.default_rng(seed)
-    k = 20
-    factors = rng.normal(size=(n_cells, k)).astype(np.float32)
-    loadings = (rng.normal(size=(k, n_genes)) * 0.3).astype(np.float32)
-    # sparse counts: ~8% non-zero, built block-wise to keep memory low
-    blocks = []
-    for start in range(0, n_cells, 8192):
-        f = factors[start : start + 8192]
-        rate = np.exp(f @ loadings - 3.0)
-        counts = rng.poisson(rate).astype(np.float32)
-        blocks.append(sp.csr_matrix(np.log1p(counts)))
-    X = sp.vstack(blocks).tocsr()
-    W = rng.normal(size=(k, n_prot)).astype(np.float32)
-    prot = np.tanh(factors @ W / np.sqrt(k)) + 0.1 * rng.normal(size=(n_cells, n_prot))
-    rna = ad.AnnData(X)
-    rna.obs_names = [f"c{i}" for i in range(n_cells)]
-    rna.var_names = [f"g{i}" for i in range(n_genes)]
-    protein = ad.AnnData(prot.astype(np.float32))
-    protein.obs_names = rna.obs_names
-    protein.var_names = [f"p{i}" for i in range(n_prot)]
-    mdata = md.MuData({"rna": rna, "prot": protein})
-    mdata.obs["train"] = rng.random(n_cells) < 0.9
+def generate(cache: Path, task: str, fraction: float) -> float:
+    """Write the synthetic data of ``task`` unless cached; return the seconds it took."""
+    t = time.perf_counter()
+    scale._ensure_data(cache, task, fraction)
+    return time.perf_counter() - t
+
+
+class SVDMemo:
+    """Stands in for ``scmm.models._preprocess.fit_svd``: computes each SVD once and times it.
+
+    The key is the matrix object, its shape, the number of components and the seed, so a hit
+    returns exactly what the call would compute. :meth:`clear` between tasks.
+    """
+
+    def __init__(self):
+        self.cache: dict = {}
+        self.seconds = 0.0  # SVD time since the last `take`
+        self.installed = False
+        try:
+            from scmm.models import _preprocess
+        except ImportError:
+            return
+        self._fit_svd = getattr(_preprocess, "fit_svd", None)
+        if self._fit_svd is not None:
+            _preprocess.fit_svd = self
+            self.installed = True
+        else:
+            print("scmm.models._preprocess.fit_svd not found: every fit recomputes its SVD")
+
+    def __call__(self, X, n_components, rng=None, **kwargs):
+        base = getattr(X, "X", X)  # a RowSubset: the matrix it reads
+        key = (id(base), tuple(X.shape), n_components, repr(rng), repr(sorted(kwargs.items())))
+        if key not in self.cache:
+            t = time.perf_counter()
+            self.cache[key] = self._fit_svd(X, n_components, rng, **kwargs)
+            self.seconds += time.perf_counter() - t
+        return self.cache[key].copy()
+
+    def take(self) -> float:
+        s, self.seconds = self.seconds, 0.0
+        return s
+
+    def clear(self) -> None:
+        self.cache.clear()
+
+
+def load(paths: dict[str, Path], task: str):
+    """Read the cached task into a MuData and normalise it in place."""
+    import anndata as ad
+    import mudata as md
+
+    import scmm
+
+    mods = {}
+    for m, p in paths.items():
+        a = ad.read_h5ad(p)
+        if m == "prot":
+            a.X = a.X.toarray()  # written as CSR by the generator; dense like real proteins
+        mods[m] = a
+    mdata = md.MuData(mods)
+    for m in (SOURCE[task], TARGET[task]):
+        if m in NORMALIZE:
+            scmm.pp.normalize(mdata, m, method=NORMALIZE[m], keep_counts=False)
     return mdata
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--small", action="store_true", help="2,000 cells x 2,000 genes")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--epochs", type=int, default=5)
-    args = parser.parse_args()
-    n_cells, n_genes = (2000, 2000) if args.small else (70_988, 22_050)
-    t0 = time.perf_counter()
-    mdata = synthetic_cite(n_cells, n_genes, 140)
-    print(f"synthetic data {n_cells} x {n_genes} in {time.perf_counter() - t0:.1f}s")
-    cuda = torch.cuda.is_available() and args.device != "cpu"
-    card = torch.cuda.get_device_name(0) if cuda else "CPU"
-    rows = []
-    configs = [
-        ("svd64 cite_svd bs512", {"input": "svd", "n_components": 64, "batch_size": 512}),
-        ("svd256 cite_svd bs512", {"input": "svd", "n_components": 256, "batch_size": 512}),
-        (
-            "svd+raw default preset bs512",
-            {"input": "svd+raw", "n_components": 64, "batch_size": 512},
-        ),
-    ]
-    for name, kw in configs:
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        model = scmm.tl.fit_mlp(
-            mdata,
-            "rna",
-            "prot",
-            train="train",
-            max_epochs=args.epochs,
-            device=args.device,
-            verbose=False,
-            rng=0,
-            key_added=f"gpu_{name.split()[0]}",
-            **kw,
-        )
-        h = model.history
-        n_train = h["n_train"]
-        cells_s = n_train * len(h["epoch"]) / h["time_s"]
-        peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else float("nan")
-        score = mdata.uns[f"gpu_{name.split()[0]}"]["scores"]["pearson_per_cell"]
-        prec = model.config.precision_value()
-        rows.append((name, prec, cells_s, peak, h["time_s"], score))
-    print(
-        f"\ndevice: {card}, {n_cells} cells x {n_genes} genes -> 140 proteins, {args.epochs} epochs"
+def run_fit(fit, mdata, task, *, fraction, precision, args, cuda, mon, memo, model_name) -> dict:
+    """One fit with one precision; returns its table row."""
+    import torch
+
+    src, tgt = SOURCE[task], TARGET[task]
+    mask = scale._train_mask(mdata[src].obs)
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    gc.collect()
+    mon.reset()
+    memo.take()
+    t = time.perf_counter()
+    model = fit(
+        mdata,
+        src,
+        tgt,
+        train=mask,
+        write_predictions=False,
+        device=args.device,
+        precision=precision,
+        max_epochs=args.epochs,
+        batch_size=args.batch_size,
+        verbose=False,
+        logger=None,
+        key_added=KEY,
+        rng=0,
     )
-    print("| config | precision | cells/s | peak GPU MiB | train s | per-cell r |")
-    print("|---|---|---|---|---|---|")
-    for name, prec, cs, peak, t, r in rows:
-        print(f"| {name} | {prec} | {cs:,.0f} | {peak:,.0f} | {t:.1f} | {r:.3f} |")
+    fit_s = time.perf_counter() - t
+    svd_s = memo.take()
+    h = model.history
+    epochs = len(h["epoch"])
+    rate = h["n_train"] * epochs / h["time_s"]
+    scores = mdata.uns.pop(KEY)["scores"]
+    return {
+        "task": task,
+        "cells (train)": f"{mdata[src].n_obs:,} ({h['n_train']:,})",
+        "model": model_name,
+        "precision": precision,
+        "epochs × batch": f"{epochs} × {args.batch_size}",
+        "fit s": f"{fit_s:.1f}",
+        "SVD s": f"{svd_s:.1f}" if svd_s > 0 else "reused",
+        "train s": f"{h['time_s']:.1f}",
+        "s/epoch": f"{h['time_s'] / max(epochs, 1):.2f}",
+        "cells/s": f"{rate:,.0f}",
+        "full epoch s": f"{h['n_train'] / fraction / rate:.1f}",
+        "peak GPU GiB": f"{torch.cuda.max_memory_allocated() / GIB:.2f}" if cuda else "–",
+        "peak RSS GiB": f"{mon.peak / GIB:.2f}",
+        "r": f"{float(np.mean(scores['pearson_per_cell'])):.3f}",
+    }
+
+
+def markdown(rows: list[dict]) -> str:
+    """The rows as a Markdown table."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(r[c] for c in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--task", choices=("cite", "multiome", "both"), default="both")
+    p.add_argument("--fraction", type=float, default=None, help="share of the cells (1.0)")
+    p.add_argument(
+        "--multiome-fraction", type=float, default=None, help="Multiome's (default: --fraction)"
+    )
+    p.add_argument("--small", action="store_true", help="smoke run: --fraction 0.01")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument(
+        "--precision",
+        nargs="+",
+        default=None,
+        help="lightning precisions (default: bf16-mixed 32-true on CUDA, 32-true on CPU)",
+    )
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=512, help="fit_mlp's default is 64")
+    p.add_argument(
+        "--deepsets",
+        action="store_true",
+        help="Multiome: also one fit_deepsets run per precision (gene-peak windows: pyranges)",
+    )
+    p.add_argument("--cache", default="/tmp/scmm_scale", help="synthetic data (as scale.py)")
+    p.add_argument("--out", default=str(HERE / "gpu_results.md"), help="results appended here")
+    args = p.parse_args(argv)
+    fraction = args.fraction if args.fraction is not None else (0.01 if args.small else 1.0)
+    fractions = {
+        "cite": fraction,
+        "multiome": args.multiome_fraction if args.multiome_fraction is not None else fraction,
+    }
+    tasks = ("cite", "multiome") if args.task == "both" else (args.task,)
+    cache = Path(args.cache)
+    command = "python " + shlex.join(sys.argv if argv is None else [__file__, *argv])
+    t_start = time.perf_counter()
+
+    # generation first, in processes of their own (before torch is imported)
+    missing = [
+        t
+        for t in tasks
+        if not all(p.is_file() for p in scale._cache_paths(cache, t, fractions[t]).values())
+    ]
+    pool = ProcessPoolExecutor(len(missing), mp_context=get_context("spawn")) if missing else None
+    pending = {t: pool.submit(generate, cache, t, fractions[t]) for t in missing}
+
+    import torch
+
+    import scmm
+
+    cuda = torch.cuda.is_available() and args.device != "cpu"
+    card = torch.cuda.get_device_name() if cuda else "CPU"
+    precisions = args.precision or (["bf16-mixed", "32-true"] if cuda else ["32-true"])
+    if cuda:  # context and cuBLAS start-up outside the first timed fit
+        for dtype in (torch.float32, torch.bfloat16):
+            x = torch.ones(256, 256, device="cuda", dtype=dtype)
+            (x @ x).sum().item()
+    memo, mon = SVDMemo(), PeakRSS()
+    out = Path(args.out)
+    before = (
+        out.read_text() if out.is_file() else "# GPU check\n\nMade by `benchmarks/gpu_check.py`.\n"
+    )
+    header = [
+        "",
+        f"## {card}, {time.strftime('%Y-%m-%d')}",
+        "",
+        f"`{command}`",
+        "",
+        f"torch {torch.__version__}, scmm {getattr(scmm, '__version__', '?')}, "
+        f"{torch.get_num_threads()} CPU threads; SVD memo "
+        f"{'on' if memo.installed else 'off'}; column meanings in the script's docstring.",
+        "",
+    ]
+    notes: list[str] = []
+    rows: list[dict] = []
+
+    def write() -> None:
+        text = "\n".join([*header, markdown(rows), "", *notes])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(before.rstrip("\n") + "\n" + text + "\n")
+
+    def windows(mdata) -> str:
+        """Gene-peak windows for fit_deepsets (as benchmarks/scale.py), once per task."""
+        t = time.perf_counter()
+        scmm.pp.gene_peak_windows(
+            mdata,
+            TARGET["multiome"],
+            SOURCE["multiome"],
+            annotation=synthetic.gene_annotation(rng=0),
+            upstream=synthetic.WINDOW,
+            downstream=synthetic.WINDOW,
+            check_assembly=False,
+        )
+        return f"- gene-peak windows for fit_deepsets in {time.perf_counter() - t:.0f} s."
+
+    for task in tasks:
+        gen_s = pending[task].result() if task in pending else 0.0
+        t = time.perf_counter()
+        mdata = load(scale._cache_paths(cache, task, fractions[task]), task)
+        X = mdata[SOURCE[task]].X
+        note = (
+            f"- {task} at {fractions[task]:g}: {mdata[SOURCE[task]].n_obs:,} cells × "
+            f"{X.shape[1]:,} {SOURCE[task]} features ({X.nnz:,} non-zeros) → "
+            f"{mdata[TARGET[task]].n_vars:,} {TARGET[task]}; "
+            + (f"generated in {gen_s:.0f} s, " if gen_s else "cached, ")
+            + f"loaded and normalised in {time.perf_counter() - t:.0f} s."
+        )
+        print(note.removeprefix("- "), flush=True)
+        notes.append(note)
+        models = [("mlp", scmm.tl.fit_mlp)]
+        if args.deepsets and task == "multiome":
+            models.append(("deepsets", scmm.tl.fit_deepsets))
+        for name, fit in models:
+            if name == "deepsets":
+                notes.append(windows(mdata))
+                print(notes[-1].removeprefix("- "), flush=True)
+            for precision in precisions:
+                row = run_fit(
+                    fit,
+                    mdata,
+                    task,
+                    fraction=fractions[task],
+                    precision=precision,
+                    args=args,
+                    cuda=cuda,
+                    mon=mon,
+                    memo=memo,
+                    model_name=name,
+                )
+                rows.append(row)
+                print(" | ".join(f"{c} {row[c]}" for c in COLUMNS), flush=True)
+                write()
+        memo.clear()
+        del mdata, X
+        gc.collect()
+    mon.close()
+    if pool is not None:
+        pool.shutdown()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB
+    notes.append(
+        f"- whole run {time.perf_counter() - t_start:.0f} s, peak RSS of the process "
+        f"{peak:.2f} GiB."
+    )
+    write()
+    print("\n" + "\n".join([*header, markdown(rows), "", *notes]))
+    print(f"\nappended to {out}")
 
 
 if __name__ == "__main__":
