@@ -18,7 +18,7 @@ from ..nn import SPARSE_BACKENDS, PathwayMLP
 from ..pp._svd import project
 from ..train import TrainingConfig
 from ._mlp import MLPModel
-from ._preprocess import InputEncoder
+from ._preprocess import InputEncoder, select_columns
 
 
 class _ConnectedGenesEncoder(InputEncoder):
@@ -39,7 +39,7 @@ class _ConnectedGenesEncoder(InputEncoder):
             msg = "The input encoder is not fitted; call `fit` first."
             raise RuntimeError(msg)
         svd = project(X, self.components) / self.std
-        return svd, sp.csr_matrix(X[:, self.genes], dtype=np.float32)
+        return svd, select_columns(X, self.genes)
 
 
 class PathwayMLPModel(MLPModel):

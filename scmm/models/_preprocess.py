@@ -82,21 +82,8 @@ class InputEncoder:
                 raise RuntimeError(msg)
             out.append(project(X, self.components) / self.std)
         if self.kind in ("raw", "svd+raw"):
-            out.append(self._raw(X))
+            out.append(select_columns(X, self.raw_columns))
         return tuple(out)
-
-    def _raw(self, X) -> sp.csr_matrix:
-        """Return the kept raw features of ``X`` as float32 CSR (backed: read in row blocks)."""
-        cols = self.raw_columns
-
-        def select(part):
-            part = sp.csr_matrix(part, dtype=np.float32)
-            return part if cols is None or len(cols) >= part.shape[1] else part[:, cols]
-
-        if is_backed(X):
-            blocks = [select(part) for _, part in _row_blocks(X, None)]
-            return sp.vstack(blocks, format="csr") if blocks else select(X[0:0])
-        return select(X)
 
     def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """JSON-able settings and arrays to save."""
@@ -126,6 +113,21 @@ class InputEncoder:
         enc.std = arrays.get("input.std")
         enc.raw_columns = arrays.get("input.raw_columns")
         return enc
+
+
+def select_columns(X, columns: np.ndarray | None) -> sp.csr_matrix:
+    """``X[:, columns]`` (all columns if ``None``) as float32 CSR; a backed ``X`` by row blocks."""
+
+    def select(part):
+        part = sp.csr_matrix(part, dtype=np.float32)
+        if columns is None or len(columns) >= part.shape[1]:
+            return part
+        return part[:, columns]
+
+    if is_backed(X):
+        blocks = [select(part) for _, part in _row_blocks(X, None)]
+        return sp.vstack(blocks, format="csr") if blocks else select(X[0:0])
+    return select(X)
 
 
 def _top_variance_columns(X, n: int | None) -> np.ndarray | None:
