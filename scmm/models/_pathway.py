@@ -15,18 +15,18 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..nn import SPARSE_BACKENDS, PathwayMLP
-from ..pp._svd import project
 from ..train import TrainingConfig
 from ._mlp import MLPModel
-from ._preprocess import InputEncoder, select_columns
+from ._preprocess import InputEncoder
 
 
 class _ConnectedGenesEncoder(InputEncoder):
-    """``svd+raw`` inputs whose raw part keeps only the connected genes' columns."""
+    """``svd+raw`` inputs whose raw part is the connected genes' columns (not the most variable)."""
 
     def __init__(self, n_components: int, genes: np.ndarray):
-        super().__init__("svd+raw", n_components, scale=True)
+        super().__init__("svd+raw", n_components, scale=True, max_raw_features=None)
         self.genes = np.asarray(genes, dtype=np.int64)
+        self.raw_columns = self.genes
 
     @classmethod
     def wrap(cls, encoder: InputEncoder, genes: np.ndarray) -> _ConnectedGenesEncoder:
@@ -34,12 +34,11 @@ class _ConnectedGenesEncoder(InputEncoder):
         out.components, out.std = encoder.components, encoder.std
         return out
 
-    def transform(self, X) -> tuple:
-        if self.components is None:
-            msg = "The input encoder is not fitted; call `fit` first."
-            raise RuntimeError(msg)
-        svd = project(X, self.components) / self.std
-        return svd, select_columns(X, self.genes)
+    def fit(self, X, *, X_svd=None, rng=None) -> _ConnectedGenesEncoder:
+        """Fit the SVD as :class:`InputEncoder` does; the raw columns stay the connected genes."""
+        super().fit(X, X_svd=X_svd, rng=rng)
+        self.raw_columns = self.genes
+        return self
 
 
 class PathwayMLPModel(MLPModel):
