@@ -338,3 +338,52 @@ def test_peak_contributions_plot_and_errors():
         scmm.tl.peak_contributions(model, mdata, "nope")
     with pytest.raises(TypeError, match="DataFrame"):
         scmm.pl.peak_contributions(model)
+
+
+def test_training_reads_row_views_and_sparse_targets(monkeypatch):
+    """No copy of the training rows, targets densified a batch at a time, same fit as dense."""
+    from scmm.pp._svd import RowSubset
+
+    from .conftest import spy_toarray
+
+    mdata = make_multiome(n_cells=120)
+    sparse_rna = mdata.copy()
+    sparse_rna.mod["rna"].X = sp.csr_matrix(np.where(mdata["rna"].X > 0.5, mdata["rna"].X, 0))
+    dense_rna = sparse_rna.copy()
+    dense_rna.mod["rna"].X = dense_rna["rna"].X.toarray()
+    seen = []
+    fit_model = scmm.models.DeepSetsModel.fit
+
+    def spy(self, X, Y, **kwargs):
+        seen.append((type(X), type(Y)))
+        return fit_model(self, X, Y, **kwargs)
+
+    monkeypatch.setattr(scmm.models.DeepSetsModel, "fit", spy)
+    densified = spy_toarray(monkeypatch)
+    model = fit(sparse_rna, write_predictions=False)
+    monkeypatch.undo()
+    assert seen == [(RowSubset, sp.csr_matrix)]
+    n_genes, n_test = mdata["rna"].n_vars, int((~mdata.obs["train"]).sum())
+    # target rows densified: training batches of 32 cells and the held-out cells' (for scores)
+    assert {r for r, c in densified if c == n_genes} <= {32, 96 % 32, n_test}
+    # the standardisation, per batch, is the dense one: same fit from a dense target
+    dense = fit(dense_rna, write_predictions=False)
+    np.testing.assert_array_equal(dense._scale["target_std"], model._scale["target_std"])
+    np.testing.assert_array_equal(dense.predict(dense_rna), model.predict(sparse_rna))
+    Y = dense_rna["rna"].X[dense_rna.obs["train"].to_numpy()]
+    np.testing.assert_allclose(model._scale["target_mean"], Y.mean(axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model._scale["target_std"], Y.std(axis=0), rtol=1e-4)
+    atac = mdata["atac"].X[mdata.obs["train"].to_numpy()]
+    np.testing.assert_allclose(model._scale["accessibility"][0], np.abs(atac.data).mean(), 1e-6)
+    assert model.history["train_loss"][-1] < model.history["train_loss"][0]
+
+
+def test_unstandardised_targets_train_on_target_units():
+    mdata = make_multiome()
+    model = fit(mdata, standardize=False, write_predictions=False)
+    np.testing.assert_array_equal(model._scale["target_mean"], 0.0)
+    np.testing.assert_array_equal(model._scale["target_std"], 1.0)
+    Y = mdata["rna"].X[mdata.obs["train"].to_numpy()]
+    # the network starts from each gene's mean in target units
+    assert np.isfinite(model.predict(mdata)).all()
+    assert model.history["train_loss"][0] < ((Y - Y.mean(axis=0)) ** 2).mean() * 3

@@ -242,3 +242,17 @@ def test_synthetic_gene_annotation_pairs_genes_with_peaks(synthetic):
     scmm.pp.gene_peak_windows(multi, annotation=ann, upstream=w, downstream=w, check_assembly=False)
     n_pairs = multi.uns["windows"]["pairs"].nnz
     assert 15 < n_pairs / 23_418 < 25  # about 20 peaks per gene, as in the competition data
+
+
+def test_row_subset_batches_read_their_rows(backed_pair):
+    """Training batches read rows of a view of an in-memory matrix; a backed one is not."""
+    from scmm.pp._svd import RowSubset
+    from scmm.train._data import RowBatchDataset
+
+    rna, _, backed = backed_pair
+    rows = np.flatnonzero(rna.obs["train"].to_numpy())
+    view = RowSubset(rna.X, rows)
+    xs, _ = RowBatchDataset([view], np.zeros((len(rows), 1))).__getitems__([5, 0, 17])
+    np.testing.assert_array_equal(xs[0].to_dense().numpy(), rna.X[rows[[5, 0, 17]]].toarray())
+    with pytest.raises(TypeError, match="slices"):
+        RowSubset(backed.X, rows)[np.array([0, 1])]

@@ -280,3 +280,20 @@ def test_logger_csv_writes_metrics(tmp_path):
     train(_net(), X, Y, config=cfg, rng=0)
     files = list(tmp_path.rglob("metrics.csv"))
     assert files and "train_loss" in files[0].read_text()
+
+
+def test_module_standardises_each_batch_of_targets():
+    from scmm.train import PredictionModule, TrainingConfig
+
+    net = torch.nn.Linear(3, 4)
+    mean, std = np.array([1.0, -2.0, 0.5, 0.0], np.float32), np.array([2.0, 1.0, 4.0, 0.5])
+    config = TrainingConfig(loss="mse")
+    module = PredictionModule(net, config, target_mean=mean, target_std=std)
+    pred, y = torch.randn(5, 4), torch.randn(5, 4) * 3
+    expected = torch.nn.functional.mse_loss(pred, (y - torch.from_numpy(mean)) / torch.tensor(std))
+    torch.testing.assert_close(module.data_loss(pred, y), expected.float())
+    assert "target_mean" in module.state_dict()
+    with pytest.raises(ValueError, match="target_std"):
+        PredictionModule(net, TrainingConfig(), target_mean=mean)
+    with pytest.raises(ValueError, match="decoder"):
+        PredictionModule(net, TrainingConfig(), decoder=np.eye(4), target_mean=mean, target_std=std)

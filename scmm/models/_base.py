@@ -152,12 +152,14 @@ class BaseModel:
             raise ValueError(msg)
         self.source_features = [str(f) for f in source_features]
         self.target_features = [str(f) for f in target_features]
-        if sp.issparse(Y) and self.sparse_targets:
-            Y = sp.csr_matrix(Y, dtype=np.float32)
-        else:
-            Y = np.asarray(Y.toarray() if sp.issparse(Y) else Y, dtype=np.float32)
-        self._fit(X, Y, X_svd=X_svd, validation=validation, rng=rng)
+        self._fit(X, self._as_targets(Y), X_svd=X_svd, validation=validation, rng=rng)
         return self
+
+    def _as_targets(self, Y):
+        """``Y`` as float32: CSR when sparse and :attr:`sparse_targets`, else dense."""
+        if sp.issparse(Y) and self.sparse_targets:
+            return sp.csr_matrix(Y, dtype=np.float32)
+        return np.asarray(Y.toarray() if sp.issparse(Y) else Y, dtype=np.float32)
 
     def source_matrix(self, data: MuData | AnnData, *, allow_missing_features: bool = False):
         """Return the source values of ``data`` with columns aligned to the training features."""

@@ -12,14 +12,25 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from ..nn import DeepSetsNet, pair_features
+from ..pp._svd import _row_blocks
 from ..train import predict as predict_net
 from ._base import prefixed
 from ._gene_activity import windows_arrays
 from ._neural import NeuralModel
+from ._preprocess import column_moments
+
+
+def _mean_abs_nonzero(X) -> float:
+    """Mean absolute value of the non-zero entries of ``X``, a block of rows at a time."""
+    total, count = 0.0, 0
+    for _, part in _row_blocks(X, None):
+        values = part.data[part.data != 0]
+        total += float(np.abs(values).sum(dtype=np.float64))
+        count += values.size
+    return total / count if count else 1.0
 
 
 class DeepSetsModel(NeuralModel):
@@ -151,23 +162,36 @@ class DeepSetsModel(NeuralModel):
             accessibility_scale=float(self._scale["accessibility"][0]),
         )
 
-    def _fit(self, X, Y, *, X_svd=None, validation=None, rng=None) -> None:
-        Xs = sp.csr_matrix(X)
-        nz = Xs.data[Xs.data != 0]
-        mean = Y.mean(axis=0).astype(np.float32)
-        std = Y.std(axis=0).astype(np.float32)
-        std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
-        if not self.params["standardize"]:
-            mean, std = np.zeros_like(mean), np.ones_like(std)
+    @property
+    def reads_backed(self) -> bool:
+        """The source is read in row blocks; its training rows are never copied."""
+        return True
+
+    @property
+    def sparse_targets(self) -> bool:
+        """Sparse targets stay sparse: batches are densified and standardised one at a time."""
+        return True
+
+    def _prepare(self, X, Y, *, X_svd=None, rng=None):
+        mean, var = column_moments(Y)
+        std = np.sqrt(np.maximum(var, 0.0))
+        std = np.where(std > 1e-6, std, 1.0)
+        if self.params["standardize"]:
+            shift, scale = mean, std
+        else:
+            shift, scale = np.zeros_like(mean), np.ones_like(std)
         self._scale = {
-            "accessibility": np.asarray([float(np.abs(nz).mean()) if nz.size else 1.0], np.float32),
-            "target_mean": mean,
-            "target_std": std,
+            "accessibility": np.asarray([_mean_abs_nonzero(X)], np.float32),
+            "target_mean": shift.astype(np.float32),
+            "target_std": scale.astype(np.float32),
         }
-        inputs, net, gen = self._prepare(X, Y, X_svd=X_svd, rng=rng)
+        inputs, net, gen = super()._prepare(X, Y, X_svd=X_svd, rng=rng)
         with torch.no_grad():  # start from each gene's mean
-            net.gene_bias.copy_(torch.from_numpy((Y.mean(axis=0) - mean) / std))
-        self._train(net, inputs, (Y - mean) / std, validation=validation, rng=gen)
+            net.gene_bias.copy_(torch.from_numpy(((mean - shift) / scale).astype(np.float32)))
+        return inputs, net, gen
+
+    def _target_scaling(self) -> dict[str, np.ndarray]:
+        return {"target_mean": self._scale["target_mean"], "target_std": self._scale["target_std"]}
 
     def predict_array(self, X) -> np.ndarray:
         """Predict targets (float32, cells × genes) from a source matrix in training order."""

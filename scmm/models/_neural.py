@@ -87,6 +87,13 @@ class NeuralModel(BaseModel):
         """Network inputs for a source matrix in training feature order."""
         return self.encoder.transform(X)
 
+    def _target_scaling(self) -> dict[str, np.ndarray | None]:
+        """``target_mean`` and ``target_std`` the training batches are standardised with.
+
+        None (the default): the network predicts the targets themselves.
+        """
+        return {"target_mean": None, "target_std": None}
+
     # -- shared ------------------------------------------------------------------------------
     def _decoder(self) -> tuple[np.ndarray | None, np.ndarray | None]:
         t = self.target_encoder
@@ -120,6 +127,7 @@ class NeuralModel(BaseModel):
             rng=rng,
             decoder=decoder,
             decoder_bias=bias,
+            **self._target_scaling(),
         )
 
     def _fit(self, X, Y, *, X_svd=None, validation=None, rng=None) -> None:
@@ -128,7 +136,7 @@ class NeuralModel(BaseModel):
 
     def lr_range_test(self, X, Y, *, X_svd=None, rng=None, **kwargs: Any):
         """Fit the preprocessing on ``X`` and run :func:`scmm.train.lr_range_test`."""
-        Y = np.asarray(Y, np.float32)
+        Y = self._as_targets(Y)
         inputs, net, gen = self._prepare(X, Y, X_svd=X_svd, rng=rng)
         decoder, bias = self._decoder()
         return lr_range_test(
@@ -139,6 +147,7 @@ class NeuralModel(BaseModel):
             rng=gen,
             decoder=decoder,
             decoder_bias=bias,
+            **self._target_scaling(),
             **kwargs,
         )
 

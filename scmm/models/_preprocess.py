@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ..pp._svd import _row_blocks, fit_svd, is_backed, project
+from ..pp._svd import RowSubset, _row_blocks, fit_svd, is_backed, project
 
 INPUT_KINDS = ("svd", "raw", "svd+raw")
 SVD_FIT_ON = ("train", "all")
@@ -115,8 +115,15 @@ class InputEncoder:
         return enc
 
 
-def select_columns(X, columns: np.ndarray | None) -> sp.csr_matrix:
-    """``X[:, columns]`` (all columns if ``None``) as float32 CSR; a backed ``X`` by row blocks."""
+def select_columns(X, columns: np.ndarray | None):
+    """``X[:, columns]`` (all columns if ``None``) as float32 CSR; a backed ``X`` by row blocks.
+
+    All columns of a :class:`~scmm.pp._svd.RowSubset` of an in-memory sparse matrix are
+    returned as that view (batches read their rows from it): the training rows of a wide
+    source are not copied.
+    """
+    if columns is None and isinstance(X, RowSubset) and X.in_memory:
+        return X
 
     def select(part):
         part = sp.csr_matrix(part, dtype=np.float32)
@@ -130,17 +137,27 @@ def select_columns(X, columns: np.ndarray | None) -> sp.csr_matrix:
     return select(X)
 
 
+def column_moments(X) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance (float64) of each column of ``X``, a block of rows at a time.
+
+    From the sums of the values and of their squares, so a sparse, backed or
+    :class:`~scmm.pp._svd.RowSubset` ``X`` is never densified or copied in full.
+    """
+    total, squares = np.zeros(X.shape[1]), np.zeros(X.shape[1])
+    for _, part in _row_blocks(X, None):
+        total += np.asarray(part.sum(axis=0)).ravel()
+        squares += np.asarray(part.multiply(part).sum(axis=0)).ravel()
+    n = max(X.shape[0], 1)
+    mean = total / n
+    return mean, squares / n - mean**2
+
+
 def _top_variance_columns(X, n: int | None) -> np.ndarray | None:
     """Return the sorted indices of the ``n`` highest-variance columns of ``X`` (None: all)."""
     if n is None or X.shape[1] <= n:
         return None
-    if is_backed(X):  # sums of values and squares, a block of rows at a time
-        total, squares = np.zeros(X.shape[1]), np.zeros(X.shape[1])
-        for _, part in _row_blocks(X, None):
-            total += np.asarray(part.sum(axis=0)).ravel()
-            squares += np.asarray(part.multiply(part).sum(axis=0)).ravel()
-        mean = total / X.shape[0]
-        var = squares / X.shape[0] - mean**2
+    if is_backed(X):
+        var = column_moments(X)[1]
     elif sp.issparse(X):
         mean = np.asarray(X.mean(axis=0)).ravel()
         var = np.asarray(X.multiply(X).mean(axis=0)).ravel() - mean**2

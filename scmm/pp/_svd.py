@@ -44,14 +44,20 @@ class RowSubset:
         self.shape = (len(rows), X.shape[1])
         self.dtype = X.dtype
 
+    @property
+    def in_memory(self) -> bool:
+        """Whether ``X`` is an in-memory sparse matrix (rows can then be read in any order)."""
+        return sp.issparse(self.X)
+
     def __getitem__(self, key):
-        if not isinstance(key, slice):
-            msg = "A RowSubset is read by slices of rows (`subset[start:stop]`)."
+        """Rows ``key`` (a slice; or integer positions when :attr:`in_memory`) as CSR."""
+        if not isinstance(key, slice) and not self.in_memory:
+            msg = "A RowSubset of a backed matrix is read by slices of rows (`subset[start:stop]`)."
             raise TypeError(msg)
         rows = self.rows[key]
         if len(rows) == 0:
             return sp.csr_matrix((0, self.shape[1]), dtype=self.dtype)
-        if sp.issparse(self.X):
+        if self.in_memory:
             return self.X[rows]
         lo, hi = int(rows[0]), int(rows[-1]) + 1  # backed: one contiguous read, then select
         return sp.csr_matrix(self.X[lo:hi])[rows - lo]

@@ -1,6 +1,7 @@
 """Mini-batches over row indices of dense or sparse (CSR) matrices.
 
-The matrices stay where they are (numpy arrays or scipy CSR matrices, possibly memory-mapped);
+The matrices stay where they are (numpy arrays, scipy CSR matrices, possibly memory-mapped, or
+row views of in-memory sparse matrices, :class:`~scmm.pp._svd.RowSubset`);
 each batch slices the rows it needs and converts only those to torch. A sparse input becomes a
 torch sparse COO tensor (or a dense tensor with ``densify=True``), so a wide raw ATAC matrix is
 never densified in full.
@@ -24,12 +25,16 @@ import scipy.sparse as sp
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..pp._svd import RowSubset
+
 __all__ = ["EpochShuffleSampler", "RowBatchDataset", "batch_plan", "make_loader", "to_torch_batch"]
 
 Matrix = Any  # np.ndarray | scipy.sparse.spmatrix | sparray
 
 
 def _check_matrix(x: Matrix, name: str) -> Matrix:
+    if isinstance(x, RowSubset) and x.in_memory:  # rows of a sparse matrix, read per batch
+        return x
     if sp.issparse(x):
         return x if x.format == "csr" else sp.csr_matrix(x)
     x = np.asarray(x)

@@ -121,6 +121,8 @@ def lr_range_test(
     rng: int | np.random.Generator | None = None,
     decoder: np.ndarray | None = None,
     decoder_bias: np.ndarray | None = None,
+    target_mean: np.ndarray | None = None,
+    target_std: np.ndarray | None = None,
 ) -> LRRangeResult:
     """Increase the learning rate exponentially from ``min_lr`` to ``max_lr`` and record the loss.
 
@@ -130,7 +132,7 @@ def lr_range_test(
 
     Parameters
     ----------
-    net, inputs, Y, decoder, decoder_bias
+    net, inputs, Y, decoder, decoder_bias, target_mean, target_std
         As for :func:`~scmm.train.train`.
     config
         Training options (loss, batch size, penalties, device, precision).
@@ -174,7 +176,14 @@ def lr_range_test(
         shuffle=True,
         generator=torch.Generator().manual_seed(loader_seed),
     )
-    module = PredictionModule(net, cfg, decoder=decoder, decoder_bias=decoder_bias)
+    module = PredictionModule(
+        net,
+        cfg,
+        decoder=decoder,
+        decoder_bias=decoder_bias,
+        target_mean=target_mean,
+        target_std=target_std,
+    )
     ratio = max_lr / min_lr
     # multiplier of lr=max_lr: min_lr at step 0, max_lr at step n_steps - 1
     module.lr_lambda = lambda step: ratio ** (min(step, n_steps - 1) / (n_steps - 1) - 1.0)

@@ -37,6 +37,11 @@ class PredictionModule(L.LightningModule):
     decoder_bias
         Optional fixed offset ``(n_targets,)`` added after decoding (e.g. the target means removed
         before the SVD).
+    target_mean, target_std
+        Optional ``(n_targets,)``: the targets of each batch are standardised to
+        ``(y - target_mean) / target_std`` before the loss (the network predicts standardised
+        values), so a wide sparse target is never standardised, hence densified, in full. Not
+        with ``decoder``.
     """
 
     def __init__(
@@ -45,10 +50,22 @@ class PredictionModule(L.LightningModule):
         config: TrainingConfig,
         decoder: np.ndarray | torch.Tensor | None = None,
         decoder_bias: np.ndarray | torch.Tensor | None = None,
+        target_mean: np.ndarray | None = None,
+        target_std: np.ndarray | None = None,
     ) -> None:
         super().__init__()
         self.net = net
         self.config = config
+        if (target_mean is None) != (target_std is None):
+            msg = "Pass both `target_mean` and `target_std`, or neither."
+            raise ValueError(msg)
+        if target_mean is not None and decoder is not None:
+            msg = "`target_mean`/`target_std` cannot be combined with `decoder`."
+            raise ValueError(msg)
+        for name, value in (("target_mean", target_mean), ("target_std", target_std)):
+            if value is not None:
+                value = torch.as_tensor(np.asarray(value), dtype=torch.float32).reshape(1, -1)
+            self.register_buffer(name, value)
         if decoder is not None:
             self.register_buffer(
                 "decoder", torch.as_tensor(np.asarray(decoder), dtype=torch.float32)
@@ -85,7 +102,9 @@ class PredictionModule(L.LightningModule):
         return pred
 
     def data_loss(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Compute the configured loss (without penalties)."""
+        """Compute the configured loss (without penalties) against the targets ``y``."""
+        if self.target_mean is not None:
+            y = (y - self.target_mean) / self.target_std
         if self.config.loss == "mixed":
             return mixed_loss(pred, y, self.config.correlation_weight)
         return LOSSES[self.config.loss](pred, y)

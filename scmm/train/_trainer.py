@@ -300,6 +300,8 @@ def train(
     rng: int | np.random.Generator | None = None,
     decoder: np.ndarray | None = None,
     decoder_bias: np.ndarray | None = None,
+    target_mean: np.ndarray | None = None,
+    target_std: np.ndarray | None = None,
     callbacks: Sequence[Callback] = (),
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train ``net`` to predict ``Y`` from ``inputs`` with lightning.
@@ -323,6 +325,9 @@ def train(
         Seed or generator for the validation split, the batch order and dropout (None: 0).
     decoder, decoder_bias
         Fixed map from network outputs to target values, see
+        :class:`~scmm.train.PredictionModule`.
+    target_mean, target_std
+        Standardise the targets of each batch (the network predicts ``(Y - mean) / std``), see
         :class:`~scmm.train.PredictionModule`.
     callbacks
         Extra lightning callbacks.
@@ -355,7 +360,14 @@ def train(
         msg = "`patience` needs validation cells: set `validation_fraction` or `validation`."
         raise ValueError(msg)
 
-    module = PredictionModule(net, config, decoder=decoder, decoder_bias=decoder_bias)
+    module = PredictionModule(
+        net,
+        config,
+        decoder=decoder,
+        decoder_bias=decoder_bias,
+        target_mean=target_mean,
+        target_std=target_std,
+    )
     shard = _ShardTraining()
     cbs: list[Callback] = [*callbacks, shard, _BatchSeed(torch_seed), _HistoryState()]
     best = None
