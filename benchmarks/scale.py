@@ -3,7 +3,7 @@
 For CITE (70,988 cells × 22,050 genes → 140 proteins) and Multiome (105,942 cells × 228,942
 peaks → 23,418 genes) at 1/8, 1/4, 1/2 and 1 of the cells, each size runs in its own
 subprocess and reports, per stage (load, normalise, SVD, fit_baseline ridge, fit_mlp one
-epoch, with ``--deepsets`` fit_deepsets one epoch for Multiome, predict), the wall time, the
+epoch, predict), the wall time, the
 CPU time and the peak resident memory of the process during the stage (psutil, sampled every
 20 ms; the whole-run peak from ``getrusage``). The growth exponent is the log-log slope of
 time against cells. The pipeline is the one for data of this size (docs: "Competition-size
@@ -11,10 +11,13 @@ data"): counts normalised in place (``keep_counts=False``), fits with
 ``write_predictions=False`` that score the held-out donor, and a predict stage for that
 donor's cells as new cells. The naive path (densify the input, then normalise, SVD and ridge
 on the dense matrix, as the original code did) runs at a small size to give the memory ratio.
+With ``--deepsets``, Multiome sizes run ``fit_deepsets`` on their own instead (load, normalise,
+gene–peak windows, one epoch that scores the held-out donor): one epoch of it costs more than
+the rest of the pipeline together.
 
     python benchmarks/scale.py --quick                 # 1/8 of each task
     python benchmarks/scale.py --task cite             # 4 sizes of CITE
-    python benchmarks/scale.py --task multiome --fractions 0.125 --deepsets --no-naive
+    python benchmarks/scale.py --task multiome --fractions 0.125 --deepsets
     python benchmarks/scale.py --report                # tables from saved results only
 
 Synthetic data are generated once per size into ``--cache`` (h5ad, streamed block-wise) and
@@ -169,10 +172,44 @@ def worker(
         nnz = int(X.nnz) if sp.issparse(X) else int(np.count_nonzero(X))
         if naive:  # dense inputs keep the dense path: no counts layer copy is held by sklearn
             mdata[src].layers.pop("counts", None)
-    stage("svd", lambda: scmm.pp.svd(mdata, src, n_components=64, rng=0))
     # predictions for every cell are not written (9.9 GB for Multiome at full size): the fits
     # score the held-out donor, and the predict stage predicts its cells
     lean = {"write_predictions": False, "train": mask, "rng": 0}
+    if deepsets:
+        import synthetic
+
+        def windows():
+            scmm.pp.gene_peak_windows(
+                mdata,
+                tgt,
+                src,
+                annotation=synthetic.gene_annotation(rng=0),
+                upstream=synthetic.WINDOW,
+                downstream=synthetic.WINDOW,
+                check_assembly=False,
+            )
+
+        stage("windows", windows)
+        stage(
+            "fit_deepsets 1 epoch",
+            lambda: scmm.tl.fit_deepsets(
+                mdata, src, tgt, max_epochs=1, verbose=False, logger=None, **lean
+            ),
+        )
+        return _result(
+            task,
+            fraction,
+            n_cells,
+            nnz,
+            stages,
+            mon,
+            mdata,
+            "scmm_deepsets",
+            naive,
+            backed,
+            deepsets,
+        )
+    stage("svd", lambda: scmm.pp.svd(mdata, src, n_components=64, rng=0))
     ridge = stage(
         "fit_baseline ridge",
         lambda: scmm.tl.fit_baseline(mdata, src, tgt, method="ridge", n_components=64, **lean),
@@ -193,25 +230,16 @@ def worker(
                 **lean,
             ),
         )
-    if deepsets:
-        import synthetic
-
-        def deepsets_epoch():
-            scmm.pp.gene_peak_windows(
-                mdata,
-                tgt,
-                src,
-                annotation=synthetic.gene_annotation(rng=0),
-                upstream=synthetic.WINDOW,
-                downstream=synthetic.WINDOW,
-                check_assembly=False,
-            )
-            scmm.tl.fit_deepsets(mdata, src, tgt, max_epochs=1, verbose=False, logger=None, **lean)
-
-        stage("fit_deepsets 1 epoch", deepsets_epoch)
     if not backed:  # the held-out donor's cells, as a query of new cells
         query = md.MuData({src: mdata[src][~mask].copy()})
         stage("predict", lambda: scmm.tl.predict(model, query, key_added="scale_pred"))
+    return _result(task, fraction, n_cells, nnz, stages, mon, mdata, "scmm_ridge", naive, backed)
+
+
+def _result(
+    task, fraction, n_cells, nnz, stages, mon, mdata, scored, naive, backed, deepsets=False
+):
+    """The run's record: stages, totals, whole-run peak and the held-out scores of ``scored``."""
     mon.close()
     return {
         "task": task,
@@ -220,25 +248,31 @@ def worker(
         "nnz": nnz,
         "naive": naive,
         "backed": backed,
+        "deepsets": deepsets,
         "options": {"keep_counts": naive, "write_predictions": False, "predict": "held-out"},
         "stages": stages,
         "total_s": sum(v["s"] for v in stages.values()),
         "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB,
         "scores": {
             k: float(np.mean(v))
-            for k, v in mdata.uns.get("scmm_ridge", {}).get("scores", {}).items()
+            for k, v in mdata.uns.get(scored, {}).get("scores", {}).items()
             if k != "n_cells"
         },
+        "scored": scored,
         "load_average": os.getloadavg()[0],
     }
 
 
-def _run_name(task, fraction, naive, backed) -> str:
-    return f"{task}_{fraction:g}{'_naive' if naive else ''}{'_backed' if backed else ''}.json"
+def _run_name(task, fraction, naive, backed, deepsets=False) -> str:
+    tags = "".join(
+        t for t, on in (("_naive", naive), ("_backed", backed), ("_deepsets", deepsets)) if on
+    )
+    return f"{task}_{fraction:g}{tags}.json"
 
 
 def run_subprocess(task, fraction, args, *, naive=False, backed=False) -> dict | None:
-    out = Path(args.results) / _run_name(task, fraction, naive, backed)
+    deepsets = args.deepsets and task == "multiome" and not naive and not backed
+    out = Path(args.results) / _run_name(task, fraction, naive, backed, deepsets)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.is_file() and not args.force:
         print(f"{out.name}: kept (pass --force to rerun)", flush=True)
@@ -256,7 +290,7 @@ def run_subprocess(task, fraction, args, *, naive=False, backed=False) -> dict |
     ]
     cmd += ["--naive"] if naive else []
     cmd += ["--backed"] if backed else []
-    cmd += ["--deepsets"] if args.deepsets and task == "multiome" and not naive else []
+    cmd += ["--deepsets"] if deepsets else []
     t = time.perf_counter()
     proc = subprocess.run(cmd, check=False)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -294,16 +328,22 @@ def report(results_dir: Path) -> str:
     """Markdown tables from all saved runs."""
     runs = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
     lines = []
-    for task in ("cite", "multiome"):
+    groups = [
+        (task, task, [r for r in runs if r["task"] == task and not r.get("deepsets")])
+        for task in ("cite", "multiome")
+    ]
+    groups.append(
+        ("multiome", "multiome, fit_deepsets on its own", [r for r in runs if r.get("deepsets")])
+    )
+    for task, title, group in groups:
         rs = sorted(
-            (r for r in runs if r["task"] == task and not r["naive"] and not r["backed"]),
-            key=lambda r: r["fraction"],
+            (r for r in group if not r["naive"] and not r["backed"]), key=lambda r: r["fraction"]
         )
         if not rs:
             continue
         names = list(dict.fromkeys(k for r in rs for k in r["stages"]))
         lines += [
-            f"### {task}: wall s / CPU s / peak GiB per stage",
+            f"### {title}: wall s / CPU s / peak GiB per stage",
             "",
             "| cells | nnz | " + " | ".join(names) + " | total s | peak GiB |",
             "|" + "---|" * (len(names) + 4),
@@ -399,7 +439,8 @@ def main(argv=None) -> None:
     p.add_argument(
         "--deepsets",
         action="store_true",
-        help="Multiome: also fit_deepsets for one epoch (slow: ~10 s per batch of 256 cells)",
+        help="Multiome: run fit_deepsets (one epoch) on its own at each size instead of the "
+        "pipeline (slow: ~10 s per batch of 256 cells); no naive or backed runs",
     )
     p.add_argument("--cache", default="/tmp/scmm_scale")
     p.add_argument("--results", default=str(HERE / "scale_results"))
@@ -420,7 +461,7 @@ def main(argv=None) -> None:
             backed=args.backed,
             deepsets=args.deepsets,
         )
-        out = Path(args.results) / _run_name(task, fraction, args.naive, args.backed)
+        out = Path(args.results) / _run_name(task, fraction, args.naive, args.backed, args.deepsets)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(res, indent=1))
         return
@@ -430,6 +471,8 @@ def main(argv=None) -> None:
         for task in tasks:
             for f in fractions:
                 run_subprocess(task, f, args)
+            if args.deepsets:
+                continue
             if not args.no_naive:
                 nf = args.naive_fraction or (0.125 if task == "cite" else 1 / 64)
                 if nf not in fractions:
