@@ -169,7 +169,7 @@ class DeepSetsModel(NeuralModel):
 
     @property
     def sparse_targets(self) -> bool:
-        """Sparse targets stay sparse: batches are densified and standardised one at a time."""
+        """Sparse targets stay sparse; batches are densified and standardised one at a time."""
         return True
 
     def _prepare(self, X, Y, *, X_svd=None, rng=None):
