@@ -194,10 +194,18 @@ class DeepSetsModel(NeuralModel):
         return {"target_mean": self._scale["target_mean"], "target_std": self._scale["target_std"]}
 
     def predict_array(self, X) -> np.ndarray:
-        """Predict targets (float32, cells × genes) from a source matrix in training order."""
+        """Predict targets (float32, cells × genes) from a source matrix in training order.
+
+        Cells are predicted in batches of the training batch size (whose memory training
+        already needed) and unstandardised in place: the output is the only cells × genes array.
+        """
         self._check_fitted()
-        out = predict_net(self.net, self._inputs(X), batch_size=1024, device=self.config.device)
-        return (out * self._scale["target_std"] + self._scale["target_mean"]).astype(np.float32)
+        out = predict_net(
+            self.net, self._inputs(X), batch_size=self.config.batch_size, device=self.config.device
+        )
+        out *= self._scale["target_std"]
+        out += self._scale["target_mean"]
+        return out
 
     # -- state ---------------------------------------------------------------------------------
     def _get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
