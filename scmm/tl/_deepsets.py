@@ -119,7 +119,10 @@ def fit_deepsets(
     the backward pass); no cells × genes × peaks tensor is ever formed. The training cells'
     ATAC is read from the source matrix a batch at a time (never copied), and a sparse RNA
     target stays sparse: each batch is densified and standardised on its own (23,418 genes of
-    70,000 cells would be 6.6 GB dense). Training options are those of
+    70,000 cells would be 6.6 GB dense). Predictions are made in batches of ``batch_size``
+    cells and written into one cells × genes array (the only one: for many cells, pass
+    ``write_predictions=False`` and predict the cells you need with
+    :func:`scmm.tl.predict`). Training options are those of
     :class:`scmm.train.TrainingConfig`, run by lightning.
 
     Parameters
