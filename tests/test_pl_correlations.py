@@ -54,6 +54,29 @@ def test_cells_subset_single_key_and_given_ax():
     plt.close(fig)
 
 
+def _overlaps_points(ax) -> int:
+    """Number of drawn points inside the legend's box, in display coordinates."""
+    ax.figure.canvas.draw()
+    box = ax.get_legend().get_window_extent()
+    n = 0
+    for coll in ax.collections:
+        xy = ax.transData.transform(coll.get_offsets())
+        inside = (xy[:, 0] >= box.x0) & (xy[:, 0] <= box.x1)
+        n += int((inside & (xy[:, 1] >= box.y0) & (xy[:, 1] <= box.y1)).sum())
+    return n
+
+
+@pytest.mark.parametrize("n_vars", [5, 134])
+def test_legend_off_the_points(n_vars):
+    # 'const' scores r = 0 for every feature: its points run along the bottom of the axes,
+    # 'good' along the top, 'bad' in between; a legend inside the axes sits on some of them
+    m = _data(n_vars=n_vars)
+    ax = scmm.pl.feature_correlations(m, "prot", ["good", "bad", "const"])
+    assert _overlaps_points(ax) == 0
+    assert ax.figure.get_figwidth() <= 9.0  # legible at a page's width
+    plt.close("all")
+
+
 def test_errors():
     m = _data()
     with pytest.raises(KeyError, match="not layers"):

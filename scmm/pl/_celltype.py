@@ -13,6 +13,7 @@ from mudata import MuData
 
 from .. import metrics
 from .._validate import check_modality, get_matrix, prediction_layers
+from ._legend import legend_above
 
 
 def _group_labels(mdata: MuData, mod: str, groupby: str) -> pd.Series:
@@ -45,6 +46,7 @@ def accuracy_by_cell_type(
     layer: str | None = None,
     kind: str = "box",
     sort: str | None = "size",
+    max_groups: int | None = 12,
     ax: Axes | None = None,
 ) -> Axes:
     """Per-cell Pearson r of one or more predictions, one box (or strip) per cell type.
@@ -74,14 +76,18 @@ def accuracy_by_cell_type(
         Order of the groups: ``"size"`` (most cells first), ``"median"`` (highest median r,
         averaged over the predictions, first) or None (the column's category order, else
         sorted labels).
+    max_groups
+        Draw at most this many groups: the first ``max_groups - 1`` in the order of ``sort``,
+        and the cells of all the others pooled as one last group, labelled ``"N others"``
+        (None: every group, however many).
     ax
         Axes to draw into; default a new figure.
 
     Returns
     -------
     The Axes, groups along x labelled with their number of cells, one colour per key (legend
-    with each key's median r over all cells): with ``kind="box"`` one box patch per group and
-    key, with ``kind="strip"`` one point collection per key.
+    above the axes with each key's median r over all cells): with ``kind="box"`` one box patch
+    per group and key, with ``kind="strip"`` one point collection per key.
 
     Examples
     --------
@@ -102,6 +108,11 @@ def accuracy_by_cell_type(
         raise ValueError(msg)
     if sort not in ("size", "median", None):
         msg = f"`sort={sort!r}` must be 'size', 'median' or None."
+        raise ValueError(msg)
+    if max_groups is not None and (
+        isinstance(max_groups, bool) or not isinstance(max_groups, int) or max_groups < 2
+    ):
+        msg = f"`max_groups={max_groups!r}` must be an int >= 2, or None for every group."
         raise ValueError(msg)
     labels = _group_labels(mdata, mod, groupby)
 
@@ -141,10 +152,15 @@ def accuracy_by_cell_type(
         order = list(range(len(groups)))
     groups = [groups[g] for g in order]
     members = [members[g] for g in order]
+    if max_groups is not None and len(groups) > max_groups:
+        shown = max_groups - 1
+        groups = [*groups[:shown], f"{len(groups) - shown} others"]
+        members = [*members[:shown], np.sort(np.concatenate(members[shown:]))]
 
     n_groups, n_keys = len(groups), len(keys)
     if ax is None:
-        width = min(max(4.0, 0.35 * n_groups * n_keys + 2.0), 16.0)
+        # wider figures shrink to illegible text on a page or screen
+        width = min(max(4.0, 0.35 * n_groups * n_keys + 2.0), 9.0)
         _, ax = plt.subplots(figsize=(width, 3.8), layout="constrained")
     step = 0.8 / n_keys
     colors = [f"C{i % 10}" for i in range(n_keys)]
@@ -178,5 +194,5 @@ def accuracy_by_cell_type(
     ax.set_xticks(np.arange(n_groups), ticklabels, rotation=90 if long else 0, fontsize=8)
     ax.set_xlim(-0.6, n_groups - 0.4)
     ax.set(xlabel=f"{groupby} (number of cells)", ylabel="Pearson r per cell")
-    ax.legend(handles=handles, fontsize=8, loc="best")
+    legend_above(ax, n_keys, handles)  # boxes of low scores may sit in any corner
     return ax

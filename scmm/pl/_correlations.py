@@ -11,9 +11,12 @@ from mudata import MuData
 
 from .. import metrics
 from .._validate import check_modality, get_matrix, prediction_layers
+from ._legend import legend_above
 
 #: Above this many features the feature names are not written under the axis.
 _MAX_LABELLED = 60
+#: Widest default figure (inches): wider ones shrink to illegible text on a page or screen.
+_MAX_WIDTH = 9.0
 
 
 def feature_correlations(
@@ -51,7 +54,8 @@ def feature_correlations(
     Returns
     -------
     The Axes: one point series (a ``PathCollection``) per key, a dashed line at r = 0, feature
-    names as x tick labels when there are at most 60 features.
+    names as x tick labels when there are at most 60 features, and the legend above the axes
+    (clear of the points).
 
     Examples
     --------
@@ -82,20 +86,21 @@ def feature_correlations(
             p = p[cells]
         r[i] = metrics.pearson_per_feature(y, p, average=False)
     order = np.argsort(-r.mean(axis=0), kind="stable")
-    if ax is None:
-        width = min(max(4.0, 0.12 * adata.n_vars + 2.0), 16.0)
+    labelled = adata.n_vars <= _MAX_LABELLED
+    if ax is None:  # wide enough for the names, narrow enough to read at a page's width
+        width = min(max(4.0, 0.12 * adata.n_vars + 2.0), _MAX_WIDTH) if labelled else 7.0
         _, ax = plt.subplots(figsize=(width, 3.5), layout="constrained")
     x = np.arange(adata.n_vars)
     for i, key in enumerate(keys):
         ax.scatter(x, r[i, order], s=12, alpha=0.8, label=f"{key} (mean {r[i].mean():.3f})")
     ax.axhline(0.0, color="grey", lw=0.8, ls="--")
     names = np.asarray(adata.var_names)[order]
-    if adata.n_vars <= _MAX_LABELLED:
+    if labelled:
         ax.set_xticks(x, names, rotation=90, fontsize=7)
         ax.set_xlabel("feature (sorted by mean r)")
     else:
         ax.set_xlabel(f"{adata.n_vars} features, sorted by mean r")
     ax.set_ylabel("Pearson r per feature")
     ax.set_xlim(-1, adata.n_vars)
-    ax.legend(fontsize=8, loc="lower left")
+    legend_above(ax, len(keys))  # never on the points: they fill the whole range of x
     return ax

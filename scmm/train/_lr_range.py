@@ -28,7 +28,7 @@ from ._trainer import _as_tuple
 
 __all__ = ["LRRangeResult", "lr_range_test", "steepest_descent"]
 
-_BETA = 0.98  # smoothing of the loss (as in fastai / lightning's lr_find)
+_BETA = 0.98  # causal smoothing of the loss for the early stop (as in fastai / lightning's lr_find)
 
 
 @dataclass
@@ -42,7 +42,8 @@ class LRRangeResult:
     losses
         Training loss (with penalties) at each step.
     smoothed
-        ``losses`` exponentially smoothed (beta 0.98, bias corrected).
+        ``losses`` smoothed by a centred Gaussian (no lag, so it tracks ``losses``), NaN where the
+        loss is not finite.
     suggestion
         Learning rate at the steepest descent of ``smoothed`` against log(lr), or None when
         too few steps ran.
@@ -57,13 +58,26 @@ class LRRangeResult:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def smooth(losses: np.ndarray, beta: float = _BETA) -> np.ndarray:
-    """Exponential moving average with bias correction."""
-    out = np.empty(len(losses))
-    avg = 0.0
-    for i, v in enumerate(np.asarray(losses, dtype=float)):
-        avg = beta * avg + (1 - beta) * v
-        out[i] = avg / (1 - beta ** (i + 1))
+def smooth(losses: np.ndarray, sigma: float | None = None) -> np.ndarray:
+    """Centred Gaussian smoothing of the losses: no lag, so it tracks the raw loss.
+
+    A causal moving average (fastai's beta 0.98) trails the loss by tens of steps, which over an
+    exponential range of 50-100 steps moves the curve, and the steepest descent read from it, by
+    up to decades of learning rate. Here each point is the Gaussian-weighted mean of its
+    neighbours on both sides (``sigma`` steps; default ``max(1, n / 40)``), the weights
+    renormalised where the window passes the ends or a non-finite loss. Non-finite losses stay
+    NaN.
+    """
+    x = np.asarray(losses, dtype=float)
+    n = len(x)
+    sigma = max(1.0, n / 40) if sigma is None else float(sigma)
+    finite = np.isfinite(x)
+    radius = int(np.ceil(3 * sigma))
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    total = np.convolve(np.where(finite, x, 0.0), kernel, mode="full")[radius : radius + n]
+    weight = np.convolve(finite.astype(float), kernel, mode="full")[radius : radius + n]
+    out = np.full(n, np.nan)
+    out[finite] = total[finite] / weight[finite]
     return out
 
 
