@@ -300,13 +300,31 @@ def test_accuracy_by_cell_type_pools_groups_past_max_groups():
     assert len(labels) == len(ax.patches) == 12
     assert labels[0] == "t00 (41)" and labels[10] == "t10 (31)"
     assert labels[11] == f"30 others ({sizes[11:].sum()})"
-    assert ax.figure.get_figwidth() <= 9.0  # legible at a page's width
+    assert ax.figure.get_figwidth() <= 7.0  # legible at a page's width
     plt.close("all")
     ax = scmm.pl.accuracy_by_cell_type(mdata, "prot", "p", kind="strip", max_groups=None)
     assert len(ax.get_xticklabels()) == 41
     assert len(ax.collections[0].get_offsets()) == sizes.sum()  # every cell still drawn
     with pytest.raises(ValueError, match="max_groups"):
         scmm.pl.accuracy_by_cell_type(mdata, "prot", "p", max_groups=1)
+
+
+@pytest.mark.parametrize(("n", "shape"), [(1, (1, 1)), (3, (1, 3)), (4, (2, 2)), (7, (3, 3))])
+def test_predicted_vs_measured_panels_in_rows_of_three(n, shape):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 8)).astype(np.float32)
+    prot = ad.AnnData(x)
+    prot.var_names = [f"p{i}" for i in range(8)]
+    prot.layers["pred"] = x + 0.5 * rng.normal(size=x.shape).astype(np.float32)
+    fig = scmm.pl.predicted_vs_measured(md.MuData({"prot": prot}), "prot", "pred", n_features=n)
+    assert len(fig.axes) == n  # the unused cells of the grid are removed
+    rows = sorted({round(ax.get_position().y0, 3) for ax in fig.axes})
+    cols = sorted({round(ax.get_position().x0, 3) for ax in fig.axes})
+    assert (len(rows), len(cols)) == shape
+    assert fig.get_figwidth() <= 7.2  # legible at a page's width
+    r = scmm.metrics.pearson_per_feature(x, prot.layers["pred"], average=False)
+    best = f"p{int(np.argmax(r))} (r = {r.max():.2f})"
+    assert fig.axes[0].get_title() == best  # best predicted first
 
 
 def test_accuracy_by_cell_type_bad_inputs():

@@ -73,7 +73,7 @@ def test_legend_off_the_points(n_vars):
     m = _data(n_vars=n_vars)
     ax = scmm.pl.feature_correlations(m, "prot", ["good", "bad", "const"])
     assert _overlaps_points(ax) == 0
-    assert ax.figure.get_figwidth() <= 9.0  # legible at a page's width
+    assert ax.figure.get_figwidth() <= 7.0  # legible at a page's width
     plt.close("all")
 
 

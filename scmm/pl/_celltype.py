@@ -158,10 +158,14 @@ def accuracy_by_cell_type(
         members = [*members[:shown], np.sort(np.concatenate(members[shown:]))]
 
     n_groups, n_keys = len(groups), len(keys)
+    ticklabels = [f"{g} ({len(m)})" for g, m in zip(groups, members, strict=True)]
+    long = n_groups > 6 or max(len(t) for t in ticklabels) > 12
     if ax is None:
-        # wider figures shrink to illegible text on a page or screen
-        width = min(max(4.0, 0.35 * n_groups * n_keys + 2.0), 9.0)
-        _, ax = plt.subplots(figsize=(width, 3.8), layout="constrained")
+        # at most a documentation page's width (7 in at 100 dpi: wider ones are shrunk there
+        # to illegible text); rotated labels get their own height below the axes
+        width = min(max(4.0, 0.35 * n_groups * n_keys + 2.0), 7.0)
+        height = 3.0 + (0.07 * max(len(t) for t in ticklabels) if long else 0.8)
+        _, ax = plt.subplots(figsize=(width, height), layout="constrained")
     step = 0.8 / n_keys
     colors = [f"C{i % 10}" for i in range(n_keys)]
     handles = []
@@ -189,8 +193,6 @@ def accuracy_by_cell_type(
             ax.scatter(xs, np.concatenate(data), s=3, alpha=0.5, color=colors[i], rasterized=True)
         handles.append(Patch(color=colors[i], label=f"{key} (median {np.median(r[i]):.3f})"))
 
-    ticklabels = [f"{g} ({len(m)})" for g, m in zip(groups, members, strict=True)]
-    long = n_groups > 6 or max(len(t) for t in ticklabels) > 12
     ax.set_xticks(np.arange(n_groups), ticklabels, rotation=90 if long else 0, fontsize=8)
     ax.set_xlim(-0.6, n_groups - 0.4)
     ax.set(xlabel=f"{groupby} (number of cells)", ylabel="Pearson r per cell")

@@ -13,10 +13,12 @@ from .. import metrics
 from .._validate import check_modality, get_matrix, prediction_layers
 from ._legend import legend_above
 
-#: Above this many features the feature names are not written under the axis.
-_MAX_LABELLED = 60
-#: Widest default figure (inches): wider ones shrink to illegible text on a page or screen.
-_MAX_WIDTH = 9.0
+#: Above this many features the feature names are not written under the axis (they would not
+#: fit the widest default figure).
+_MAX_LABELLED = 40
+#: Widest default figure (inches): about a documentation page's width at 100 dpi; wider ones
+#: are shrunk there to illegible text.
+_MAX_WIDTH = 7.0
 
 
 def feature_correlations(
@@ -54,7 +56,7 @@ def feature_correlations(
     Returns
     -------
     The Axes: one point series (a ``PathCollection``) per key, a dashed line at r = 0, feature
-    names as x tick labels when there are at most 60 features, and the legend above the axes
+    names as x tick labels when there are at most 40 features, and the legend above the axes
     (clear of the points).
 
     Examples
@@ -88,7 +90,7 @@ def feature_correlations(
     order = np.argsort(-r.mean(axis=0), kind="stable")
     labelled = adata.n_vars <= _MAX_LABELLED
     if ax is None:  # wide enough for the names, narrow enough to read at a page's width
-        width = min(max(4.0, 0.12 * adata.n_vars + 2.0), _MAX_WIDTH) if labelled else 7.0
+        width = min(max(4.0, 0.12 * adata.n_vars + 2.0), _MAX_WIDTH) if labelled else _MAX_WIDTH
         _, ax = plt.subplots(figsize=(width, 3.5), layout="constrained")
     x = np.arange(adata.n_vars)
     for i, key in enumerate(keys):

@@ -10,6 +10,10 @@ from mudata import MuData
 from .. import metrics
 from .._validate import check_modality, get_matrix
 
+#: Panels per row and panel size (inches): three panels fill a documentation page's width.
+_MAX_COLUMNS = 3
+_PANEL = 2.4
+
 
 def predicted_vs_measured(
     mdata: MuData,
@@ -42,7 +46,8 @@ def predicted_vs_measured(
 
     Returns
     -------
-    The figure, one Axes per feature, each titled with the feature and its Pearson r.
+    The figure, one Axes per feature, each titled with the feature and its Pearson r, at most
+    three to a row (so the figure stays legible at a page's width).
 
     Examples
     --------
@@ -73,11 +78,18 @@ def predicted_vs_measured(
             msg = f"`features` {missing} are not features of {mod!r}."
             raise KeyError(msg)
         idx = [names.index(f) for f in features]
+    n_rows = -(-len(idx) // _MAX_COLUMNS)
+    n_cols = -(-len(idx) // n_rows)  # rows as even as possible: 4 panels as 2 × 2
     fig, axes = plt.subplots(
-        1, len(idx), figsize=(3.2 * len(idx), 3.2), squeeze=False, layout="constrained"
+        n_rows,
+        n_cols,
+        figsize=(_PANEL * n_cols, _PANEL * n_rows),
+        squeeze=False,
+        layout="constrained",
     )
-    axes = axes[0]
-    for ax, j in zip(axes, idx, strict=True):
+    for ax in axes.ravel()[len(idx) :]:
+        ax.remove()
+    for ax, j in zip(axes.ravel(), idx, strict=False):
         ax.scatter(y[:, j], p[:, j], s=4, alpha=0.5, rasterized=True)
         lo, hi = min(y[:, j].min(), p[:, j].min()), max(y[:, j].max(), p[:, j].max())
         ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
