@@ -15,6 +15,10 @@ Decisions worth knowing before changing this file:
   Makefile sets it to ``../shared/data`` when that exists). Without it, the notebooks are
   rendered unexecuted (code only, no outputs) and the build still succeeds.
   ``SCMM_DOCS_EXECUTE=off|cache|force|auto`` overrides the choice.
+- **No deprecation flood.** sphinx-autodoc-typehints 3.6 calls a Sphinx API that Sphinx 9
+  deprecates, once per documented object (176 ``RemovedInSphinx10Warning`` lines per build).
+  They are Python warnings about that package's code, not about these docs, and ``-W`` does not
+  see them; the filter below silences exactly those (category and module), nothing of scmm's.
 - **API pages follow ``__all__``.** ``api.md`` lists the namespaces; the autosummary templates
   in ``_templates/autosummary`` list every name in each namespace's ``__all__``, so a new public
   function gets its page without editing the docs. Generated pages go to ``docs/generated``.
@@ -25,10 +29,19 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import warnings
 from datetime import date
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _package_version
 from pathlib import Path
+
+import sphinx.deprecation
+
+_TYPEHINTS_DEPRECATION = getattr(sphinx.deprecation, "RemovedInSphinx10Warning", None)
+if _TYPEHINTS_DEPRECATION is not None:  # Sphinx 9; gone with the API in Sphinx 10
+    warnings.filterwarnings(
+        "ignore", category=_TYPEHINTS_DEPRECATION, module=r"sphinx_autodoc_typehints(\.|$)"
+    )
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))  # import scmm from the source tree if not installed
@@ -170,7 +183,8 @@ html_theme_options = {
     "show_toc_level": 2,
     "navigation_with_keys": False,
 }
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["scmm.css"]  # long code lines wrap (see the file)
 suppress_warnings = [
     "mystnb.unknown_mime_type",  # e.g. widget outputs of progress bars
 ]

@@ -1,4 +1,4 @@
-"""scmm.nn."""
+"""Building blocks of the networks (``torch.nn`` modules): MLPs, sparse pathway layers, DeepSets."""
 
 from ._autoencoder import AutoencoderMLP
 from ._deepsets import DeepSetsNet, pair_features

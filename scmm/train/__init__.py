@@ -1,4 +1,4 @@
-"""scmm.train: the lightning training engine shared by the deep models.
+"""The training engine shared by the neural models: the lightning loop, losses, LR range test.
 
 :func:`train` fits any :class:`torch.nn.Module` on dense or sparse inputs with the options of
 :class:`TrainingConfig` (AdamW, one-cycle schedule, SWA, sparsity and weight penalties, MSE /
