@@ -125,7 +125,10 @@ class SparseLinear(nn.Module):
             zero gradient, so they stay zero under any gradient-based optimiser.
         ``"sparselinear"``
             ``torch_sparse.spmm``, as the optional ``sparselinear`` package uses it
-            (``pip install 'scmm[sparselinear]'``).
+            (its ``torch_scatter`` and ``torch_sparse`` compile against the installed torch:
+            ``make sparselinear`` in a clone of scmm, or ``pip install --no-build-isolation
+            torch-scatter torch-sparse sparselinear``; a plain ``pip install`` cannot build
+            them).
 
         The default ``"csr"`` was the fastest sparse backend for forward + backward on CPU in
         ``benchmarks/sparse_layer.py`` (random 2,000 × 2,000 at 5 % and the bmmc pathway
@@ -373,8 +376,10 @@ def _import_torch_sparse() -> ModuleType:
         import torch_sparse
     except ImportError as err:
         msg = (
-            "`backend='sparselinear'` needs the optional sparselinear package (it compiles "
-            "torch_scatter and torch_sparse): `pip install 'scmm[sparselinear]'`."
+            "`backend='sparselinear'` needs the optional sparselinear package and its "
+            "torch_scatter and torch_sparse, which compile against the installed torch (about "
+            "20 min, a C++ compiler): `make sparselinear` in a clone of scmm, or `pip install "
+            "--no-build-isolation torch-scatter torch-sparse sparselinear`."
         )
         raise ImportError(msg) from err
     return torch_sparse
