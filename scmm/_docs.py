@@ -90,6 +90,10 @@ FIT_CONTRACT = """\
         a block of rows at a time): for data whose predictions would not fit in memory (e.g.
         105,942 cells × 23,418 genes is 9.9 GB); predict the cells you need with
         :func:`scmm.tl.predict`.
+    control_features
+        Isotype-control targets, left out of the held-out mean per-feature Pearson and scored
+        apart (``scores['controls']``): ``"auto"`` takes target names matching IgG, isotype,
+        ctrl or control (any case), a list names them, ``None`` takes none.
     rng
         Seed or :class:`numpy.random.Generator`.
 """
@@ -102,7 +106,10 @@ FIT_WRITES = """\
     ``mdata.uns[key_added]['params']`` : dict
         The arguments and package versions.
     ``mdata.uns[key_added]['scores']`` : dict
-        Per-cell and per-feature Pearson and RMSE on the cells outside ``train`` (if any).
+        Per-cell and mean per-feature Pearson and RMSE on the cells outside ``train`` (if
+        any), the same for the mean profile (each target's training mean for every cell) under
+        ``'mean_profile'``, the model's gain over it under ``'gain_over_mean_profile'`` (a
+        warning says when there is none), and the isotype controls under ``'controls'``.
 """
 
 
