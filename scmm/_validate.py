@@ -106,12 +106,15 @@ def prediction_layers(adata: AnnData, keys, mod: str) -> list[str]:
     return keys
 
 
-def warn_constant_rows(Y, name: str) -> None:
-    """Warn when every row of ``Y`` is constant (per-cell Pearson is 0 for all of them)."""
+def warn_constant_rows(Y, name: str) -> bool:
+    """Warn when every row of ``Y`` is constant (per-cell Pearson is 0 for all of them).
+
+    Returns whether it warned.
+    """
     import warnings
 
     if not Y.shape[0]:
-        return
+        return False
     high, low = Y.max(axis=1), Y.min(axis=1)
     if sp.issparse(Y):
         high, low = high.toarray(), low.toarray()
@@ -122,6 +125,8 @@ def warn_constant_rows(Y, name: str) -> None:
             UserWarning,
             stacklevel=3,
         )
+        return True
+    return False
 
 
 def align_cells(source: AnnData, target: AnnData, source_arg: str, target_arg: str) -> np.ndarray:

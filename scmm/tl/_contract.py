@@ -186,12 +186,12 @@ def fit_model(
         pred_test = (
             pred[test_idx] if pred is not None else model.predict_array(_rows(X, test_idx, model))
         )
-        warn_constant_rows(Y_test, "held-out cells")
+        constant = warn_constant_rows(Y_test, "held-out cells")
         uns["scores"] = held_out_scores(
             Y_test, pred_test, Y_train, tgt.var_names, controls=control_features
         )
         del pred_test
-        if not model.predicts_mean_profile:
+        if not (model.predicts_mean_profile or constant):
             warn_below_mean_profile(uns["scores"], key_added)
         logger.info("%s held-out scores: %s", key_added, uns["scores"])
     # every output is ready: write them together
