@@ -92,8 +92,8 @@ FIT_CONTRACT = """\
         :func:`scmm.tl.predict`.
     control_features
         Isotype-control targets, left out of the held-out mean per-feature Pearson and scored
-        apart (``scores['controls']``): ``"auto"`` takes target names matching IgG, isotype,
-        ctrl or control (any case), a list names them, ``None`` takes none.
+        apart (``scores['controls_pearson_per_feature']``): ``"auto"`` takes target names
+        matching IgG, isotype, ctrl or control (any case), a list names them, ``None`` none.
     rng
         Seed or :class:`numpy.random.Generator`.
 """
@@ -106,10 +106,13 @@ FIT_WRITES = """\
     ``mdata.uns[key_added]['params']`` : dict
         The arguments and package versions.
     ``mdata.uns[key_added]['scores']`` : dict
-        Per-cell and mean per-feature Pearson and RMSE on the cells outside ``train`` (if
-        any), the same for the mean profile (each target's training mean for every cell) under
-        ``'mean_profile'``, the model's gain over it under ``'gain_over_mean_profile'`` (a
-        warning says when there is none), and the isotype controls under ``'controls'``.
+        On the cells outside ``train`` (if any): ``pearson_per_cell``, ``pearson_per_feature``
+        (mean, isotype controls left out) and ``rmse``; the same for the mean profile (each
+        target's training mean for every cell) as ``mean_profile_*``; the model's gain over it,
+        ``gain_pearson_per_cell``, ``gain_pearson_per_feature`` and ``rmse_reduction`` (a
+        warning says when it does not beat it); ``n_controls`` and
+        ``controls_pearson_per_feature`` when there are isotype controls (named in
+        ``params['control_features']``).
 """
 
 

@@ -13,6 +13,7 @@ import warnings
 import anndata as ad
 import mudata as md
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
@@ -219,16 +220,17 @@ def test_scores_carry_the_mean_profile_and_the_gain(bmmc):
     y = m["prot"].X[test]
     mean = m["prot"].X[~test].mean(axis=0)
     ref = np.broadcast_to(mean, y.shape)
-    assert scores["mean_profile"]["pearson_per_cell"] == pytest.approx(
+    assert scores["mean_profile_pearson_per_cell"] == pytest.approx(
         scmm.metrics.pearson_per_cell(y, ref)
     )
-    assert scores["mean_profile"]["pearson_per_feature"] == 0.0
-    gain = scores["gain_over_mean_profile"]
-    assert gain["pearson_per_cell"] == pytest.approx(
-        scores["pearson_per_cell"] - scores["mean_profile"]["pearson_per_cell"]
+    assert scores["mean_profile_pearson_per_feature"] == 0.0
+    assert scores["mean_profile_rmse"] == pytest.approx(scmm.metrics.rmse(y, ref))
+    assert scores["gain_pearson_per_cell"] == pytest.approx(
+        scores["pearson_per_cell"] - scores["mean_profile_pearson_per_cell"]
     )
-    assert gain["pearson_per_cell"] > 0.1 and gain["rmse_reduction"] > 0
-    assert "controls" not in scores  # no isotype controls among bmmc's 134 proteins
+    assert scores["gain_pearson_per_cell"] > 0.1 and scores["rmse_reduction"] > 0
+    assert "n_controls" not in scores  # no isotype controls among bmmc's 134 proteins
+    assert pd.Series(scores).dtype == np.float64  # one flat table of numbers
 
 
 def test_model_below_the_mean_profile_warns():
@@ -241,7 +243,7 @@ def test_model_below_the_mean_profile_warns():
     scmm.tl.fit_baseline(m, "rna", "prot", method="mean", train="train")
 
 
-def test_isotype_controls_reported_apart():
+def test_isotype_controls_reported_apart(tmp_path):
     m = make_paired()
     names = list(m["prot"].var_names)
     names[0], names[1] = "Mouse-IgG1", "Rat_IgG2b_isotype_Ctrl"
@@ -250,17 +252,24 @@ def test_isotype_controls_reported_apart():
     scores = m.uns["scmm_ridge"]["scores"]
     test = ~m.obs["train"].to_numpy()
     y, p = m["prot"].X[test], m["prot"].layers["scmm_ridge"][test]
-    assert scores["controls"]["features"] == ["Mouse-IgG1", "Rat_IgG2b_isotype_Ctrl"]
+    params = m.uns["scmm_ridge"]["params"]
+    assert params["control_features"] == ["Mouse-IgG1", "Rat_IgG2b_isotype_Ctrl"]
+    assert scores["n_controls"] == 2
+    m.write(tmp_path / "m.h5mu")  # the records stay writable
+    assert (
+        list(md.read_h5mu(tmp_path / "m.h5mu").uns["scmm_ridge"]["params"]["control_features"])
+        == params["control_features"]
+    )
     assert scores["pearson_per_feature"] == pytest.approx(
         scmm.metrics.pearson_per_feature(y[:, 2:], p[:, 2:])
     )
-    assert scores["controls"]["pearson_per_feature"] == pytest.approx(
+    assert scores["controls_pearson_per_feature"] == pytest.approx(
         scmm.metrics.pearson_per_feature(y[:, :2], p[:, :2])
     )
     scmm.tl.fit_baseline(
         m, "rna", "prot", method="ridge", n_components=5, train="train", control_features=None
     )
-    assert "controls" not in m.uns["scmm_ridge"]["scores"]
+    assert "n_controls" not in m.uns["scmm_ridge"]["scores"]
     assert m.uns["scmm_ridge"]["scores"]["pearson_per_feature"] == pytest.approx(
         scmm.metrics.pearson_per_feature(y, p)
     )
@@ -281,7 +290,7 @@ def test_real_normalised_data_passes_without_a_warning(task, data_dir):
             mdata, t.source, t.target, method="ridge", train="train", n_components=16, rng=0
         )
         scores = mdata.uns["scmm_ridge"]["scores"]
-        assert scores["gain_over_mean_profile"]["pearson_per_cell"] > 0
+        assert scores["gain_pearson_per_cell"] > 0
         query = _copy(mdata[test])
         scmm.tl.predict(model, query, key_added="query")
         np.testing.assert_allclose(

@@ -117,7 +117,8 @@ def fit_model(
         msg = f"`svd_fit_on={svd_fit_on!r}` is not one of {SVD_FIT_ON}."
         raise ValueError(msg)
     order = align_cells(src, tgt, f"source={source!r}", f"target={target!r}")
-    control_mask(tgt.var_names, control_features)  # checked before anything is fitted
+    # checked before anything is fitted
+    controls = [str(n) for n in tgt.var_names[control_mask(tgt.var_names, control_features)]]
     X = get_matrix(src, layer, "layer", backed=True)
     if is_backed(X) and not model.reads_backed:
         X = X.to_memory()
@@ -175,6 +176,7 @@ def fit_model(
                 "svd_fit_on": svd_fit_on,
                 "write_predictions": write_predictions,
                 "n_train_cells": int(mask.sum()),
+                "control_features": controls or None,
                 "versions": _versions(),
             }
         )

@@ -58,44 +58,38 @@ def _scores(Y, P, ctrl: np.ndarray) -> dict:
 def held_out_scores(Y_test, pred_test, Y_train, names: pd.Index, *, controls="auto") -> dict:
     """Scores of ``pred_test``, of the mean profile of ``Y_train``, and the model's gain.
 
-    The mean per-feature Pearson leaves out the isotype controls (``controls``, see
-    :func:`control_mask`), which carry no signal to predict; they are scored apart.
+    One flat dict of numbers (``pd.Series(scores)`` stays numeric). The mean per-feature
+    Pearson leaves out the isotype controls (``controls``, see :func:`control_mask`), which
+    carry no signal to predict; they are scored apart (``controls_pearson_per_feature``).
     """
     ctrl = control_mask(names, controls)
     mean = np.asarray(Y_train.mean(axis=0), dtype=np.float32).ravel()
     reference = np.broadcast_to(mean, Y_test.shape)
     model, ref = _scores(Y_test, pred_test, ctrl), _scores(Y_test, reference, ctrl)
-    out = {"n_cells": int(Y_test.shape[0]), **model, "mean_profile": ref}
-    out["gain_over_mean_profile"] = {
-        "pearson_per_cell": model["pearson_per_cell"] - ref["pearson_per_cell"],
-        "pearson_per_feature": model["pearson_per_feature"] - ref["pearson_per_feature"],
-        "rmse_reduction": ref["rmse"] - model["rmse"],
-    }
+    out = {"n_cells": int(Y_test.shape[0]), **model}
+    out.update({f"mean_profile_{k}": v for k, v in ref.items()})
+    out["gain_pearson_per_cell"] = model["pearson_per_cell"] - ref["pearson_per_cell"]
+    out["gain_pearson_per_feature"] = model["pearson_per_feature"] - ref["pearson_per_feature"]
+    out["rmse_reduction"] = ref["rmse"] - model["rmse"]
     if ctrl.any():
         cols = np.flatnonzero(ctrl)
         Yc = Y_test[:, cols]
-        out["controls"] = {
-            "features": [str(n) for n in pd.Index(names)[ctrl]],
-            "pearson_per_feature": metrics.pearson_per_feature(
-                Yc.toarray() if sp.issparse(Yc) else Yc, pred_test[:, cols]
-            ),
-        }
+        out["n_controls"] = int(ctrl.sum())
+        out["controls_pearson_per_feature"] = metrics.pearson_per_feature(
+            Yc.toarray() if sp.issparse(Yc) else Yc, pred_test[:, cols]
+        )
     return out
 
 
 def warn_below_mean_profile(scores: dict, key: str) -> None:
     """Warn when the model does not beat the mean profile on the held-out cells."""
-    ref = scores["mean_profile"]
     worse = []
-    if scores["pearson_per_cell"] <= ref["pearson_per_cell"]:
-        worse.append(
-            f"per-cell Pearson {scores['pearson_per_cell']:.3f} vs {ref['pearson_per_cell']:.3f}"
-        )
-    if scores["pearson_per_feature"] <= ref["pearson_per_feature"]:
-        worse.append(
-            f"mean per-feature Pearson {scores['pearson_per_feature']:.3f} vs "
-            f"{ref['pearson_per_feature']:.3f}"
-        )
+    for key, name in (
+        ("pearson_per_cell", "per-cell"),
+        ("pearson_per_feature", "mean per-feature"),
+    ):
+        if scores[key] <= scores[f"mean_profile_{key}"]:
+            worse.append(f"{name} Pearson {scores[key]:.3f} vs {scores[f'mean_profile_{key}']:.3f}")
     if worse:
         warnings.warn(
             f"`{key}` does not beat the mean profile (each target's training mean for every "
