@@ -271,3 +271,64 @@ def record_fit(
         record[role] = {"normalize": normalize_record(adata, layer), "layer": layer, **stats}
         arrays = arrays or stat_arrays
     return record, arrays
+
+
+def check_source(
+    space: dict[str, Any],
+    X,
+    found: np.ndarray,
+    train_arrays: dict[str, np.ndarray],
+    *,
+    mod: str,
+    arg: str,
+) -> None:
+    """:func:`check_query` of ``X`` (model feature order; features not ``found`` still 0).
+
+    The missing features, later filled at their training means, are left out of the feature
+    comparison and counted in the per-cell sums at those means; the counts check sees only
+    the values the data holds.
+    """
+    stats, arrays = summarize(X)
+    means = train_arrays.get("mean")
+    if not found.all() and means is not None:
+        offset = float(np.asarray(means, np.float64)[~found].sum())
+        stats["row_sum"] = [q + offset for q in stats["row_sum"]]
+    train = {k: v[found] for k, v in train_arrays.items()}
+    arrays = {k: v[found] for k, v in arrays.items()}
+    check_query(space, stats, arrays, train, mod=mod, arg=arg)
+
+
+def normalized_copy(adata: AnnData, record: dict[str, Any] | None, mod: str) -> AnnData:
+    """Return a shallow copy of ``adata`` normalised by the recorded ``scmm.pp.normalize`` call.
+
+    ``predict(..., normalize=True)``: raw counts are read as :func:`scmm.pp.normalize` reads
+    them (``record['layer']``, ``.X`` when that layer is absent); ``adata`` is not modified.
+    """
+    import pandas as pd
+
+    from .pp._normalize import normalize_adata
+
+    if record is None:
+        msg = (
+            "`normalize=True` needs the `scmm.pp.normalize` call that made the training "
+            "values, but this model does not know it (fitted on values scmm did not "
+            "normalise, on a layer, or saved by an older scmm). Normalise the cells the way "
+            "the training data was, and predict with `normalize=False`."
+        )
+        raise ValueError(msg)
+    tmp = AnnData(
+        X=adata.X,
+        obs=pd.DataFrame(index=adata.obs_names.copy()),
+        var=adata.var.copy(),
+        layers=dict(adata.layers.items()),
+    )
+    layer = record.get("layer", "counts")
+    try:
+        normalize_adata(tmp, mod, method=record["method"], layer=None if layer == "X" else layer)
+    except (ValueError, KeyError) as err:
+        msg = (
+            f"`normalize=True` applies {normalize_call(mod, record)} to raw counts, which "
+            f"failed: {err}"
+        )
+        raise type(err)(msg) from err
+    return tmp

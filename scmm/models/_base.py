@@ -219,7 +219,8 @@ class BaseModel:
             adata = data
         space = (self.input_space or {}).get("source")
         if normalize:
-            adata = self._normalized(adata, space)
+            record = (space or {}).get("normalize") if self.layer is None else None
+            adata = _input_space.normalized_copy(adata, record, self.source)
         where = f"mdata[{self.source!r}]." + (f"layers[{self.layer!r}]" if self.layer else "X")
         X = get_matrix(adata, self.layer, "layer")
         X, report = align_features(
@@ -232,48 +233,11 @@ class BaseModel:
             arg=where,
         )
         found = report.pop("found")
-        means = self.input_arrays.get("mean")
         if space is not None:
-            stats, arrays = _input_space.summarize(X)
-            if not found.all() and means is not None:  # as after filling the missing features
-                offset = float(np.asarray(means, np.float64)[~found].sum())
-                stats["row_sum"] = [q + offset for q in stats["row_sum"]]
-            train = {k: v[found] for k, v in self.input_arrays.items()}
-            arrays = {k: v[found] for k, v in arrays.items()}
-            _input_space.check_query(space, stats, arrays, train, mod=self.source, arg=where)
-        return fill_missing(X, found, means), report
-
-    def _normalized(self, adata: AnnData, space: dict[str, Any] | None) -> AnnData:
-        """Return a shallow copy of ``adata`` normalised the way the training values were."""
-        import pandas as pd
-
-        from ..pp._normalize import normalize_adata
-
-        record = (space or {}).get("normalize")
-        if record is None or self.layer is not None:
-            msg = (
-                "`normalize=True` needs the `scmm.pp.normalize` call that made the training "
-                "values, but this model does not know it (fitted on values scmm did not "
-                "normalise, on a layer, or saved by an older scmm). Normalise the cells the way "
-                "the training data was, and predict with `normalize=False`."
+            _input_space.check_source(
+                space, X, found, self.input_arrays, mod=self.source, arg=where
             )
-            raise ValueError(msg)
-        tmp = AnnData(
-            X=adata.X,
-            obs=pd.DataFrame(index=adata.obs_names.copy()),
-            var=adata.var.copy(),
-            layers=dict(adata.layers.items()),
-        )
-        layer = record.get("layer", "counts")
-        try:
-            normalize_adata(
-                tmp, self.source, method=record["method"], layer=None if layer == "X" else layer
-            )
-        except (ValueError, KeyError) as err:
-            call = _input_space.normalize_call(self.source, record)
-            msg = f"`normalize=True` applies {call} to raw counts, which failed: {err}"
-            raise type(err)(msg) from err
-        return tmp
+        return fill_missing(X, found, self.input_arrays.get("mean")), report
 
     def predict(
         self,
