@@ -90,6 +90,10 @@ FIT_CONTRACT = """\
         a block of rows at a time): for data whose predictions would not fit in memory (e.g.
         105,942 cells × 23,418 genes is 9.9 GB); predict the cells you need with
         :func:`scmm.tl.predict`.
+    control_features
+        Isotype-control targets, left out of the held-out mean per-feature Pearson and scored
+        apart (``scores['controls_pearson_per_feature']``): ``"auto"`` takes target names
+        matching IgG, isotype, ctrl or control (any case), a list names them, ``None`` none.
     rng
         Seed or :class:`numpy.random.Generator`.
 """
@@ -102,7 +106,13 @@ FIT_WRITES = """\
     ``mdata.uns[key_added]['params']`` : dict
         The arguments and package versions.
     ``mdata.uns[key_added]['scores']`` : dict
-        Per-cell and per-feature Pearson and RMSE on the cells outside ``train`` (if any).
+        On the cells outside ``train`` (if any): ``pearson_per_cell``, ``pearson_per_feature``
+        (mean, isotype controls left out) and ``rmse``; the same for the mean profile (each
+        target's training mean for every cell) as ``mean_profile_*``; the model's gain over it,
+        ``gain_pearson_per_cell``, ``gain_pearson_per_feature`` and ``rmse_reduction`` (a
+        warning says when it does not beat it); ``n_controls`` and
+        ``controls_pearson_per_feature`` when there are isotype controls (named in
+        ``params['control_features']``).
 """
 
 

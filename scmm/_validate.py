@@ -106,12 +106,15 @@ def prediction_layers(adata: AnnData, keys, mod: str) -> list[str]:
     return keys
 
 
-def warn_constant_rows(Y, name: str) -> None:
-    """Warn when every row of ``Y`` is constant (per-cell Pearson is 0 for all of them)."""
+def warn_constant_rows(Y, name: str) -> bool:
+    """Warn when every row of ``Y`` is constant (per-cell Pearson is 0 for all of them).
+
+    Returns whether it warned.
+    """
     import warnings
 
     if not Y.shape[0]:
-        return
+        return False
     high, low = Y.max(axis=1), Y.min(axis=1)
     if sp.issparse(Y):
         high, low = high.toarray(), low.toarray()
@@ -122,6 +125,8 @@ def warn_constant_rows(Y, name: str) -> None:
             UserWarning,
             stacklevel=3,
         )
+        return True
+    return False
 
 
 def align_cells(source: AnnData, target: AnnData, source_arg: str, target_arg: str) -> np.ndarray:
@@ -146,6 +151,14 @@ def align_cells(source: AnnData, target: AnnData, source_arg: str, target_arg: s
         )
         raise ValueError(msg)
     return idx
+
+
+def obs_columns_listing(mdata: MuData, mods: Sequence[str] | None = None) -> str:
+    """List the ``.obs`` columns of ``mdata`` and of its modalities ``mods`` (all: ``None``)."""
+    parts = [f"`mdata.obs` has: {_listing(mdata.obs.columns) or 'none'}"]
+    for mod in mdata.mod if mods is None else mods:
+        parts.append(f"`mdata[{mod!r}].obs` has: {_listing(mdata[mod].obs.columns) or 'none'}")
+    return "; ".join(parts)
 
 
 def resolve_train(train, obs: pd.DataFrame, *, arg: str = "train") -> np.ndarray:
@@ -178,51 +191,166 @@ def resolve_train(train, obs: pd.DataFrame, *, arg: str = "train") -> np.ndarray
     return mask
 
 
-def align_features(
-    X, var_names: pd.Index, features: Sequence[str], *, allow_missing: bool, arg: str
-):
-    """Reorder the columns of ``X`` to ``features`` by name.
+def _strip_version(ids) -> pd.Index:
+    """Ensembl-style ids without their version suffix (``ENSG00000127054.5`` → ``…054``)."""
+    return pd.Index([str(i) for i in ids]).str.replace(r"^(ENS[A-Z]*\d+)\.\d+$", r"\1", regex=True)
 
-    Missing features raise a ``KeyError`` listing them, unless ``allow_missing`` (then they are
-    zero-filled with a warning); extra features are dropped with a warning.
+
+def _unique_lookup(keys: pd.Index) -> pd.Index:
+    """``keys`` with duplicated entries made unmatchable, so ``get_indexer`` skips them."""
+    dup = keys.duplicated(keep=False)
+    if not dup.any():
+        return keys
+    out = np.asarray(keys, dtype=object).copy()
+    out[dup] = [f"\0ambiguous {i}" for i in np.flatnonzero(dup)]
+    return pd.Index(out)
+
+
+def match_features(
+    var: pd.DataFrame, features: Sequence[str], feature_ids: Sequence[str] | None = None
+) -> tuple[np.ndarray, int]:
+    """Position in ``var`` of each of the model's ``features`` (``-1``: missing).
+
+    Names are matched first; a feature still missing is then matched through the Ensembl-style
+    ids of ``var['gene_ids']`` (against the model's stored ids, or its names when those are
+    ids), or the model's stored ids against ``var_names``. Version suffixes of ids are ignored
+    and ambiguous (duplicated) ids never match.
+
+    Returns
+    -------
+    The positions and how many features were matched by id.
+    """
+    features = pd.Index([str(f) for f in features])
+    names = pd.Index([str(v) for v in var.index])
+    idx = _unique_lookup(names).get_indexer(features)
+    if (idx >= 0).all():
+        return idx, 0
+    by_name = int((idx >= 0).sum())
+    wanted = [_strip_version(features)]
+    if feature_ids is not None:
+        wanted.insert(0, _strip_version(feature_ids))
+    columns = [_unique_lookup(_strip_version(names))]
+    if "gene_ids" in var.columns:
+        columns.insert(0, _unique_lookup(_strip_version(var["gene_ids"].astype(str))))
+    used = np.zeros(len(names), dtype=bool)
+    used[idx[idx >= 0]] = True
+    for keys in wanted:
+        for lookup in columns:
+            found = lookup.get_indexer(keys)
+            take = (idx < 0) & (found >= 0)
+            take[take] &= ~used[found[take]]
+            # one var column for one feature: keep the first feature asking for it
+            cols = found[take]
+            first = np.zeros(len(take), dtype=bool)
+            _, keep = np.unique(cols, return_index=True)
+            first[np.flatnonzero(take)[keep]] = True
+            idx[first] = found[first]
+            used[found[first]] = True
+    return idx, int((idx >= 0).sum()) - by_name
+
+
+def align_features(
+    X,
+    var: pd.DataFrame,
+    features: Sequence[str],
+    *,
+    feature_ids: Sequence[str] | None = None,
+    allow_missing: bool,
+    min_overlap: float,
+    arg: str,
+):
+    """Reorder the columns of ``X`` to the model's ``features`` (see :func:`match_features`).
+
+    Below ``min_overlap`` (fraction of the features found) this raises a ``ValueError``; other
+    missing features raise a ``KeyError`` listing them unless ``allow_missing``, when they are
+    left at 0 here with a warning (the caller fills them); extra features are dropped with a
+    warning.
+
+    Returns
+    -------
+    The aligned matrix and a report: ``n_features``, ``n_found``, ``fraction_found``,
+    ``n_matched_by_id`` and the bool array ``found`` (not JSON).
     """
     import warnings
 
-    features = pd.Index(features)
-    if var_names.equals(features):
-        return X
-    idx = var_names.get_indexer(features)
-    missing = features[idx < 0]
-    extra = var_names.difference(features)
+    features = pd.Index([str(f) for f in features])
+    n = len(features)
+    idx, by_id = match_features(var, features, feature_ids)
+    present = idx >= 0
+    n_found = int(present.sum())
+    report = {
+        "n_features": n,
+        "n_found": n_found,
+        "fraction_found": n_found / n if n else 1.0,
+        "n_matched_by_id": by_id,
+        "found": present,
+    }
+    missing = features[~present]
+    share = f"{n_found} of the model's {n} features ({100 * report['fraction_found']:.0f}%)"
+    if report["fraction_found"] < min_overlap:
+        hint = (
+            " Ids in `var['gene_ids']` were used where names differ."
+            if "gene_ids" in var.columns
+            else " If the training data named genes differently (symbols vs Ensembl ids), add "
+            "the ids as `var['gene_ids']`."
+        )
+        msg = (
+            f"Only {share} are in `{arg}`, below `min_feature_overlap={min_overlap}`: "
+            f"predictions would rest on filled-in values. Missing: {_listing(missing)}.{hint} "
+            "Use data measuring the model's features, or lower `min_feature_overlap` knowingly."
+        )
+        raise ValueError(msg)
     if len(missing) and not allow_missing:
         msg = (
-            f"{len(missing)} of the model's {len(features)} features are missing from `{arg}`: "
-            f"{_listing(missing)}. Pass `allow_missing_features=True` to zero-fill them."
+            f"{len(missing)} of the model's {n} features are missing from `{arg}` "
+            f"({share} found): {_listing(missing)}. Pass `allow_missing_features=True` to fill "
+            "them at their training means."
         )
         raise KeyError(msg)
     if len(missing):
         warnings.warn(
-            f"Zero-filling {len(missing)} features missing from `{arg}`: {_listing(missing)}.",
+            f"Filling {len(missing)} features missing from `{arg}` at their training means "
+            f"({share} found): {_listing(missing)}.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    if len(extra):
+    extra = np.ones(len(var), dtype=bool)
+    extra[idx[present]] = False
+    if extra.any():
         warnings.warn(
-            f"Ignoring {len(extra)} features of `{arg}` the model was not trained on: "
-            f"{_listing(extra)}.",
+            f"Ignoring {int(extra.sum())} features of `{arg}` the model was not trained on: "
+            f"{_listing(var.index[extra])}.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    present = idx >= 0
+    if present.all() and np.array_equal(idx, np.arange(len(var))):
+        return X, report
     if sp.issparse(X):
         X = sp.csr_matrix(X)
         cols = X[:, idx[present]]
         if present.all():
-            return cols
-        out = sp.lil_matrix((X.shape[0], len(features)), dtype=X.dtype)
+            return cols, report
+        out = sp.lil_matrix((X.shape[0], n), dtype=X.dtype)
         out[:, np.flatnonzero(present)] = cols
-        return out.tocsr()
+        return out.tocsr(), report
     X = np.asarray(X)
-    out = np.zeros((X.shape[0], len(features)), dtype=X.dtype)
+    out = np.zeros((X.shape[0], n), dtype=X.dtype)
     out[:, present] = X[:, idx[present]]
-    return out
+    return out, report
+
+
+def fill_missing(X, found: np.ndarray, values: np.ndarray | None):
+    """Set the columns of ``X`` not ``found`` to ``values`` (training means; ``None``: 0)."""
+    if found.all() or values is None:
+        return X
+    cols = np.flatnonzero(~found)
+    fill = np.asarray(values, dtype=np.float32)[cols]
+    if sp.issparse(X):
+        block = sp.csr_matrix(np.broadcast_to(fill, (X.shape[0], len(cols))))
+        keep = np.flatnonzero(found)
+        out = sp.hstack([X[:, keep], block], format="csr")
+        order = np.argsort(np.concatenate([keep, cols]), kind="stable")
+        return out[:, order]
+    X = np.array(X, dtype=np.result_type(X.dtype, np.float32))
+    X[:, cols] = fill
+    return X

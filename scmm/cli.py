@@ -82,9 +82,33 @@ def demo(
     fig.suptitle(f"{dataset}: {best}, held-out cells")
     fig.savefig(out / "scmm_demo.png", dpi=110)
     plt.close(fig)
+    _unique_var_names(mdata)
     mdata.write(out / "scmm_demo.h5mu")
     print(f"\nwrote {out / 'scmm_demo.h5mu'} and {out / 'scmm_demo.png'}")
     return rows
+
+
+def _unique_var_names(mdata) -> None:
+    """Prefix feature names shared by two modalities (gene and protein CD44) with the modality.
+
+    As :meth:`mudata.MuData.var_names_make_unique` does, so the written file reads back
+    without MuData's warnings about duplicated names; prints which were renamed.
+    """
+    import warnings
+
+    import pandas as pd
+
+    names = pd.Index([v for m in mdata.mod.values() for v in m.var_names])
+    shared = sorted(set(names[names.duplicated()]))
+    if not shared:
+        return
+    with warnings.catch_warnings():  # MuData announces the prefix: printed below instead
+        warnings.simplefilter("ignore", UserWarning)
+        mdata.var_names_make_unique()
+    print(
+        f"{len(shared)} feature names occur in two modalities ({', '.join(shared[:5])}"
+        f"{', …' if len(shared) > 5 else ''}); the file names them '<modality>:<name>'."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,7 +53,7 @@ def data_dir() -> Path:
 def make_wide_target(n_cells=600, n_targets=4000, *, density=0.01, test_every=5) -> md.MuData:
     """RNA → a wide sparse (CSR) target; every ``test_every``-th cell held out (``.obs``)."""
     rng = np.random.default_rng(0)
-    rna = ad.AnnData(rng.poisson(2.0, (n_cells, 30)).astype(np.float32))
+    rna = ad.AnnData(np.log1p(rng.poisson(2.0, (n_cells, 30))).astype(np.float32))
     Y = sp.random(n_cells, n_targets, density=density, format="csr", random_state=0)
     Y = Y.astype(np.float32)
     Y.data = np.log1p(100 * Y.data)

@@ -296,7 +296,7 @@ def test_metrics_properties(shape_seed, dtype, sparse):
 )
 def test_predict_random_shapes(n_cells, n_genes, n_prot, sparse, dtype, seed):
     rng = np.random.default_rng(seed)
-    X = rng.poisson(1.0, size=(n_cells, n_genes)).astype(dtype)
+    X = np.log1p(rng.poisson(1.0, size=(n_cells, n_genes))).astype(dtype)  # normalised
     names = [f"c{i}" for i in range(n_cells)]
     rna = ad.AnnData(
         sp.csr_matrix(X) if sparse else X,

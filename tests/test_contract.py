@@ -132,9 +132,10 @@ def test_predict_missing_features_listed_or_zero_filled(paired):
     with pytest.raises(KeyError, match=r"3 of the model's 40 features are missing.*'g0'"):
         scmm.tl.predict(model, query)
     assert "scmm_ridge" not in query["rna"].obsm
-    with pytest.warns(UserWarning, match="Zero-filling 3 features"):
+    with pytest.warns(UserWarning, match=r"Filling 3 features .* training means \(37 of"):
         scmm.tl.predict(model, query, allow_missing_features=True)
     assert query["rna"].obsm["scmm_ridge"].shape == (120, 6)
+    assert query.uns["scmm_ridge"]["features"]["n_found"] == 37
 
 
 def test_save_load_round_trip_identical(paired, tmp_path):

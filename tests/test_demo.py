@@ -18,9 +18,11 @@ def test_demo_runs_on_bmmc_cite_and_ridge_matches_the_reference(data_dir, tmp_pa
     assert scores["mean"] == pytest.approx(0.62, abs=0.015)
     out = capsys.readouterr().out
     assert "| ridge |" in out and "289 held-out cells" in out
-    with warnings.catch_warnings():  # gene and protein names overlap (CD4, ...): MuData warns
-        warnings.filterwarnings("ignore", "var_names are not unique", UserWarning)
+    assert "the file names them '<modality>:<name>'" in out  # CD44 is a gene and a protein
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         mdata = md.read_h5mu(tmp_path / "scmm_demo.h5mu")
+    assert mdata.var_names.is_unique and "prot:CD44" in mdata["prot"].var_names
     assert {"scmm_mean", "scmm_ridge"} <= set(mdata["prot"].layers)
     assert (tmp_path / "scmm_demo.png").stat().st_size > 10_000
 

@@ -170,6 +170,23 @@ def test_tss_column_is_used_and_gene_id_matching():
     assert _pairs(res) == {(0, 0): (0.0, 1.0), (1, 1): (-500.0, 1.0)}
 
 
+def test_renamed_genes_matched_by_their_ensembl_ids():
+    """H3F3A in the data is H3-3A in a newer annotation: its id in `var['gene_ids']` matches."""
+    ann = ANNOT.assign(gene_id=["ENSG1.2", "ENSG2", "ENSG3", "ENSG4"])
+    ann.loc[1, "gene_name"] = "gB_new_name"
+    mdata = _mdata(GENES, PEAKS)
+    mdata["rna"].var["gene_ids"] = ["ENSG1", "ENSG9", "ENSG2.5", "ENSG3"]
+    gene_peak_windows(mdata, annotation=ann, upstream=UP, downstream=DOWN)
+    res = mdata.uns["windows"]
+    assert res["params"]["match_by"] == "gene_name"
+    assert res["report"]["n_genes_matched_by_id"] == 1
+    assert res["report"]["genes_not_in_annotation"] == ["gX"]
+    assert _pairs(res) == EXPECTED_TSS  # gB's window as if it had kept its name
+    del mdata["rna"].var["gene_ids"]  # without ids gB stays unmatched
+    gene_peak_windows(mdata, annotation=ann, upstream=UP, downstream=DOWN)
+    assert mdata.uns["windows"]["report"]["genes_not_in_annotation"] == ["gX", "gB"]
+
+
 def test_annotation_files(tmp_path: Path):
     ref = _mdata(GENES, PEAKS)
     gene_peak_windows(ref, annotation=ANNOT, upstream=UP, downstream=DOWN)

@@ -24,11 +24,13 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
-from .._validate import align_features, check_modality, get_matrix
+from .. import _input_space
+from .._validate import align_features, check_modality, fill_missing, get_matrix
 
 FORMAT_VERSION = 1
 _META_FILE = "model.json"
 _ARRAYS_FILE = "arrays.safetensors"
+_SPACE = "input_space."  # prefix of the saved training statistics arrays
 _MODEL_CLASSES: dict[str, type[BaseModel]] = {}
 
 
@@ -66,6 +68,13 @@ class BaseModel:
         self.target_layer: str | None = None
         self.source_features: list[str] | None = None
         self.target_features: list[str] | None = None
+        #: Ensembl-style ids of the source features (``var['gene_ids']``), if the data had them.
+        self.source_feature_ids: list[str] | None = None
+        #: How the training values were prepared (see :mod:`scmm._input_space`); ``None`` for
+        #: models saved before scmm recorded it.
+        self.input_space: dict[str, Any] | None = None
+        #: Per-feature ``mean`` and ``sd`` of the training source values.
+        self.input_arrays: dict[str, np.ndarray] = {}
         self.history: dict[str, list] = {}
 
     # -- to implement ------------------------------------------------------------------------
@@ -103,6 +112,14 @@ class BaseModel:
         Other models are given the target densified. A model that keeps it sparse densifies only
         the rows of each training batch, so a wide target (e.g. 23,418 genes) is never dense in
         full.
+        """
+        return False
+
+    @property
+    def predicts_mean_profile(self) -> bool:
+        """Whether the model predicts each target's training mean, the reference of its scores.
+
+        Such a model is not warned for not beating that reference.
         """
         return False
 
@@ -161,24 +178,74 @@ class BaseModel:
             return sp.csr_matrix(Y, dtype=np.float32)
         return np.asarray(Y.toarray() if sp.issparse(Y) else Y, dtype=np.float32)
 
-    def source_matrix(self, data: MuData | AnnData, *, allow_missing_features: bool = False):
-        """Return the source values of ``data`` with columns aligned to the training features."""
+    def source_matrix(
+        self,
+        data: MuData | AnnData,
+        *,
+        allow_missing_features: bool = False,
+        min_feature_overlap: float = 0.5,
+        normalize: bool = False,
+    ):
+        """Return the source values of ``data`` with columns aligned to the training features.
+
+        See :meth:`predict` for the arguments.
+        """
+        return self.aligned_source(
+            data,
+            allow_missing_features=allow_missing_features,
+            min_feature_overlap=min_feature_overlap,
+            normalize=normalize,
+        )[0]
+
+    def aligned_source(
+        self,
+        data: MuData | AnnData,
+        *,
+        allow_missing_features: bool = False,
+        min_feature_overlap: float = 0.5,
+        normalize: bool = False,
+    ) -> tuple[Any, dict[str, Any]]:
+        """Source values aligned to the training features, checked against the training record.
+
+        Returns
+        -------
+        The matrix (cells × the model's source features) and the feature report of
+        :func:`scmm._validate.align_features` (without its ``found`` array).
+        """
         self._check_fitted()
         if isinstance(data, MuData):
             adata = check_modality(data, self.source, "source")
         else:
             adata = data
+        space = (self.input_space or {}).get("source")
+        if normalize:
+            record = (space or {}).get("normalize") if self.layer is None else None
+            adata = _input_space.normalized_copy(adata, record, self.source)
+        where = f"mdata[{self.source!r}]." + (f"layers[{self.layer!r}]" if self.layer else "X")
         X = get_matrix(adata, self.layer, "layer")
-        return align_features(
+        X, report = align_features(
             X,
-            adata.var_names,
+            adata.var,
             self.source_features,
+            feature_ids=self.source_feature_ids,
             allow_missing=allow_missing_features,
-            arg=f"the {self.source!r} features",
+            min_overlap=min_feature_overlap,
+            arg=where,
         )
+        found = report.pop("found")
+        if space is not None:
+            _input_space.check_source(
+                space, X, found, self.input_arrays, mod=self.source, arg=where
+            )
+        return fill_missing(X, found, self.input_arrays.get("mean")), report
 
     def predict(
-        self, data: MuData | AnnData, *, allow_missing_features: bool = False
+        self,
+        data: MuData | AnnData,
+        *,
+        allow_missing_features: bool = False,
+        min_feature_overlap: float = 0.5,
+        normalize: bool = False,
     ) -> np.ndarray:
         """Predict the targets of every cell of ``data``.
 
@@ -186,16 +253,28 @@ class BaseModel:
         ----------
         data
             A MuData with the source modality, or an AnnData of the source modality. Features
-            are matched by name.
+            are matched by name, then by the Ensembl ids of ``var['gene_ids']``.
         allow_missing_features
-            Zero-fill source features the data lacks (with a warning) instead of raising.
+            Fill source features the data lacks at their training means (with a warning)
+            instead of raising.
+        min_feature_overlap
+            Smallest fraction of the model's source features the data must have, even with
+            ``allow_missing_features=True``.
+        normalize
+            The data hold raw counts: normalise them with the :func:`scmm.pp.normalize` call
+            recorded for the training values first.
 
         Returns
         -------
         Predictions, float32 array of shape ``(n_cells, n_targets)`` in the target space the
         model was trained on.
         """
-        X = self.source_matrix(data, allow_missing_features=allow_missing_features)
+        X, _ = self.aligned_source(
+            data,
+            allow_missing_features=allow_missing_features,
+            min_feature_overlap=min_feature_overlap,
+            normalize=normalize,
+        )
         return self.predict_array(X)
 
     def _check_fitted(self) -> None:
@@ -226,6 +305,7 @@ class BaseModel:
             msg = f"`{path}` exists; pass `overwrite=True` to replace it."
             raise FileExistsError(msg)
         meta, arrays = self._get_state()
+        arrays = {**arrays, **{f"{_SPACE}{k}": v for k, v in self.input_arrays.items()}}
         doc = {
             "format_version": FORMAT_VERSION,
             "scmm_version": __version__,
@@ -239,6 +319,8 @@ class BaseModel:
             "target_features": self.target_features,
             "history": self.history,
             "state": meta,
+            "source_feature_ids": self.source_feature_ids,
+            "input_space": self.input_space,
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
@@ -294,7 +376,7 @@ def load(path: str | os.PathLike) -> BaseModel:
     --------
     >>> import numpy as np, anndata as ad, mudata as md, scmm
     >>> rng = np.random.default_rng(0)
-    >>> rna = ad.AnnData(rng.poisson(2.0, (60, 30)).astype("float32"))
+    >>> rna = ad.AnnData(np.log1p(rng.poisson(2.0, (60, 30))).astype("float32"))
     >>> prot = ad.AnnData(rng.normal(size=(60, 4)).astype("float32"))
     >>> prot.var_names = ["CD3", "CD4", "CD8", "CD19"]  # distinct from the gene names
     >>> mdata = md.MuData({"rna": rna, "prot": prot})
@@ -348,5 +430,10 @@ def load(path: str | os.PathLike) -> BaseModel:
         "history",
     ):
         setattr(model, key, doc[key])
+    # absent from models saved before scmm recorded them: "unknown", nothing is checked
+    model.source_feature_ids = doc.get("source_feature_ids")
+    model.input_space = doc.get("input_space")
+    model.input_arrays = prefixed(arrays, _SPACE)
+    arrays = {k: v for k, v in arrays.items() if not k.startswith(_SPACE)}
     model._set_state(doc["state"], arrays)
     return model

@@ -78,6 +78,11 @@ class BaselineModel(BaseModel):
         return True
 
     @property
+    def predicts_mean_profile(self) -> bool:
+        """``method="mean"`` is the mean profile itself."""
+        return self.params["method"] == "mean"
+
+    @property
     def sparse_targets(self) -> bool:
         """The mean and ridge read a sparse target as it is."""
         return self.params["method"] in ("mean", "ridge")

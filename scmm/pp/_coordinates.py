@@ -122,21 +122,39 @@ def _harmonise_chr_prefix(ann: pd.DataFrame, peak_chroms: pd.Series) -> pd.DataF
     return ann
 
 
-def _match_genes(names: pd.Index, ann: pd.DataFrame) -> tuple[np.ndarray, str]:
-    """Row of the annotation for each gene (-1 when absent), and the column matched on."""
+def _match_genes(
+    names: pd.Index, ann: pd.DataFrame, ids: pd.Index | None = None
+) -> tuple[np.ndarray, str, int]:
+    """Match genes to annotation rows (-1 when absent); say on which column and how many by id.
+
+    Returns the rows, the column the names matched on, and how many genes were matched
+    through their own ids (``ids``, e.g. ``var['gene_ids']``). Names are matched to
+    ``gene_name`` (or to ``gene_id`` when more match that way); a gene still unmatched
+    whose id (version suffix ignored) is an annotation ``gene_id`` is then matched by id:
+    genes renamed between annotation versions (H3F3A → H3-3A, LARS → LARS1) keep their
+    Ensembl id.
+    """
     by_name = ann.drop_duplicates("gene_name", keep="first")
     idx = pd.Index(by_name["gene_name"]).get_indexer(names)
     rows = np.where(idx >= 0, by_name.index.to_numpy()[idx], -1)
     match_by = "gene_name"
+    n_by_id = 0
     if "gene_id" in ann.columns:
-        ids = ann["gene_id"].astype(str).str.replace(r"\.\d+$", "", regex=True)
-        by_id = ann.assign(_id=ids).drop_duplicates("_id", keep="first")
+        ann_ids = ann["gene_id"].astype(str).str.replace(r"\.\d+$", "", regex=True)
+        by_id = ann.assign(_id=ann_ids).drop_duplicates("_id", keep="first")
+        lookup = pd.Index(by_id["_id"])
         query = names.str.replace(r"\.\d+$", "", regex=True)
-        idx_id = pd.Index(by_id["_id"]).get_indexer(query)
+        idx_id = lookup.get_indexer(query)
         if (idx_id >= 0).sum() > (rows >= 0).sum():
             rows = np.where(idx_id >= 0, by_id.index.to_numpy()[idx_id], -1)
             match_by = "gene_id"
-    return rows, match_by
+        if ids is not None:
+            own = pd.Index(ids.astype(str)).str.replace(r"\.\d+$", "", regex=True)
+            idx_own = lookup.get_indexer(own)
+            fill = (rows < 0) & (idx_own >= 0)
+            rows[fill] = by_id.index.to_numpy()[idx_own[fill]]
+            n_by_id = int(fill.sum())
+    return rows, match_by, n_by_id
 
 
 # --------------------------------------------------------------------------- peaks

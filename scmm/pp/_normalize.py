@@ -7,6 +7,7 @@ import warnings
 import anndata as ad
 import numpy as np
 import scipy.sparse as sp
+from anndata import AnnData
 from mudata import MuData
 
 from .._validate import check_cells_have_counts, check_modality, check_nonnegative, get_matrix
@@ -108,6 +109,7 @@ def normalize(
     method: str = "log_cp10k",
     layer: str | None = "counts",
     keep_counts: bool = True,
+    check_counts: bool = True,
     copy: bool = False,
 ) -> MuData | None:
     """Normalise one modality from its raw counts into ``.X``.
@@ -151,6 +153,12 @@ def normalize(
         ``"tfidf"`` input stays dense (``keep_counts=True`` returns a sparse matrix).
         ``"clr"`` (proteins, small) runs the usual computation, without keeping the counts.
         A view of a MuData needs ``copy=True``.
+    check_counts
+        Refuse values that are not raw counts: non-integer values (e.g. an ``.X`` that is
+        already log-normalised), and an ``.X`` this function already normalised (recorded in
+        ``.uns['scmm_normalize']``), which would be normalised twice. ``False`` accepts
+        non-integer counts (e.g. ambient-corrected or estimated counts); negative values are
+        always refused.
     copy
         Work on a copy and return it.
 
@@ -165,7 +173,9 @@ def normalize(
         The raw counts, if it was not there (``keep_counts=True`` only). With
         ``keep_counts=False`` the layer the counts were read from is removed.
     ``mdata[mod].uns['scmm_normalize']`` : dict
-        ``method``, ``layer`` and ``keep_counts``.
+        ``method``, ``layer`` and ``keep_counts``: models fitted on ``.X`` record it, to
+        check new cells and to normalise raw counts themselves
+        (``scmm.tl.predict(..., normalize=True)``).
 
     Examples
     --------
@@ -182,6 +192,22 @@ def normalize(
     if copy:
         mdata = mdata.copy()
     adata = check_modality(mdata, mod, "mod")
+    normalize_adata(
+        adata, mod, method=method, layer=layer, keep_counts=keep_counts, check_counts=check_counts
+    )
+    return mdata if copy else None
+
+
+def normalize_adata(
+    adata: AnnData,
+    mod: str,
+    *,
+    method: str,
+    layer: str | None = "counts",
+    keep_counts: bool = True,
+    check_counts: bool = True,
+) -> None:
+    """:func:`normalize` of the modality ``adata`` (named ``mod`` in messages), in place."""
     if layer is not None and layer not in adata.layers and layer == "counts":
         source = None  # raw counts still in .X
     else:
@@ -194,7 +220,10 @@ def normalize(
         )
         raise ValueError(msg)
     counts = get_matrix(adata, source)
+    where = f"mdata[{mod!r}]." + (f"layers[{source!r}]" if source else "X")
     check_nonnegative(counts, f"layer={layer!r}" if layer else ".X")
+    if check_counts:
+        _check_raw_counts(adata, counts, source, where, method)
     # no copy when already float32: `tmp` below is the one working copy (none: keep_counts=False)
     counts = (
         counts.astype(np.float32, copy=False)
@@ -211,7 +240,7 @@ def normalize(
         if source is not None:
             del adata.layers[source]
         adata.uns["scmm_normalize"] = params
-        return mdata if copy else None
+        return
     import scanpy as sc  # slow imports, only where needed
 
     with warnings.catch_warnings():  # muon 0.1.9 reads the deprecated scanpy.__version__
@@ -234,7 +263,35 @@ def normalize(
         adata.layers["counts"] = counts
     adata.X = X.astype(np.float32, copy=False)
     adata.uns["scmm_normalize"] = params
-    return mdata if copy else None
+
+
+def _check_raw_counts(adata: AnnData, counts, source: str | None, where: str, method: str):
+    """Refuse a second normalisation of ``.X`` and non-integer values (``check_counts=True``)."""
+    done = adata.uns.get("scmm_normalize")
+    if source is None and isinstance(done, dict) and "method" in done:
+        msg = (
+            f"`{where}` was already normalised by `scmm.pp.normalize(method="
+            f"{done['method']!r})` (recorded in `.uns['scmm_normalize']`) and there is no "
+            "`layers['counts']` to start again from: normalising it again would transform it "
+            "twice. Pass `layer=` naming a layer of raw counts, or, if `.X` holds raw counts "
+            "again, `check_counts=False`."
+        )
+        raise ValueError(msg)
+    data = _buffer(counts).reshape(-1)
+    if np.issubdtype(data.dtype, np.integer):
+        return
+    for s in range(0, data.size, _BLOCK_NNZ):
+        block = data[s : s + _BLOCK_NNZ]
+        bad = block != np.rint(block)
+        if bad.any():
+            example = float(block[np.argmax(bad)])
+            msg = (
+                f"`{where}` holds non-integer values (e.g. {example:.4g}), so they are not raw "
+                f"counts: `method={method!r}` would treat normalised values as counts. Pass "
+                "`layer=` naming a layer of raw counts; if these are counts with fractions "
+                "(e.g. ambient-corrected), pass `check_counts=False`."
+            )
+            raise ValueError(msg)
 
 
 def _buffer(X) -> np.ndarray:

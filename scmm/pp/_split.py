@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from mudata import MuData
 
+from .._validate import obs_columns_listing
 from ._rng import as_generator
 
 
@@ -68,13 +69,13 @@ def split_cells(
         test[as_generator(rng).permutation(n)[: round(test_fraction * n)]] = True
     else:
         batches = _batch_column(mdata, batch_key)
-        wanted = [test_batches] if isinstance(test_batches, str) else list(test_batches)
-        unknown = sorted(set(wanted) - set(batches.astype(str)))
+        wanted = [
+            str(b) for b in ([test_batches] if isinstance(test_batches, str) else test_batches)
+        ]
+        present = sorted({str(b) for b in batches})  # plain str: no `np.str_('s1d1')` shown
+        unknown = sorted(set(wanted) - set(present))
         if unknown:
-            msg = (
-                f"`test_batches` {unknown} not found in `{batch_key}` "
-                f"(has: {sorted(set(batches.astype(str)))})."
-            )
+            msg = f"`test_batches` {unknown} not found in `{batch_key}` (has: {present})."
             raise ValueError(msg)
         test = np.isin(batches.astype(str), wanted)
     if test.all():
@@ -94,5 +95,8 @@ def _batch_column(mdata: MuData, batch_key: str) -> np.ndarray:
             col = adata.obs[batch_key].reindex(mdata.obs_names)
             if col.notna().all():
                 return col.to_numpy()
-    msg = f"`batch_key={batch_key!r}` is not a column of `.obs` of the MuData or its modalities."
+    msg = (
+        f"`batch_key={batch_key!r}` is not a column of `.obs` of the MuData or its modalities "
+        f"({obs_columns_listing(mdata)})."
+    )
     raise KeyError(msg)

@@ -59,7 +59,10 @@ def gene_peak_windows(
     """Pair each gene with the ATAC peaks in a window around it.
 
     Genes (``mdata[rna].var_names``) are matched to the annotation by gene name (or by gene id
-    when more of them match that way; the first occurrence of a duplicated name is used). Each
+    when more of them match that way; the first occurrence of a duplicated name is used); a
+    gene whose name is not in the annotation is then matched by its Ensembl id in
+    ``mdata[rna].var['gene_ids']``, if there is one (genes renamed between annotation
+    versions, e.g. H3F3A → H3-3A). Each
     matched gene gets a window, and the windows are joined with the peak centres using
     :meth:`pyranges.PyRanges.join`.
 
@@ -121,6 +124,7 @@ def gene_peak_windows(
         ``rna``, ``atac``.
     ``report`` : dict
         ``n_genes``, ``n_genes_not_in_annotation`` and ``genes_not_in_annotation`` (first 20),
+        ``n_genes_matched_by_id`` (through ``var['gene_ids']``),
         ``n_genes_without_peaks`` and ``genes_without_peaks`` (first 20, among annotated genes),
         ``n_genes_with_peaks``, ``n_peaks``, ``n_peaks_unknown_contig`` and
         ``unknown_contigs``, ``n_peaks_paired``, ``n_pairs``, ``median_peaks_per_gene`` (over
@@ -199,7 +203,9 @@ def gene_peak_windows(
 
     # match genes
     gene_names = pd.Index(mdata[rna].var_names.astype(str))
-    ann_idx, match_by = _match_genes(gene_names, ann)
+    var = mdata[rna].var
+    gene_ids = pd.Index(var["gene_ids"].astype(str)) if "gene_ids" in var.columns else None
+    ann_idx, match_by, n_by_id = _match_genes(gene_names, ann, gene_ids)
     found = ann_idx >= 0
     genes = ann.iloc[ann_idx[found]].reset_index(drop=True)
     genes["row"] = np.flatnonzero(found)
@@ -224,6 +230,7 @@ def gene_peak_windows(
     report: dict[str, Any] = {
         "n_genes": int(n_genes),
         "n_genes_not_in_annotation": int((~found).sum()),
+        "n_genes_matched_by_id": n_by_id,
         "genes_not_in_annotation": [str(g) for g in gene_names[~found][:_N_NAMES_REPORTED]],
         "n_genes_without_peaks": int(no_peaks.sum()),
         "genes_without_peaks": [str(g) for g in gene_names[no_peaks][:_N_NAMES_REPORTED]],
@@ -325,7 +332,8 @@ def _log_report(report: dict[str, Any], upstream: int, downstream: int, anchor: 
     n_annot = report["n_genes"] - report["n_genes_not_in_annotation"]
     logger.info(
         "gene_peak_windows (%s, -%d/+%d bp): %d pairs; %d/%d genes have peaks (median %.1f "
-        "peaks/gene); %d genes not in annotation; %d peaks on contigs the annotation lacks",
+        "peaks/gene); %d genes not in annotation (%d more matched by their Ensembl id); %d "
+        "peaks on contigs the annotation lacks",
         anchor,
         upstream,
         downstream,
@@ -334,6 +342,7 @@ def _log_report(report: dict[str, Any], upstream: int, downstream: int, anchor: 
         report["n_genes"],
         report["median_peaks_per_gene"],
         report["n_genes_not_in_annotation"],
+        report["n_genes_matched_by_id"],
         report["n_peaks_unknown_contig"],
     )
     if n_annot > 0 and report["n_genes_without_peaks"] > 0.5 * n_annot:

@@ -62,6 +62,7 @@ def fit_autoencoder(
     svd_fit_on: str = "train",
     key_added: str | None = None,
     write_predictions: bool = True,
+    control_features: str | list[str] | None = "auto",
     rng=None,
 ) -> AutoencoderModel:
     """Fit an MLP regularised by an autoencoder: source SVD → embedding → targets and SVD.
@@ -121,7 +122,7 @@ def fit_autoencoder(
     --------
     >>> import numpy as np, anndata as ad, mudata as md, scmm
     >>> rng = np.random.default_rng(0)
-    >>> rna = ad.AnnData(rng.poisson(2.0, (60, 30)).astype("float32"))
+    >>> rna = ad.AnnData(np.log1p(rng.poisson(2.0, (60, 30))).astype("float32"))
     >>> prot = ad.AnnData(rng.normal(size=(60, 4)).astype("float32"))
     >>> prot.var_names = ["CD3", "CD4", "CD8", "CD19"]  # distinct from the gene names
     >>> mdata = md.MuData({"rna": rna, "prot": prot})
@@ -157,6 +158,7 @@ def fit_autoencoder(
         key_added=key_added,
         svd_fit_on=svd_fit_on,
         write_predictions=write_predictions,
+        control_features=control_features,
         validation=validation,
         rng=rng,
     )

@@ -27,6 +27,7 @@ def fit_baseline(
     svd_fit_on: str = "train",
     key_added: str | None = None,
     write_predictions: bool = True,
+    control_features: str | list[str] | None = "auto",
     rng=None,
 ) -> BaselineModel | GeneActivityModel:
     """Fit a classical baseline from the source's SVD (or gene–peak windows) to the target.
@@ -64,7 +65,7 @@ def fit_baseline(
     --------
     >>> import numpy as np, anndata as ad, mudata as md, scmm
     >>> rng = np.random.default_rng(0)
-    >>> rna = ad.AnnData(rng.poisson(2.0, (60, 30)).astype("float32"))
+    >>> rna = ad.AnnData(np.log1p(rng.poisson(2.0, (60, 30))).astype("float32"))
     >>> prot = ad.AnnData(rng.normal(size=(60, 4)).astype("float32"))
     >>> prot.var_names = ["CD3", "CD4", "CD8", "CD19"]  # distinct from the gene names
     >>> mdata = md.MuData({"rna": rna, "prot": prot})
@@ -90,5 +91,6 @@ def fit_baseline(
         key_added=key_added or _keys.prediction(method),
         svd_fit_on=svd_fit_on,
         write_predictions=write_predictions,
+        control_features=control_features,
         rng=rng,
     )

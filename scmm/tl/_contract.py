@@ -28,17 +28,19 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
-from .. import _keys, metrics
+from .. import _input_space, _keys
 from .._validate import (
     align_cells,
     check_modality,
     get_matrix,
+    obs_columns_listing,
     resolve_train,
     warn_constant_rows,
 )
 from ..models._base import BaseModel
 from ..models._preprocess import SVD_FIT_ON
 from ..pp._svd import RowSubset, is_backed
+from ._scores import control_mask, held_out_scores, warn_below_mean_profile
 
 logger = logging.getLogger("scmm")
 
@@ -67,10 +69,18 @@ def _h5_safe(params: dict) -> dict:
     return out
 
 
-def _train_mask(mdata: MuData, source: AnnData, train) -> np.ndarray:
+def _train_mask(mdata: MuData, source: AnnData, train, mod: str | None = None) -> np.ndarray:
     if isinstance(train, str) and train in mdata.obs.columns:
         col = mdata.obs[train].reindex(source.obs_names)
         return resolve_train(train, pd.DataFrame({train: col.to_numpy()}), arg="train")
+    if isinstance(train, str) and train not in source.obs.columns:
+        mods = [mod] if mod is not None else [m for m in mdata.mod if mdata[m] is source]
+        msg = (
+            f"`train={train!r}` is not a column of `mdata.obs` or of the source's `.obs` "
+            f"({obs_columns_listing(mdata, mods)}). Mark training cells with "
+            "`scmm.pp.split_cells(mdata, ...)` (writes `mdata.obs['train']`)."
+        )
+        raise KeyError(msg)
     return resolve_train(train, source.obs, arg="train")
 
 
@@ -94,6 +104,7 @@ def fit_model(
     svd_fit_on: str = "train",
     write_predictions: bool = True,
     validation=None,
+    control_features="auto",
     rng=None,
 ) -> BaseModel:
     """Fit ``model`` following the fit contract and write its predictions into ``mdata``."""
@@ -106,6 +117,8 @@ def fit_model(
         msg = f"`svd_fit_on={svd_fit_on!r}` is not one of {SVD_FIT_ON}."
         raise ValueError(msg)
     order = align_cells(src, tgt, f"source={source!r}", f"target={target!r}")
+    # checked before anything is fitted
+    controls = [str(n) for n in tgt.var_names[control_mask(tgt.var_names, control_features)]]
     X = get_matrix(src, layer, "layer", backed=True)
     if is_backed(X) and not model.reads_backed:
         X = X.to_memory()
@@ -116,7 +129,7 @@ def fit_model(
         Y_all = Y_all.toarray() if sp.issparse(Y_all) else np.asarray(Y_all)
     identity = np.array_equal(order, np.arange(len(order)))
     Y_all = (Y_all if identity else Y_all[order]).astype(np.float32, copy=False)
-    mask = _train_mask(mdata, src, train)
+    mask = _train_mask(mdata, src, train, source)
     train_idx = np.flatnonzero(mask)
     if validation is not None and not isinstance(validation, float):
         validation = np.asarray(validation, dtype=bool)
@@ -130,16 +143,25 @@ def fit_model(
     subset = not mask.all()
     # "all": the SVD reads every cell's inputs in place (no stacked copy of the source)
     X_svd = X if svd_fit_on == "all" and subset else None
+    X_train = _rows(X, train_idx, model) if subset else X
+    Y_train = Y_all[train_idx] if subset else Y_all
+    space, arrays = _input_space.record_fit(
+        src, tgt, X_train, Y_train, mods=(source, target), layers=(layer, target_layer)
+    )
     model.source, model.target = source, target
     model.layer, model.target_layer = layer, target_layer
     model.fit(
-        _rows(X, train_idx, model) if subset else X,
-        Y_all[train_idx] if subset else Y_all,
+        X_train,
+        Y_train,
         source_features=src.var_names,
         target_features=tgt.var_names,
         X_svd=X_svd,
         validation=validation,
         rng=rng,
+    )
+    model.input_space, model.input_arrays = space, arrays
+    model.source_feature_ids = (
+        [str(i) for i in src.var["gene_ids"]] if "gene_ids" in src.var.columns else None
     )
     pred = model.predict_array(X) if write_predictions else None
     uns = {
@@ -154,6 +176,7 @@ def fit_model(
                 "svd_fit_on": svd_fit_on,
                 "write_predictions": write_predictions,
                 "n_train_cells": int(mask.sum()),
+                "control_features": controls or None,
                 "versions": _versions(),
             }
         )
@@ -165,14 +188,13 @@ def fit_model(
         pred_test = (
             pred[test_idx] if pred is not None else model.predict_array(_rows(X, test_idx, model))
         )
-        warn_constant_rows(Y_test, "held-out cells")
-        uns["scores"] = {
-            "n_cells": len(test_idx),
-            "pearson_per_cell": metrics.pearson_per_cell(Y_test, pred_test),
-            "pearson_per_feature": metrics.pearson_per_feature(Y_test, pred_test),
-            "rmse": metrics.rmse(Y_test, pred_test),
-        }
+        constant = warn_constant_rows(Y_test, "held-out cells")
+        uns["scores"] = held_out_scores(
+            Y_test, pred_test, Y_train, tgt.var_names, controls=control_features
+        )
         del pred_test
+        if not (model.predicts_mean_profile or constant):
+            warn_below_mean_profile(uns["scores"], key_added)
         logger.info("%s held-out scores: %s", key_added, uns["scores"])
     # every output is ready: write them together
     if pred is not None:
@@ -191,12 +213,21 @@ def predict(
     *,
     key_added: str | None = None,
     allow_missing_features: bool = False,
+    min_feature_overlap: float = 0.5,
+    normalize: bool = False,
 ) -> None:
     """Predict the target modality for the cells of ``data`` and write it there.
 
-    Cells may have only the source modality. Source features are matched by name; features the
-    data lacks are an error listing them (or zero-filled with a warning when
-    ``allow_missing_features=True``), extra ones are ignored with a warning.
+    Cells may have only the source modality. Source features are matched by name, then by the
+    Ensembl ids of ``var['gene_ids']`` (e.g. genes renamed between annotation versions);
+    features the data lacks are an error listing them (or filled at their training means with
+    a warning when ``allow_missing_features=True``), extra ones are ignored with a warning.
+
+    The values are checked against what the model was trained on: raw counts reaching a model
+    trained on normalised values are an error naming the :func:`scmm.pp.normalize` call to
+    apply (or pass ``normalize=True``), and values far outside the training distribution
+    (negative values where training had none, per-cell sums or feature means far off) warn
+    with the numbers.
 
     Parameters
     ----------
@@ -207,7 +238,16 @@ def predict(
     key_added
         Output key; default ``"scmm_<model name>"`` (e.g. ``"scmm_mlp"``, ``"scmm_ridge"``).
     allow_missing_features
-        Zero-fill missing source features instead of raising.
+        Fill missing source features at their training means instead of raising.
+    min_feature_overlap
+        Smallest fraction of the model's source features ``data`` must have; below it,
+        predicting is refused even with ``allow_missing_features=True``.
+    normalize
+        ``data`` holds raw counts (``.layers['counts']`` or ``.X``, as
+        :func:`scmm.pp.normalize` reads them): normalise them with the call recorded for the
+        model's training values first, as if ``scmm.pp.normalize`` had been run on ``data``
+        (on all of its features, before the model's are picked; ``"tfidf"`` takes its IDF from
+        these cells). ``data`` is not modified.
 
     Returns
     -------
@@ -223,12 +263,15 @@ def predict(
 
     and ``.uns[key_added]['params']`` : dict
         The model kind, source and target.
+    ``.uns[key_added]['features']`` : dict
+        ``n_features`` (the model's), ``n_found`` in ``data``, ``fraction_found``,
+        ``n_matched_by_id`` (through ``var['gene_ids']``).
 
     Examples
     --------
     >>> import numpy as np, anndata as ad, mudata as md, scmm
     >>> rng = np.random.default_rng(0)
-    >>> rna = ad.AnnData(rng.poisson(2.0, (60, 30)).astype("float32"))
+    >>> rna = ad.AnnData(np.log1p(rng.poisson(2.0, (60, 30))).astype("float32"))
     >>> prot = ad.AnnData(rng.normal(size=(60, 4)).astype("float32"))
     >>> prot.var_names = ["CD3", "CD4", "CD8", "CD19"]  # distinct from the gene names
     >>> mdata = md.MuData({"rna": rna, "prot": prot})
@@ -245,8 +288,20 @@ def predict(
         src = check_modality(data, model.source, "model.source")
         tgt = data.mod.get(model.target)
         holder = data
-    pred = model.predict(src, allow_missing_features=allow_missing_features)
-    params = {"model": model.kind, "source": model.source, "target": model.target}
+    X, report = model.aligned_source(
+        src,
+        allow_missing_features=allow_missing_features,
+        min_feature_overlap=min_feature_overlap,
+        normalize=normalize,
+    )
+    pred = model.predict_array(X)
+    del X
+    params = {
+        "model": model.kind,
+        "source": model.source,
+        "target": model.target,
+        "normalize": normalize,
+    }
     if tgt is not None:
         idx = src.obs_names.get_indexer(tgt.obs_names)
         if (idx < 0).any():
@@ -266,4 +321,4 @@ def predict(
         src.obsm[key_added] = pd.DataFrame(
             pred, index=src.obs_names.copy(), columns=pd.Index(model.target_features)
         )
-    holder.uns[key_added] = {"params": _h5_safe(params)}
+    holder.uns[key_added] = {"params": _h5_safe(params), "features": report}

@@ -12,6 +12,7 @@ from mudata import MuData
 
 from .. import _keys
 from .._docs import FIT_CONTRACT, FIT_WRITES, TRAINING_OPTIONS, doc_params
+from .._validate import obs_columns_listing
 from ..models._deepsets import DeepSetsModel
 from ..models._gene_activity import WINDOW_FIELDS
 from ..train._data import to_torch_batch
@@ -104,6 +105,7 @@ def fit_deepsets(
     svd_fit_on: str = "train",
     key_added: str | None = None,
     write_predictions: bool = True,
+    control_features: str | list[str] | None = "auto",
     rng=None,
 ) -> DeepSetsModel:
     """Fit a DeepSets model from each gene's window peaks (and the cell's ATAC SVD) to RNA.
@@ -173,9 +175,9 @@ def fit_deepsets(
     ...     "chrom": "chr1", "start": [10_000, 110_000, 210_000], "end": [20_000, 120_000, 220_000],
     ...     "strand": "+", "gene_name": ["A", "B", "C"],
     ... })
-    >>> atac = ad.AnnData(rng.poisson(1.0, (60, 24)).astype("float32"))
+    >>> atac = ad.AnnData(np.log1p(rng.poisson(1.0, (60, 24))).astype("float32"))
     >>> atac.var_names = [f"chr1_{s}_{s + 500}" for s in range(0, 240_000, 10_000)]
-    >>> rna = ad.AnnData(rng.poisson(2.0, (60, 3)).astype("float32"))
+    >>> rna = ad.AnnData(np.log1p(rng.poisson(2.0, (60, 3))).astype("float32"))
     >>> rna.var_names = ["A", "B", "C"]
     >>> mdata = md.MuData({"rna": rna, "atac": atac})
     >>> scmm.pp.gene_peak_windows(
@@ -214,20 +216,32 @@ def fit_deepsets(
         key_added=key_added or _keys.prediction(model.name),
         svd_fit_on=svd_fit_on,
         write_predictions=write_predictions,
+        control_features=control_features,
         validation=validation,
         rng=rng,
     )
 
 
-def _select_cells(adata, cells) -> np.ndarray:
+def _select_cells(adata, cells, mdata: MuData | None = None, mod: str | None = None) -> np.ndarray:
     n = adata.n_obs
     if cells is None:
         return np.arange(n)
     if isinstance(cells, str):
-        if cells not in adata.obs.columns:
-            msg = f"`cells={cells!r}` is not a column of `.obs`; pass a mask, indices or names."
+        if mdata is not None and cells in mdata.obs.columns:
+            cells = mdata.obs[cells].reindex(adata.obs_names).to_numpy()
+        elif cells in adata.obs.columns:
+            cells = adata.obs[cells].to_numpy()
+        else:
+            where = (
+                obs_columns_listing(mdata, [mod])
+                if mdata is not None
+                else f"`.obs` has: {list(adata.obs.columns)}"
+            )
+            msg = (
+                f"`cells={cells!r}` is not a column of `.obs` ({where}); pass a column name, a "
+                "mask, indices or names."
+            )
             raise ValueError(msg)
-        cells = adata.obs[cells].to_numpy()
     arr = np.asarray(cells)
     if arr.dtype == bool:
         if arr.shape != (n,):
@@ -298,9 +312,9 @@ def peak_contributions(
     ...     "chrom": "chr1", "start": [10_000, 110_000, 210_000], "end": [20_000, 120_000, 220_000],
     ...     "strand": "+", "gene_name": ["A", "B", "C"],
     ... })
-    >>> atac = ad.AnnData(rng.poisson(1.0, (60, 24)).astype("float32"))
+    >>> atac = ad.AnnData(np.log1p(rng.poisson(1.0, (60, 24))).astype("float32"))
     >>> atac.var_names = [f"chr1_{s}_{s + 500}" for s in range(0, 240_000, 10_000)]
-    >>> rna = ad.AnnData(rng.poisson(2.0, (60, 3)).astype("float32"))
+    >>> rna = ad.AnnData(np.log1p(rng.poisson(2.0, (60, 3))).astype("float32"))
     >>> rna.var_names = ["A", "B", "C"]
     >>> mdata = md.MuData({"rna": rna, "atac": atac})
     >>> scmm.pp.gene_peak_windows(
@@ -326,7 +340,7 @@ def peak_contributions(
         raise ValueError(msg)
     g = model.target_features.index(gene)
     src = mdata[model.source] if isinstance(mdata, MuData) else mdata
-    idx = _select_cells(src, cells)
+    idx = _select_cells(src, cells, mdata if isinstance(mdata, MuData) else None, model.source)
     X = sp.csr_matrix(model.source_matrix(mdata))[idx]
     net = model.net.eval()
     ptr = model.windows["indptr"]

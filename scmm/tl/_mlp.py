@@ -79,6 +79,7 @@ def fit_mlp(
     svd_fit_on: str = "train",
     key_added: str | None = None,
     write_predictions: bool = True,
+    control_features: str | list[str] | None = "auto",
     rng=None,
 ) -> MLPModel:
     """Fit an MLP from the source modality to the target modality.
@@ -133,7 +134,7 @@ def fit_mlp(
     --------
     >>> import numpy as np, anndata as ad, mudata as md, scmm
     >>> rng = np.random.default_rng(0)
-    >>> rna = ad.AnnData(rng.poisson(2.0, (60, 30)).astype("float32"))
+    >>> rna = ad.AnnData(np.log1p(rng.poisson(2.0, (60, 30))).astype("float32"))
     >>> prot = ad.AnnData(rng.normal(size=(60, 4)).astype("float32"))
     >>> prot.var_names = ["CD3", "CD4", "CD8", "CD19"]  # distinct from the gene names
     >>> mdata = md.MuData({"rna": rna, "prot": prot})
@@ -167,6 +168,7 @@ def fit_mlp(
         key_added=key_added or _keys.prediction(model.name),
         svd_fit_on=svd_fit_on,
         write_predictions=write_predictions,
+        control_features=control_features,
         validation=validation,
         rng=rng,
     )
@@ -259,7 +261,7 @@ def lr_range_test(
     --------
     >>> import numpy as np, anndata as ad, mudata as md, scmm
     >>> rng = np.random.default_rng(0)
-    >>> rna = ad.AnnData(rng.poisson(2.0, (60, 30)).astype("float32"))
+    >>> rna = ad.AnnData(np.log1p(rng.poisson(2.0, (60, 30))).astype("float32"))
     >>> prot = ad.AnnData(rng.normal(size=(60, 4)).astype("float32"))
     >>> prot.var_names = ["CD3", "CD4", "CD8", "CD19"]  # distinct from the gene names
     >>> mdata = md.MuData({"rna": rna, "prot": prot})

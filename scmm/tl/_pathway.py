@@ -68,6 +68,7 @@ def fit_pathway_mlp(
     svd_fit_on: str = "train",
     key_added: str | None = None,
     write_predictions: bool = True,
+    control_features: str | list[str] | None = "auto",
     rng=None,
 ) -> PathwayMLPModel:
     """Fit the pathway-sparse MLP: a gene branch masked by gene sets beside a dense SVD branch.
@@ -135,7 +136,7 @@ def fit_pathway_mlp(
     >>> import numpy as np, pandas as pd, anndata as ad, mudata as md, scmm
     >>> rng = np.random.default_rng(0)
     >>> genes = ["CD3E", "CD4", "CD8A", "MS4A1", "CD19", "LYZ"]
-    >>> rna = ad.AnnData(rng.poisson(2.0, (60, 6)).astype("float32"))
+    >>> rna = ad.AnnData(np.log1p(rng.poisson(2.0, (60, 6))).astype("float32"))
     >>> rna.var_names = genes
     >>> prot = ad.AnnData(rng.normal(size=(60, 3)).astype("float32"))
     >>> prot.var_names = ["CD3_TotalSeqB", "CD4_TotalSeqB", "CD19_TotalSeqB"]
@@ -194,6 +195,7 @@ def fit_pathway_mlp(
             key_added=key_added,
             svd_fit_on=svd_fit_on,
             write_predictions=write_predictions,
+            control_features=control_features,
             validation=validation,
             rng=rng,
         )

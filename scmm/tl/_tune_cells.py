@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
-from .._validate import _listing, get_matrix
+from .._validate import _listing, get_matrix, obs_columns_listing
 
 
 def _obs_column(mdata: MuData, src: AnnData, name: str, arg: str) -> pd.Series:
@@ -24,8 +24,11 @@ def _obs_column(mdata: MuData, src: AnnData, name: str, arg: str) -> pd.Series:
         return mdata.obs[name].reindex(src.obs_names)
     if name in src.obs.columns:
         return src.obs[name]
-    names = list(dict.fromkeys([*mdata.obs.columns, *src.obs.columns]))
-    msg = f"`{arg}={name!r}` is not a column of `.obs` (has: {_listing(names) or 'none'})."
+    mods = [m for m, adata in mdata.mod.items() if adata is src]
+    msg = (
+        f"`{arg}={name!r}` is not a column of `mdata.obs` or of the source's `.obs` "
+        f"({obs_columns_listing(mdata, mods)})."
+    )
     raise KeyError(msg)
 
 

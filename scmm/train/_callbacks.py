@@ -14,12 +14,42 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 
 from ._config import TrainingConfig
 from ._data import EpochShuffleSampler
 
 _LAST_CHECKPOINT = "last.ckpt"
+
+
+class _EpochProgressBar(TQDMProgressBar):
+    """Lightning's progress bar, counting epochs as the user set them: "Epoch 3/40".
+
+    With SWA on a network with BatchNorm, lightning adds one pass over the data after the last
+    epoch to recompute the BatchNorm statistics of the averaged weights; its bar says so
+    instead of showing an epoch beyond ``max_epochs``.
+    """
+
+    def __init__(self, max_epochs: int):
+        super().__init__()
+        self._max_epochs = int(max_epochs)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        """Describe the epoch starting, 1-based, out of ``max_epochs``."""
+        from lightning.pytorch.callbacks.progress.tqdm_progress import convert_inf
+
+        if self._leave:
+            self.train_progress_bar = self.init_train_tqdm()
+        epoch = trainer.current_epoch
+        bar = self.train_progress_bar
+        bar.set_description(
+            f"Epoch {epoch + 1}/{self._max_epochs}"
+            if epoch < self._max_epochs
+            else "SWA: BatchNorm statistics of the averaged weights",
+            refresh=False,
+        )
+        bar.reset(total=convert_inf(self.total_train_batches))
+        bar.initial = 0
 
 
 class _BestWeights(Callback):

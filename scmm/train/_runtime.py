@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import warnings
 from collections.abc import Iterator
 
@@ -18,6 +19,10 @@ import torch
 __all__ = ["seeded"]
 
 _LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
+_RANK_ZERO_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+)
 
 
 def _seeds(rng: int | np.random.Generator | None, n: int) -> list[int]:
@@ -61,13 +66,37 @@ def _ignore_harmless_warnings() -> None:
     warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
 
 
+class _Chatter(logging.Filter):
+    """Drop lightning's lines that do not apply to scmm, verbose or not.
+
+    Device hints ("GPU available: False, used: False", "TPU available…"), advertising
+    ("💡 Tip: …") and "`max_epochs=41` reached" (SWA's extra BatchNorm pass counted as an
+    epoch; the progress bar counts epochs as set).
+    """
+
+    _PATTERNS = (
+        re.compile(r"^(GPU|TPU|HPU|IPU) available"),
+        re.compile(r"Tip:"),
+        re.compile(r"^`Trainer\.fit` stopped: `max_epochs="),
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Whether to keep ``record``."""
+        message = record.getMessage()
+        return not any(p.search(message) for p in self._PATTERNS)
+
+
+_CHATTER = _Chatter()
+
+
 @contextlib.contextmanager
 def _quiet_lightning(verbose: bool) -> Iterator[None]:
-    """Silence lightning's info chatter ("GPU available...", tips) unless verbose."""
-    if verbose:
-        yield
-        return
-    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
+    """Drop lightning's device hints and tips; silence its other info lines unless verbose."""
+    # lightning logs through these two (its `rank_zero_info`), propagated to its handlers
+    sources = [logging.getLogger(name) for name in _RANK_ZERO_LOGGERS]
+    for lg in sources:
+        lg.addFilter(_CHATTER)
+    loggers = [] if verbose else [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.WARNING)
@@ -76,3 +105,5 @@ def _quiet_lightning(verbose: bool) -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
+        for lg in sources:
+            lg.removeFilter(_CHATTER)

@@ -49,6 +49,7 @@ from ._callbacks import (
     _BatchSeed,
     _BestWeights,
     _checkpoint_callbacks,
+    _EpochProgressBar,
     _HistoryState,
     _ShardTraining,
 )
@@ -228,6 +229,8 @@ def train(
         cbs.append(EarlyStopping(monitor="val_loss", patience=int(config.patience), mode="min"))
         best = _BestWeights()
         cbs.append(best)
+    if config.verbose:
+        cbs.append(_EpochProgressBar(int(config.max_epochs)))
     if config.checkpoint_dir is not None:
         cbs.extend(_checkpoint_callbacks(config, has_validation=len(val_rows) > 0))
     ckpt_path = _resume_path(config)
