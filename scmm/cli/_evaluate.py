@@ -9,7 +9,15 @@ import numpy as np
 import pandas as pd
 
 from ._args import UsageError, add_common
-from ._io import Reporter, is_counts, mudata_of, normalize_counts, read_inputs, write_json
+from ._io import (
+    Reporter,
+    is_counts,
+    mudata_of,
+    normalize_counts,
+    read_file,
+    read_inputs,
+    write_json,
+)
 
 
 def add_parser(sub) -> None:
@@ -59,13 +67,14 @@ def _predictions(mdata, target: str, key: str) -> pd.DataFrame:
     for adata in mdata.mod.values():
         if key in adata.obsm and isinstance(adata.obsm[key], pd.DataFrame):
             return adata.obsm[key]
-    found = sorted(
-        {k for a in mdata.mod.values() for k in a.obsm if k.startswith("scmm_")}
-        | {k for a in mdata.mod.values() for k in a.layers if k.startswith("scmm_")}
-    )
+    found = {
+        k for a in mdata.mod.values() for k, v in a.obsm.items() if isinstance(v, pd.DataFrame)
+    }
+    if target in mdata.mod:
+        found |= set(mdata[target].layers) - {"counts"}
     msg = (
-        f"no predictions `--key {key}` in the file (scmm predictions there: "
-        f"{', '.join(found) or 'none'}); pass the key `scmm predict` wrote"
+        f"no predictions `--key {key}` in the file (predictions there: "
+        f"{', '.join(sorted(found)) or 'none'}); pass the key `scmm predict` wrote"
     )
     raise UsageError(msg)
 
@@ -152,7 +161,7 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
     """Run ``scmm evaluate``."""
     from .. import metrics
 
-    mdata = read_inputs(args.data, {}, single=None)
+    mdata = read_file(args.data, "h5mu")
     pred = _predictions(mdata, args.target, args.key)
     if args.cells is not None:
         pred = pred[_cell_mask(mdata, pred, args.cells)]

@@ -147,8 +147,8 @@ def _check_params(function, params: dict, method: str) -> None:
         )
         if not ok or (expected is int and isinstance(value, bool)):
             msg = (
-                f"`--param {key}={value!r}` should be a {expected.__name__} (the default is "
-                f"{default!r})"
+                f"`--param {key}={value!r}` should be of type {expected.__name__} (the default "
+                f"is {default!r})"
             )
             raise UsageError(msg)
 

@@ -56,7 +56,7 @@ class Reporter:
             )
 
 
-def _read(path: str, kind: str):
+def read_file(path: str, kind: str):
     """Read one ``.h5ad`` (``kind="h5ad"``) or ``.h5mu`` file, with a one-line error."""
     p = Path(path)
     if not p.is_file():
@@ -131,9 +131,9 @@ def read_inputs(data: str | None, files: dict[str, str], *, single: str | None) 
                     "(e.g. `--rna rna.h5ad --prot prot.h5ad`)"
                 )
                 raise UsageError(msg)
-            return mudata_of({single: _read(data, "h5ad")})
-        return _read(data, "h5mu")
-    mods = {name: _read(path, "h5ad") for name, path in files.items()}
+            return mudata_of({single: read_file(data, "h5ad")})
+        return read_file(data, "h5mu")
+    mods = {name: read_file(path, "h5ad") for name, path in files.items()}
     return mudata_of(match_cells(mods))
 
 
