@@ -18,7 +18,8 @@ import scipy.sparse as sp
 
 import scmm.datasets as ds
 from scmm.datasets import _fetch
-from scmm.datasets._loaders import parse_peak_names, read_gmt
+from scmm.datasets._gene_sets import read_gmt
+from scmm.datasets._layout import parse_peak_names
 from scmm.datasets._registry import REGISTRY
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

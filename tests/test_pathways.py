@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from scmm.nn import SparseLinear
 from scmm.pp import pathway_connectivity, protein_to_gene
-from scmm.pp._pathways import _key
+from scmm.pp._protein_genes import _key
 
 DATA = Path(os.environ.get("SCMM_DATA_DIR", "../shared/data"))
 TABLE = Path(__file__).parents[1] / "scmm" / "pp" / "protein_genes.tsv"

@@ -7,17 +7,11 @@ files with a public URL are downloaded with pooch and their sha256 checked (see
 
 from __future__ import annotations
 
+from ._annotation import gene_annotation
 from ._fetch import fetch
-from ._loaders import (
-    bmmc_cite,
-    gene_annotation,
-    gene_sets,
-    mop_snare2,
-    pbmc10k_cite,
-    pbmc10k_protein_200,
-    pbmc_multiome,
-)
+from ._gene_sets import gene_sets
 from ._open_problems import read_open_problems_2022
+from ._paired import bmmc_cite, mop_snare2, pbmc10k_cite, pbmc10k_protein_200, pbmc_multiome
 
 __all__ = [
     "bmmc_cite",

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ._loaders import _categorical, _mudata, parse_peak_names
+from ._layout import _categorical, _mudata, parse_peak_names
 
 PathLike = str | os.PathLike
 

@@ -2,7 +2,8 @@
 
 from ._gene_activity import gene_activity
 from ._normalize import normalize
-from ._pathways import pathway_connectivity, protein_to_gene
+from ._pathways import pathway_connectivity
+from ._protein_genes import protein_to_gene
 from ._split import split_cells
 from ._svd import svd
 from ._windows import gene_peak_windows

@@ -12,26 +12,23 @@ Design notes
   pattern; ``distance``, ``in_body`` and ``width`` hold the pair features, including explicit
   zeros (a peak centred on the TSS has distance 0 and must not vanish). Read pair features from
   ``.data`` next to ``pairs.indices`` and avoid arithmetic that drops explicit zeros.
-* The assembly check compares the fraction of peaks within 1 kb of any annotated TSS with the
-  same fraction after shifting the peaks by several Mb (a self-calibrated null). ATAC peaks
-  cluster at promoters, so matching assemblies give a clear enrichment (mop_snare2 + mm10: 9.0 %
-  vs 3.1 %, ratio 2.9) while mismatched or shifted coordinates give none (ratio ≤ 1.0 for shifts
-  from 2 kb to 7 Mb). A simpler "most peaks are > 1 Mb from every TSS" test is also applied, but
-  alone it misses shifts of a few Mb, since a dense annotation has a TSS every ~50 kb.
+* Reading the annotation and the peak coordinates lives in ``_coordinates.py``, the check that
+  both are on one assembly in ``_assembly_check.py``; this module joins the windows.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import warnings
 from os import PathLike
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
+
+from ._assembly_check import _assembly_stats, _check_assembly
+from ._coordinates import _harmonise_chr_prefix, _match_genes, _peak_table, _read_annotation
 
 if TYPE_CHECKING:
     from mudata import MuData
@@ -40,10 +37,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["gene_peak_windows"]
 
-_TSS_RADIUS = 1_000
-_NULL_SHIFTS = (-7_000_019, -5_000_011, -3_000_007, 3_000_011, 5_000_017, 7_000_019)
-_MIN_PEAKS_FOR_ENRICHMENT = 500
-_PEAK_NAME_RE = re.compile(r"^(.+?)[:_-](\d+)[_-](\d+)$")
 _N_NAMES_REPORTED = 20
 
 
@@ -267,264 +260,6 @@ def gene_peak_windows(
         mdata = mdata.copy()
     mdata.uns[key_added] = result
     return mdata if copy else None
-
-
-# --------------------------------------------------------------------------- annotation
-
-
-def _read_annotation(annotation: pd.DataFrame | str | PathLike) -> tuple[pd.DataFrame, str]:
-    """Return a clean annotation table and a description of its source."""
-    if isinstance(annotation, pd.DataFrame):
-        df, source = annotation, "DataFrame"
-    elif isinstance(annotation, str | PathLike):
-        path = Path(annotation)
-        if not path.exists():
-            msg = f"`annotation` file {str(path)!r} does not exist."
-            raise ValueError(msg)
-        source = str(path)
-        name = path.name.lower().removesuffix(".gz")
-        if name.endswith((".gtf", ".gff2")):
-            df = _read_gtf(path)
-        elif name.endswith(".bed"):
-            df = pd.read_csv(path, sep="\t", header=None, comment="#", usecols=range(6))
-            df.columns = ["chrom", "start", "end", "gene_name", "score", "strand"]
-        elif name.endswith((".csv", ".tsv", ".txt")):
-            df = pd.read_csv(path, sep="\t" if name.endswith(".tsv") else ",")
-        else:
-            msg = (
-                f"`annotation` file {str(path)!r}: unknown format; pass a .gtf, .bed, .csv or "
-                ".tsv file (optionally gzipped) or a DataFrame."
-            )
-            raise ValueError(msg)
-    else:
-        msg = (
-            "`annotation` must be a DataFrame or a path to a GTF/BED/CSV file, "
-            f"got {type(annotation).__name__}."
-        )
-        raise TypeError(msg)
-
-    rename = {"Chromosome": "chrom", "Start": "start", "End": "end", "Strand": "strand"}
-    df = df.rename(columns={k: v for k, v in rename.items() if v not in df.columns})
-    missing = [c for c in ("chrom", "start", "end", "strand", "gene_name") if c not in df.columns]
-    if missing:
-        msg = (
-            f"`annotation` lacks columns {missing} (has: {list(df.columns)}); it needs chrom, "
-            "start (0-based), end, strand and gene_name, as `scmm.datasets.gene_annotation` "
-            "returns."
-        )
-        raise ValueError(msg)
-    cols = ["chrom", "start", "end", "strand", "gene_name"]
-    cols += [c for c in ("gene_id", "tss") if c in df.columns]
-    df = df[cols].copy()
-    df["chrom"] = df["chrom"].astype(str)
-    df["strand"] = df["strand"].astype(str)
-    df["gene_name"] = df["gene_name"].astype(str)
-    df["start"] = df["start"].astype(np.int64)
-    df["end"] = df["end"].astype(np.int64)
-    stranded = df["strand"].isin(["+", "-"])
-    if not stranded.all():
-        logger.info("annotation: dropped %d genes without +/- strand", int((~stranded).sum()))
-        df = df.loc[stranded]
-    if "tss" not in df.columns:
-        df["tss"] = np.where(df["strand"] == "+", df["start"], df["end"] - 1)
-    df["tss"] = df["tss"].astype(np.int64)
-    if len(df) == 0:
-        msg = "`annotation` has no stranded genes."
-        raise ValueError(msg)
-    return df.reset_index(drop=True), source
-
-
-def _read_gtf(path: Path) -> pd.DataFrame:
-    import pyranges as pr
-
-    gtf = pr.read_gtf(str(path), as_df=True)
-    if "gene_name" not in gtf.columns:
-        if "gene_id" not in gtf.columns:
-            msg = f"`annotation` GTF {str(path)!r} has neither gene_name nor gene_id attributes."
-            raise ValueError(msg)
-        gtf["gene_name"] = gtf["gene_id"]
-    genes = gtf.loc[gtf["Feature"].astype(str) == "gene"]
-    if len(genes) == 0:  # GTFs without gene lines: span of each gene's features
-        keys = ["gene_name", "Chromosome", "Strand"]
-        genes = gtf.groupby(keys, observed=True, sort=False).agg(
-            Start=("Start", "min"), End=("End", "max")
-        )
-        genes = genes.reset_index()
-    cols = ["Chromosome", "Start", "End", "Strand", "gene_name"]
-    cols += ["gene_id"] if "gene_id" in genes.columns else []
-    return pd.DataFrame(genes[cols]).reset_index(drop=True)
-
-
-def _harmonise_chr_prefix(ann: pd.DataFrame, peak_chroms: pd.Series) -> pd.DataFrame:
-    """Add or strip ``chr`` on the annotation when only one side uses it."""
-    pc = set(peak_chroms.unique())
-    ac = set(ann["chrom"].unique())
-    if pc & ac:
-        return ann
-    added = {"chr" + c.replace("MT", "M") for c in ac}
-    stripped = {c.removeprefix("chr") for c in ac}
-    if len(pc & added) > len(pc & stripped):
-        ann = ann.assign(chrom="chr" + ann["chrom"].str.replace(r"^MT$", "M", regex=True))
-        logger.info("annotation: added 'chr' to contig names to match the peaks")
-    elif pc & stripped:
-        ann = ann.assign(chrom=ann["chrom"].str.removeprefix("chr"))
-        logger.info("annotation: removed 'chr' from contig names to match the peaks")
-    return ann
-
-
-def _match_genes(names: pd.Index, ann: pd.DataFrame) -> tuple[np.ndarray, str]:
-    """Row of the annotation for each gene (-1 when absent), and the column matched on."""
-    by_name = ann.drop_duplicates("gene_name", keep="first")
-    idx = pd.Index(by_name["gene_name"]).get_indexer(names)
-    rows = np.where(idx >= 0, by_name.index.to_numpy()[idx], -1)
-    match_by = "gene_name"
-    if "gene_id" in ann.columns:
-        ids = ann["gene_id"].astype(str).str.replace(r"\.\d+$", "", regex=True)
-        by_id = ann.assign(_id=ids).drop_duplicates("_id", keep="first")
-        query = names.str.replace(r"\.\d+$", "", regex=True)
-        idx_id = pd.Index(by_id["_id"]).get_indexer(query)
-        if (idx_id >= 0).sum() > (rows >= 0).sum():
-            rows = np.where(idx_id >= 0, by_id.index.to_numpy()[idx_id], -1)
-            match_by = "gene_id"
-    return rows, match_by
-
-
-# --------------------------------------------------------------------------- peaks
-
-
-def _peak_table(var: pd.DataFrame, var_names: pd.Index, atac: str) -> pd.DataFrame:
-    """Chromosome, start and end of each peak, from var columns or var names."""
-    for cols in (("chrom", "start", "end"), ("Chromosome", "Start", "End")):
-        if all(c in var.columns for c in cols):
-            df = pd.DataFrame(
-                {"chrom": var[cols[0]].astype(str).to_numpy(), "start": var[cols[1]].to_numpy()}
-            )
-            df["end"] = var[cols[2]].to_numpy()
-            break
-    else:
-        parts = pd.Series(var_names.astype(str)).str.extract(_PEAK_NAME_RE)
-        bad = parts[0].isna().to_numpy()
-        if bad.any():
-            examples = list(var_names[bad][:3])
-            msg = (
-                f"`mdata[{atac!r}]` has no var columns chrom/start/end and {int(bad.sum())} "
-                f"peak names are not 'chr_start_end' or 'chr:start-end' (e.g. {examples}); "
-                "add the columns to `.var`."
-            )
-            raise ValueError(msg)
-        df = pd.DataFrame({"chrom": parts[0], "start": parts[1], "end": parts[2]})
-    try:
-        df["start"] = df["start"].astype(np.int64)
-        df["end"] = df["end"].astype(np.int64)
-    except (TypeError, ValueError) as err:
-        msg = f"`mdata[{atac!r}].var` start/end must be integers without missing values."
-        raise ValueError(msg) from err
-    if (df["end"] <= df["start"]).any():
-        msg = f"`mdata[{atac!r}]` has peaks with end <= start; check the peak coordinates."
-        raise ValueError(msg)
-    return df.reset_index(drop=True)
-
-
-# --------------------------------------------------------------------------- assembly check
-
-
-def _nearest_tss(
-    groups: list[tuple[np.ndarray, np.ndarray]], pos: np.ndarray, n: int
-) -> np.ndarray:
-    """Distance from each position to the nearest TSS of its contig (inf when none).
-
-    ``groups`` holds, per contig shared with the annotation, the indices of its positions and
-    its sorted TSSs.
-    """
-    out = np.full(n, np.inf)
-    for idx, t in groups:
-        p = pos[idx]
-        i = np.searchsorted(t, p)
-        left = np.abs(p - t[np.clip(i - 1, 0, len(t) - 1)])
-        right = np.abs(t[np.clip(i, 0, len(t) - 1)] - p)
-        out[idx] = np.minimum(left, right)
-    return out
-
-
-def _assembly_stats(
-    chrom: np.ndarray, centre: np.ndarray, ann: pd.DataFrame, far_distance: int
-) -> dict[str, Any]:
-    tss = {str(c): np.sort(g["tss"].to_numpy()) for c, g in ann.groupby("chrom", sort=False)}
-    ends = ann.groupby("chrom", sort=False)["end"].max()
-    codes, contigs = pd.factorize(pd.Series(chrom, dtype=str))
-    order = np.argsort(codes, kind="stable")
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(contigs)))])
-    groups = [(order[bounds[k] : bounds[k + 1]], tss[c]) for k, c in enumerate(contigs) if c in tss]
-    d = _nearest_tss(groups, centre, len(centre))
-    known = np.isfinite(d)
-    stats: dict[str, Any] = {
-        "nearest": d,
-        "far_fraction": float(np.mean(~known | (d > far_distance))) if len(d) else 0.0,
-        "tss_fraction": float(np.mean(d[known] <= _TSS_RADIUS)) if known.any() else 0.0,
-        "tss_enrichment": np.nan,
-    }
-    if known.sum() >= _MIN_PEAKS_FOR_ENRICHMENT:
-        # null: the same peaks shifted by several Mb, wrapped around their contig
-        length = np.ones(len(centre), dtype=np.int64)
-        for idx, _ in groups:
-            c = chrom[idx[0]]
-            length[idx] = max(int(ends[c]), int(centre[idx].max())) + 1
-        null = np.mean(
-            [
-                np.mean(
-                    _nearest_tss(groups, (centre + s) % length, len(centre))[known] <= _TSS_RADIUS
-                )
-                for s in _NULL_SHIFTS
-            ]
-        )
-        stats["tss_null_fraction"] = float(null)
-        stats["tss_enrichment"] = float(stats["tss_fraction"] / max(null, 1e-12))
-    return stats
-
-
-def _check_assembly(
-    stats: dict[str, Any],
-    *,
-    n_peaks: int,
-    max_far_fraction: float,
-    far_distance: int,
-    min_tss_enrichment: float,
-    ann_contigs: set[str],
-    peak_contigs: pd.Series,
-) -> None:
-    hint = (
-        "Peaks and annotation look like different assemblies (e.g. hg19 vs hg38, mm10 vs "
-        "mm39) or species; pass the annotation matching the peaks' assembly "
-        "(or `check_assembly=False` if you are sure)."
-    )
-    d = stats["nearest"]
-    if n_peaks == 0:
-        return
-    shared = np.isfinite(d)
-    if shared.mean() < 1.0 - max_far_fraction:
-        msg = (
-            f"Only {shared.mean():.1%} of the peaks lie on contigs of the annotation "
-            f"(peaks: {sorted(peak_contigs.unique())[:5]}..., annotation: "
-            f"{sorted(ann_contigs)[:5]}...). {hint}"
-        )
-        raise ValueError(msg)
-    far = stats["far_fraction"]
-    if far > max_far_fraction:
-        msg = (
-            f"{far:.1%} of the peaks are farther than {far_distance:,} bp from every annotated "
-            f"TSS or on contigs the annotation lacks (`max_far_fraction={max_far_fraction}`). "
-            f"{hint}"
-        )
-        raise ValueError(msg)
-    enrichment = stats["tss_enrichment"]
-    if np.isfinite(enrichment) and enrichment < min_tss_enrichment:
-        msg = (
-            f"Peaks show no enrichment at annotated TSSs: {stats['tss_fraction']:.1%} lie "
-            f"within {_TSS_RADIUS} bp of a TSS, against {stats['tss_null_fraction']:.1%} for "
-            f"the same peaks shifted by 3-7 Mb (ratio {enrichment:.2f} < "
-            f"`min_tss_enrichment={min_tss_enrichment}`). {hint}"
-        )
-        raise ValueError(msg)
 
 
 # --------------------------------------------------------------------------- join

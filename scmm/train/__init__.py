@@ -11,7 +11,8 @@ from ._data import RowBatchDataset, make_loader
 from ._losses import correlation_loss, mixed_loss, mse_loss, sparsity_penalty, weight_penalty
 from ._lr_range import LRRangeResult, lr_range_test
 from ._module import PredictionModule
-from ._trainer import predict, seeded, split_validation, train
+from ._runtime import seeded
+from ._trainer import predict, split_validation, train
 
 __all__ = [
     "LRRangeResult",

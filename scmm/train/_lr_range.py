@@ -23,7 +23,8 @@ from torch import nn
 from ._config import TrainingConfig
 from ._data import RowBatchDataset, make_loader
 from ._module import PredictionModule
-from ._trainer import _as_tuple, _cuda_devices, _ignore_harmless_warnings, _quiet_lightning, _seeds
+from ._runtime import _cuda_devices, _ignore_harmless_warnings, _quiet_lightning, _seeds
+from ._trainer import _as_tuple
 
 __all__ = ["LRRangeResult", "lr_range_test", "steepest_descent"]
 

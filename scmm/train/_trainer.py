@@ -17,17 +17,19 @@ step are exactly the cells of the single-process batch of ``batch_size * world_s
 evaluates all validation cells. ``batch_size`` is per rank. After training, rank 0's final state
 (including BatchNorm running statistics, which DDP does not average) is broadcast, so every rank
 returns identical weights.
+
+The callbacks this adds to every run live in ``_callbacks.py``; seeding, device lists and the
+quieting of lightning's logs and warnings (shared with the LR range test) in ``_runtime.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import math
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,79 +44,27 @@ from lightning.pytorch.callbacks import (
 )
 from torch import nn
 
+from ._callbacks import (
+    _LAST_CHECKPOINT,
+    _BatchSeed,
+    _BestWeights,
+    _checkpoint_callbacks,
+    _HistoryState,
+    _ShardTraining,
+)
 from ._config import TrainingConfig
 from ._data import (
-    EpochShuffleSampler,
     RowBatchDataset,
     batch_plan,
     make_loader,
     to_torch_batch,
 )
 from ._module import PredictionModule
+from ._runtime import _cuda_devices, _ignore_harmless_warnings, _quiet_lightning, _seeds
 
-__all__ = ["predict", "seeded", "split_validation", "train"]
+__all__ = ["predict", "split_validation", "train"]
 
-_LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
-_LAST_CHECKPOINT = "last.ckpt"
 log = logging.getLogger(__name__)
-
-
-def _seeds(rng: int | np.random.Generator | None, n: int) -> list[int]:
-    """``n`` seeds drawn from ``rng`` (None means seed 0, as everywhere in scmm)."""
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng or 0)
-    return [int(s) for s in gen.integers(0, 2**62, size=n)]
-
-
-def _cuda_devices() -> list[int]:
-    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-
-
-@contextlib.contextmanager
-def seeded(rng: int | np.random.Generator | None) -> Iterator[None]:
-    """Context in which torch's global random state is seeded from ``rng``, then restored.
-
-    Use it around network construction (weight initialisation) so that the same ``rng`` gives
-    the same initial weights without touching the caller's global seed. An int is used as the
-    seed itself; None means 0.
-    """
-    if rng is None:
-        rng = 0
-    seed = int(rng) if isinstance(rng, int | np.integer) else _seeds(rng, 1)[0]
-    with torch.random.fork_rng(devices=_cuda_devices()):
-        torch.manual_seed(seed)
-        yield
-
-
-def _ignore_harmless_warnings() -> None:
-    """Inside ``warnings.catch_warnings()``: ignore lightning's warnings that do not apply."""
-    # tiny CPU runs: in-process loading is intended (the pyproject ignores these too)
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*The number of training batches.*")
-    # lightning 2.6 on torch >= 2.10 uses a deprecated torch.utils._pytree API internally
-    warnings.filterwarnings("ignore", ".*LeafSpec.*", category=FutureWarning)
-    # validation is optional: without validation cells lightning just skips the loop
-    warnings.filterwarnings("ignore", ".*but have no `val_dataloader`.*")
-    # SWA replaces the (finished) per-step one-cycle scheduler by its per-epoch SWALR: intended
-    warnings.filterwarnings("ignore", ".*SWA is currently only supported every epoch.*")
-    # `checkpoint_dir` holds one run: its files are overwritten (and resumed from) on purpose
-    warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
-
-
-@contextlib.contextmanager
-def _quiet_lightning(verbose: bool) -> Iterator[None]:
-    """Silence lightning's info chatter ("GPU available...", tips) unless verbose."""
-    if verbose:
-        yield
-        return
-    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
 
 
 def split_validation(
@@ -151,83 +101,6 @@ def split_validation(
     return train_rows, val_rows
 
 
-class _BestWeights(Callback):
-    """Keep a CPU copy of the weights of the epoch with the lowest validation loss.
-
-    Its state goes into checkpoints, so a resumed run still returns the best epoch's weights.
-    """
-
-    def __init__(self) -> None:
-        self.best: float = math.inf
-        self.best_epoch: int | None = None
-        self.state: dict[str, torch.Tensor] | None = None
-
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        val = trainer.callback_metrics.get("val_loss")
-        if val is None or trainer.sanity_checking:
-            return
-        val = float(val)
-        if val < self.best:
-            self.best = val
-            self.best_epoch = int(trainer.current_epoch)
-            self.state = {
-                k: v.detach().cpu().clone() for k, v in pl_module.net.state_dict().items()
-            }
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "best_epoch": self.best_epoch, "state": self.state}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.best = float(state_dict["best"])
-        self.best_epoch = state_dict["best_epoch"]
-        self.state = state_dict["state"]
-
-
-class _BatchSeed(Callback):
-    """Seed torch's global random state (dropout) before each batch from (seed, step, rank).
-
-    Dropout masks then depend on the position in training only, not on how many steps ran in
-    this process, so a resumed run draws the same masks as an uninterrupted one; ranks draw
-    different masks. (Per batch rather than per epoch: lightning skips ``on_train_epoch_start``
-    of the first epoch after resuming from an end-of-epoch checkpoint.)
-    """
-
-    def __init__(self, seed: int) -> None:
-        self.seed = int(seed)
-
-    def on_train_batch_start(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
-    ) -> None:
-        key = [self.seed, trainer.current_epoch, batch_idx, trainer.global_rank]
-        torch.manual_seed(int(np.random.default_rng(key).integers(0, 2**62)))
-
-
-class _ShardTraining(Callback):
-    """Give the training sampler this process's DDP rank once lightning has set the ranks."""
-
-    def __init__(self) -> None:
-        self.sampler: EpochShuffleSampler | None = None  # set once the loader is built
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if self.sampler is not None:
-            self.sampler.set_shard(trainer.global_rank, trainer.world_size)
-
-
-class _HistoryState(Callback):
-    """Store :attr:`PredictionModule.history` in checkpoints and restore it on resume."""
-
-    def on_save_checkpoint(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
-        checkpoint["scmm_history"] = copy.deepcopy(pl_module.history)
-
-    def on_load_checkpoint(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
-        if "scmm_history" in checkpoint:
-            pl_module.history = copy.deepcopy(checkpoint["scmm_history"])
-
-
 def _resume_path(config: TrainingConfig) -> str | None:
     """``checkpoint_dir/last.ckpt`` when resuming and it exists, else None (start afresh)."""
     if not config.resume:
@@ -237,26 +110,6 @@ def _resume_path(config: TrainingConfig) -> str | None:
         return str(path)
     log.warning("`resume=True` but %s does not exist: training from scratch.", path)
     return None
-
-
-def _checkpoint_callbacks(config: TrainingConfig, has_validation: bool) -> list[ModelCheckpoint]:
-    """``last.ckpt`` every epoch; with validation also ``best.ckpt`` (lowest ``val_loss``).
-
-    Two callbacks, because lightning's ``save_last`` only saves when a top-k checkpoint was
-    saved at that step. Both save at the end of each training epoch (after validation and the
-    history update) and overwrite the files of an earlier run, so ``last.ckpt`` is always this
-    run's latest.
-    """
-    common = {
-        "dirpath": config.checkpoint_dir,
-        "save_top_k": 1,
-        "save_on_train_epoch_end": True,
-        "enable_version_counter": False,
-    }
-    cbs = [ModelCheckpoint(filename=_LAST_CHECKPOINT.removesuffix(".ckpt"), **common)]
-    if has_validation:
-        cbs.append(ModelCheckpoint(filename="best", monitor="val_loss", mode="min", **common))
-    return cbs
 
 
 def _sync_from_rank0(trainer: L.Trainer, net: nn.Module) -> None:
