@@ -40,6 +40,7 @@ def scmm_cli(*args, env=None, check=True) -> subprocess.CompletedProcess:
 def read_h5mu(path) -> md.MuData:
     with warnings.catch_warnings():  # gene and protein names overlap (CD4, ...): MuData warns
         warnings.filterwarnings("ignore", "var_names are not unique", UserWarning)
+        warnings.filterwarnings("ignore", ".*not created by muon/mudata", UserWarning)
         return md.read_h5mu(path)
 
 
@@ -296,3 +297,25 @@ def test_console_script_exit_code_and_one_line_error(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         f"scmm fit: error: `{tmp_path / 'missing.h5ad'}` does not exist; check the path"
     ]
+
+
+def test_atac_to_rna_from_a_h5mu_predicts_into_the_rna_layers(data_dir, tmp_path, capsys):
+    mdata = read_h5mu(data_dir / "multiome/pbmc_muon/pbmc_rna_atac_1000cells.h5mu")
+    keep = np.asarray(mdata["atac"].X.sum(axis=1)).ravel() > 0  # TF-IDF needs counts per cell
+    mdata[keep].copy().write(tmp_path / "paired.h5mu")
+    argv = ["fit", tmp_path / "paired.h5mu", "--source", "atac", "--target", "rna", "--method",
+            "ridge", "--test-fraction", "0.2", "--out", tmp_path / "model", "-q"]  # fmt: skip
+    assert cli.main([str(a) for a in argv]) == 0
+    fitted = json.loads((tmp_path / "model" / "fit.json").read_text())
+    assert fitted["normalize"] == {"atac": "tfidf", "rna": "log_cp10k"}
+    argv = ["predict", tmp_path / "model", tmp_path / "paired.h5mu", "--out", tmp_path / "p.h5mu"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # shown, as outside pytest (which makes warnings errors)
+        assert cli.main([str(a) for a in [*argv, "-q"]]) == 0
+    # the query's own peak frequencies weigh TF-IDF: said in one warning line
+    assert capsys.readouterr().err.startswith("scmm: warning: TF-IDF weighs each peak")
+    assert read_h5mu(tmp_path / "p.h5mu")["rna"].layers["scmm_ridge"].shape == (int(keep.sum()), 45)
+    argv = ["evaluate", tmp_path / "p.h5mu", "--target", "rna", "--key", "scmm_ridge", "-q",
+            "--json", tmp_path / "s.json"]  # fmt: skip
+    assert cli.main([str(a) for a in argv]) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["n_cells"] == int(keep.sum())

@@ -172,6 +172,19 @@ def _split(mdata, args) -> dict:
     return {"train": None}
 
 
+def _normalize(mdata, args, report: Reporter) -> dict[str, str]:
+    """Normalise the source and target (``--normalize auto``); return what was done to each."""
+    done = {}
+    for mod in (args.source, args.target):
+        if args.normalize == "auto":
+            done[mod] = auto_method(mod)
+            report.step(f"normalising {mod!r} from raw counts ({done[mod]})")
+            normalize_counts(mdata, mod, done[mod], flag="`--normalize auto`")
+        else:
+            done[mod] = "none"
+    return done
+
+
 def _windows(mdata, args, report: Reporter) -> None:
     """Compute the gene–peak windows ``deepsets`` and ``gene_activity`` read."""
     from .. import datasets, pp
@@ -225,14 +238,7 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
     if args.source == args.target:
         msg = "`--source` and `--target` are the same modality; pass two different ones"
         raise UsageError(msg)
-    normalize = {}
-    for mod in (args.source, args.target):
-        if args.normalize == "auto":
-            normalize[mod] = auto_method(mod)
-            report.step(f"normalising {mod!r} from raw counts ({normalize[mod]})")
-            normalize_counts(mdata, mod, normalize[mod], flag="`--normalize auto`")
-        else:
-            normalize[mod] = "none"
+    normalize = _normalize(mdata, args, report)
     split = _split(mdata, args)
     if args.method in NEEDS_WINDOWS:
         _windows(mdata, args, report)
@@ -253,6 +259,7 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
         train=split["train"],
         key_added=key,
         rng=args.seed,
+        write_predictions=False,  # only the held-out scores are reported: no cells × targets copy
     )
     scores = mdata.uns[key].get("scores")
     if scores is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 from pathlib import Path
 
 from ._args import UsageError, add_common, add_inputs, input_files
@@ -102,6 +103,14 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
         if method != "none":
             report.step(f"normalising {model.source!r} from raw counts ({method})")
             normalize_counts(query, model.source, method, flag="`--normalize auto`")
+        if method == "tfidf":
+            warnings.warn(
+                "TF-IDF weighs each peak by the query cells' own peak frequencies, not the "
+                "training cells'; predict for enough cells together (not a handful) to estimate "
+                "them",
+                UserWarning,
+                stacklevel=2,
+            )
     key = args.key or (record["key"] if record else None)
     report.step(f"predicting {model.target!r} for {query[model.source].n_obs} cells")
     tl.predict(model, query, key_added=key, allow_missing_features=args.allow_missing_features)
