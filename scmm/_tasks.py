@@ -113,8 +113,9 @@ def load_task(name: str, *, data_dir=None) -> tuple[MuData, Task]:
 class Method:
     """A method compared by the demo and ``benchmarks/accuracy.py``.
 
-    ``fit(mdata, task, *, key_added, rng, svd_fit_on)`` fits on ``mdata.obs['train']`` and
-    writes predictions to ``mdata[task.target].layers[key_added]``; ``kinds`` lists the
+    ``fit(mdata, task, *, key_added, rng, svd_fit_on, data_dir)`` fits on ``mdata.obs['train']``
+    and writes predictions to ``mdata[task.target].layers[key_added]`` (``data_dir``: the folder
+    of the gene annotation and gene sets it may read); ``kinds`` lists the
     ``(source, target)`` modality pairs it applies to (``None``: all); ``datasets`` the datasets
     it needs (``None``: all; e.g. gene sets need named genes).
     """
@@ -151,15 +152,19 @@ def ensure_windows(mdata: MuData, task: Task, *, data_dir=None, key: str = "wind
 def _fit_with(function: str, *, windows: bool = False, **fixed):
     """Build a :class:`Method` fit calling ``scmm.tl.<function>`` on the training cells.
 
-    ``fixed`` holds further keyword arguments; a callable value is called with the task.
+    ``fixed`` holds further keyword arguments; a callable value is called with the task, and a
+    ``gene_sets`` collection name is read with :func:`scmm.datasets.gene_sets` from the fit's
+    ``data_dir``.
     """
 
-    def fit(mdata, task, *, key_added, rng=0, svd_fit_on="train"):
-        from . import tl
+    def fit(mdata, task, *, key_added, rng=0, svd_fit_on="train", data_dir=None):
+        from . import datasets, tl
 
         if windows:
-            ensure_windows(mdata, task)
+            ensure_windows(mdata, task, data_dir=data_dir)
         kwargs = {k: v(task) if callable(v) else v for k, v in fixed.items()}
+        if isinstance(kwargs.get("gene_sets"), str):
+            kwargs["gene_sets"] = datasets.gene_sets(kwargs["gene_sets"], data_dir=data_dir)
         return getattr(tl, function)(
             mdata,
             task.source,
@@ -185,12 +190,6 @@ def _baseline(method: str):
     )
 
 
-def _hallmark(task: Task) -> dict:
-    from . import datasets
-
-    return datasets.gene_sets("hallmark")
-
-
 #: CITE datasets whose genes and proteins are named (gene sets need symbols).
 NAMED_CITE = ("bmmc_cite", "pbmc10k_protein_200")
 
@@ -211,7 +210,7 @@ METHODS: dict[str, Method] = {
     ),
     "autoencoder": Method(_fit_with("fit_autoencoder"), kinds=CITE),
     "pathway_mlp": Method(
-        _fit_with("fit_pathway_mlp", gene_sets=_hallmark), kinds=CITE, datasets=NAMED_CITE
+        _fit_with("fit_pathway_mlp", gene_sets="hallmark"), kinds=CITE, datasets=NAMED_CITE
     ),
     "gene_activity": Method(
         _fit_with("fit_baseline", method="gene_activity", windows=True),

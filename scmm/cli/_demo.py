@@ -1,11 +1,13 @@
-"""The ``scmm`` console script: ``scmm demo`` runs the main job on a real dataset."""
+"""``scmm demo``: every method on a real dataset, trained and scored on held-out cells."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
+
+from ._args import add_common
+from ._io import Reporter
 
 
 def demo(
@@ -14,6 +16,7 @@ def demo(
     out: str | Path = ".",
     methods: list[str] | None = None,
     data_dir: str | None = None,
+    quiet: bool = False,
 ) -> list[dict]:
     """Train every method on a real dataset's training cells and score the held-out cells.
 
@@ -27,6 +30,8 @@ def demo(
         Methods to run; default all of ``scmm._tasks.METHODS``.
     data_dir
         Folder of the data files (else ``SCMM_DATA_DIR`` or the user cache).
+    quiet
+        Print nothing (the files are still written).
 
     Returns
     -------
@@ -37,8 +42,12 @@ def demo(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from . import _keys, metrics, pl
-    from ._tasks import METHODS, load_task
+    from .. import _keys, metrics, pl
+    from .._tasks import METHODS, load_task
+
+    def say(*lines: str) -> None:
+        if not quiet:
+            print(*lines, sep="\n")
 
     mdata, task = load_task(dataset, data_dir=data_dir)
     methods = methods or [m for m in METHODS if METHODS[m].applies_to(task)]
@@ -49,14 +58,14 @@ def demo(
     test = ~mdata.obs["train"].reindex(mdata[task.target].obs_names).to_numpy()
     y = mdata[task.target].X
     rows = []
-    print(
+    say(
         f"scmm demo: {dataset}, {task.source} → {task.target}, {task.description}; "
         f"{int((~test).sum())} training cells, {int(test.sum())} held-out cells"
     )
     for name in methods:
         key = _keys.prediction(name)
         start = time.perf_counter()
-        METHODS[name].fit(mdata, task, key_added=key)
+        METHODS[name].fit(mdata, task, key_added=key, data_dir=data_dir)
         seconds = time.perf_counter() - start
         pred = mdata[task.target].layers[key]
         rows.append(
@@ -68,10 +77,13 @@ def demo(
                 "seconds": seconds,
             }
         )
-    print("\n| method | per-cell Pearson | mean per-feature Pearson | RMSE | fit s |")
-    print("|---|---|---|---|---|")
+    say(
+        "",
+        "| method | per-cell Pearson | mean per-feature Pearson | RMSE | fit s |",
+        "|---|---|---|---|---|",
+    )
     for r in sorted(rows, key=lambda r: -r["pearson_per_cell"]):
-        print(
+        say(
             f"| {r['method']} | {r['pearson_per_cell']:.3f} | {r['pearson_per_feature']:.3f} "
             f"| {r['rmse']:.3f} | {r['seconds']:.1f} |"
         )
@@ -82,17 +94,20 @@ def demo(
     fig.suptitle(f"{dataset}: {best}, held-out cells")
     fig.savefig(out / "scmm_demo.png", dpi=110)
     plt.close(fig)
-    _unique_var_names(mdata)
+    renamed = _unique_var_names(mdata)
+    if renamed:
+        say(renamed)
     mdata.write(out / "scmm_demo.h5mu")
-    print(f"\nwrote {out / 'scmm_demo.h5mu'} and {out / 'scmm_demo.png'}")
+    say(f"\nwrote {out / 'scmm_demo.h5mu'} and {out / 'scmm_demo.png'}")
     return rows
 
 
-def _unique_var_names(mdata) -> None:
+def _unique_var_names(mdata) -> str | None:
     """Prefix feature names shared by two modalities (gene and protein CD44) with the modality.
 
     As :meth:`mudata.MuData.var_names_make_unique` does, so the written file reads back
-    without MuData's warnings about duplicated names; prints which were renamed.
+    without MuData's warnings about duplicated names; returns a line saying which were renamed
+    (``None`` when no name is shared).
     """
     import warnings
 
@@ -101,38 +116,53 @@ def _unique_var_names(mdata) -> None:
     names = pd.Index([v for m in mdata.mod.values() for v in m.var_names])
     shared = sorted(set(names[names.duplicated()]))
     if not shared:
-        return
+        return None
     with warnings.catch_warnings():  # MuData announces the prefix: printed below instead
         warnings.simplefilter("ignore", UserWarning)
         mdata.var_names_make_unique()
-    print(
+    return (
         f"{len(shared)} feature names occur in two modalities ({', '.join(shared[:5])}"
         f"{', …' if len(shared) > 5 else ''}); the file names them '<modality>:<name>'."
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``scmm`` console script."""
-    from ._tasks import METHODS, TASKS
+def add_parser(sub) -> None:
+    """Add the ``demo`` command to the subparsers ``sub``."""
+    from .._tasks import METHODS, TASKS
 
-    parser = argparse.ArgumentParser(prog="scmm", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="fit every method on a real dataset and score held-out cells")
-    p.add_argument("--dataset", default="bmmc_cite", choices=sorted(TASKS))
+    p = sub.add_parser(
+        "demo",
+        help="fit every method on a real dataset and score held-out cells",
+        description="Fit every applicable method on a real dataset's training cells, print "
+        "the scores on the held-out cells and write scmm_demo.h5mu (all predictions) and "
+        "scmm_demo.png (predicted vs measured for the best method) to --out.",
+    )
+    p.add_argument(
+        "--dataset",
+        default="bmmc_cite",
+        choices=sorted(TASKS),
+        help="the task: dataset and held-out cells (default: bmmc_cite, donor s1d1 → s1d2)",
+    )
     p.add_argument("--out", default=".", help="output folder (default: current folder)")
-    p.add_argument("--methods", nargs="+", choices=sorted(METHODS), default=None)
-    p.add_argument("--data-dir", default=None, help="data folder (default: $SCMM_DATA_DIR)")
-    args = parser.parse_args(argv)
-    from ._settings import settings
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        choices=sorted(METHODS),
+        default=None,
+        metavar="METHOD",
+        help=f"methods to run (default: every one that applies); from {', '.join(METHODS)}",
+    )
+    add_common(p)
+    p.set_defaults(run=run)
 
-    settings.verbose = False  # the console script prints tables, not progress bars
-    try:
-        demo(args.dataset, out=args.out, methods=args.methods, data_dir=args.data_dir)
-    except FileNotFoundError as err:
-        print(f"scmm demo: {err}", file=sys.stderr)
-        return 1
+
+def run(args: argparse.Namespace, report: Reporter) -> int:
+    """Run ``scmm demo``."""
+    demo(
+        args.dataset,
+        out=args.out,
+        methods=args.methods,
+        data_dir=args.data_dir,
+        quiet=report.quiet,
+    )
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,0 +1,127 @@
+"""``scmm predict``: apply a saved model to new cells and write the predictions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+
+from ._args import UsageError, add_common, add_inputs, input_files
+from ._io import (
+    FIT_RECORD,
+    Reporter,
+    check_new_path,
+    normalize_counts,
+    read_inputs,
+    write_h5mu,
+)
+
+
+def add_parser(sub) -> None:
+    """Add the ``predict`` command to the subparsers ``sub``."""
+    p = sub.add_parser(
+        "predict",
+        help="predict the target modality for new cells with a saved model",
+        description="Predict the target modality of a saved model for the cells of a query "
+        "(which may hold only the source modality) and write the query with its predictions "
+        "to --out: in the target modality's .layers[KEY] when the query has that modality, "
+        "else as a table (cells x target features) in the source modality's .obsm[KEY].",
+    )
+    p.add_argument("model", metavar="MODEL_DIR", help="model folder written by `scmm fit`")
+    add_inputs(p, what="query cells", single="the source modality")
+    p.add_argument(
+        "--normalize",
+        choices=("auto", "none"),
+        default="auto",
+        help="auto (default): normalise the query's source modality from raw counts the way "
+        f"`scmm fit` normalised the training cells (read from MODEL_DIR/{FIT_RECORD}); "
+        "none: use .X as it is",
+    )
+    p.add_argument(
+        "--allow-missing-features",
+        action="store_true",
+        help="zero-fill source features the query lacks (with a warning) instead of failing",
+    )
+    p.add_argument(
+        "--key",
+        default=None,
+        help="name of the predictions (default: the one `scmm fit` used, e.g. scmm_mlp)",
+    )
+    p.add_argument("--out", required=True, metavar="OUT.h5mu", help="output file (.h5mu)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    add_common(p)
+    p.set_defaults(run=run)
+
+
+def read_fit_record(model_dir: Path) -> dict | None:
+    """Return the record ``scmm fit`` wrote into ``model_dir`` (``None``: saved in Python)."""
+    path = model_dir / FIT_RECORD
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        msg = f"`{path}` is not valid JSON ({err}); the model folder is damaged"
+        raise ValueError(msg) from err
+
+
+def run(args: argparse.Namespace, report: Reporter) -> int:
+    """Run ``scmm predict``."""
+    from .. import _keys, models, tl
+
+    out = Path(args.out)
+    if out.suffix != ".h5mu":
+        msg = f"`--out {out}` must end in .h5mu"
+        raise UsageError(msg)
+    check_new_path(out, overwrite=args.overwrite)
+    model_dir = Path(args.model)
+    if not model_dir.is_dir():
+        msg = f"`{model_dir}` is not a folder; pass the MODEL_DIR that `scmm fit --out` wrote"
+        raise FileNotFoundError(msg)
+    model = models.load(model_dir)
+    record = read_fit_record(model_dir)
+    report.step("reading the query")
+    query = read_inputs(args.data, input_files(args), single=model.source)
+    if model.source not in query.mod:
+        msg = (
+            f"the query has no {model.source!r} modality, which the model predicts from (has: "
+            f"{', '.join(query.mod)}); pass it, e.g. `--{model.source} FILE.h5ad`"
+        )
+        raise UsageError(msg)
+    normalize = {model.source: "none", model.target: "none"}
+    if args.normalize == "auto":
+        if record is None:
+            msg = (
+                f"`{model_dir}` was not written by `scmm fit`, so how its training cells were "
+                "normalised is not recorded; normalise the query the same way and pass "
+                "`--normalize none`"
+            )
+            raise UsageError(msg)
+        normalize = dict(record["normalize"])
+        method = normalize[model.source]
+        if method != "none":
+            report.step(f"normalising {model.source!r} from raw counts ({method})")
+            normalize_counts(query, model.source, method, flag="`--normalize auto`")
+        if method == "tfidf":
+            warnings.warn(
+                "TF-IDF weighs each peak by the query cells' own peak frequencies, not the "
+                "training cells'; predict for enough cells together (not a handful) to estimate "
+                "them",
+                UserWarning,
+                stacklevel=2,
+            )
+    key = args.key or (record["key"] if record else None)
+    report.step(f"predicting {model.target!r} for {query[model.source].n_obs} cells")
+    tl.predict(model, query, key_added=key, allow_missing_features=args.allow_missing_features)
+    key = key or _keys.prediction(model.name)
+    # how the targets were normalised at fit time: `scmm evaluate` does the same to measured values
+    query.uns[key]["scmm_cli"] = {"model": str(model_dir), "normalize": normalize}
+    write_h5mu(query, out)
+    where = (
+        f"{model.target}.layers[{key!r}]"
+        if model.target in query.mod
+        else f"{model.source}.obsm[{key!r}]"
+    )
+    report.step(f"wrote {out} (predictions in {where})")
+    return 0
