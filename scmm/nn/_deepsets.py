@@ -120,7 +120,7 @@ class DeepSetsNet(nn.Module):
     ``forward(context, atac)`` takes a dense ``(batch, n_context)`` tensor and a
     ``(batch, n_peaks)`` tensor (torch sparse COO/CSR or dense) and returns ``(batch, n_genes)``.
     On CPU (float32) the pooling and ρ's local term of the active (cell, gene) rows run as fused
-    kernels (:mod:`scmm.nn._deepsets_kernels`: no ``rows × hidden`` tensor is formed, so
+    kernels (``scmm.nn._deepsets_kernels``: no ``rows × hidden`` tensor is formed, so
     ``max_memory_mb`` does not apply); elsewhere, or with ``fused_rho = False``, as torch
     operations, ρ in chunks within ``max_memory_mb``. The two paths give the same values and
     gradients (to float32 rounding).

@@ -12,7 +12,7 @@ svd_fit_on="train", rng=None, ...)``:
 - writes predictions for all cells to ``mdata[target].layers[key_added]`` (unless
   ``write_predictions=False``) and parameters (and, when there are held-out cells, their
   scores) to ``mdata.uns[key_added]``; predictions larger than
-  :data:`PREDICTION_MEMORY_BUDGET` are written to a ``.npy`` file on disk, a block of cells at a
+  ``PREDICTION_MEMORY_BUDGET`` are written to a ``.npy`` file on disk, a block of cells at a
   time, and the layer is a read-only memory map of it (the path in
   ``.uns[key_added]['predictions_path']``, and one logged line says so);
 - never copies the training (or held-out) rows of a sparse or backed source for models that
