@@ -530,11 +530,16 @@ def _deepsets_comparison(ds: list[dict]) -> list[str]:
         ref, new = by[(f, "reference")], by[(f, "fused")]
         a, b = ref["stages"][stage], new["stages"][stage]
         steps = -(-round(ref["n_cells"] * 2 / 3) // 256)
-        ta, tb = a.get("train_s", float("nan")), b.get("train_s", float("nan"))
+        ta, tb = a.get("train_s"), b.get("train_s")  # recorded since this table exists
+
+        def sec(x):
+            return "–" if x is None else f"{x:.0f}"
+
+        ratio = "–" if ta is None or tb is None else f"{ta / tb:.1f}×"
         lines.append(
-            f"| {ref['n_cells']:,} | ~{steps} | {a['s']:.0f} ({a['cpu_s']:.0f}; {ta:.0f}) | "
-            f"{b['s']:.0f} ({b['cpu_s']:.0f}; {tb:.0f}) | {a['s'] / b['s']:.1f}× "
-            f"({a['cpu_s'] / b['cpu_s']:.1f}×; {ta / tb:.1f}×) | "
+            f"| {ref['n_cells']:,} | ~{steps} | {a['s']:.0f} ({a['cpu_s']:.0f}; {sec(ta)}) | "
+            f"{b['s']:.0f} ({b['cpu_s']:.0f}; {sec(tb)}) | {a['s'] / b['s']:.1f}× "
+            f"({a['cpu_s'] / b['cpu_s']:.1f}×; {ratio}) | "
             f"{a['peak_gib']:.2f} / {b['peak_gib']:.2f} | "
             f"{ref['scores'].get('pearson_per_cell', float('nan')):.3f} / "
             f"{new['scores'].get('pearson_per_cell', float('nan')):.3f} |"
