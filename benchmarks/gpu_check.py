@@ -24,9 +24,19 @@ before each fit), peak RSS the process's resident memory sampled every 50 ms dur
 donor: a sanity check (the synthetic targets are predictable), not an accuracy benchmark. Each
 finished row is written at once, so a run stopped part-way keeps its rows.
 
+With ``--deepsets``, Multiome also runs ``scmm.tl.fit_deepsets`` per precision on the data
+(gene–peak windows from the synthetic annotation), and then **the DeepSets full-shape epoch**:
+``--deepsets-steps`` optimiser steps of the network over windows of the competition's shape
+(228,942 peaks × 23,418 genes, ~20 peaks per gene; batches of 256 synthetic cells at 3%
+open peaks, as ``benchmarks/deepsets_scale.py``) on the device, per precision; the step does
+not depend on the number of cells, so ``full epoch s`` is the step time × the steps of one
+epoch over the competition's ~70,600 training cells (two of the three donors). Its ``train s``
+is the timed steps (the first, a warm-up, excluded); ``fit s``, ``SVD s`` and ``r`` do not
+apply. On a GPU the network runs its torch path (on CPU, the fused kernels).
+
 Usage::
 
-    python benchmarks/gpu_check.py --device cpu --small --epochs 1   # CPU smoke run (1%)
+    python benchmarks/gpu_check.py --device cpu --small --epochs 1 --deepsets  # CPU smoke (1%)
     python benchmarks/gpu_check.py --task cite                     # CITE at full size
 
 On a CUDA machine (one H100, 16 cores), with the packages its image lacks carried as wheels
@@ -35,7 +45,7 @@ legacy-api-wrap, natsort, scverse-misc, array-api-compat; pyranges, ncls and sor
 for ``--deepsets``)::
 
     PYTHONPATH=$PWD PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py \\
-        --multiome-fraction 0.125 --out $OUT/gpu_results.md
+        --multiome-fraction 0.125 --deepsets --out $OUT/gpu_results.md
 
 runs CITE at full size and Multiome at 1/8 of its cells (13,243 cells × 228,942 peaks), bf16
 and fp32, three epochs of batch 512 each. Estimated from the 2-core timings in
@@ -45,7 +55,9 @@ well under a minute per GPU fit. The GPU columns do not depend on the number of 
 batches are the same), so the smaller Multiome loses nothing there; ``full epoch s`` is the
 epoch time at the competition's size from the measured rate. ``--multiome-fraction 0.25``
 adds ~2 min of SVD (~8-9 min in all); 1/2 or full size does not fit one 10-minute command
-next to CITE. The table (with the card's name) is printed and appended to ``--out``.
+next to CITE. ``--deepsets`` adds the windows (~10 s), two ``fit_deepsets`` runs of three
+epochs on the 1/8 data (~8,800 training cells: ~35 steps of 256 each) and the full-shape steps
+(seconds each on a GPU). The table (with the card's name) is printed and appended to ``--out``.
 """
 
 from __future__ import annotations
@@ -71,6 +83,7 @@ from scale import SOURCE, TARGET, PeakRSS  # noqa: E402
 NORMALIZE = {"rna": "log_cp10k", "atac": "tfidf"}  # proteins: used as generated
 GIB = 2**30
 KEY = "gpu_check"
+DEEPSETS_BATCH = 256  # fit_deepsets' default batch
 COLUMNS = (
     "task",
     "cells (train)",
@@ -207,6 +220,50 @@ def run_fit(fit, mdata, task, *, fraction, precision, args, cuda, mon, memo, mod
     }
 
 
+def deepsets_full_shape(*, precision: str, steps: int, device: str, cuda: bool, mon) -> dict:
+    """``steps`` timed optimiser steps of DeepSets over full-shape windows; the table row."""
+    import deepsets_scale
+    import torch
+
+    rng = np.random.default_rng(0)
+    net = deepsets_scale.full_shape_net(rng).to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    batches = [deepsets_scale.random_batch(rng, DEEPSETS_BATCH) for _ in range(steps + 1)]
+    bf16 = precision.startswith("bf16")
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    mon.reset()
+    t = 0.0
+    for i, batch in enumerate(batches):  # the first step is a warm-up
+        if i == 1:
+            if cuda:
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+        deepsets_scale.train_step(net, opt, *batch, device=device, bf16=bf16)
+    if cuda:
+        torch.cuda.synchronize()
+    train_s = time.perf_counter() - t
+    rate = steps * DEEPSETS_BATCH / train_s
+    n_train = round(deepsets_scale.N_CELLS * 2 / 3)
+    return {
+        "task": "multiome, full-shape windows",
+        "cells (train)": f"{deepsets_scale.N_CELLS:,} (~{n_train:,})",
+        "model": "deepsets steps",
+        "precision": precision,
+        "epochs × batch": f"{steps} steps × {DEEPSETS_BATCH}",
+        "fit s": "–",
+        "SVD s": "–",
+        "train s": f"{train_s:.1f}",
+        "s/epoch": "–",
+        "cells/s": f"{rate:,.0f}",
+        "full epoch s": f"{n_train / rate:.1f}",
+        "peak GPU GiB": f"{torch.cuda.max_memory_allocated() / GIB:.2f}" if cuda else "–",
+        "peak RSS GiB": f"{mon.peak / GIB:.2f}",
+        "r": "–",
+    }
+
+
 def markdown(rows: list[dict]) -> str:
     """The rows as a Markdown table."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
@@ -235,6 +292,13 @@ def main(argv: list[str] | None = None) -> None:
         "--deepsets",
         action="store_true",
         help="Multiome: also one fit_deepsets run per precision (gene-peak windows: pyranges)",
+    )
+    p.add_argument(
+        "--deepsets-steps",
+        type=int,
+        default=None,
+        help="with --deepsets: timed steps of the full-shape DeepSets epoch (default 10, 2 "
+        "with --small; 0 skips it)",
     )
     p.add_argument("--cache", default="/tmp/scmm_scale", help="synthetic data (as scale.py)")
     p.add_argument("--out", default=str(HERE / "gpu_results.md"), help="results appended here")
@@ -347,6 +411,16 @@ def main(argv: list[str] | None = None) -> None:
         memo.clear()
         del mdata, X
         gc.collect()
+    steps = args.deepsets_steps if args.deepsets_steps is not None else (2 if args.small else 10)
+    if args.deepsets and "multiome" in tasks and steps > 0:
+        device = "cuda" if cuda else "cpu"
+        for precision in precisions:
+            row = deepsets_full_shape(
+                precision=precision, steps=steps, device=device, cuda=cuda, mon=mon
+            )
+            rows.append(row)
+            print(" | ".join(f"{c} {row[c]}" for c in COLUMNS), flush=True)
+            write()
     mon.close()
     if pool is not None:
         pool.shutdown()

@@ -99,7 +99,15 @@ def _train_mask(obs) -> np.ndarray:
 
 
 def worker(
-    task: str, fraction: float, cache: Path, *, naive: bool, backed: bool, deepsets: bool
+    task: str,
+    fraction: float,
+    cache: Path,
+    *,
+    naive: bool,
+    backed: bool,
+    deepsets: bool,
+    reference: bool = False,
+    defaults: bool = False,
 ) -> dict:
     """Run the stages in this process and return timings and peaks."""
     import warnings
@@ -163,9 +171,11 @@ def worker(
 
         def normalise():  # in place: the counts are not kept (a second copy of the matrix)
             method = "log_cp10k" if src == "rna" else "tfidf"
-            scmm.pp.normalize(mdata, src, method=method, keep_counts=naive)
+            keep = {} if defaults else {"keep_counts": naive}  # defaults: counts kept
+            scmm.pp.normalize(mdata, src, method=method, **keep)
             if task == "multiome":
-                scmm.pp.normalize(mdata, tgt, method="log_cp10k", keep_counts=False)
+                keep = {} if defaults else {"keep_counts": False}
+                scmm.pp.normalize(mdata, tgt, method="log_cp10k", **keep)
 
         stage("normalise", normalise)
         X = mdata[src].X
@@ -175,8 +185,15 @@ def worker(
     # predictions for every cell are not written (9.9 GB for Multiome at full size): the fits
     # score the held-out donor, and the predict stage predicts its cells
     lean = {"write_predictions": False, "train": mask, "rng": 0}
+    # defaults: no memory options (write_predictions=True: memory up to the budget, else disk)
+    lean = {"train": mask, "rng": 0} if defaults else lean
+    sizes = {} if defaults else {"n_components": 64}
     if deepsets:
         import synthetic
+
+        from scmm.nn import DeepSetsNet
+
+        DeepSetsNet.fused_rho = not reference  # the torch path: the code before the kernels
 
         def windows():
             scmm.pp.gene_peak_windows(
@@ -190,12 +207,14 @@ def worker(
             )
 
         stage("windows", windows)
-        stage(
+        model = stage(
             "fit_deepsets 1 epoch",
             lambda: scmm.tl.fit_deepsets(
                 mdata, src, tgt, max_epochs=1, verbose=False, logger=None, **lean
             ),
         )
+        # the training loop alone (lightning's fit), without the fit's SVD and predictions
+        stages["fit_deepsets 1 epoch"]["train_s"] = float(model.history["time_s"])
         return _result(
             task,
             fraction,
@@ -208,11 +227,13 @@ def worker(
             naive,
             backed,
             deepsets,
+            "reference" if reference else "fused",
+            defaults,
         )
-    stage("svd", lambda: scmm.pp.svd(mdata, src, n_components=64, rng=0))
+    stage("svd", lambda: scmm.pp.svd(mdata, src, rng=0, **sizes))
     ridge = stage(
         "fit_baseline ridge",
-        lambda: scmm.tl.fit_baseline(mdata, src, tgt, method="ridge", n_components=64, **lean),
+        lambda: scmm.tl.fit_baseline(mdata, src, tgt, method="ridge", **sizes, **lean),
     )
     model = ridge
     if not naive and hasattr(scmm.tl, "fit_mlp"):
@@ -223,8 +244,7 @@ def worker(
                 src,
                 tgt,
                 max_epochs=1,
-                n_components=64,
-                batch_size=512,
+                **({} if defaults else {"n_components": 64, "batch_size": 512}),
                 verbose=False,
                 logger=None,
                 **lean,
@@ -233,11 +253,35 @@ def worker(
     if not backed:  # the held-out donor's cells, as a query of new cells
         query = md.MuData({src: mdata[src][~mask].copy()})
         stage("predict", lambda: scmm.tl.predict(model, query, key_added="scale_pred"))
-    return _result(task, fraction, n_cells, nnz, stages, mon, mdata, "scmm_ridge", naive, backed)
+    return _result(
+        task,
+        fraction,
+        n_cells,
+        nnz,
+        stages,
+        mon,
+        mdata,
+        "scmm_ridge",
+        naive,
+        backed,
+        defaults=defaults,
+    )
 
 
 def _result(
-    task, fraction, n_cells, nnz, stages, mon, mdata, scored, naive, backed, deepsets=False
+    task,
+    fraction,
+    n_cells,
+    nnz,
+    stages,
+    mon,
+    mdata,
+    scored,
+    naive,
+    backed,
+    deepsets=False,
+    deepsets_path=None,
+    defaults=False,
 ):
     """The run's record: stages, totals, whole-run peak and the held-out scores of ``scored``."""
     mon.close()
@@ -249,7 +293,16 @@ def _result(
         "naive": naive,
         "backed": backed,
         "deepsets": deepsets,
-        "options": {"keep_counts": naive, "write_predictions": False, "predict": "held-out"},
+        "deepsets_path": deepsets_path,
+        "defaults": defaults,
+        "options": (
+            {"keep_counts": True, "write_predictions": True, "predict": "held-out"}
+            if defaults
+            else {"keep_counts": naive, "write_predictions": False, "predict": "held-out"}
+        ),
+        "predictions_on_disk": any(
+            "predictions_path" in v for v in mdata.uns.values() if isinstance(v, dict)
+        ),
         "stages": stages,
         "total_s": sum(v["s"] for v in stages.values()),
         "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB,
@@ -263,16 +316,28 @@ def _result(
     }
 
 
-def _run_name(task, fraction, naive, backed, deepsets=False) -> str:
+def _run_name(
+    task, fraction, naive, backed, deepsets=False, reference=False, defaults=False
+) -> str:
     tags = "".join(
-        t for t, on in (("_naive", naive), ("_backed", backed), ("_deepsets", deepsets)) if on
+        t
+        for t, on in (
+            ("_naive", naive),
+            ("_backed", backed),
+            ("_deepsets", deepsets),
+            ("_reference", deepsets and reference),
+            ("_defaults", defaults and not naive and not backed),
+        )
+        if on
     )
     return f"{task}_{fraction:g}{tags}.json"
 
 
 def run_subprocess(task, fraction, args, *, naive=False, backed=False) -> dict | None:
     deepsets = args.deepsets and task == "multiome" and not naive and not backed
-    out = Path(args.results) / _run_name(task, fraction, naive, backed, deepsets)
+    out = Path(args.results) / _run_name(
+        task, fraction, naive, backed, deepsets, args.reference, args.defaults
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.is_file() and not args.force:
         print(f"{out.name}: kept (pass --force to rerun)", flush=True)
@@ -291,6 +356,8 @@ def run_subprocess(task, fraction, args, *, naive=False, backed=False) -> dict |
     cmd += ["--naive"] if naive else []
     cmd += ["--backed"] if backed else []
     cmd += ["--deepsets"] if deepsets else []
+    cmd += ["--reference"] if deepsets and args.reference else []
+    cmd += ["--defaults"] if args.defaults and not naive and not backed else []
     t = time.perf_counter()
     proc = subprocess.run(cmd, check=False)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -329,12 +396,37 @@ def report(results_dir: Path) -> str:
     runs = [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
     lines = []
     groups = [
-        (task, task, [r for r in runs if r["task"] == task and not r.get("deepsets")])
+        (
+            task,
+            f"{task}{', defaults (no memory options)' if d else ''}",
+            [
+                r
+                for r in runs
+                if r["task"] == task and not r.get("deepsets") and r.get("defaults", False) == d
+            ],
+        )
+        for d in (False, True)
         for task in ("cite", "multiome")
     ]
-    groups.append(
-        ("multiome", "multiome, fit_deepsets on its own", [r for r in runs if r.get("deepsets")])
-    )
+    # runs saved before the fused kernels (no "deepsets_path") ran the torch path
+    ds = [r for r in runs if r.get("deepsets") and not r.get("defaults")]
+    groups += [
+        (
+            "multiome",
+            "multiome, fit_deepsets on its own, fused CPU kernels (current)",
+            [r for r in ds if r.get("deepsets_path") == "fused"],
+        ),
+        (
+            "multiome",
+            "multiome, fit_deepsets on its own, torch path (before the kernels)",
+            [r for r in ds if r.get("deepsets_path", "reference") == "reference"],
+        ),
+        (
+            "multiome",
+            "multiome, fit_deepsets on its own, defaults (no memory options)",
+            [r for r in runs if r.get("deepsets") and r.get("defaults")],
+        ),
+    ]
     for task, title, group in groups:
         rs = sorted(
             (r for r in group if not r["naive"] and not r["backed"]), key=lambda r: r["fraction"]
@@ -388,6 +480,7 @@ def report(results_dir: Path) -> str:
                 f"{'measured (whole run)' if measured else 'extrapolated'} {full:.1f} GiB.",
                 "",
             ]
+    lines += _deepsets_comparison(ds)
     other = [r for r in runs if r["naive"] or r["backed"]]
     if other:
         lines += [
@@ -418,6 +511,43 @@ def report(results_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def _deepsets_comparison(ds: list[dict]) -> list[str]:
+    """Fused kernels against the torch path at the sizes where both ran with ``--reference``."""
+    stage = "fit_deepsets 1 epoch"
+    by = {(r["fraction"], r.get("deepsets_path", "old")): r for r in ds}
+    pairs = sorted(f for f, p in by if p == "fused" and (f, "reference") in by)
+    if not pairs:
+        return []
+    lines = [
+        "### fit_deepsets: fused CPU kernels against the torch path (same sizes, same session)",
+        "",
+        "| cells | training steps | torch path s (CPU s; training s) | fused s (CPU s; "
+        "training s) | speed-up wall (CPU; training) | peak GiB torch / fused | held-out "
+        "per-cell r torch / fused |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f in pairs:
+        ref, new = by[(f, "reference")], by[(f, "fused")]
+        a, b = ref["stages"][stage], new["stages"][stage]
+        steps = -(-round(ref["n_cells"] * 2 / 3) // 256)
+        ta, tb = a.get("train_s"), b.get("train_s")  # recorded since this table exists
+
+        def sec(x):
+            return "–" if x is None else f"{x:.0f}"
+
+        ratio = "–" if ta is None or tb is None else f"{ta / tb:.1f}×"
+        lines.append(
+            f"| {ref['n_cells']:,} | ~{steps} | {a['s']:.0f} ({a['cpu_s']:.0f}; {sec(ta)}) | "
+            f"{b['s']:.0f} ({b['cpu_s']:.0f}; {sec(tb)}) | {a['s'] / b['s']:.1f}× "
+            f"({a['cpu_s'] / b['cpu_s']:.1f}×; {ratio}) | "
+            f"{a['peak_gib']:.2f} / {b['peak_gib']:.2f} | "
+            f"{ref['scores'].get('pearson_per_cell', float('nan')):.3f} / "
+            f"{new['scores'].get('pearson_per_cell', float('nan')):.3f} |"
+        )
+    lines.append("")
+    return lines
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="1/8 of the cells only")
@@ -442,6 +572,19 @@ def main(argv=None) -> None:
         help="Multiome: run fit_deepsets (one epoch) on its own at each size instead of the "
         "pipeline (slow: ~10 s per batch of 256 cells); no naive or backed runs",
     )
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="with --deepsets: run DeepSets' torch path (the code before the fused CPU "
+        "kernels), saved as *_deepsets_reference.json, for the before/after table",
+    )
+    p.add_argument(
+        "--defaults",
+        action="store_true",
+        help="the same stages with every function's defaults (counts kept, predictions "
+        "written for every cell: in memory up to the budget, else on disk; default SVD size "
+        "and batch size); saved as *_defaults.json",
+    )
     p.add_argument("--cache", default="/tmp/scmm_scale")
     p.add_argument("--results", default=str(HERE / "scale_results"))
     p.add_argument("--out", default=str(HERE / "SCALE.md"))
@@ -460,8 +603,12 @@ def main(argv=None) -> None:
             naive=args.naive,
             backed=args.backed,
             deepsets=args.deepsets,
+            reference=args.reference,
+            defaults=args.defaults,
         )
-        out = Path(args.results) / _run_name(task, fraction, args.naive, args.backed, args.deepsets)
+        out = Path(args.results) / _run_name(
+            task, fraction, args.naive, args.backed, args.deepsets, args.reference, args.defaults
+        )
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(res, indent=1))
         return

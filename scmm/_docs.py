@@ -85,10 +85,14 @@ FIT_CONTRACT = """\
     key_added
         Output key; default ``"scmm_<method>"``.
     write_predictions
-        Write the predictions for every cell to ``mdata[target].layers[key_added]``. ``False``
-        writes only ``.uns[key_added]`` (parameters, and the held-out cells' scores, predicted
-        a block of rows at a time): for data whose predictions would not fit in memory (e.g.
-        105,942 cells × 23,418 genes is 9.9 GB); predict the cells you need with
+        Write the predictions for every cell to ``mdata[target].layers[key_added]``: in
+        memory up to 2 GiB (``scmm.tl._contract.PREDICTION_MEMORY_BUDGET``), above it
+        (``True``/``"auto"``) to a ``.npy`` file in ``$SCMM_PREDICTIONS_DIR`` (default
+        ``./scmm_predictions``) written a block of cells at a time, the layer then being a
+        read-only memory map of it (path in ``.uns[key_added]['predictions_path']``; one logged
+        line says so; e.g. 105,942 cells × 23,418 genes is 9.9 GB). ``"memory"`` or ``"disk"``
+        force either. ``False`` writes only ``.uns[key_added]`` (parameters, and the held-out
+        cells' scores, predicted a block of rows at a time); predict the cells you need with
         :func:`scmm.tl.predict`.
     control_features
         Isotype-control targets, left out of the held-out mean per-feature Pearson and scored
@@ -102,7 +106,8 @@ FIT_CONTRACT = """\
 #: What every ``fit_*`` writes into the MuData, for its *Returns* section.
 FIT_WRITES = """\
     ``mdata[target].layers[key_added]`` : ndarray (n_obs, n_vars)
-        Predictions for every cell (unless ``write_predictions=False``).
+        Predictions for every cell (unless ``write_predictions=False``; a read-only memory
+        map of a ``.npy`` file when they are written to disk).
     ``mdata.uns[key_added]['params']`` : dict
         The arguments and package versions.
     ``mdata.uns[key_added]['scores']`` : dict

@@ -168,6 +168,7 @@ def test_chunked_and_unchunked_agree():
     rng = np.random.default_rng(3)
     windows = make_windows(15, 60, rng)
     net = build_net(windows)
+    net.fused_rho = False  # the torch path (a GPU's) is the one with chunks
     ctx, atac = inputs(20, 60, rng)
     x = to_torch_batch(atac)
     grads = []
@@ -185,9 +186,55 @@ def test_chunked_and_unchunked_agree():
         )
     # the memory budget sets the chunks: a tiny budget gives many chunks and the same output
     small = build_net(windows, max_memory_mb=1e-3)
+    small.fused_rho = False
     assert small.chunk_rows() < 10
     with torch.no_grad():
         np.testing.assert_allclose(small(ctx, x).numpy(), outs[0], rtol=1e-5, atol=1e-6)
+
+
+def test_fused_cpu_kernels_equal_the_torch_path():
+    """The fused pooling/ρ kernels give the torch path's rows, values and gradients."""
+    rng = np.random.default_rng(5)
+    windows = make_windows(12, 50, rng, counts=[0, 1, 6, 3, 0, 4, 5, 2, 6, 1, 3, 2])
+    net = build_net(windows)
+    ctx, atac = inputs(16, 50, rng, density=0.25)
+    atac = atac.tolil()
+    atac[3, :] = 0  # a cell with no open peak
+    atac = atac.tocsr()
+    atac.data[atac.indptr[5]] = 0.0  # an explicit zero: an active row without signal
+    weight = torch.from_numpy(rng.normal(size=(16, 12)).astype(np.float32))
+    results = {}
+    for fused in (True, False):
+        net.fused_rho = fused
+        for x in (to_torch_batch(atac), torch.from_numpy(atac.toarray())):
+            net.zero_grad()
+            out = net(ctx, x)
+            (out * weight).sum().backward()
+            grads = {n: p.grad.clone() for n, p in net.named_parameters()}
+            results.setdefault(fused, []).append((out.detach(), grads))
+    for (out_f, grad_f), (out_r, grad_r) in zip(results[True], results[False], strict=True):
+        np.testing.assert_allclose(out_f.numpy(), out_r.numpy(), rtol=1e-5, atol=1e-5)
+        for name, g in grad_r.items():
+            np.testing.assert_allclose(
+                grad_f[name].numpy(), g.numpy(), rtol=1e-5, atol=1e-5, err_msg=name
+            )
+    # the same active (cell, gene) rows in the same order, and the same pooled signal
+    x = to_torch_batch(atac)
+    with torch.no_grad():
+        G = net.phi_weights()
+        fused_rows = net._fused_pooled(x, G)
+        ref_rows = net.active_pooled(net.entries(x), G)
+    for a, b in zip(fused_rows[:2], ref_rows[:2], strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_allclose(fused_rows[2].numpy(), ref_rows[2].numpy(), rtol=1e-6, atol=1e-6)
+    assert not (fused_rows[0] == 3).any()
+    # a batch with no open peak at all: the context/gene term only, on both paths
+    empty = to_torch_batch(sp.csr_matrix((4, 50), dtype=np.float32))
+    with torch.no_grad():
+        base = net.base(net.encode_context(ctx[:4]))
+        for fused in (True, False):
+            net.fused_rho = fused
+            np.testing.assert_allclose(net(ctx[:4], empty).numpy(), base.numpy(), rtol=1e-6)
 
 
 def test_dense_rho_matches_forward():

@@ -256,3 +256,85 @@ def test_row_subset_batches_read_their_rows(backed_pair):
     np.testing.assert_array_equal(xs[0].to_dense().numpy(), rna.X[rows[[5, 0, 17]]].toarray())
     with pytest.raises(TypeError, match="slices"):
         RowSubset(backed.X, rows)[np.array([0, 1])]
+
+
+def _permuted_target(mdata, seed=0):
+    """The target modality's cells in another order than the source's."""
+    perm = np.random.default_rng(seed).permutation(mdata["prot"].n_obs)
+    mdata.mod["prot"] = mdata["prot"][perm].copy()
+    mdata.update()
+    return mdata
+
+
+@pytest.mark.parametrize("fit", ["ridge", "mlp"])
+def test_predictions_on_disk_equal_in_memory(fit, tmp_path, monkeypatch, caplog):
+    """``write_predictions='disk'``: the same values, a read-only layer mapped from the file."""
+    monkeypatch.setenv("SCMM_PREDICTIONS_DIR", str(tmp_path))
+    monkeypatch.setattr("scmm.tl._contract._BLOCK_BYTES", 4 * 6 * 7)  # blocks of 7 cells
+    mdata = _permuted_target(make_paired(n_cells=150, n_genes=40))
+    kw = {"n_components": 8, "train": "train", "rng": 0}
+    if fit == "ridge":
+        run = lambda **k: scmm.tl.fit_baseline(mdata, "rna", "prot", method="ridge", **kw, **k)  # noqa: E731
+    else:
+        kw.update(max_epochs=2, verbose=False, logger=None)
+        run = lambda **k: scmm.tl.fit_mlp(mdata, "rna", "prot", **kw, **k)  # noqa: E731
+    run(key_added="mem", write_predictions="memory")
+    with caplog.at_level("WARNING", logger="scmm"):
+        run(key_added="disk", write_predictions="disk")
+    mem, disk = mdata["prot"].layers["mem"], mdata["prot"].layers["disk"]
+    np.testing.assert_allclose(disk, mem, rtol=1e-6, atol=1e-6)
+    assert isinstance(mem, np.ndarray) and mem.flags.writeable
+    assert type(disk) is np.ndarray and not disk.flags.writeable  # h5mu-writable, read-only
+    path = Path(mdata.uns["disk"]["predictions_path"])
+    assert path.parent == tmp_path and path.suffix == ".npy"
+    np.testing.assert_array_equal(np.load(path), disk)
+    assert np.shares_memory(disk, np.asarray(disk))
+    assert "predictions_path" not in mdata.uns["mem"]
+    for k in ("pearson_per_cell", "pearson_per_feature", "rmse"):
+        np.testing.assert_allclose(mdata.uns["disk"]["scores"][k], mdata.uns["mem"]["scores"][k])
+    # one line tells the user where the predictions went
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(lines) == 1 and "\n" not in lines[0]
+    assert str(path) in lines[0] and "150 × 6" in lines[0] and "layers['disk']" in lines[0]
+    # the MuData with the mapped layer writes and reads back
+    mdata.write(tmp_path / "out.h5mu")
+    back = md.read_h5mu(tmp_path / "out.h5mu")
+    np.testing.assert_array_equal(back["prot"].layers["disk"], disk)
+
+
+def test_write_predictions_auto_uses_the_memory_budget(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("SCMM_PREDICTIONS_DIR", str(tmp_path))
+    mdata = make_paired(n_cells=120, n_genes=40)
+    kw = {"method": "ridge", "n_components": 8, "train": "train", "rng": 0}
+    with caplog.at_level("WARNING", logger="scmm"):
+        scmm.tl.fit_baseline(mdata, "rna", "prot", key_added="small", **kw)  # default True
+    assert not caplog.records and "predictions_path" not in mdata.uns["small"]
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr("scmm.tl._contract.PREDICTION_MEMORY_BUDGET", 120 * 6 * 4 - 1)
+    with caplog.at_level("WARNING", logger="scmm"):
+        scmm.tl.fit_baseline(mdata, "rna", "prot", key_added="big", write_predictions="auto", **kw)
+    assert len(caplog.records) == 1 and "in-memory budget" in caplog.records[0].getMessage()
+    assert Path(mdata.uns["big"]["predictions_path"]).is_file()
+    np.testing.assert_allclose(
+        mdata["prot"].layers["big"], mdata["prot"].layers["small"], rtol=1e-6, atol=1e-6
+    )
+    with pytest.raises(ValueError, match="write_predictions='yes'"):
+        scmm.tl.fit_baseline(mdata, "rna", "prot", key_added="x", write_predictions="yes", **kw)
+    assert "x" not in mdata.uns
+
+
+def test_failed_fit_leaves_no_prediction_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCMM_PREDICTIONS_DIR", str(tmp_path))
+    mdata = make_paired(n_cells=120, n_genes=40)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("scoring failed")
+
+    monkeypatch.setattr("scmm.tl._contract.metrics.rmse", broken)
+    with pytest.raises(RuntimeError, match="scoring failed"):
+        scmm.tl.fit_baseline(
+            mdata, "rna", "prot", method="ridge", n_components=8, train="train",
+            write_predictions="disk", key_added="d", rng=0,
+        )  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+    assert "d" not in mdata["prot"].layers and "d" not in mdata.uns

@@ -37,6 +37,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from . import _deepsets_kernels as kernels
+
 __all__ = ["N_PAIR_FEATURES", "DeepSetsNet", "pair_features"]
 
 #: Number of features :func:`pair_features` gives per (gene, peak) pair.
@@ -117,7 +119,15 @@ class DeepSetsNet(nn.Module):
     -----
     ``forward(context, atac)`` takes a dense ``(batch, n_context)`` tensor and a
     ``(batch, n_peaks)`` tensor (torch sparse COO/CSR or dense) and returns ``(batch, n_genes)``.
+    On CPU (float32) the pooling and ρ's local term of the active (cell, gene) rows run as fused
+    kernels (``scmm.nn._deepsets_kernels``: no ``rows × hidden`` tensor is formed, so
+    ``max_memory_mb`` does not apply); elsewhere, or with ``fused_rho = False``, as torch
+    operations, ρ in chunks within ``max_memory_mb``. The two paths give the same values and
+    gradients (to float32 rounding).
     """
+
+    #: Run the pooling and ρ's local term as fused CPU kernels (float32 tensors on the CPU).
+    fused_rho: bool = True
 
     def __init__(
         self,
@@ -281,6 +291,43 @@ class DeepSetsNet(nn.Module):
         base = ctx_h[cells] + gene_h[genes]
         return self._local(pooled, self.n_per_gene[genes], base)
 
+    def _fused_pooled(self, atac, G) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`active_pooled` of the batch in fused CPU kernels (same rows, same order)."""
+        rows, cols, vals = _nonzeros(atac)
+        return kernels.active_pooled(
+            rows,
+            cols,
+            vals.float(),
+            atac.shape[0],
+            self.accessibility_scale,
+            G,
+            self.peak_ptr,
+            self.peak_order,
+            self.pair_gene,
+            self.n_genes,
+        )
+
+    def _fused_local(self, pooled, ctx_h, gene_h, cells, genes) -> torch.Tensor:
+        """ρ's local term of the active rows in one fused CPU kernel (:func:`rho_local`)."""
+        inv_n = 1.0 / self.n_per_gene.clamp_min(1.0)
+        w, v = self.rho_pooled.weight, self.rho_out.weight[0]
+        return kernels.rho_local(pooled, ctx_h, gene_h, w, v, cells, genes, inv_n)
+
+    def _chunked_local(self, pooled, ctx_h, gene_h, cells, genes, chunk_rows) -> torch.Tensor:
+        """ρ's local term in torch operations, in chunks of rows within the memory budget."""
+        size = self.chunk_rows() if chunk_rows is None else int(chunk_rows)
+        n_chunks = math.ceil(len(cells) / size)
+        recompute = n_chunks > 1 and torch.is_grad_enabled()
+        parts = []
+        for k in range(n_chunks):
+            sl = slice(k * size, (k + 1) * size)
+            args = (pooled[sl], ctx_h, gene_h, cells[sl], genes[sl])
+            if recompute:
+                parts.append(checkpoint(self._chunk, *args, use_reentrant=False))
+            else:
+                parts.append(self._chunk(*args))
+        return torch.cat(parts)
+
     def forward(
         self, context: torch.Tensor, atac: torch.Tensor, *, chunk_rows: int | None = None
     ) -> torch.Tensor:
@@ -295,22 +342,19 @@ class DeepSetsNet(nn.Module):
         with torch.autocast(device_type=context.device.type, enabled=False):
             ctx = self.encode_context(context)
             out = self.base(ctx)
-            cells, genes, pooled = self.active_pooled(self.entries(atac), self.phi_weights())
+            fused = self.fused_rho and ctx.device.type == "cpu" and ctx.dtype == torch.float32
+            if fused:
+                cells, genes, pooled = self._fused_pooled(atac, self.phi_weights())
+            else:
+                cells, genes, pooled = self.active_pooled(self.entries(atac), self.phi_weights())
             ctx_h = self.rho_context(ctx)
             gene_h = self._gene_input(slice(None))
-            size = self.chunk_rows() if chunk_rows is None else int(chunk_rows)
-            n_chunks = math.ceil(len(cells) / size)
-            recompute = n_chunks > 1 and torch.is_grad_enabled()
-            parts = []
-            for k in range(n_chunks):
-                sl = slice(k * size, (k + 1) * size)
-                args = (pooled[sl], ctx_h, gene_h, cells[sl], genes[sl])
-                if recompute:
-                    parts.append(checkpoint(self._chunk, *args, use_reentrant=False))
-                else:
-                    parts.append(self._chunk(*args))
-            if parts:
-                local = torch.cat(parts)
-                flat = out.reshape(-1).index_add(0, cells * self.n_genes + genes, local)
-                out = flat.view(n_cells, self.n_genes)
+            if not len(cells):
+                return out
+            if fused:
+                local = self._fused_local(pooled, ctx_h, gene_h, cells, genes)
+            else:
+                local = self._chunked_local(pooled, ctx_h, gene_h, cells, genes, chunk_rows)
+            flat = out.reshape(-1).index_add(0, cells * self.n_genes + genes, local)
+            out = flat.view(n_cells, self.n_genes)
             return out

@@ -61,7 +61,7 @@ def fit_autoencoder(
     target_layer: str | None = None,
     svd_fit_on: str = "train",
     key_added: str | None = None,
-    write_predictions: bool = True,
+    write_predictions: bool | str = True,
     control_features: str | list[str] | None = "auto",
     rng=None,
 ) -> AutoencoderModel:

@@ -11,7 +11,10 @@ svd_fit_on="train", rng=None, ...)``:
   *inputs* (``"all"``; targets of held-out cells are never used);
 - writes predictions for all cells to ``mdata[target].layers[key_added]`` (unless
   ``write_predictions=False``) and parameters (and, when there are held-out cells, their
-  scores) to ``mdata.uns[key_added]``;
+  scores) to ``mdata.uns[key_added]``; predictions larger than
+  ``PREDICTION_MEMORY_BUDGET`` are written to a ``.npy`` file on disk, a block of cells at a
+  time, and the layer is a read-only memory map of it (the path in
+  ``.uns[key_added]['predictions_path']``, and one logged line says so);
 - never copies the training (or held-out) rows of a sparse or backed source for models that
   read row blocks (they get a ``RowSubset``, read a block of rows at a time);
 - leaves the MuData untouched if anything fails, and returns the fitted model.
@@ -20,7 +23,10 @@ svd_fit_on="train", rng=None, ...)``:
 from __future__ import annotations
 
 import logging
+import os
+import uuid
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -43,6 +49,14 @@ from ..pp._svd import RowSubset, is_backed
 from ._scores import control_mask, held_out_scores, warn_below_mean_profile
 
 logger = logging.getLogger("scmm")
+
+#: Bytes of predictions (cells × targets × 4) above which ``write_predictions=True`` writes
+#: them to disk instead of memory.
+PREDICTION_MEMORY_BUDGET = 2 * 2**30
+#: Values of ``write_predictions``: ``True``/``"auto"`` (memory up to the budget, else disk),
+#: ``"memory"``, ``"disk"``, ``False`` (none: only the held-out cells are predicted, for scores).
+WRITE_PREDICTIONS = (True, "auto", "memory", "disk", False)
+_BLOCK_BYTES = 2**28  # predictions written to disk a block of this many bytes at a time
 
 
 def _versions() -> dict[str, str]:
@@ -91,6 +105,68 @@ def _rows(X, rows: np.ndarray, model: BaseModel):
     return X[rows]
 
 
+def _prediction_storage(write_predictions, n_bytes: int) -> str | None:
+    """``"memory"``, ``"disk"`` or ``None`` (no predictions) for ``write_predictions``."""
+    if not any(
+        write_predictions is v or (isinstance(v, str) and write_predictions == v)
+        for v in WRITE_PREDICTIONS
+    ):
+        msg = (
+            f"`write_predictions={write_predictions!r}` is not one of {WRITE_PREDICTIONS}: "
+            "True/'auto' keeps predictions in memory up to "
+            f"{PREDICTION_MEMORY_BUDGET / 2**30:g} GiB and writes larger ones to disk."
+        )
+        raise ValueError(msg)
+    if write_predictions is False:
+        return None
+    if write_predictions in ("memory", "disk"):
+        return write_predictions
+    return "disk" if n_bytes > PREDICTION_MEMORY_BUDGET else "memory"
+
+
+def _new_predictions_path(key_added: str) -> Path:
+    """Return a new ``.npy`` path in ``$SCMM_PREDICTIONS_DIR`` (default ``./scmm_predictions``)."""
+    root = Path(os.environ.get("SCMM_PREDICTIONS_DIR", "scmm_predictions")).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return root / f"{key_added}-{uuid.uuid4().hex[:8]}.npy"
+
+
+def _predict_to_disk(
+    model: BaseModel, X, inverse: np.ndarray, test_idx: np.ndarray, path: Path
+) -> np.ndarray | None:
+    """Write predictions in target row order to ``path`` (``.npy``), a block of rows at a time.
+
+    ``inverse[t]`` is the source row of target row ``t``. Rows are written with file writes
+    (not a memory map, so they do not stay in the process's memory); the held-out cells'
+    predictions (``test_idx``, source rows) are collected on the way and returned for scoring.
+    The file appears complete or not at all.
+    """
+    n, m = len(inverse), len(model.target_features)
+    test_pos = np.full(n, -1, dtype=np.int64)
+    test_pos[test_idx] = np.arange(len(test_idx))
+    pred_test = np.empty((len(test_idx), m), np.float32) if len(test_idx) else None
+    block = max(1, _BLOCK_BYTES // (4 * m))
+    tmp = path.with_suffix(".tmp")
+    header = {"descr": "<f4", "fortran_order": False, "shape": (n, m)}
+    try:
+        with open(tmp, "wb") as f:
+            np.lib.format.write_array_header_1_0(f, header)
+            for t0 in range(0, n, block):
+                rows = inverse[t0 : t0 + block]
+                srt = np.argsort(rows, kind="stable")  # row blocks are read in source order
+                part = np.empty((len(rows), m), np.float32)
+                part[srt] = model.predict_array(_rows(X, rows[srt], model))
+                held = test_pos[rows]
+                if pred_test is not None and (held >= 0).any():
+                    pred_test[held[held >= 0]] = part[held >= 0]
+                part.astype("<f4", copy=False).tofile(f)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return pred_test
+
+
 def fit_model(
     model: BaseModel,
     mdata: MuData,
@@ -102,7 +178,7 @@ def fit_model(
     target_layer: str | None = None,
     key_added: str,
     svd_fit_on: str = "train",
-    write_predictions: bool = True,
+    write_predictions: bool | str = True,
     validation=None,
     control_features="auto",
     rng=None,
@@ -110,6 +186,7 @@ def fit_model(
     """Fit ``model`` following the fit contract and write its predictions into ``mdata``."""
     src = check_modality(mdata, source, "source")
     tgt = check_modality(mdata, target, "target")
+    storage = _prediction_storage(write_predictions, src.n_obs * tgt.n_vars * 4)
     if source == target:
         msg = f"`source` and `target` are both {source!r}; pass two different modalities."
         raise ValueError(msg)
@@ -163,7 +240,6 @@ def fit_model(
     model.source_feature_ids = (
         [str(i) for i in src.var["gene_ids"]] if "gene_ids" in src.var.columns else None
     )
-    pred = model.predict_array(X) if write_predictions else None
     uns = {
         "params": _h5_safe(
             {
@@ -181,28 +257,63 @@ def fit_model(
             }
         )
     }
-    if subset:
-        test_idx = np.flatnonzero(~mask)
-        # metrics read a block of rows at a time: a sparse target is not densified
-        Y_test = Y_all[test_idx]
-        pred_test = (
-            pred[test_idx] if pred is not None else model.predict_array(_rows(X, test_idx, model))
-        )
-        constant = warn_constant_rows(Y_test, "held-out cells")
-        uns["scores"] = held_out_scores(
-            Y_test, pred_test, Y_train, tgt.var_names, controls=control_features
-        )
-        del pred_test
-        if not (model.predicts_mean_profile or constant):
-            warn_below_mean_profile(uns["scores"], key_added)
-        logger.info("%s held-out scores: %s", key_added, uns["scores"])
+    test_idx = np.flatnonzero(~mask)
+    inverse = order if identity else np.argsort(order)  # target row → source row
+    pred, path, pred_test = None, None, None
+    if storage == "memory":
+        pred = model.predict_array(X)
+    elif storage == "disk":
+        path = _new_predictions_path(key_added)
+    try:
+        if path is not None:
+            pred_test = _predict_to_disk(model, X, inverse, test_idx, path)
+        if subset:
+            # metrics read a block of rows at a time: a sparse target is not densified
+            Y_test = Y_all[test_idx]
+            if pred_test is None:
+                pred_test = (
+                    pred[test_idx]
+                    if pred is not None
+                    else model.predict_array(_rows(X, test_idx, model))
+                )
+            constant = warn_constant_rows(Y_test, "held-out cells")
+            uns["scores"] = held_out_scores(
+                Y_test, pred_test, Y_train, tgt.var_names, controls=control_features
+            )
+            del pred_test
+            if not (model.predicts_mean_profile or constant):
+                warn_below_mean_profile(uns["scores"], key_added)
+            logger.info("%s held-out scores: %s", key_added, uns["scores"])
+        if pred is not None and not identity:
+            pred = pred[inverse]
+        if path is not None:
+            pred = np.asarray(np.load(path, mmap_mode="r"))  # read-only, h5mu-writable view
+            uns["predictions_path"] = str(path)
+    except BaseException:
+        if path is not None:
+            path.unlink(missing_ok=True)
+        raise
     # every output is ready: write them together
     if pred is not None:
-        if not identity:
-            inverse = np.empty_like(order)
-            inverse[order] = np.arange(len(order))
-            pred = pred[inverse]
         tgt.layers[key_added] = pred
+    if path is not None:
+        reason = (
+            f"over the {PREDICTION_MEMORY_BUDGET / 1e9:.1f} GB in-memory budget"
+            if write_predictions != "disk"
+            else "write_predictions='disk'"
+        )
+        logger.warning(
+            "%s: predictions for %s × %s (%.1f GB, %s) written to disk at %s; "
+            "mdata[%r].layers[%r] reads them from there.",
+            key_added,
+            f"{tgt.n_obs:,}",
+            f"{tgt.n_vars:,}",
+            tgt.n_obs * tgt.n_vars * 4 / 1e9,
+            reason,
+            path,
+            target,
+            key_added,
+        )
     mdata.uns[key_added] = uns
     return model
 

@@ -104,7 +104,7 @@ def fit_deepsets(
     target_layer: str | None = None,
     svd_fit_on: str = "train",
     key_added: str | None = None,
-    write_predictions: bool = True,
+    write_predictions: bool | str = True,
     control_features: str | list[str] | None = "auto",
     rng=None,
 ) -> DeepSetsModel:
@@ -122,9 +122,9 @@ def fit_deepsets(
     ATAC is read from the source matrix a batch at a time (never copied), and a sparse RNA
     target stays sparse: each batch is densified and standardised on its own (23,418 genes of
     70,000 cells would be 6.6 GB dense). Predictions are made in batches of ``batch_size``
-    cells and written into one cells × genes array (the only one: for many cells, pass
-    ``write_predictions=False`` and predict the cells you need with
-    :func:`scmm.tl.predict`). Training options are those of
+    cells and written into one cells × genes array, in memory or, above the memory budget,
+    on disk (see ``write_predictions``). On CPU the pooling and ρ run as fused kernels
+    (:class:`scmm.nn.DeepSetsNet`). Training options are those of
     :class:`scmm.train.TrainingConfig`, run by lightning.
 
     Parameters
