@@ -82,6 +82,12 @@ class BaseModel:
     def _set_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
 
+    def _save_parts(self, folder: Path) -> None:
+        """Write parts kept in files of their own (e.g. an ensemble's members) into ``folder``."""
+
+    def _load_parts(self, folder: Path) -> None:
+        """Read the parts :meth:`_save_parts` wrote into ``folder``."""
+
     # -- shared ------------------------------------------------------------------------------
     @property
     def name(self) -> str:
@@ -246,6 +252,7 @@ class BaseModel:
             arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
             save_file(arrays, str(tmp / _ARRAYS_FILE))
             (tmp / _META_FILE).write_text(json.dumps(doc, indent=1))
+            self._save_parts(tmp)
             if path.exists():
                 old = path.with_name(f".{path.name}.old-{os.getpid()}")
                 path.rename(old)
@@ -349,4 +356,5 @@ def load(path: str | os.PathLike) -> BaseModel:
     ):
         setattr(model, key, doc[key])
     model._set_state(doc["state"], arrays)
+    model._load_parts(path)
     return model

@@ -37,6 +37,7 @@ from .._validate import (
     warn_constant_rows,
 )
 from ..models._base import BaseModel
+from ..models._ensemble import EnsembleModel
 from ..models._preprocess import SVD_FIT_ON
 from ..pp._svd import RowSubset, is_backed
 
@@ -224,6 +225,9 @@ def predict(
     and ``.uns[key_added]['params']`` : dict
         The model kind, source and target.
 
+    An :class:`~scmm.models.EnsembleModel` also writes its interval bounds next to the
+    predictions, under ``key_added + '_lower'`` and ``key_added + '_upper'``.
+
     Examples
     --------
     >>> import numpy as np, anndata as ad, mudata as md, scmm
@@ -246,6 +250,9 @@ def predict(
         tgt = data.mod.get(model.target)
         holder = data
     pred = model.predict(src, allow_missing_features=allow_missing_features)
+    outputs = {key_added: pred}
+    if isinstance(model, EnsembleModel):  # its interval travels with the prediction
+        outputs.update(zip(_keys.interval(key_added), model.interval_bounds(pred), strict=True))
     params = {"model": model.kind, "source": model.source, "target": model.target}
     if tgt is not None:
         idx = src.obs_names.get_indexer(tgt.obs_names)
@@ -261,9 +268,11 @@ def predict(
                 "drop it (or predict from the source AnnData) to get a DataFrame in `.obsm`."
             )
             raise ValueError(msg)
-        tgt.layers[key_added] = pred[idx]
+        for key, values in outputs.items():
+            tgt.layers[key] = values[idx]
     else:
-        src.obsm[key_added] = pd.DataFrame(
-            pred, index=src.obs_names.copy(), columns=pd.Index(model.target_features)
-        )
+        for key, values in outputs.items():
+            src.obsm[key] = pd.DataFrame(
+                values, index=src.obs_names.copy(), columns=pd.Index(model.target_features)
+            )
     holder.uns[key_added] = {"params": _h5_safe(params)}
