@@ -68,7 +68,7 @@ def test_test_targets_never_used_nan_there_changes_nothing():
         scmm.tl.fit_ensemble(bad, "rna", "prot", **kwargs)
 
 
-def test_weights_convex_per_target_and_outputs_written():
+def test_weights_convex_per_target_and_outputs_written(tmp_path):
     mdata = make_paired(n_cells=160)
     model = scmm.tl.fit_ensemble(
         mdata, "rna", "prot", methods=["mean", "ridge"], n_folds=3, train="train", rng=0
@@ -88,6 +88,11 @@ def test_weights_convex_per_target_and_outputs_written():
         rtol=1e-5,
     )
     assert (layers["scmm_ensemble_lower"] < layers["scmm_ensemble_upper"]).all()
+    mdata.write(tmp_path / "out.h5mu")  # everything written is h5mu-writable
+    back = md.read_h5mu(tmp_path / "out.h5mu")
+    np.testing.assert_allclose(
+        back.uns["scmm_ensemble"]["weights"]["ridge"], model.weights[1], rtol=1e-6
+    )
 
 
 def test_convex_weights_recovers_the_true_mixture():
