@@ -137,7 +137,7 @@ def fit_ensemble(
     source: str,
     target: str,
     *,
-    methods: tuple[str, ...] | list[str] = ("ridge", "kernel_ridge", "mlp"),
+    methods: tuple[str, ...] | list[str] = ("ridge", "knn", "kernel_ridge", "mlp"),
     n_seeds: int = 1,
     n_folds: int = 5,
     groupby: str | None = None,
