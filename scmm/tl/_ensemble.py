@@ -229,7 +229,10 @@ def fit_ensemble(
     >>> prot = ad.AnnData(rng.normal(size=(80, 4)).astype("float32"))
     >>> prot.var_names = ["CD3", "CD4", "CD8", "CD19"]  # distinct from the gene names
     >>> mdata = md.MuData({"rna": rna, "prot": prot})
-    >>> model = scmm.tl.fit_ensemble(mdata, "rna", "prot", methods=["mean", "ridge"], n_folds=3)
+    >>> model = scmm.tl.fit_ensemble(
+    ...     mdata, "rna", "prot", methods=["mean", "ridge"], n_folds=3,
+    ...     member_options={"ridge": {"n_components": 5}},
+    ... )
     >>> mdata["prot"].layers["scmm_ensemble_upper"].shape
     (80, 4)
     >>> np.allclose(model.weights.sum(axis=0), 1.0)
