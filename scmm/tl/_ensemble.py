@@ -18,7 +18,6 @@ from ..models._baseline import BaselineModel
 from ..models._ensemble import EnsembleModel
 from ..models._mlp import MLPModel
 from ..models._preprocess import SVD_FIT_ON
-from ..pp._svd import is_backed
 from ._contract import _h5_safe, _train_mask, _versions
 from ._mlp import fit_mlp, training_from
 
@@ -165,7 +164,9 @@ def fit_ensemble(
        cells like the training cells fall inside.
     4. The members are refitted on all training cells; the prediction is their weighted sum.
 
-    The cost is about ``n_folds + 1`` fits of each member (times ``n_seeds`` for ``"mlp"``).
+    The cost is about ``n_folds + 1`` fits of each member (times ``n_seeds`` for ``"mlp"``),
+    and the OOF predictions hold members × training cells × targets floats (fine for proteins;
+    for 23,418 genes of 10,000 cells and four members, 3.7 GB).
 
     Parameters
     ----------
@@ -253,9 +254,7 @@ def fit_ensemble(
     model = EnsembleModel(specs, n_folds=n_folds, n_seeds=n_seeds, interval=interval)
     key_added = key_added or _keys.prediction(model.name)
     order = align_cells(src, tgt, f"source={source!r}", f"target={target!r}")
-    X = get_matrix(src, layer, "layer")
-    if is_backed(X):
-        X = X.to_memory()
+    X = get_matrix(src, layer, "layer")  # a backed source is read into memory
     mask = _train_mask(mdata, src, train)
     train_idx = np.flatnonzero(mask)
     groups = _groups(mdata, src, groupby, mask)
