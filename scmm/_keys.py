@@ -21,3 +21,8 @@ def svd_uns(mod: str) -> str:
 def prediction(method: str) -> str:
     """Default ``key_added`` of a fit or predict call of ``method`` (e.g. ``"scmm_mlp"``)."""
     return f"scmm_{method}"
+
+
+def interval(key_added: str) -> tuple[str, str]:
+    """Keys of the lower and upper interval bounds of prediction ``key_added``."""
+    return f"{key_added}_lower", f"{key_added}_upper"

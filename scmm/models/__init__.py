@@ -4,6 +4,7 @@ from ._autoencoder import AutoencoderModel
 from ._base import BaseModel, load
 from ._baseline import BaselineModel
 from ._deepsets import DeepSetsModel
+from ._ensemble import EnsembleModel
 from ._gene_activity import GeneActivityModel
 from ._mlp import MLPModel
 from ._pathway import PathwayMLPModel
@@ -13,6 +14,7 @@ __all__ = [
     "BaseModel",
     "BaselineModel",
     "DeepSetsModel",
+    "EnsembleModel",
     "GeneActivityModel",
     "MLPModel",
     "PathwayMLPModel",

@@ -91,6 +91,12 @@ class BaseModel:
     def _set_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
 
+    def _save_parts(self, folder: Path) -> None:
+        """Write parts kept in files of their own (e.g. an ensemble's members) into ``folder``."""
+
+    def _load_parts(self, folder: Path) -> None:
+        """Read the parts :meth:`_save_parts` wrote into ``folder``."""
+
     # -- shared ------------------------------------------------------------------------------
     @property
     def name(self) -> str:
@@ -328,6 +334,7 @@ class BaseModel:
             arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
             save_file(arrays, str(tmp / _ARRAYS_FILE))
             (tmp / _META_FILE).write_text(json.dumps(doc, indent=1))
+            self._save_parts(tmp)
             if path.exists():
                 old = path.with_name(f".{path.name}.old-{os.getpid()}")
                 path.rename(old)
@@ -436,4 +443,5 @@ def load(path: str | os.PathLike) -> BaseModel:
     model.input_arrays = prefixed(arrays, _SPACE)
     arrays = {k: v for k, v in arrays.items() if not k.startswith(_SPACE)}
     model._set_state(doc["state"], arrays)
+    model._load_parts(path)
     return model

@@ -4,6 +4,7 @@ from ._autoencoder import fit_autoencoder
 from ._baseline import fit_baseline
 from ._contract import predict
 from ._deepsets import fit_deepsets, peak_contributions
+from ._ensemble import fit_ensemble
 from ._mlp import fit_mlp, lr_range_test
 from ._pathway import fit_pathway_mlp
 from ._tune import TuneResult, tune_mlp
@@ -13,6 +14,7 @@ __all__ = [
     "fit_autoencoder",
     "fit_baseline",
     "fit_deepsets",
+    "fit_ensemble",
     "fit_mlp",
     "fit_pathway_mlp",
     "lr_range_test",

@@ -44,6 +44,7 @@ from .._validate import (
     warn_constant_rows,
 )
 from ..models._base import BaseModel
+from ..models._ensemble import EnsembleModel
 from ..models._preprocess import SVD_FIT_ON
 from ..pp._svd import RowSubset, is_backed
 from ._scores import control_mask, held_out_scores, warn_below_mean_profile
@@ -167,6 +168,14 @@ def _predict_to_disk(
     return pred_test
 
 
+def keep_input_space(model: BaseModel, src: AnnData, space: dict, arrays: dict) -> None:
+    """Store the fit's input-space record (and the source's Ensembl ids) on ``model``."""
+    model.input_space, model.input_arrays = space, arrays
+    model.source_feature_ids = (
+        [str(i) for i in src.var["gene_ids"]] if "gene_ids" in src.var.columns else None
+    )
+
+
 def fit_model(
     model: BaseModel,
     mdata: MuData,
@@ -236,10 +245,7 @@ def fit_model(
         validation=validation,
         rng=rng,
     )
-    model.input_space, model.input_arrays = space, arrays
-    model.source_feature_ids = (
-        [str(i) for i in src.var["gene_ids"]] if "gene_ids" in src.var.columns else None
-    )
+    keep_input_space(model, src, space, arrays)
     uns = {
         "params": _h5_safe(
             {
@@ -378,6 +384,9 @@ def predict(
         ``n_features`` (the model's), ``n_found`` in ``data``, ``fraction_found``,
         ``n_matched_by_id`` (through ``var['gene_ids']``).
 
+    An :class:`~scmm.models.EnsembleModel` also writes its interval bounds next to the
+    predictions, under ``key_added + '_lower'`` and ``key_added + '_upper'``.
+
     Examples
     --------
     >>> import numpy as np, anndata as ad, mudata as md, scmm
@@ -407,6 +416,9 @@ def predict(
     )
     pred = model.predict_array(X)
     del X
+    outputs = {key_added: pred}
+    if isinstance(model, EnsembleModel):  # its interval travels with the prediction
+        outputs.update(zip(_keys.interval(key_added), model.interval_bounds(pred), strict=True))
     params = {
         "model": model.kind,
         "source": model.source,
@@ -427,9 +439,11 @@ def predict(
                 "drop it (or predict from the source AnnData) to get a DataFrame in `.obsm`."
             )
             raise ValueError(msg)
-        tgt.layers[key_added] = pred[idx]
+        for key, values in outputs.items():
+            tgt.layers[key] = values[idx]
     else:
-        src.obsm[key_added] = pd.DataFrame(
-            pred, index=src.obs_names.copy(), columns=pd.Index(model.target_features)
-        )
+        for key, values in outputs.items():
+            src.obsm[key] = pd.DataFrame(
+                values, index=src.obs_names.copy(), columns=pd.Index(model.target_features)
+            )
     holder.uns[key_added] = {"params": _h5_safe(params), "features": report}

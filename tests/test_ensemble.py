@@ -1,0 +1,224 @@
+"""fit_ensemble: test cells never reach the weights, save/load/predict, interval coverage."""
+
+from __future__ import annotations
+
+import anndata as ad
+import matplotlib.pyplot as plt
+import mudata as md
+import numpy as np
+import pandas as pd
+import pytest
+
+import scmm
+from scmm.models._ensemble import EnsembleModel, convex_weights, make_folds
+
+from .conftest import make_paired
+
+TINY_MLP = {"mlp": {"hidden": [8], "n_components": 5, "max_epochs": 2, "verbose": False}}
+
+
+def _linear(n_cells: int, *, noise: float, seed: int = 0, n_genes: int = 50, n_prot: int = 4):
+    """Gaussian inputs with a low-rank structure; proteins linear in it plus Gaussian noise."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n_cells, 5))
+    rna = z @ rng.normal(size=(5, n_genes)) + 0.1 * rng.normal(size=(n_cells, n_genes))
+    prot = z @ rng.normal(size=(5, n_prot)) + noise * rng.normal(size=(n_cells, n_prot))
+    names = [f"c{i}" for i in range(n_cells)]
+    mdata = md.MuData(
+        {
+            "rna": ad.AnnData(
+                rna.astype(np.float32),
+                obs=pd.DataFrame(index=names),
+                var=pd.DataFrame(index=[f"g{i}" for i in range(n_genes)]),
+            ),
+            "prot": ad.AnnData(
+                prot.astype(np.float32),
+                obs=pd.DataFrame(index=names),
+                var=pd.DataFrame(index=[f"p{i}" for i in range(n_prot)]),
+            ),
+        }
+    )
+    mdata.obs["train"] = np.arange(n_cells) % 2 == 0
+    return mdata
+
+
+def test_test_targets_never_used_nan_there_changes_nothing():
+    mdata = make_paired(n_cells=160)
+    nan = mdata.copy()
+    test = ~nan.obs["train"].to_numpy()
+    nan["prot"].X[test] = np.nan
+    kwargs = {"methods": ["mean", "ridge", "knn"], "n_folds": 4, "train": "train", "rng": 3}
+    model = scmm.tl.fit_ensemble(mdata, "rna", "prot", **kwargs)
+    model_nan = scmm.tl.fit_ensemble(nan, "rna", "prot", **kwargs)
+    np.testing.assert_array_equal(model.weights, model_nan.weights)
+    np.testing.assert_array_equal(model.half_width, model_nan.half_width)
+    for suffix in ("", "_lower", "_upper"):
+        np.testing.assert_array_equal(
+            mdata["prot"].layers[f"scmm_ensemble{suffix}"],
+            nan["prot"].layers[f"scmm_ensemble{suffix}"],
+        )
+    assert np.isfinite(nan["prot"].layers["scmm_ensemble"]).all()
+    # held-out scores need the held-out targets: present with them, absent without
+    assert "interval_coverage" in mdata.uns["scmm_ensemble"]["scores"]
+    assert "scores" not in nan.uns["scmm_ensemble"]
+    # but NaN among the training targets is an error naming the argument
+    bad = nan.copy()
+    bad["prot"].X[np.flatnonzero(~test)[0], 0] = np.nan
+    with pytest.raises(ValueError, match=r"target_layer.*NaN"):
+        scmm.tl.fit_ensemble(bad, "rna", "prot", **kwargs)
+
+
+def test_weights_convex_per_target_and_outputs_written(tmp_path):
+    mdata = make_paired(n_cells=160)
+    model = scmm.tl.fit_ensemble(
+        mdata, "rna", "prot", methods=["mean", "ridge"], n_folds=3, train="train", rng=0
+    )
+    assert model.weights.shape == (2, mdata["prot"].n_vars)
+    assert (model.weights >= 0).all()
+    np.testing.assert_allclose(model.weights.sum(axis=0), 1.0, atol=1e-9)
+    # proteins depend on the RNA: ridge outweighs the mean everywhere
+    assert (model.weights[1] > model.weights[0]).all()
+    uns = mdata.uns["scmm_ensemble"]
+    assert set(uns["weights"]) == {"mean", "ridge"}
+    assert set(uns["oof_scores"]) == {"mean", "ridge", "ensemble"}
+    layers = mdata["prot"].layers
+    np.testing.assert_allclose(
+        layers["scmm_ensemble_upper"] - layers["scmm_ensemble"],
+        np.broadcast_to(model.half_width, layers["scmm_ensemble"].shape),
+        rtol=1e-5,
+    )
+    assert (layers["scmm_ensemble_lower"] < layers["scmm_ensemble_upper"]).all()
+    mdata.write(tmp_path / "out.h5mu")  # everything written is h5mu-writable
+    back = md.read_h5mu(tmp_path / "out.h5mu")
+    np.testing.assert_allclose(
+        back.uns["scmm_ensemble"]["weights"]["ridge"], model.weights[1], rtol=1e-6
+    )
+
+
+def test_convex_weights_recovers_the_true_mixture():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 500, 3))
+    y = 0.3 * a + 0.7 * b
+    W = convex_weights(np.stack([a, b]), y)
+    np.testing.assert_allclose(W, [[0.3] * 3, [0.7] * 3], atol=1e-6)
+
+
+def test_save_load_predict_round_trip(tmp_path):
+    mdata = make_paired(n_cells=120)
+    model = scmm.tl.fit_ensemble(
+        mdata,
+        "rna",
+        "prot",
+        methods=["ridge", "mlp"],
+        n_seeds=2,
+        n_folds=3,
+        member_options=TINY_MLP,
+        train="train",
+        rng=0,
+    )
+    assert [len(m) for m in model.fitted] == [1, 2]  # two seeds of the neural member
+    model.save(tmp_path / "ens")
+    assert (tmp_path / "ens" / "members" / "1_1" / "model.json").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        model.save(tmp_path / "ens")
+    loaded = scmm.models.load(tmp_path / "ens")
+    assert isinstance(loaded, EnsembleModel)
+    np.testing.assert_array_equal(loaded.weights, model.weights)
+    query = md.MuData({"rna": mdata["rna"].copy(), "prot": mdata["prot"].copy()})
+    scmm.tl.predict(loaded, query, key_added="again")
+    for suffix in ("", "_lower", "_upper"):
+        np.testing.assert_array_equal(
+            query["prot"].layers[f"again{suffix}"], mdata["prot"].layers[f"scmm_ensemble{suffix}"]
+        )
+    rna_only = md.MuData({"rna": mdata["rna"][:7].copy()})
+    scmm.tl.predict(loaded, rna_only)
+    obsm = rna_only["rna"].obsm
+    # 7 rows instead of 120: BLAS may sum in another order (float32 rounding only)
+    np.testing.assert_allclose(
+        obsm["scmm_ensemble_upper"].to_numpy(),
+        mdata["prot"].layers["scmm_ensemble_upper"][:7],
+        rtol=1e-6,
+        atol=1e-6,
+    )
+    assert list(obsm["scmm_ensemble_lower"].columns) == list(mdata["prot"].var_names)
+
+
+def test_same_rng_same_result_other_rng_other():
+    mdata = make_paired(n_cells=120)
+    kwargs = {"methods": ["ridge", "knn"], "n_folds": 3}
+    a = scmm.tl.fit_ensemble(mdata, "rna", "prot", rng=1, **kwargs).weights
+    b = scmm.tl.fit_ensemble(mdata, "rna", "prot", rng=1, **kwargs).weights
+    c = scmm.tl.fit_ensemble(mdata, "rna", "prot", rng=2, **kwargs).weights
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("level", [0.9, 0.8])
+def test_interval_coverage_on_known_noise(level):
+    mdata = _linear(4000, noise=0.5)
+    scmm.tl.fit_ensemble(
+        mdata, "rna", "prot", methods=["mean", "ridge"], interval=level, train="train", rng=0
+    )
+    scores = mdata.uns["scmm_ensemble"]["scores"]
+    assert abs(scores["interval_coverage"] - level) <= 0.03
+    # the half-width matches the noise's quantile: Gaussian sd 0.5
+    z = {0.9: 1.645, 0.8: 1.2816}[level]
+    np.testing.assert_allclose(mdata.uns["scmm_ensemble"]["half_width"], z * 0.5, rtol=0.1)
+
+
+def test_groupby_keeps_groups_whole_and_covers_a_held_out_group():
+    mdata = _linear(3000, noise=0.5, seed=1)
+    mdata.obs["donor"] = np.repeat([f"d{i}" for i in range(6)], 500)
+    mdata.obs["train"] = (mdata.obs["donor"] != "d5").to_numpy()
+    scmm.tl.fit_ensemble(
+        mdata, "rna", "prot", methods=["ridge"], groupby="donor", train="train", rng=0
+    )
+    assert abs(mdata.uns["scmm_ensemble"]["scores"]["interval_coverage"] - 0.9) <= 0.03
+    groups = np.repeat(np.arange(7), [40, 10, 30, 25, 5, 50, 20])
+    folds = make_folds(len(groups), 3, groups, np.random.default_rng(0))
+    assert sorted(np.concatenate(folds)) == list(range(len(groups)))
+    owners = [{k for k, f in enumerate(folds) if g in groups[f]} for g in range(7)]
+    assert all(len(o) == 1 for o in owners)
+
+
+def test_bad_inputs_raise_and_leave_mdata_untouched():
+    mdata = make_paired(n_cells=80)
+    layers, uns = set(mdata["prot"].layers), set(mdata.uns)
+    cases = [
+        ({"methods": ["ridge", "forest"]}, ValueError, "not among"),
+        ({"methods": []}, ValueError, "empty"),
+        ({"methods": ["ridge", "ridge"]}, ValueError, "twice"),
+        ({"member_options": {"ridge": {"depth": 3}}}, ValueError, "unknown options"),
+        ({"member_options": {"knn": {}}}, ValueError, "not in `methods"),
+        ({"interval": 1.5}, ValueError, "strictly between 0 and 1"),
+        ({"n_folds": 1}, ValueError, "at least 2"),
+        ({"n_seeds": 0}, ValueError, "at least 1"),
+        ({"groupby": "donor"}, KeyError, "groupby='donor'"),
+        ({"svd_fit_on": "test"}, ValueError, "svd_fit_on"),
+        ({"n_folds": 50}, ValueError, "lower `n_folds`"),
+    ]
+    for kwargs, error, match in cases:
+        kwargs = {"methods": ["ridge"], **kwargs}
+        with pytest.raises(error, match=match):
+            scmm.tl.fit_ensemble(mdata, "rna", "prot", train="train", **kwargs)
+    mdata.obs["donor"] = np.where(np.arange(80) < 40, "a", "b")
+    with pytest.raises(ValueError, match=r"pass `n_folds=2` or fewer"):
+        scmm.tl.fit_ensemble(mdata, "rna", "prot", methods=["ridge"], groupby="donor")
+    assert set(mdata["prot"].layers) == layers
+    assert set(mdata.uns) == uns
+
+
+def test_interval_coverage_plot():
+    mdata = make_paired(n_cells=120)
+    scmm.tl.fit_ensemble(mdata, "rna", "prot", methods=["ridge"], n_folds=3, train="train")
+    test = ~mdata.obs["train"].to_numpy()
+    ax = scmm.pl.interval_coverage(mdata, "prot", cells=test)
+    assert len(ax.collections[0].get_offsets()) == mdata["prot"].n_vars
+    assert ax.lines[0].get_ydata()[0] == pytest.approx(0.9)  # nominal, read from .uns
+    assert "coverage" in ax.get_title()
+    plt.close("all")
+    with pytest.raises(KeyError, match="fit_"):
+        scmm.pl.interval_coverage(mdata, "prot", "scmm_mlp")
+    with pytest.raises(ValueError, match="boolean mask"):
+        scmm.pl.interval_coverage(mdata, "prot", cells=test[:5])
