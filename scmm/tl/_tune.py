@@ -134,7 +134,7 @@ def tune_mlp(
     Cells outside ``train`` (the test cells) are never read: neither their source nor their
     target values enter any trial (NaN there is fine), so the tuned model can still be scored
     honestly on them. The MuData is not modified except for ``mdata.uns[key_added]``, written
-    after the last trial. Optuna is an optional dependency: ``pip install 'scmm[tune]'``.
+    after the last trial. Optuna is an optional dependency: ``pip install -e '.[tune]' (from the scmm repository)``.
 
     Parameters
     ----------
@@ -233,7 +233,7 @@ def tune_mlp(
     try:
         import optuna
     except ImportError as err:
-        msg = "`tune_mlp` needs Optuna: `pip install 'scmm[tune]'`."
+        msg = "`tune_mlp` needs Optuna: `pip install -e '.[tune]' (from the scmm repository)`."
         raise ImportError(msg) from err
 
     # -- check everything before the first trial ------------------------------------------------

@@ -103,7 +103,7 @@ class TrainingConfig:
     log_dir
         Folder for loggers and checkpoints. None: no logger.
     logger
-        ``"csv"`` or ``"tensorboard"`` (needs ``pip install 'scmm[logging]'``) under
+        ``"csv"`` or ``"tensorboard"`` (needs ``pip install -e '.[logging]' (from the scmm repository)``) under
         ``log_dir``; None for no logger.
     checkpoint_dir
         When set, lightning's ``ModelCheckpoint`` writes ``last.ckpt`` at the end of every epoch

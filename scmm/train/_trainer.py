@@ -131,7 +131,7 @@ def _make_logger(config: TrainingConfig):
     try:
         import tensorboard  # noqa: F401
     except ImportError as e:
-        msg = "`logger='tensorboard'` needs tensorboard: pip install 'scmm[logging]'."
+        msg = "`logger='tensorboard'` needs tensorboard: pip install -e '.[logging]' (from the scmm repository)."
         raise ImportError(msg) from e
     from lightning.pytorch.loggers import TensorBoardLogger
 
