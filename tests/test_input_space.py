@@ -237,7 +237,9 @@ def test_model_below_the_mean_profile_warns():
     m = make_paired(seed=1)
     noise = np.random.default_rng(0).normal(size=m["prot"].shape).astype(np.float32)
     m["prot"].X = noise + np.arange(m["prot"].n_vars, dtype=np.float32)  # unrelated to RNA
-    with pytest.warns(UserWarning, match=r"does not beat the mean profile.*per-cell Pearson"):
+    with pytest.warns(
+        UserWarning, match=r"`scmm_knn` does not beat the mean profile.*per-cell Pearson"
+    ):
         scmm.tl.fit_baseline(m, "rna", "prot", method="knn", n_neighbors=1, train="train")
     # the mean profile itself is not warned about
     scmm.tl.fit_baseline(m, "rna", "prot", method="mean", train="train")

@@ -330,7 +330,7 @@ def test_failed_fit_leaves_no_prediction_file(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("scoring failed")
 
-    monkeypatch.setattr("scmm.tl._contract.metrics.rmse", broken)
+    monkeypatch.setattr("scmm.tl._scores.metrics.rmse", broken)
     with pytest.raises(RuntimeError, match="scoring failed"):
         scmm.tl.fit_baseline(
             mdata, "rna", "prot", method="ridge", n_components=8, train="train",

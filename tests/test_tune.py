@@ -255,7 +255,7 @@ def test_optuna_logging_restored_and_missing_optuna(monkeypatch):
     assert optuna.logging.get_verbosity() == optuna.logging.INFO
 
     monkeypatch.setitem(sys.modules, "optuna", None)  # `import optuna` now fails
-    with pytest.raises(ImportError, match=r"pip install 'scmm\[tune\]'"):
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[tune\]'"):
         _tune(_paired(), n_trials=1)
 
 

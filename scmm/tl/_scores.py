@@ -84,12 +84,13 @@ def held_out_scores(Y_test, pred_test, Y_train, names: pd.Index, *, controls="au
 def warn_below_mean_profile(scores: dict, key: str) -> None:
     """Warn when the model does not beat the mean profile on the held-out cells."""
     worse = []
-    for key, name in (
+    for score, name in (
         ("pearson_per_cell", "per-cell"),
         ("pearson_per_feature", "mean per-feature"),
     ):
-        if scores[key] <= scores[f"mean_profile_{key}"]:
-            worse.append(f"{name} Pearson {scores[key]:.3f} vs {scores[f'mean_profile_{key}']:.3f}")
+        model, mean = scores[score], scores[f"mean_profile_{score}"]
+        if model <= mean:
+            worse.append(f"{name} Pearson {model:.3f} vs {mean:.3f}")
     if worse:
         warnings.warn(
             f"`{key}` does not beat the mean profile (each target's training mean for every "

@@ -134,7 +134,8 @@ def tune_mlp(
     Cells outside ``train`` (the test cells) are never read: neither their source nor their
     target values enter any trial (NaN there is fine), so the tuned model can still be scored
     honestly on them. The MuData is not modified except for ``mdata.uns[key_added]``, written
-    after the last trial. Optuna is an optional dependency: ``pip install -e '.[tune]' (from the scmm repository)``.
+    after the last trial. Optuna is an optional dependency: from the scmm
+    repository, ``pip install -e '.[tune]'``.
 
     Parameters
     ----------
@@ -233,7 +234,7 @@ def tune_mlp(
     try:
         import optuna
     except ImportError as err:
-        msg = "`tune_mlp` needs Optuna: `pip install -e '.[tune]' (from the scmm repository)`."
+        msg = "`tune_mlp` needs Optuna: from the scmm repository, `pip install -e '.[tune]'`."
         raise ImportError(msg) from err
 
     # -- check everything before the first trial ------------------------------------------------

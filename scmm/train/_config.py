@@ -103,8 +103,8 @@ class TrainingConfig:
     log_dir
         Folder for loggers and checkpoints. None: no logger.
     logger
-        ``"csv"`` or ``"tensorboard"`` (needs ``pip install -e '.[logging]' (from the scmm repository)``) under
-        ``log_dir``; None for no logger.
+        ``"csv"`` or ``"tensorboard"`` (needs ``pip install -e '.[logging]'`` in the scmm
+        repository) under ``log_dir``; None for no logger.
     checkpoint_dir
         When set, lightning's ``ModelCheckpoint`` writes ``last.ckpt`` at the end of every epoch
         (and, with validation, ``best.ckpt`` for the lowest ``val_loss``) there, overwriting

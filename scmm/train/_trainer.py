@@ -131,7 +131,10 @@ def _make_logger(config: TrainingConfig):
     try:
         import tensorboard  # noqa: F401
     except ImportError as e:
-        msg = "`logger='tensorboard'` needs tensorboard: pip install -e '.[logging]' (from the scmm repository)."
+        msg = (
+            "`logger='tensorboard'` needs tensorboard: from the scmm repository, "
+            "`pip install -e '.[logging]'`."
+        )
         raise ImportError(msg) from e
     from lightning.pytorch.loggers import TensorBoardLogger
 
