@@ -86,7 +86,7 @@ FIT_CONTRACT = """\
         Output key; default ``"scmm_<method>"``.
     write_predictions
         Write the predictions for every cell to ``mdata[target].layers[key_added]``: in
-        memory up to 2 GiB (``scmm.tl._contract.PREDICTION_MEMORY_BUDGET``), above it
+        memory up to 2 GiB (``scmm.tl._prediction_store.PREDICTION_MEMORY_BUDGET``), above it
         (``True``/``"auto"``) to a ``.npy`` file in ``$SCMM_PREDICTIONS_DIR`` (default
         ``./scmm_predictions``) written a block of cells at a time, the layer then being a
         read-only memory map of it (path in ``.uns[key_added]['predictions_path']``; one logged

@@ -200,7 +200,7 @@ def test_fit_trains_on_row_views_not_copies(monkeypatch):
     assert seen == [RowSubset]
     monkeypatch.undo()
     # the same fit on copies of the training rows (what the contract did before) is identical
-    monkeypatch.setattr("scmm.tl._contract._rows", lambda X, rows, model: X[rows])
+    monkeypatch.setattr("scmm.tl._contract.rows_of", lambda X, rows, model: X[rows])
     copy = scmm.tl.fit_mlp(
         mdata, "rna", "prot", train="train", key_added="copy", verbose=False, logger=None, **kw
     )
@@ -270,7 +270,7 @@ def _permuted_target(mdata, seed=0):
 def test_predictions_on_disk_equal_in_memory(fit, tmp_path, monkeypatch, caplog):
     """``write_predictions='disk'``: the same values, a read-only layer mapped from the file."""
     monkeypatch.setenv("SCMM_PREDICTIONS_DIR", str(tmp_path))
-    monkeypatch.setattr("scmm.tl._contract._BLOCK_BYTES", 4 * 6 * 7)  # blocks of 7 cells
+    monkeypatch.setattr("scmm.tl._prediction_store._BLOCK_BYTES", 4 * 6 * 7)  # blocks of 7 cells
     mdata = _permuted_target(make_paired(n_cells=150, n_genes=40))
     kw = {"n_components": 8, "train": "train", "rng": 0}
     if fit == "ridge":
@@ -310,7 +310,7 @@ def test_write_predictions_auto_uses_the_memory_budget(tmp_path, monkeypatch, ca
         scmm.tl.fit_baseline(mdata, "rna", "prot", key_added="small", **kw)  # default True
     assert not caplog.records and "predictions_path" not in mdata.uns["small"]
     assert list(tmp_path.iterdir()) == []
-    monkeypatch.setattr("scmm.tl._contract.PREDICTION_MEMORY_BUDGET", 120 * 6 * 4 - 1)
+    monkeypatch.setattr("scmm.tl._prediction_store.PREDICTION_MEMORY_BUDGET", 120 * 6 * 4 - 1)
     with caplog.at_level("WARNING", logger="scmm"):
         scmm.tl.fit_baseline(mdata, "rna", "prot", key_added="big", write_predictions="auto", **kw)
     assert len(caplog.records) == 1 and "in-memory budget" in caplog.records[0].getMessage()

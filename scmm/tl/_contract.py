@@ -23,10 +23,7 @@ svd_fit_on="train", rng=None, ...)``:
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -46,18 +43,17 @@ from .._validate import (
 from ..models._base import BaseModel
 from ..models._ensemble import EnsembleModel
 from ..models._preprocess import SVD_FIT_ON
-from ..pp._svd import RowSubset, is_backed
+from ..pp._svd import is_backed
+from ._prediction_store import (
+    PREDICTION_MEMORY_BUDGET,
+    new_predictions_path,
+    predict_to_disk,
+    prediction_storage,
+    rows_of,
+)
 from ._scores import control_mask, held_out_scores, warn_below_mean_profile
 
 logger = logging.getLogger("scmm")
-
-#: Bytes of predictions (cells × targets × 4) above which ``write_predictions=True`` writes
-#: them to disk instead of memory.
-PREDICTION_MEMORY_BUDGET = 2 * 2**30
-#: Values of ``write_predictions``: ``True``/``"auto"`` (memory up to the budget, else disk),
-#: ``"memory"``, ``"disk"``, ``False`` (none: only the held-out cells are predicted, for scores).
-WRITE_PREDICTIONS = (True, "auto", "memory", "disk", False)
-_BLOCK_BYTES = 2**28  # predictions written to disk a block of this many bytes at a time
 
 
 def _versions() -> dict[str, str]:
@@ -99,75 +95,6 @@ def _train_mask(mdata: MuData, source: AnnData, train, mod: str | None = None) -
     return resolve_train(train, source.obs, arg="train")
 
 
-def _rows(X, rows: np.ndarray, model: BaseModel):
-    """``X[rows]``: a block-read view of a sparse or backed ``X`` for models that read those."""
-    if model.reads_backed and (sp.issparse(X) or is_backed(X)):
-        return RowSubset(X, rows)
-    return X[rows]
-
-
-def _prediction_storage(write_predictions, n_bytes: int) -> str | None:
-    """``"memory"``, ``"disk"`` or ``None`` (no predictions) for ``write_predictions``."""
-    if not any(
-        write_predictions is v or (isinstance(v, str) and write_predictions == v)
-        for v in WRITE_PREDICTIONS
-    ):
-        msg = (
-            f"`write_predictions={write_predictions!r}` is not one of {WRITE_PREDICTIONS}: "
-            "True/'auto' keeps predictions in memory up to "
-            f"{PREDICTION_MEMORY_BUDGET / 2**30:g} GiB and writes larger ones to disk."
-        )
-        raise ValueError(msg)
-    if write_predictions is False:
-        return None
-    if write_predictions in ("memory", "disk"):
-        return write_predictions
-    return "disk" if n_bytes > PREDICTION_MEMORY_BUDGET else "memory"
-
-
-def _new_predictions_path(key_added: str) -> Path:
-    """Return a new ``.npy`` path in ``$SCMM_PREDICTIONS_DIR`` (default ``./scmm_predictions``)."""
-    root = Path(os.environ.get("SCMM_PREDICTIONS_DIR", "scmm_predictions")).resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    return root / f"{key_added}-{uuid.uuid4().hex[:8]}.npy"
-
-
-def _predict_to_disk(
-    model: BaseModel, X, inverse: np.ndarray, test_idx: np.ndarray, path: Path
-) -> np.ndarray | None:
-    """Write predictions in target row order to ``path`` (``.npy``), a block of rows at a time.
-
-    ``inverse[t]`` is the source row of target row ``t``. Rows are written with file writes
-    (not a memory map, so they do not stay in the process's memory); the held-out cells'
-    predictions (``test_idx``, source rows) are collected on the way and returned for scoring.
-    The file appears complete or not at all.
-    """
-    n, m = len(inverse), len(model.target_features)
-    test_pos = np.full(n, -1, dtype=np.int64)
-    test_pos[test_idx] = np.arange(len(test_idx))
-    pred_test = np.empty((len(test_idx), m), np.float32) if len(test_idx) else None
-    block = max(1, _BLOCK_BYTES // (4 * m))
-    tmp = path.with_suffix(".tmp")
-    header = {"descr": "<f4", "fortran_order": False, "shape": (n, m)}
-    try:
-        with open(tmp, "wb") as f:
-            np.lib.format.write_array_header_1_0(f, header)
-            for t0 in range(0, n, block):
-                rows = inverse[t0 : t0 + block]
-                srt = np.argsort(rows, kind="stable")  # row blocks are read in source order
-                part = np.empty((len(rows), m), np.float32)
-                part[srt] = model.predict_array(_rows(X, rows[srt], model))
-                held = test_pos[rows]
-                if pred_test is not None and (held >= 0).any():
-                    pred_test[held[held >= 0]] = part[held >= 0]
-                part.astype("<f4", copy=False).tofile(f)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return pred_test
-
-
 def keep_input_space(model: BaseModel, src: AnnData, space: dict, arrays: dict) -> None:
     """Store the fit's input-space record (and the source's Ensembl ids) on ``model``."""
     model.input_space, model.input_arrays = space, arrays
@@ -195,7 +122,7 @@ def fit_model(
     """Fit ``model`` following the fit contract and write its predictions into ``mdata``."""
     src = check_modality(mdata, source, "source")
     tgt = check_modality(mdata, target, "target")
-    storage = _prediction_storage(write_predictions, src.n_obs * tgt.n_vars * 4)
+    storage = prediction_storage(write_predictions, src.n_obs * tgt.n_vars * 4)
     if source == target:
         msg = f"`source` and `target` are both {source!r}; pass two different modalities."
         raise ValueError(msg)
@@ -229,7 +156,7 @@ def fit_model(
     subset = not mask.all()
     # "all": the SVD reads every cell's inputs in place (no stacked copy of the source)
     X_svd = X if svd_fit_on == "all" and subset else None
-    X_train = _rows(X, train_idx, model) if subset else X
+    X_train = rows_of(X, train_idx, model) if subset else X
     Y_train = Y_all[train_idx] if subset else Y_all
     space, arrays = _input_space.record_fit(
         src, tgt, X_train, Y_train, mods=(source, target), layers=(layer, target_layer)
@@ -269,10 +196,10 @@ def fit_model(
     if storage == "memory":
         pred = model.predict_array(X)
     elif storage == "disk":
-        path = _new_predictions_path(key_added)
+        path = new_predictions_path(key_added)
     try:
         if path is not None:
-            pred_test = _predict_to_disk(model, X, inverse, test_idx, path)
+            pred_test = predict_to_disk(model, X, inverse, test_idx, path)
         if subset:
             # metrics read a block of rows at a time: a sparse target is not densified
             Y_test = Y_all[test_idx]
@@ -280,7 +207,7 @@ def fit_model(
                 pred_test = (
                     pred[test_idx]
                     if pred is not None
-                    else model.predict_array(_rows(X, test_idx, model))
+                    else model.predict_array(rows_of(X, test_idx, model))
                 )
             constant = warn_constant_rows(Y_test, "held-out cells")
             uns["scores"] = held_out_scores(
