@@ -273,6 +273,10 @@ def align_features(
     """
     import warnings
 
+    if not 0 <= min_overlap <= 1:
+        msg = f"`min_feature_overlap={min_overlap}` must be a fraction between 0 and 1."
+        raise ValueError(msg)
+
     features = pd.Index([str(f) for f in features])
     n = len(features)
     idx, by_id = match_features(var, features, feature_ids)

@@ -41,7 +41,16 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--allow-missing-features",
         action="store_true",
-        help="zero-fill source features the query lacks (with a warning) instead of failing",
+        help="fill source features the query lacks at their training means (with a warning) "
+        "instead of failing",
+    )
+    p.add_argument(
+        "--min-feature-overlap",
+        type=float,
+        default=0.5,
+        metavar="FRACTION",
+        help="refuse to predict when fewer than this fraction of the model's source features "
+        "are in the query, even with --allow-missing-features (default: 0.5)",
     )
     p.add_argument(
         "--key",
@@ -113,7 +122,13 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
             )
     key = args.key or (record["key"] if record else None)
     report.step(f"predicting {model.target!r} for {query[model.source].n_obs} cells")
-    tl.predict(model, query, key_added=key, allow_missing_features=args.allow_missing_features)
+    tl.predict(
+        model,
+        query,
+        key_added=key,
+        allow_missing_features=args.allow_missing_features,
+        min_feature_overlap=args.min_feature_overlap,
+    )
     key = key or _keys.prediction(model.name)
     # how the targets were normalised at fit time: `scmm evaluate` does the same to measured values
     query.uns[key]["scmm_cli"] = {"model": str(model_dir), "normalize": normalize}
