@@ -51,7 +51,7 @@ from ._prediction_store import (
     prediction_storage,
     rows_of,
 )
-from ._scores import control_mask, held_out_scores, warn_below_mean_profile
+from ._scores import control_names, held_out_scores, warn_below_mean_profile
 
 logger = logging.getLogger("scmm")
 
@@ -95,6 +95,25 @@ def _train_mask(mdata: MuData, source: AnnData, train, mod: str | None = None) -
     return resolve_train(train, source.obs, arg="train")
 
 
+def check_pair(
+    mdata: MuData, source: str, target: str, svd_fit_on: str
+) -> tuple[AnnData, AnnData, np.ndarray]:
+    """Check the arguments every fit shares; return the two modalities and the cell order.
+
+    ``order[i]`` is the target row of source cell ``i`` (as ``align_cells`` returns it).
+    """
+    src = check_modality(mdata, source, "source")
+    tgt = check_modality(mdata, target, "target")
+    if source == target:
+        msg = f"`source` and `target` are both {source!r}; pass two different modalities."
+        raise ValueError(msg)
+    if svd_fit_on not in SVD_FIT_ON:
+        msg = f"`svd_fit_on={svd_fit_on!r}` is not one of {SVD_FIT_ON}."
+        raise ValueError(msg)
+    order = align_cells(src, tgt, f"source={source!r}", f"target={target!r}")
+    return src, tgt, order
+
+
 def keep_input_space(model: BaseModel, src: AnnData, space: dict, arrays: dict) -> None:
     """Store the fit's input-space record (and the source's Ensembl ids) on ``model``."""
     model.input_space, model.input_arrays = space, arrays
@@ -120,18 +139,9 @@ def fit_model(
     rng=None,
 ) -> BaseModel:
     """Fit ``model`` following the fit contract and write its predictions into ``mdata``."""
-    src = check_modality(mdata, source, "source")
-    tgt = check_modality(mdata, target, "target")
+    src, tgt, order = check_pair(mdata, source, target, svd_fit_on)
     storage = prediction_storage(write_predictions, src.n_obs * tgt.n_vars * 4)
-    if source == target:
-        msg = f"`source` and `target` are both {source!r}; pass two different modalities."
-        raise ValueError(msg)
-    if svd_fit_on not in SVD_FIT_ON:
-        msg = f"`svd_fit_on={svd_fit_on!r}` is not one of {SVD_FIT_ON}."
-        raise ValueError(msg)
-    order = align_cells(src, tgt, f"source={source!r}", f"target={target!r}")
-    # checked before anything is fitted
-    controls = [str(n) for n in tgt.var_names[control_mask(tgt.var_names, control_features)]]
+    controls = control_names(tgt.var_names, control_features)  # checked before fitting
     X = get_matrix(src, layer, "layer", backed=True)
     if is_backed(X) and not model.reads_backed:
         X = X.to_memory()

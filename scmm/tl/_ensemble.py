@@ -12,15 +12,14 @@ from mudata import MuData
 
 from .. import _input_space, _keys
 from .._docs import FIT_CONTRACT, doc_params
-from .._validate import align_cells, check_modality, get_matrix
+from .._validate import get_matrix
 from ..models._baseline import METHODS as BASELINES
 from ..models._baseline import BaselineModel
 from ..models._ensemble import EnsembleModel
 from ..models._mlp import MLPModel
-from ..models._preprocess import SVD_FIT_ON
-from ._contract import _h5_safe, _train_mask, _versions, keep_input_space
+from ._contract import _h5_safe, _train_mask, _versions, check_pair, keep_input_space
 from ._mlp import fit_mlp, training_from
-from ._scores import control_mask, held_out_scores, warn_below_mean_profile
+from ._scores import control_names, held_out_scores, warn_below_mean_profile
 
 logger = logging.getLogger("scmm")
 
@@ -250,25 +249,17 @@ def fit_ensemble(
         )
         raise ValueError(msg)
     methods = _check_methods(methods, member_options)
-    src = check_modality(mdata, source, "source")
-    tgt = check_modality(mdata, target, "target")
-    if source == target:
-        msg = f"`source` and `target` are both {source!r}; pass two different modalities."
-        raise ValueError(msg)
-    if svd_fit_on not in SVD_FIT_ON:
-        msg = f"`svd_fit_on={svd_fit_on!r}` is not one of {SVD_FIT_ON}."
-        raise ValueError(msg)
+    src, tgt, order = check_pair(mdata, source, target, svd_fit_on)
     specs = [member_spec(m, (member_options or {}).get(m)) for m in methods]
     model = EnsembleModel(specs, n_folds=n_folds, n_seeds=n_seeds, interval=interval)
     key_added = key_added or _keys.prediction(model.name)
-    order = align_cells(src, tgt, f"source={source!r}", f"target={target!r}")
     X = get_matrix(src, layer, "layer")  # a backed source is read into memory
     mask = _train_mask(mdata, src, train)
     train_idx = np.flatnonzero(mask)
     groups = _groups(mdata, src, groupby, mask)
     # only the training cells' targets are read and checked (others may be NaN)
     Y_train = _dense(get_matrix(tgt[order[train_idx]], target_layer, "target_layer"))
-    controls = [str(n) for n in tgt.var_names[control_mask(tgt.var_names, control_features)]]
+    controls = control_names(tgt.var_names, control_features)
     X_train = X[train_idx] if not mask.all() else X
     space, arrays = _input_space.record_fit(
         src, tgt, X_train, Y_train, mods=(source, target), layers=(layer, target_layer)

@@ -42,6 +42,11 @@ def control_mask(names: pd.Index, controls: str | Sequence[str] | None) -> np.nd
     return names.isin(wanted)
 
 
+def control_names(names: pd.Index, controls: str | Sequence[str] | None) -> list[str]:
+    """Names of the isotype-control targets (see :func:`control_mask`)."""
+    return [str(n) for n in names[control_mask(names, controls)]]
+
+
 def _scores(Y, P, ctrl: np.ndarray) -> dict:
     keep = ~ctrl
     per_feature = Y if keep.all() else Y[:, np.flatnonzero(keep)]
