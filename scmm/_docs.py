@@ -86,11 +86,11 @@ FIT_CONTRACT = """\
         Output key; default ``"scmm_<method>"``.
     write_predictions
         Write the predictions for every cell to ``mdata[target].layers[key_added]``: in
-        memory up to 2 GiB (``scmm.tl._prediction_store.PREDICTION_MEMORY_BUDGET``), above it
-        (``True``/``"auto"``) to a ``.npy`` file in ``$SCMM_PREDICTIONS_DIR`` (default
-        ``./scmm_predictions``) written a block of cells at a time, the layer then being a
-        read-only memory map of it (path in ``.uns[key_added]['predictions_path']``; one logged
-        line says so; e.g. 105,942 cells × 23,418 genes is 9.9 GB). ``"memory"`` or ``"disk"``
+        memory up to 2 GiB (``scmm._disk.MEMORY_BUDGET``), above it (``True``/``"auto"``)
+        to a ``.npy`` file in ``$SCMM_DISK_DIR`` (default ``./scmm_disk``) written a block
+        of cells at a time, the layer then being a read-only memory map of it (path in
+        ``.uns[key_added]['predictions_path']``; one logged line says so; e.g. 105,942 cells
+        × 23,418 genes is 9.9 GB). ``"memory"`` or ``"disk"``
         force either. ``False`` writes only ``.uns[key_added]`` (parameters, and the held-out
         cells' scores, predicted a block of rows at a time); predict the cells you need with
         :func:`scmm.tl.predict`.

@@ -184,3 +184,27 @@ def test_copy_leaves_the_original():
     out = scmm.pp.normalize(mdata, "m", method="log_cp10k", keep_counts=False, copy=True)
     np.testing.assert_array_equal(_dense(mdata["m"].X), X)
     assert out["m"].uns["scmm_normalize"]["keep_counts"] is False
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("method", ["log_cp10k", "tfidf"])
+def test_kept_counts_path_matches_scanpy_and_muon(method, fmt):
+    """The default path (counts kept) gives scanpy's / muon's values on sparse counts."""
+    import scanpy as sc
+
+    X = _counts(80, 40, seed=3)
+    mdata = _mdata(sp.csr_matrix(X).asformat(fmt))
+    scmm.pp.normalize(mdata, "m", method=method)
+    ref = ad.AnnData(sp.csr_matrix(X))
+    if method == "log_cp10k":
+        sc.pp.normalize_total(ref, target_sum=1e4)
+        sc.pp.log1p(ref)
+    else:
+        import muon as mu
+
+        with np.errstate(divide="ignore"):
+            mu.atac.pp.tfidf(ref, log_tf=True, log_idf=True, log_tfidf=False)
+    got = mdata["m"].X
+    assert sp.issparse(got) and got.dtype == np.float32
+    np.testing.assert_allclose(_dense(got), _dense(ref.X), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(_dense(mdata["m"].layers["counts"]), X)

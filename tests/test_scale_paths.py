@@ -269,7 +269,7 @@ def _permuted_target(mdata, seed=0):
 @pytest.mark.parametrize("fit", ["ridge", "mlp"])
 def test_predictions_on_disk_equal_in_memory(fit, tmp_path, monkeypatch, caplog):
     """``write_predictions='disk'``: the same values, a read-only layer mapped from the file."""
-    monkeypatch.setenv("SCMM_PREDICTIONS_DIR", str(tmp_path))
+    monkeypatch.setenv("SCMM_DISK_DIR", str(tmp_path))
     monkeypatch.setattr("scmm.tl._prediction_store._BLOCK_BYTES", 4 * 6 * 7)  # blocks of 7 cells
     mdata = _permuted_target(make_paired(n_cells=150, n_genes=40))
     kw = {"n_components": 8, "train": "train", "rng": 0}
@@ -303,14 +303,14 @@ def test_predictions_on_disk_equal_in_memory(fit, tmp_path, monkeypatch, caplog)
 
 
 def test_write_predictions_auto_uses_the_memory_budget(tmp_path, monkeypatch, caplog):
-    monkeypatch.setenv("SCMM_PREDICTIONS_DIR", str(tmp_path))
+    monkeypatch.setenv("SCMM_DISK_DIR", str(tmp_path))
     mdata = make_paired(n_cells=120, n_genes=40)
     kw = {"method": "ridge", "n_components": 8, "train": "train", "rng": 0}
     with caplog.at_level("WARNING", logger="scmm"):
         scmm.tl.fit_baseline(mdata, "rna", "prot", key_added="small", **kw)  # default True
     assert not caplog.records and "predictions_path" not in mdata.uns["small"]
     assert list(tmp_path.iterdir()) == []
-    monkeypatch.setattr("scmm.tl._prediction_store.PREDICTION_MEMORY_BUDGET", 120 * 6 * 4 - 1)
+    monkeypatch.setattr("scmm._disk.MEMORY_BUDGET", 120 * 6 * 4 - 1)
     with caplog.at_level("WARNING", logger="scmm"):
         scmm.tl.fit_baseline(mdata, "rna", "prot", key_added="big", write_predictions="auto", **kw)
     assert len(caplog.records) == 1 and "in-memory budget" in caplog.records[0].getMessage()
@@ -324,7 +324,7 @@ def test_write_predictions_auto_uses_the_memory_budget(tmp_path, monkeypatch, ca
 
 
 def test_failed_fit_leaves_no_prediction_file(tmp_path, monkeypatch):
-    monkeypatch.setenv("SCMM_PREDICTIONS_DIR", str(tmp_path))
+    monkeypatch.setenv("SCMM_DISK_DIR", str(tmp_path))
     mdata = make_paired(n_cells=120, n_genes=40)
 
     def broken(*args, **kwargs):

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
+from .. import _disk
 from .._validate import check_cells_have_counts, check_modality, check_nonnegative, get_matrix
 
 _METHODS = ("log_cp10k", "clr", "tfidf")
@@ -108,16 +109,16 @@ def normalize(
     *,
     method: str = "log_cp10k",
     layer: str | None = "counts",
-    keep_counts: bool = True,
+    keep_counts: bool | str = True,
     check_counts: bool = True,
     copy: bool = False,
 ) -> MuData | None:
     """Normalise one modality from its raw counts into ``.X``.
 
     By default the raw counts stay in ``.layers['counts']`` (created from ``.X`` if absent), so
-    models can be refitted from counts and the step is safe to repeat. With
-    ``keep_counts=False`` the counts matrix is normalised in its own memory instead and the raw
-    counts are not kept.
+    models can be refitted from counts and the step is safe to repeat: in memory up to 2 GiB,
+    on disk above it. With ``keep_counts=False`` the counts matrix is normalised in its own
+    memory instead and the raw counts are not kept.
 
     ``"log_cp10k"``
         :func:`scanpy.pp.normalize_total` to 10,000 counts per cell then :func:`scanpy.pp.log1p`
@@ -142,7 +143,14 @@ def normalize(
         Layer holding raw counts; ``None`` reads ``.X``. When ``layer='counts'`` is absent, the
         counts are read from ``.X``.
     keep_counts
-        Keep the raw counts in ``.layers['counts']``. ``False`` is for matrices too big to hold
+        Keep the raw counts in ``.layers['counts']`` when that layer is created (from ``.X``):
+        ``True``/``"auto"`` keeps them in memory up to 2 GiB (``scmm._disk.MEMORY_BUDGET``)
+        and writes larger ones to ``$SCMM_DISK_DIR`` (default ``./scmm_disk``; a CSR/CSC
+        matrix is a folder of ``data``, ``indices`` and ``indptr`` ``.npy`` files), the layer
+        then reading them from there as a copy-on-write memory map (one logged line says
+        where; e.g. the 2022 competition's Multiome ATAC is 6.5 GB); ``"memory"`` or
+        ``"disk"`` force either. The normalised values are computed on a copy, one block of
+        rows at a time (no larger temporaries). ``False`` is for matrices too big to hold
         twice, such as the 2022 competition's Multiome ATAC (≈ 840 million non-zeros, 6.7 GB as
         float32 CSR): the counts matrix (``.X``, or ``layer`` when it exists) is normalised in
         place, one block of rows at a time, and becomes ``.X``; a layer it came from is removed.
@@ -170,7 +178,8 @@ def normalize(
         The normalised values (float32); with ``keep_counts=False``, the counts matrix itself
         when it was float32 CSR, CSC or ndarray.
     ``mdata[mod].layers['counts']``
-        The raw counts, if it was not there (``keep_counts=True`` only). With
+        The raw counts, if it was not there (in memory, or a memory map of a file in
+        ``$SCMM_DISK_DIR``; not with ``keep_counts=False``). With
         ``keep_counts=False`` the layer the counts were read from is removed.
     ``mdata[mod].uns['scmm_normalize']`` : dict
         ``method``, ``layer`` and ``keep_counts``: models fitted on ``.X`` record it, to
@@ -204,7 +213,7 @@ def normalize_adata(
     *,
     method: str,
     layer: str | None = "counts",
-    keep_counts: bool = True,
+    keep_counts: bool | str = True,
     check_counts: bool = True,
 ) -> None:
     """:func:`normalize` of the modality ``adata`` (named ``mod`` in messages), in place."""
@@ -212,6 +221,7 @@ def normalize_adata(
         source = None  # raw counts still in .X
     else:
         source = layer
+    _disk.storage(keep_counts, 0, "keep_counts")  # a valid value, before anything is read
     if not keep_counts and adata.is_view:
         # its counts belong to the parent, and anndata writes a view's new `.X` into the parent
         msg = (
@@ -241,6 +251,33 @@ def normalize_adata(
             del adata.layers[source]
         adata.uns["scmm_normalize"] = params
         return
+    if sp.issparse(counts) and method != "clr":
+        # a copy normalised one block at a time: the same values as scanpy/muon to float32
+        # rounding, without their whole-matrix temporaries (the competition's Multiome ATAC
+        # would need three more copies of 6.7 GB)
+        X = counts.copy() if counts.format in ("csr", "csc") else counts.tocsr(copy=True)
+        _normalize_inplace(X, method)
+    else:
+        X = _normalize_with_scanpy(counts, method)
+    if "counts" not in adata.layers:
+        store = _disk.storage(keep_counts, _disk.nbytes(counts), "keep_counts")
+        if store == "disk":  # written before anything changes: a failed write changes nothing
+            counts, path = _disk.matrix_to_disk(counts, f"counts-{mod}")
+            _disk.log_on_disk(
+                f"{mod}: raw counts",
+                counts.shape,
+                _disk.nbytes(counts),
+                _disk.reason(keep_counts, "keep_counts"),
+                path,
+                f"mdata[{mod!r}].layers['counts']",
+            )
+        adata.layers["counts"] = counts
+    adata.X = X
+    adata.uns["scmm_normalize"] = params
+
+
+def _normalize_with_scanpy(counts, method: str):
+    """Return ``method`` applied to a copy of ``counts`` by scanpy or muon, as float32."""
     import scanpy as sc  # slow imports, only where needed
 
     with warnings.catch_warnings():  # muon 0.1.9 reads the deprecated scanpy.__version__
@@ -258,11 +295,7 @@ def normalize_adata(
         # sparse result stays finite: silence numpy's divide-by-zero warning
         with np.errstate(divide="ignore"):
             mu.atac.pp.tfidf(tmp, log_tf=True, log_idf=True, log_tfidf=False)
-    X = tmp.X
-    if "counts" not in adata.layers:
-        adata.layers["counts"] = counts
-    adata.X = X.astype(np.float32, copy=False)
-    adata.uns["scmm_normalize"] = params
+    return tmp.X.astype(np.float32, copy=False)
 
 
 def _check_raw_counts(adata: AnnData, counts, source: str | None, where: str, method: str):

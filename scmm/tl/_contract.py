@@ -12,7 +12,7 @@ svd_fit_on="train", rng=None, ...)``:
 - writes predictions for all cells to ``mdata[target].layers[key_added]`` (unless
   ``write_predictions=False``) and parameters (and, when there are held-out cells, their
   scores) to ``mdata.uns[key_added]``; predictions larger than
-  ``PREDICTION_MEMORY_BUDGET`` are written to a ``.npy`` file on disk, a block of cells at a
+  :data:`scmm._disk.MEMORY_BUDGET` are written to a ``.npy`` file on disk, a block of cells at a
   time, and the layer is a read-only memory map of it (the path in
   ``.uns[key_added]['predictions_path']``, and one logged line says so);
 - never copies the training (or held-out) rows of a sparse or backed source for models that
@@ -31,7 +31,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
-from .. import _input_space, _keys
+from .. import _disk, _input_space, _keys
 from .._validate import (
     align_cells,
     check_modality,
@@ -44,13 +44,7 @@ from ..models._base import BaseModel
 from ..models._ensemble import EnsembleModel
 from ..models._preprocess import SVD_FIT_ON
 from ..pp._svd import is_backed
-from ._prediction_store import (
-    PREDICTION_MEMORY_BUDGET,
-    new_predictions_path,
-    predict_to_disk,
-    prediction_storage,
-    rows_of,
-)
+from ._prediction_store import predict_to_disk, rows_of
 from ._scores import control_names, held_out_scores, warn_below_mean_profile
 
 logger = logging.getLogger("scmm")
@@ -140,7 +134,7 @@ def fit_model(
 ) -> BaseModel:
     """Fit ``model`` following the fit contract and write its predictions into ``mdata``."""
     src, tgt, order = check_pair(mdata, source, target, svd_fit_on)
-    storage = prediction_storage(write_predictions, src.n_obs * tgt.n_vars * 4)
+    storage = _disk.storage(write_predictions, src.n_obs * tgt.n_vars * 4, "write_predictions")
     controls = control_names(tgt.var_names, control_features)  # checked before fitting
     X = get_matrix(src, layer, "layer", backed=True)
     if is_backed(X) and not model.reads_backed:
@@ -206,7 +200,7 @@ def fit_model(
     if storage == "memory":
         pred = model.predict_array(X)
     elif storage == "disk":
-        path = new_predictions_path(key_added)
+        path = _disk.new_path(key_added)
     try:
         if path is not None:
             pred_test = predict_to_disk(model, X, inverse, test_idx, path)
@@ -240,22 +234,13 @@ def fit_model(
     if pred is not None:
         tgt.layers[key_added] = pred
     if path is not None:
-        reason = (
-            f"over the {PREDICTION_MEMORY_BUDGET / 1e9:.1f} GB in-memory budget"
-            if write_predictions != "disk"
-            else "write_predictions='disk'"
-        )
-        logger.warning(
-            "%s: predictions for %s × %s (%.1f GB, %s) written to disk at %s; "
-            "mdata[%r].layers[%r] reads them from there.",
-            key_added,
-            f"{tgt.n_obs:,}",
-            f"{tgt.n_vars:,}",
-            tgt.n_obs * tgt.n_vars * 4 / 1e9,
-            reason,
+        _disk.log_on_disk(
+            f"{key_added}: predictions",
+            (tgt.n_obs, tgt.n_vars),
+            tgt.n_obs * tgt.n_vars * 4,
+            _disk.reason(write_predictions, "write_predictions"),
             path,
-            target,
-            key_added,
+            f"mdata[{target!r}].layers[{key_added!r}]",
         )
     mdata.uns[key_added] = uns
     return model

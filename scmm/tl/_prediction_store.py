@@ -1,14 +1,12 @@
-"""Where a fit's predictions for every cell go: memory up to a budget, else a ``.npy`` file.
+"""A fit's predictions for every cell written to a ``.npy`` file, a block of cells at a time.
 
-Used by the fit contract (:mod:`scmm.tl._contract`): ``write_predictions=True`` (``"auto"``)
-keeps predictions in memory up to ``PREDICTION_MEMORY_BUDGET`` and above it writes them to a
-``.npy`` file a block of cells at a time, the layer then being a read-only memory map of it.
+Used by the fit contract (:mod:`scmm.tl._contract`) when :func:`scmm._disk.storage` puts the
+predictions on disk (``write_predictions=True`` over :data:`scmm._disk.MEMORY_BUDGET`, or
+``"disk"``); the layer is then a read-only memory map of the file.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +15,6 @@ import scipy.sparse as sp
 from ..models._base import BaseModel
 from ..pp._svd import RowSubset, is_backed
 
-#: Bytes of predictions (cells × targets × 4) above which ``write_predictions=True`` writes
-#: them to disk instead of memory.
-PREDICTION_MEMORY_BUDGET = 2 * 2**30
-#: Values of ``write_predictions``: ``True``/``"auto"`` (memory up to the budget, else disk),
-#: ``"memory"``, ``"disk"``, ``False`` (none: only the held-out cells are predicted, for scores).
-WRITE_PREDICTIONS = (True, "auto", "memory", "disk", False)
 _BLOCK_BYTES = 2**28  # predictions written to disk a block of this many bytes at a time
 
 
@@ -31,32 +23,6 @@ def rows_of(X, rows: np.ndarray, model: BaseModel):
     if model.reads_backed and (sp.issparse(X) or is_backed(X)):
         return RowSubset(X, rows)
     return X[rows]
-
-
-def prediction_storage(write_predictions, n_bytes: int) -> str | None:
-    """``"memory"``, ``"disk"`` or ``None`` (no predictions) for ``write_predictions``."""
-    if not any(
-        write_predictions is v or (isinstance(v, str) and write_predictions == v)
-        for v in WRITE_PREDICTIONS
-    ):
-        msg = (
-            f"`write_predictions={write_predictions!r}` is not one of {WRITE_PREDICTIONS}: "
-            "True/'auto' keeps predictions in memory up to "
-            f"{PREDICTION_MEMORY_BUDGET / 2**30:g} GiB and writes larger ones to disk."
-        )
-        raise ValueError(msg)
-    if write_predictions is False:
-        return None
-    if write_predictions in ("memory", "disk"):
-        return write_predictions
-    return "disk" if n_bytes > PREDICTION_MEMORY_BUDGET else "memory"
-
-
-def new_predictions_path(key_added: str) -> Path:
-    """Return a new ``.npy`` path in ``$SCMM_PREDICTIONS_DIR`` (default ``./scmm_predictions``)."""
-    root = Path(os.environ.get("SCMM_PREDICTIONS_DIR", "scmm_predictions")).resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    return root / f"{key_added}-{uuid.uuid4().hex[:8]}.npy"
 
 
 def predict_to_disk(
