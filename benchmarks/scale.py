@@ -250,8 +250,12 @@ def worker(
                 **lean,
             ),
         )
-    if not backed:  # the held-out donor's cells, as a query of new cells
-        query = md.MuData({src: mdata[src][~mask].copy()})
+    if not backed:  # the held-out donor's cells, as a query of new cells: their values only
+        # (a copy of the view would also read the kept counts layer into memory: 2.2 GB here)
+        held = mdata[src]
+        query = md.MuData(
+            {src: ad.AnnData(X=held.X[~mask], obs=held.obs.iloc[~mask], var=held.var.copy())}
+        )
         stage("predict", lambda: scmm.tl.predict(model, query, key_added="scale_pred"))
     return _result(
         task,
