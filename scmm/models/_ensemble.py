@@ -126,7 +126,11 @@ class EnsembleModel(BaseModel):
         folds = make_folds(n, self.params["n_folds"], self._groups, gen)
         specs = self.params["members"]
         K = len(folds)
-        seeds = gen.integers(0, 2**31 - 1, size=(len(specs), K + self.params["n_seeds"]))
+        # one seed per fold and one for the final fit, then those of further final fits:
+        # the cross-fitting and the first final fit do not depend on n_seeds
+        seeds = gen.integers(0, 2**31 - 1, size=(len(specs), K + 1))
+        extra = gen.integers(0, 2**31 - 1, size=(len(specs), self.params["n_seeds"] - 1))
+        seeds = np.hstack([seeds, extra])
         oof = np.zeros((len(specs), n, Y.shape[1]), np.float32)
         for k, val in enumerate(folds):
             tr = np.setdiff1d(np.arange(n), val)
