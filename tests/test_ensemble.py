@@ -144,6 +144,31 @@ def test_save_load_predict_round_trip(tmp_path):
     assert list(obsm["scmm_ensemble_lower"].columns) == list(mdata["prot"].var_names)
 
 
+def test_n_seeds_averages_final_fits_only():
+    mdata = make_paired(n_cells=120)
+    kwargs = {
+        "methods": ["ridge", "mlp"],
+        "n_folds": 3,
+        "member_options": TINY_MLP,
+        "train": "train",
+        "rng": 0,
+    }
+    one = scmm.tl.fit_ensemble(mdata, "rna", "prot", n_seeds=1, key_added="one", **kwargs)
+    three = scmm.tl.fit_ensemble(mdata, "rna", "prot", n_seeds=3, key_added="three", **kwargs)
+    # the cross-fitting (weights, intervals) is the same; the final MLP is a 3-seed average
+    np.testing.assert_array_equal(one.weights, three.weights)
+    np.testing.assert_array_equal(one.half_width, three.half_width)
+    assert [len(m) for m in three.fitted] == [1, 3]
+    X = mdata["rna"].X
+    np.testing.assert_allclose(
+        three.fitted[1][0].predict_array(X), one.fitted[1][0].predict_array(X), rtol=1e-5
+    )
+    mean = np.mean([m.predict_array(X) for m in three.fitted[1]], axis=0)
+    expected = three.fitted[0][0].predict_array(X) * three.weights[0] + mean * three.weights[1]
+    np.testing.assert_allclose(three.predict_array(X), expected, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(mean, one.fitted[1][0].predict_array(X))  # other seeds, other fits
+
+
 def test_same_rng_same_result_other_rng_other():
     mdata = make_paired(n_cells=120)
     kwargs = {"methods": ["ridge", "knn"], "n_folds": 3}

@@ -52,7 +52,10 @@ class EnsembleModel(BaseModel):
     n_folds
         Folds of the cross-fitting.
     n_seeds
-        Seeds of each neural member (their predictions are averaged before stacking).
+        Final fits of each neural member with different seeds, their predictions averaged.
+        The cross-fitting fits each member once per fold whatever ``n_seeds``: the weights
+        and intervals are those of a single fit, slightly conservative for the average of
+        several (which is at least as accurate on average).
     interval
         Nominal coverage of the intervals, in (0, 1).
     """
@@ -122,28 +125,31 @@ class EnsembleModel(BaseModel):
         gen = as_generator(rng)
         folds = make_folds(n, self.params["n_folds"], self._groups, gen)
         specs = self.params["members"]
-        n_fits = (len(folds) + 1) * max(self._n_copies(s) for s in specs)
-        seeds = gen.integers(0, 2**31 - 1, size=(len(specs), n_fits))
+        K = len(folds)
+        # one seed per fold and one for the final fit, then those of further final fits:
+        # the cross-fitting and the first final fit do not depend on n_seeds
+        seeds = gen.integers(0, 2**31 - 1, size=(len(specs), K + 1))
+        extra = gen.integers(0, 2**31 - 1, size=(len(specs), self.params["n_seeds"] - 1))
+        seeds = np.hstack([seeds, extra])
         oof = np.zeros((len(specs), n, Y.shape[1]), np.float32)
         for k, val in enumerate(folds):
             tr = np.setdiff1d(np.arange(n), val)
-            for m, spec in enumerate(specs):
-                members = self._fit_member(spec, X[tr], Y[tr], X_svd, seeds[m], k)
+            for m, spec in enumerate(specs):  # one fit per fold, whatever n_seeds
+                members = self._fit_member(spec, X[tr], Y[tr], X_svd, seeds[m, k : k + 1])
                 oof[m, val] = _mean_prediction(members, X[val])
-            logger.info("ensemble: fold %d/%d done", k + 1, len(folds))
+            logger.info("ensemble: fold %d/%d done", k + 1, K)
         self.weights = convex_weights(oof, Y)
         combined = np.einsum("mij,mj->ij", oof, self.weights)
         self.half_width = conformal_half_width(Y - combined, self.params["interval"])
         self.oof_scores = _oof_scores(Y, oof, combined, self.member_names)
         self.fitted = [
-            self._fit_member(spec, X, Y, X_svd, seeds[m], len(folds))
+            self._fit_member(spec, X, Y, X_svd, seeds[m, K : K + self._n_copies(spec)])
             for m, spec in enumerate(specs)
         ]
 
-    def _fit_member(self, spec, X, Y, X_svd, seeds, k) -> list[BaseModel]:
-        copies = self._n_copies(spec)
+    def _fit_member(self, spec, X, Y, X_svd, seeds) -> list[BaseModel]:
         out = []
-        for s in range(copies):
+        for seed in seeds:
             model = self._build(spec)
             model.fit(
                 X,
@@ -151,7 +157,7 @@ class EnsembleModel(BaseModel):
                 source_features=self.source_features,
                 target_features=self.target_features,
                 X_svd=X_svd,
-                rng=int(seeds[k * copies + s]),
+                rng=int(seed),
             )
             out.append(model)
         return out
