@@ -26,6 +26,7 @@ Writes ``peers_runs.csv`` (one row per fit, the columns of ``accuracy_runs.csv``
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -153,8 +154,10 @@ def fit_scipenn(mdata, task: Task, test: np.ndarray, seed: int) -> np.ndarray:
     api = sciPENN_API(
         [genes[~test].copy()], [proteins], genes[test].copy(), min_genes=0, use_gpu=False
     )
-    with tempfile.TemporaryDirectory() as weights:  # a fresh folder: never loads old weights
-        api.train(weights_dir=weights)
+    # a fresh folder, so that it never loads old weights; relative, as sciPENN 0.9.6 loops
+    # forever making the folders of an absolute path
+    with tempfile.TemporaryDirectory() as weights:
+        api.train(weights_dir=os.path.relpath(weights))
     predicted = api.predict()
     order = predicted.obs_names.get_indexer(genes.obs_names[test])
     if (order < 0).any():
@@ -198,11 +201,11 @@ def run(tasks, peers, seeds, out: Path) -> list[dict]:
         out.mkdir(parents=True, exist_ok=True)
         _write_csv(rows, out / "peers_runs.csv")
 
-    for task_name in tasks:
-        mdata, task = load_task(task_name)
-        y = _dense(mdata[task.target].X)
-        test = ~mdata.obs["train"].reindex(mdata[task.target].obs_names).to_numpy(dtype=bool)
-        for seed in seeds:
+    loaded = {name: load_task(name) for name in tasks}  # the CITE sets are small
+    for seed in seeds:  # every task's first seed before the next seed
+        for task_name, (mdata, task) in loaded.items():
+            y = _dense(mdata[task.target].X)
+            test = ~mdata.obs["train"].reindex(mdata[task.target].obs_names).to_numpy(dtype=bool)
             for name in SCMM_METHODS:
                 for fit_on in ("train", "all"):
                     start = time.perf_counter()
