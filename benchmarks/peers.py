@@ -1,8 +1,9 @@
 """scmm against the peer tools a biologist would otherwise use, on the same held-out cells.
 
     pip install -e ".[peers]"        # scvi-tools (totalVI), in its own environment
-    python benchmarks/peers.py                           # every CITE task, seed 0
-    python benchmarks/peers.py --tasks bmmc_cite --seeds 0 1 2
+    pip install --no-deps sciPENN    # its numba<=0.50 pin does not build on Python 3.11
+    python benchmarks/peers.py                           # every CITE task, both peers, seed 0
+    python benchmarks/peers.py --tasks bmmc_cite --peers totalvi --seeds 0 1 2
     python benchmarks/peers.py --summarise benchmarks/results/peers*/peers_runs.csv
 
 The tasks, their normalisation and their splits are those of ``benchmarks/accuracy.py``
@@ -16,8 +17,12 @@ that totalVI treats their proteins as missing. Its held-out predictions are
 ``transform_batch`` = the training cells' batch), then transformed by the same
 ``scmm.pp.normalize(method="clr")`` as scmm's protein targets (``check_counts=False``: the
 predicted counts are not integers), and scored by ``scmm.metrics`` as in ``accuracy.py``.
-Because totalVI sees the held-out cells' RNA while fitting, its fair scmm comparison is
-``svd_fit_on="all"`` (the held-out inputs also shape scmm's SVD); the CSV labels its rows so.
+sciPENN (defaults, but ``min_genes=0`` so that no held-out cell is dropped) predicts in its own
+space; :func:`fit_scipenn` maps that back to normalised counts before the same CLR.
+Because both peers see the held-out cells' RNA while fitting, their fair scmm comparison is
+``svd_fit_on="all"`` (the held-out inputs also shape scmm's SVD); the CSV labels their rows so.
+No ATAC → RNA peer is run: scButterfly, the one published translator on the package index,
+does not install beside torch 2.13 and numpy 2 (docs, *Results*).
 
 Writes ``peers_runs.csv`` (one row per fit, the columns of ``accuracy_runs.csv``) and
 ``peers.md`` (the table of ``accuracy.py --summarise``) to ``--out``.
