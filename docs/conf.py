@@ -69,7 +69,7 @@ extensions = [
 ]
 
 templates_path = ["_templates"]
-# results_table.md is included by results.md (the benchmark overwrites it), not a page of its own
+# results_table.md and peers_table.md are included by results.md, not pages of their own
 exclude_patterns = [
     "_build",
     "Thumbs.db",
@@ -77,6 +77,7 @@ exclude_patterns = [
     "**.ipynb_checkpoints",
     "jupyter_execute",
     "results_table.md",
+    "peers_table.md",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 master_doc = "index"

@@ -1,0 +1,266 @@
+"""scmm against the peer tools a biologist would otherwise use, on the same held-out cells.
+
+    pip install -e ".[peers]"        # scvi-tools (totalVI), in its own environment
+    pip install --no-deps sciPENN    # its numba<=0.50 pin does not build on Python 3.11
+    python benchmarks/peers.py                           # every CITE task, both peers, seed 0
+    python benchmarks/peers.py --tasks bmmc_cite --peers totalvi --seeds 0 1 2
+    python benchmarks/peers.py --summarise benchmarks/results/peers*/peers_runs.csv
+
+The tasks, their normalisation and their splits are those of ``benchmarks/accuracy.py``
+(:func:`scmm._tasks.load_task`); scmm's ``mlp`` and ``kernel_ridge`` run at their benchmark
+defaults in the same process, on the same split, with ``svd_fit_on="train"`` and ``"all"``.
+
+totalVI (scvi-tools, every default) is fitted on the raw counts of every cell's RNA, with the
+held-out cells' proteins set to zero and a batch key separating training and held-out cells, so
+that totalVI treats their proteins as missing. Its held-out predictions are
+``get_normalized_expression`` proteins (count scale, the mean of 25 posterior samples,
+``transform_batch`` = the training cells' batch), then transformed by the same
+``scmm.pp.normalize(method="clr")`` as scmm's protein targets (``check_counts=False``: the
+predicted counts are not integers), and scored by ``scmm.metrics`` as in ``accuracy.py``.
+sciPENN (defaults, but ``min_genes=0`` so that no held-out cell is dropped) predicts in its own
+space; :func:`fit_scipenn` maps that back to normalised counts before the same CLR.
+Because both peers see the held-out cells' RNA while fitting, their fair scmm comparison is
+``svd_fit_on="all"`` (the held-out inputs also shape scmm's SVD); the CSV labels their rows so.
+No ATAC → RNA peer is run: scButterfly, the one published translator on the package index,
+does not install beside torch 2.13 and numpy 2 (docs, *Results*).
+
+Writes ``peers_runs.csv`` (one row per fit, the columns of ``accuracy_runs.csv``) and
+``peers.md`` (the table of ``accuracy.py --summarise``) to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accuracy import _merge_runs, _write_csv, summarise
+
+import scmm
+from scmm import metrics
+from scmm._tasks import METHODS, TASKS, Task, load_task
+
+CITE_TASKS = [name for name, t in TASKS.items() if (t.source, t.target) == ("rna", "prot")]
+SCMM_METHODS = ("mlp", "kernel_ridge")
+INSTALL_HINT = (
+    "totalVI needs scvi-tools, which scmm does not install: "
+    '`pip install -e ".[peers]"` (or `pip install "scvi-tools>=1.1"`), best in an environment '
+    "of its own."
+)
+
+
+def _import_scvi():
+    try:
+        import scvi
+    except ImportError as err:
+        raise SystemExit(f"{INSTALL_HINT} ({err})") from err
+    return scvi
+
+
+def _import_scipenn():
+    try:
+        from sciPENN.sciPENN_API import sciPENN_API
+    except ImportError as err:
+        msg = (
+            "sciPENN is not installed. Its release (0.9.6) pins numba<=0.50, which does not build "
+            f"on Python 3.11: `pip install --no-deps sciPENN` ({err})."
+        )
+        raise SystemExit(msg) from err
+    return sciPENN_API
+
+
+def _dense(x) -> np.ndarray:
+    return np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float32)
+
+
+def _to_target_space(counts: np.ndarray, task: Task, names) -> np.ndarray:
+    """Count-scale predictions normalised by the same ``scmm.pp.normalize`` as the targets."""
+    import anndata as ad
+    import mudata as md
+
+    pred = md.MuData({task.target: ad.AnnData(counts.astype(np.float32), var={"name": names})})
+    scmm.pp.normalize(pred, task.target, method=task.target_norm, layer=None, check_counts=False)
+    return np.asarray(pred[task.target].X)
+
+
+def fit_totalvi(mdata, task: Task, test: np.ndarray, seed: int) -> np.ndarray:
+    """totalVI at scvi-tools' defaults; the held-out cells' predictions in the target space."""
+    import anndata as ad
+
+    scvi = _import_scvi()
+    scvi.settings.seed = seed
+    rna, prot = mdata[task.source], mdata[task.target]
+    if not (rna.obs_names == prot.obs_names).all():
+        msg = f"Task {task.dataset!r}: RNA and protein cells differ; totalVI needs paired cells."
+        raise ValueError(msg)
+    proteins = _dense(prot.layers["counts"])
+    proteins[test] = 0.0  # held-out cells' proteins: missing for totalVI (a batch of zeros)
+    adata = ad.AnnData(
+        rna.layers["counts"].copy(),
+        obs={"split": np.where(test, "held_out", "train")},
+        var={"gene": rna.var_names.to_numpy()},
+    )
+    adata.obs_names = rna.obs_names
+    adata.obsm["protein_expression"] = proteins
+    scvi.model.TOTALVI.setup_anndata(
+        adata, protein_expression_obsm_key="protein_expression", batch_key="split"
+    )
+    model = scvi.model.TOTALVI(adata)
+    model.train(enable_progress_bar=False)  # every training default; no progress bar in logs
+    _, predicted = model.get_normalized_expression(
+        indices=np.flatnonzero(test),
+        n_samples=25,
+        return_mean=True,
+        transform_batch=["train"],
+        return_numpy=True,
+    )
+    return _to_target_space(np.asarray(predicted), task, prot.var_names)
+
+
+def fit_scipenn(mdata, task: Task, test: np.ndarray, seed: int) -> np.ndarray:
+    """sciPENN at its defaults (but ``min_genes=0``); held-out predictions in the target space.
+
+    sciPENN predicts proteins in its own space (per-cell total-normalised, ``log1p``, z-scored
+    with the training cells' mean and sd): the z-scores are mapped back with the training cells'
+    mean and sd (``ddof=1``, as ``scanpy.pp.scale``), ``expm1``-ed to normalised counts and then
+    CLR-transformed by ``scmm.pp.normalize`` like the targets.
+    """
+    import tempfile
+
+    import anndata as ad
+    import pandas as pd
+    import scanpy as sc
+
+    sciPENN_API = _import_scipenn()
+    np.random.seed(seed)  # sciPENN draws its validation cells with numpy's global state
+    torch.manual_seed(seed)
+    rna, prot = mdata[task.source], mdata[task.target]
+    genes = ad.AnnData(
+        rna.layers["counts"].copy(),
+        obs=pd.DataFrame(index=rna.obs_names.astype(str)),
+        var=pd.DataFrame(index=rna.var_names.astype(str)),
+    )
+    proteins = ad.AnnData(
+        _dense(prot.layers["counts"])[~test],
+        obs=pd.DataFrame(index=prot.obs_names[~test].astype(str)),
+        var=pd.DataFrame(index=prot.var_names.astype(str)),
+    )
+    # training proteins in sciPENN's space, for the way back (its own preprocessing, replayed)
+    space = proteins.copy()
+    sc.pp.normalize_total(space)
+    sc.pp.log1p(space)
+    mean, sd = space.X.mean(axis=0), space.X.std(axis=0, ddof=1)
+    sd[sd == 0] = 1.0
+    # min_genes=0: the default 200 would drop held-out cells with fewer detected genes
+    api = sciPENN_API(
+        [genes[~test].copy()], [proteins], genes[test].copy(), min_genes=0, use_gpu=False
+    )
+    # a fresh folder, so that it never loads old weights; relative, as sciPENN 0.9.6 loops
+    # forever making the folders of an absolute path
+    with tempfile.TemporaryDirectory() as weights:
+        api.train(weights_dir=os.path.relpath(weights))
+    predicted = api.predict()
+    order = predicted.obs_names.get_indexer(genes.obs_names[test])
+    if (order < 0).any():
+        msg = f"sciPENN returned no prediction for {int((order < 0).sum())} held-out cells."
+        raise RuntimeError(msg)
+    z = np.asarray(predicted.X)[order]
+    counts = np.clip(np.expm1(z * sd + mean), 0.0, None)
+    return _to_target_space(counts, task, prot.var_names)
+
+
+PEERS = {"totalvi": ("totalVI", fit_totalvi), "scipenn": ("sciPENN", fit_scipenn)}
+
+
+def _row(task_name, task, method, fit_on, seed, y, pred, seconds) -> dict:
+    return {
+        "task": task_name,
+        "split": task.description,
+        "method": method,
+        "svd_fit_on": fit_on,
+        "seed": seed,
+        "pearson_per_cell": metrics.pearson_per_cell(y, pred),
+        "pearson_per_feature": metrics.pearson_per_feature(y, pred),
+        "rmse": metrics.rmse(y, pred),
+        "fit_seconds": seconds,
+        "interval_coverage": np.nan,
+    }
+
+
+def run(tasks, peers, seeds, out: Path) -> list[dict]:
+    rows: list[dict] = []
+
+    def record(row):
+        rows.append(row)
+        print(
+            f"{row['task']:22s} {row['method']:14s} svd_fit_on={row['svd_fit_on']:5s} "
+            f"seed={row['seed']} cell={row['pearson_per_cell']:.4f} "
+            f"feature={row['pearson_per_feature']:.4f} rmse={row['rmse']:.4f} "
+            f"{row['fit_seconds']:.1f}s",
+            flush=True,
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        _write_csv(rows, out / "peers_runs.csv")
+
+    loaded = {name: load_task(name) for name in tasks}  # the CITE sets are small
+    for seed in seeds:  # every task's first seed before the next seed
+        for task_name, (mdata, task) in loaded.items():
+            y = _dense(mdata[task.target].X)
+            test = ~mdata.obs["train"].reindex(mdata[task.target].obs_names).to_numpy(dtype=bool)
+            for name in SCMM_METHODS:
+                for fit_on in ("train", "all"):
+                    start = time.perf_counter()
+                    METHODS[name].fit(mdata, task, key_added="peers", rng=seed, svd_fit_on=fit_on)
+                    seconds = time.perf_counter() - start
+                    pred = mdata[task.target].layers.pop("peers")
+                    record(_row(task_name, task, name, fit_on, seed, y[test], pred[test], seconds))
+            for peer in peers:
+                label, fit = PEERS[peer]
+                start = time.perf_counter()
+                pred = fit(mdata, task, test, seed)
+                seconds = time.perf_counter() - start
+                record(_row(task_name, task, label, "all", seed, y[test], pred, seconds))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=CITE_TASKS, choices=CITE_TASKS)
+    parser.add_argument("--peers", nargs="+", default=list(PEERS), choices=list(PEERS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (default 1, as accuracy.py)"
+    )
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "peers")
+    parser.add_argument(
+        "--summarise",
+        nargs="+",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="only print the table of earlier runs (peers_runs.csv files)",
+    )
+    args = parser.parse_args()
+    if args.summarise:
+        print(summarise(_merge_runs(args.summarise)))
+        return
+    # fail before any fit when a peer is missing
+    if "totalvi" in args.peers:
+        _import_scvi()
+    if "scipenn" in args.peers:
+        _import_scipenn()
+    torch.set_num_threads(args.threads)
+    scmm.settings.verbose = False
+    rows = run(args.tasks, args.peers, args.seeds, args.out)
+    table = summarise(rows)
+    print("\n" + table)
+    command = "python benchmarks/peers.py " + " ".join(sys.argv[1:])
+    (args.out / "peers.md").write_text(f"Command: `{command.strip()}`\n\n{table}\n")
+
+
+if __name__ == "__main__":
+    main()
