@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -116,6 +117,37 @@ def keep_input_space(model: BaseModel, src: AnnData, space: dict, arrays: dict) 
     )
 
 
+def fit_params(
+    kind: str,
+    own: dict[str, Any],
+    *,
+    source: str,
+    target: str,
+    layer: str | None,
+    target_layer: str | None,
+    svd_fit_on: str,
+    write_predictions,
+    n_train_cells: int,
+    controls: list[str],
+) -> dict[str, Any]:
+    """Return a fit's ``.uns[key_added]['params']``: kind, own parameters, the contract's."""
+    return _h5_safe(
+        {
+            "model": kind,
+            **own,
+            "source": source,
+            "target": target,
+            "layer": layer,
+            "target_layer": target_layer,
+            "svd_fit_on": svd_fit_on,
+            "write_predictions": write_predictions,
+            "n_train_cells": n_train_cells,
+            "control_features": controls or None,
+            "versions": _versions(),
+        }
+    )
+
+
 def fit_model(
     model: BaseModel,
     mdata: MuData,
@@ -178,20 +210,17 @@ def fit_model(
     )
     keep_input_space(model, src, space, arrays)
     uns = {
-        "params": _h5_safe(
-            {
-                "model": model.kind,
-                **model.params,
-                "source": source,
-                "target": target,
-                "layer": layer,
-                "target_layer": target_layer,
-                "svd_fit_on": svd_fit_on,
-                "write_predictions": write_predictions,
-                "n_train_cells": int(mask.sum()),
-                "control_features": controls or None,
-                "versions": _versions(),
-            }
+        "params": fit_params(
+            model.kind,
+            model.params,
+            source=source,
+            target=target,
+            layer=layer,
+            target_layer=target_layer,
+            svd_fit_on=svd_fit_on,
+            write_predictions=write_predictions,
+            n_train_cells=int(mask.sum()),
+            controls=controls,
         )
     }
     test_idx = np.flatnonzero(~mask)

@@ -17,7 +17,7 @@ from ..models._baseline import METHODS as BASELINES
 from ..models._baseline import BaselineModel
 from ..models._ensemble import EnsembleModel
 from ..models._mlp import MLPModel
-from ._contract import _h5_safe, _train_mask, _versions, check_pair, keep_input_space
+from ._contract import _train_mask, check_pair, fit_params, keep_input_space
 from ._mlp import fit_mlp, training_from
 from ._scores import control_names, held_out_scores, warn_below_mean_profile
 
@@ -281,25 +281,24 @@ def fit_ensemble(
     keep_input_space(model, src, space, arrays)
     pred = model.predict_array(X)
     uns = {
-        "params": _h5_safe(
+        "params": fit_params(
+            model.kind,
             {
-                "model": model.kind,
                 "methods": methods,
                 "members": model.member_names,
                 "n_seeds": n_seeds,
                 "n_folds": n_folds,
                 "groupby": groupby,
                 "interval": interval,
-                "source": source,
-                "target": target,
-                "layer": layer,
-                "target_layer": target_layer,
-                "svd_fit_on": svd_fit_on,
-                "write_predictions": write_predictions,
-                "n_train_cells": int(mask.sum()),
-                "control_features": controls or None,
-                "versions": _versions(),
-            }
+            },
+            source=source,
+            target=target,
+            layer=layer,
+            target_layer=target_layer,
+            svd_fit_on=svd_fit_on,
+            write_predictions=write_predictions,
+            n_train_cells=int(mask.sum()),
+            controls=controls,
         ),
         "weights": dict(zip(methods, model.weights.astype(np.float32), strict=True)),
         "half_width": model.half_width.astype(np.float32),
