@@ -298,11 +298,20 @@ def check_source(
     check_query(space, stats, arrays, train, mod=mod, arg=arg)
 
 
-def normalized_copy(adata: AnnData, record: dict[str, Any] | None, mod: str) -> AnnData:
+def normalized_copy(
+    adata: AnnData,
+    record: dict[str, Any] | None,
+    mod: str,
+    *,
+    training_idf: np.ndarray | None = None,
+) -> AnnData:
     """Return a shallow copy of ``adata`` normalised by the recorded ``scmm.pp.normalize`` call.
 
     ``predict(..., normalize=True)``: raw counts are read as :func:`scmm.pp.normalize` reads
     them (``record['layer']``, ``.X`` when that layer is absent); ``adata`` is not modified.
+    For ``"tfidf"`` with the model's ``training_idf``, the copy holds the term frequencies
+    alone (IDF 1), to be weighed by the training IDF once the features are aligned
+    (:func:`weigh_features`); without it, by these cells' own IDF, with a warning.
     """
     import pandas as pd
 
@@ -323,8 +332,23 @@ def normalized_copy(adata: AnnData, record: dict[str, Any] | None, mod: str) -> 
         layers=dict(adata.layers.items()),
     )
     layer = record.get("layer", "counts")
+    idf = None
+    if record["method"] == "tfidf" and training_idf is not None:
+        idf = np.ones(tmp.n_vars, dtype=np.float32)
+    elif record["method"] == "tfidf":
+        warnings.warn(
+            "This model stores no IDF of its training cells (saved by an earlier scmm, or "
+            "fitted on TF-IDF not made by `scmm.pp.normalize`): `normalize=True` weighs each "
+            "peak by "
+            "these cells' own frequencies, which a handful of cells cannot estimate. Predict "
+            "for many cells together, or refit the model.",
+            UserWarning,
+            stacklevel=4,
+        )
     try:
-        normalize_adata(tmp, mod, method=record["method"], layer=None if layer == "X" else layer)
+        normalize_adata(
+            tmp, mod, method=record["method"], layer=None if layer == "X" else layer, idf=idf
+        )
     except (ValueError, KeyError) as err:
         msg = (
             f"`normalize=True` applies {normalize_call(mod, record)} to raw counts, which "
@@ -332,3 +356,11 @@ def normalized_copy(adata: AnnData, record: dict[str, Any] | None, mod: str) -> 
         )
         raise type(err)(msg) from err
     return tmp
+
+
+def weigh_features(X, idf: np.ndarray):
+    """Return ``X`` (cells × the model's features) with each column times its ``idf``."""
+    idf = np.asarray(idf, np.float32)
+    if sp.issparse(X):
+        return sp.csr_matrix(X @ sp.diags(idf))
+    return np.asarray(X, np.float32) * idf

@@ -152,6 +152,12 @@ def normalize_counts(mdata: md.MuData, mod: str, method: str, *, flag: str) -> N
     """
     from .. import pp
 
+    check_counts(mdata, mod, method, flag=flag)
+    pp.normalize(mdata, mod, method=method, layer="counts")
+
+
+def check_counts(mdata: md.MuData, mod: str, method: str, *, flag: str) -> None:
+    """Raise an error naming ``flag`` unless modality ``mod`` holds raw counts to normalise."""
     adata = mdata[mod]
     if not is_counts(adata.layers["counts"] if "counts" in adata.layers else adata.X):
         where = "`.layers['counts']`" if "counts" in adata.layers else "`.X` (no 'counts' layer)"
@@ -161,7 +167,6 @@ def normalize_counts(mdata: md.MuData, mod: str, method: str, *, flag: str) -> N
             "same way as the training data and pass `--normalize none`"
         )
         raise ValueError(msg)
-    pp.normalize(mdata, mod, method=method, layer="counts")
 
 
 def auto_method(mod: str) -> str:

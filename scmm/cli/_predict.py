@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import warnings
 from pathlib import Path
 
 from ._args import UsageError, add_common, add_inputs, input_files
 from ._io import (
     FIT_RECORD,
     Reporter,
+    check_counts,
     check_new_path,
     normalize_counts,
     read_inputs,
@@ -99,6 +99,7 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
         )
         raise UsageError(msg)
     normalize = {model.source: "none", model.target: "none"}
+    by_model = False  # the model normalises the query's raw counts itself (TF-IDF)
     if args.normalize == "auto":
         if record is None:
             msg = (
@@ -109,17 +110,18 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
             raise UsageError(msg)
         normalize = dict(record["normalize"])
         method = normalize[model.source]
-        if method != "none":
+        if method == "tfidf":
+            # the model weighs the query's term frequencies by its training cells' IDF: the
+            # query's own would change with the cells predicted together
+            check_counts(query, model.source, method, flag="`--normalize auto`")
+            report.step(
+                f"normalising {model.source!r} from raw counts (tfidf, with the training cells' "
+                "IDF; the query's values are written as read)"
+            )
+            by_model = True
+        elif method != "none":
             report.step(f"normalising {model.source!r} from raw counts ({method})")
             normalize_counts(query, model.source, method, flag="`--normalize auto`")
-        if method == "tfidf":
-            warnings.warn(
-                "TF-IDF weighs each peak by the query cells' own peak frequencies, not the "
-                "training cells'; predict for enough cells together (not a handful) to estimate "
-                "them",
-                UserWarning,
-                stacklevel=2,
-            )
     key = args.key or (record["key"] if record else None)
     report.step(f"predicting {model.target!r} for {query[model.source].n_obs} cells")
     tl.predict(
@@ -128,6 +130,7 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
         key_added=key,
         allow_missing_features=args.allow_missing_features,
         min_feature_overlap=args.min_feature_overlap,
+        normalize=by_model,
     )
     key = key or _keys.prediction(model.name)
     # how the targets were normalised at fit time: `scmm evaluate` does the same to measured values

@@ -224,9 +224,10 @@ class BaseModel:
         else:
             adata = data
         space = (self.input_space or {}).get("source")
+        idf = self.input_arrays.get("idf") if normalize else None
         if normalize:
             record = (space or {}).get("normalize") if self.layer is None else None
-            adata = _input_space.normalized_copy(adata, record, self.source)
+            adata = _input_space.normalized_copy(adata, record, self.source, training_idf=idf)
         where = f"mdata[{self.source!r}]." + (f"layers[{self.layer!r}]" if self.layer else "X")
         X = get_matrix(adata, self.layer, "layer")
         X, report = align_features(
@@ -239,6 +240,8 @@ class BaseModel:
             arg=where,
         )
         found = report.pop("found")
+        if idf is not None:  # term frequencies of these cells × the training cells' IDF
+            X = _input_space.weigh_features(X, idf)
         if space is not None:
             _input_space.check_source(
                 space, X, found, self.input_arrays, mod=self.source, arg=where

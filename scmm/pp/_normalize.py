@@ -61,22 +61,31 @@ def _sums(X) -> tuple[np.ndarray, np.ndarray]:
     return rows, cols
 
 
-def _normalize_inplace(X, method: str) -> None:
+def _idf(cols: np.ndarray, n_obs: int) -> np.ndarray:
+    """``log1p(n_obs / colsum)`` per feature (float32); 0, not inf, for features without counts."""
+    idf = np.zeros(len(cols), dtype=np.float32)
+    has = cols > 0
+    idf[has] = np.log1p(n_obs / cols[has])
+    return idf
+
+
+def _normalize_inplace(X, method: str, idf: np.ndarray | None = None) -> np.ndarray | None:
     """``"log_cp10k"`` or ``"tfidf"`` of the float32 counts ``X`` (CSR, CSC or ndarray), in place.
 
     Same values as :func:`scanpy.pp.normalize_total` (``target_sum=1e4``) then
     :func:`scanpy.pp.log1p`, or :func:`muon.atac.pp.tfidf` (``log_tf=True, log_idf=True``):
-    ``log1p(x / rowsum * 1e4)``, times ``log1p(n_obs / colsum)`` for ``"tfidf"``. Extra memory
-    is one block of entries and a few vectors of length ``n_obs`` or ``n_vars``.
+    ``log1p(x / rowsum * 1e4)``, times ``log1p(n_obs / colsum)`` for ``"tfidf"`` (or times the
+    given ``idf``, one value per feature). Extra memory is one block of entries and a few
+    vectors of length ``n_obs`` or ``n_vars``. Returns the IDF applied (``None``: log-CP10k).
     """
     rows, cols = _sums(X)
     scale = (_TARGET_SUM / rows).astype(np.float32)  # no empty cells: checked by the caller
-    idf = None
-    if method == "tfidf":
-        # features without counts: idf 0 (not inf), so they stay 0 and never become NaN
-        idf = np.zeros(len(cols), dtype=np.float32)
-        has = cols > 0
-        idf[has] = np.log1p(X.shape[0] / cols[has])
+    if method != "tfidf":
+        idf = None
+    elif idf is None:
+        idf = _idf(cols, X.shape[0])
+    else:
+        idf = np.asarray(idf, np.float32)
     if sp.issparse(X):
         csr = X.format == "csr"
         for s, e in _blocks(X.indptr):
@@ -101,6 +110,7 @@ def _normalize_inplace(X, method: str) -> None:
             np.log1p(block, out=block)
             if idf is not None:
                 block *= idf
+    return idf
 
 
 def normalize(
@@ -129,7 +139,10 @@ def normalize(
         the 2022 competition's recipe.
     ``"tfidf"``
         :func:`muon.atac.pp.tfidf` with ``log_tf=True`` (ATAC):
-        ``log1p(x / rowsum · 10⁴) · log1p(n_obs / colsum)``.
+        ``log1p(x / rowsum · 10⁴) · log1p(n_obs / colsum)``. The IDF, ``log1p(n_obs / colsum)``
+        of these cells, is kept in ``.var['scmm_idf']``: models fitted on these values store it
+        and apply it to new cells' raw counts (``scmm.tl.predict(..., normalize=True)``), so a
+        handful of new cells gets the same weights as the training cells.
 
     Parameters
     ----------
@@ -158,7 +171,7 @@ def normalize(
         float32 copy when the counts are of another dtype (the original is then dropped). The
         values equal those of ``keep_counts=True`` to float32 rounding, but the counts are gone:
         models can no longer be refitted from counts and the step cannot be repeated. A dense
-        ``"tfidf"`` input stays dense (``keep_counts=True`` returns a sparse matrix).
+        input stays dense.
         ``"clr"`` (proteins, small) runs the usual computation, without keeping the counts.
         A view of a MuData needs ``copy=True``.
     check_counts
@@ -181,6 +194,8 @@ def normalize(
         The raw counts, if it was not there (in memory, or a memory map of a file in
         ``$SCMM_DISK_DIR``; not with ``keep_counts=False``). With
         ``keep_counts=False`` the layer the counts were read from is removed.
+    ``mdata[mod].var['scmm_idf']`` : float32
+        ``"tfidf"``: the IDF each feature was weighed by.
     ``mdata[mod].uns['scmm_normalize']`` : dict
         ``method``, ``layer`` and ``keep_counts``: models fitted on ``.X`` record it, to
         check new cells and to normalise raw counts themselves
@@ -215,8 +230,16 @@ def normalize_adata(
     layer: str | None = "counts",
     keep_counts: bool | str = True,
     check_counts: bool = True,
+    idf: np.ndarray | None = None,
 ) -> None:
-    """:func:`normalize` of the modality ``adata`` (named ``mod`` in messages), in place."""
+    """:func:`normalize` of the modality ``adata`` (named ``mod`` in messages), in place.
+
+    ``idf`` (``"tfidf"`` only, one value per feature of ``adata``) replaces the cells' own
+    IDF, e.g. ones for the term frequencies alone.
+    """
+    if idf is not None and (method != "tfidf" or len(idf) != adata.n_vars):
+        msg = f"`idf` needs method='tfidf' and {adata.n_vars} values, one per feature."
+        raise ValueError(msg)
     if layer is not None and layer not in adata.layers and layer == "counts":
         source = None  # raw counts still in .X
     else:
@@ -243,23 +266,25 @@ def normalize_adata(
     if method != "clr":
         check_cells_have_counts(counts, f"mod={mod!r}")
     params = {"method": method, "layer": layer if layer else "X", "keep_counts": keep_counts}
-    if not keep_counts:
-        # everything is checked: from here on the counts are overwritten
-        X = _normalize_counts_inplace(counts, method)
-        adata.X = X
-        if source is not None:
-            del adata.layers[source]
-        adata.uns["scmm_normalize"] = params
-        return
-    if sp.issparse(counts) and method != "clr":
-        # a copy normalised one block at a time: the same values as scanpy/muon to float32
-        # rounding, without their whole-matrix temporaries (the competition's Multiome ATAC
-        # would need three more copies of 6.7 GB)
-        X = counts.copy() if counts.format in ("csr", "csc") else counts.tocsr(copy=True)
-        _normalize_inplace(X, method)
+    # everything is checked: from here on (keep_counts=False) the counts are overwritten
+    if method == "clr":
+        X, used = _clr(counts.copy() if keep_counts else counts), None
     else:
-        X = _normalize_with_scanpy(counts, method)
-    if "counts" not in adata.layers:
+        if not keep_counts:
+            X = counts  # normalised in its own memory
+        elif sp.issparse(counts):
+            X = counts.copy() if counts.format in ("csr", "csc") else counts.tocsr(copy=True)
+        else:
+            X = np.array(counts, dtype=np.float32)
+        if sp.issparse(X) and X.format not in ("csr", "csc"):
+            X = X.tocsr()
+        if not _buffer(X).flags.writeable:  # e.g. a read-only memory map
+            X = X.copy()
+        # one block at a time: the same values as scanpy/muon to float32 rounding, without
+        # their whole-matrix temporaries (the competition's Multiome ATAC would need three
+        # more copies of 6.7 GB)
+        used = _normalize_inplace(X, method, idf)
+    if keep_counts and "counts" not in adata.layers:
         store = _disk.storage(keep_counts, _disk.nbytes(counts), "keep_counts")
         if store == "disk":  # written before anything changes: a failed write changes nothing
             counts, path = _disk.matrix_to_disk(counts, f"counts-{mod}")
@@ -273,28 +298,21 @@ def normalize_adata(
             )
         adata.layers["counts"] = counts
     adata.X = X
+    if not keep_counts and source is not None:
+        del adata.layers[source]
+    if used is not None:
+        adata.var["scmm_idf"] = used
     adata.uns["scmm_normalize"] = params
 
 
-def _normalize_with_scanpy(counts, method: str):
-    """Return ``method`` applied to a copy of ``counts`` by scanpy or muon, as float32."""
-    import scanpy as sc  # slow imports, only where needed
-
+def _clr(counts):
+    """CLR of ``counts`` per cell by muon (proteins are small; muon densifies a sparse matrix)."""
     with warnings.catch_warnings():  # muon 0.1.9 reads the deprecated scanpy.__version__
         warnings.simplefilter("ignore", FutureWarning)
         import muon as mu
 
-    tmp = ad.AnnData(counts.copy())
-    if method == "log_cp10k":
-        sc.pp.normalize_total(tmp, target_sum=_TARGET_SUM)
-        sc.pp.log1p(tmp)
-    elif method == "clr":
-        mu.prot.pp.clr(tmp, axis=1, flavor="stoeckius")
-    else:
-        # peaks without counts have an infinite IDF; they have no stored entries, so the
-        # sparse result stays finite: silence numpy's divide-by-zero warning
-        with np.errstate(divide="ignore"):
-            mu.atac.pp.tfidf(tmp, log_tf=True, log_idf=True, log_tfidf=False)
+    tmp = ad.AnnData(counts)
+    mu.prot.pp.clr(tmp, axis=1, flavor="stoeckius")
     return tmp.X.astype(np.float32, copy=False)
 
 
@@ -330,21 +348,3 @@ def _check_raw_counts(adata: AnnData, counts, source: str | None, where: str, me
 def _buffer(X) -> np.ndarray:
     """Return the values array of a sparse or dense matrix."""
     return X.data if sp.issparse(X) else np.asarray(X)
-
-
-def _normalize_counts_inplace(counts, method: str):
-    """Normalise the checked float32 ``counts`` in their own memory (``keep_counts=False``)."""
-    if method == "clr":
-        with warnings.catch_warnings():  # muon 0.1.9 reads the deprecated scanpy.__version__
-            warnings.simplefilter("ignore", FutureWarning)
-            import muon as mu
-
-        tmp = ad.AnnData(counts)  # proteins are small; muon densifies a sparse matrix
-        mu.prot.pp.clr(tmp, axis=1, flavor="stoeckius")
-        return tmp.X.astype(np.float32, copy=False)
-    if sp.issparse(counts) and counts.format not in ("csr", "csc"):
-        counts = counts.tocsr()
-    if not _buffer(counts).flags.writeable:  # e.g. a read-only memory map
-        counts = counts.copy()
-    _normalize_inplace(counts, method)
-    return counts

@@ -110,7 +110,14 @@ def check_pair(
 
 
 def keep_input_space(model: BaseModel, src: AnnData, space: dict, arrays: dict) -> None:
-    """Store the fit's input-space record (and the source's Ensembl ids) on ``model``."""
+    """Store the fit's input-space record (and the source's Ensembl ids) on ``model``.
+
+    A TF-IDF source (``.X`` from :func:`scmm.pp.normalize`) also stores its IDF, which
+    ``predict(..., normalize=True)`` applies to new cells.
+    """
+    record = space["source"].get("normalize") or {}
+    if record.get("method") == "tfidf" and "scmm_idf" in src.var.columns:
+        arrays = {**arrays, "idf": src.var["scmm_idf"].to_numpy(np.float32)}
     model.input_space, model.input_arrays = space, arrays
     model.source_feature_ids = (
         [str(i) for i in src.var["gene_ids"]] if "gene_ids" in src.var.columns else None
@@ -314,8 +321,8 @@ def predict(
         ``data`` holds raw counts (``.layers['counts']`` or ``.X``, as
         :func:`scmm.pp.normalize` reads them): normalise them with the call recorded for the
         model's training values first, as if ``scmm.pp.normalize`` had been run on ``data``
-        (on all of its features, before the model's are picked; ``"tfidf"`` takes its IDF from
-        these cells). ``data`` is not modified.
+        (on all of its features, before the model's are picked; ``"tfidf"`` weighs the term
+        frequencies by the training cells' IDF, stored with the model). ``data`` is not modified.
 
     Returns
     -------

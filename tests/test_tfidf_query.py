@@ -1,0 +1,119 @@
+"""TF-IDF of new cells: the training cells' IDF, whatever cells are predicted together."""
+
+from __future__ import annotations
+
+import anndata as ad
+import mudata as md
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+import scmm
+
+
+def _atac_rna(n_obs=120, n_peaks=40, n_genes=5, *, seed=0) -> md.MuData:
+    """Peak counts (every cell has some; the last peak none) and RNA that depends on them."""
+    rng = np.random.default_rng(seed)
+    peaks = rng.poisson(0.5, (n_obs, n_peaks)).astype(np.float32)
+    peaks[:, 0] += 1
+    peaks[:, -1] = 0
+    rna = np.log1p(peaks[:, :n_genes] * 2 + rng.poisson(1.0, (n_obs, n_genes)))
+    atac = ad.AnnData(sp.csr_matrix(peaks))
+    atac.var_names = [f"chr1:{i * 1000}-{i * 1000 + 500}" for i in range(n_peaks)]
+    out = ad.AnnData(rna.astype(np.float32))
+    out.var_names = [f"g{i}" for i in range(n_genes)]
+    return md.MuData({"atac": atac, "rna": out})
+
+
+def _raw_query(mdata: md.MuData, cells) -> ad.AnnData:
+    """The cells' raw ATAC counts, as a user brings them (no normalisation record)."""
+    counts = mdata["atac"].layers["counts"][cells]
+    return ad.AnnData(sp.csr_matrix(counts), var=pd.DataFrame(index=mdata["atac"].var_names))
+
+
+@pytest.fixture
+def fitted():
+    mdata = _atac_rna()
+    scmm.pp.normalize(mdata, "atac", method="tfidf")
+    model = scmm.tl.fit_baseline(
+        mdata, "atac", "rna", method="ridge", n_components=6, write_predictions=False, rng=0
+    )
+    return mdata, model
+
+
+def test_idf_kept_per_feature_as_muon_computes_it():
+    import muon as mu
+
+    mdata = _atac_rna()
+    ref = ad.AnnData(mdata["atac"].X.copy())
+    scmm.pp.normalize(mdata, "atac", method="tfidf")
+    with np.errstate(divide="ignore"):
+        mu.atac.pp.tfidf(ref, log_tf=True, log_idf=True, log_tfidf=False)
+    idf = mdata["atac"].var["scmm_idf"].to_numpy()
+    assert idf.dtype == np.float32
+    assert idf[-1] == 0  # the peak without counts: 0, not inf
+    counts = mdata["atac"].layers["counts"]
+    expected = np.log1p(counts.shape[0] / np.asarray(counts.sum(axis=0)).ravel()[:-1])
+    np.testing.assert_allclose(idf[:-1], expected, rtol=1e-6)
+    # the values are the term frequencies weighed by that IDF (muon's values)
+    np.testing.assert_allclose(mdata["atac"].X.toarray(), ref.X.toarray(), rtol=1e-5, atol=1e-6)
+    assert "scmm_idf" not in _log_normalised().var.columns
+
+
+def _log_normalised() -> ad.AnnData:
+    mdata = _atac_rna()
+    scmm.pp.normalize(mdata, "rna", method="log_cp10k", check_counts=False)
+    return mdata["rna"]
+
+
+@pytest.mark.parametrize("n_cells", [1, 3, 120])
+def test_few_raw_cells_get_the_training_values(fitted, n_cells):
+    """One cell's raw counts predict what the same cell normalised with the others did."""
+    mdata, model = fitted
+    cells = np.arange(n_cells)
+    expected = model.predict_array(mdata["atac"].X[cells])
+    query = _raw_query(mdata, cells)
+    scmm.tl.predict(model, query, normalize=True)
+    np.testing.assert_allclose(query.obsm["scmm_ridge"].to_numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_query_peaks_in_another_order_and_extra_peaks(fitted):
+    """Extra peaks count in each cell's term frequencies (as in `scmm.pp.normalize`), not as
+    features; the training IDF follows each peak by name."""
+    mdata, model = fitted
+    counts = mdata["atac"].layers["counts"][:4].toarray()
+    extra = np.full((4, 2), 3.0, np.float32)
+    names = [*mdata["atac"].var_names, "chr2:1-500", "chr2:900-1500"]
+    full = np.hstack([counts, extra])
+    query = ad.AnnData(sp.csr_matrix(full[:, ::-1]), var=pd.DataFrame(index=names[::-1]))
+    with pytest.warns(UserWarning, match="Ignoring 2 features"):
+        scmm.tl.predict(model, query, normalize=True)
+    tf = np.log1p(counts / full.sum(axis=1, keepdims=True) * 1e4)
+    expected = model.predict_array(tf * mdata["atac"].var["scmm_idf"].to_numpy())
+    np.testing.assert_allclose(query.obsm["scmm_ridge"].to_numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_training_idf_saved_with_the_model(fitted, tmp_path):
+    mdata, model = fitted
+    np.testing.assert_array_equal(model.input_arrays["idf"], mdata["atac"].var["scmm_idf"])
+    model.save(tmp_path / "m")
+    loaded = scmm.models.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.input_arrays["idf"], model.input_arrays["idf"])
+    query = _raw_query(mdata, [5])
+    scmm.tl.predict(loaded, query, normalize=True)
+    np.testing.assert_allclose(
+        query.obsm["scmm_ridge"].to_numpy(),
+        model.predict_array(mdata["atac"].X[[5]]),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+
+
+def test_model_without_a_training_idf_warns(fitted):
+    mdata, model = fitted
+    del model.input_arrays["idf"]  # as saved by an earlier scmm
+    query = _raw_query(mdata, np.arange(10))
+    with pytest.warns(UserWarning, match="stores no IDF of its training cells"):
+        scmm.tl.predict(model, query, normalize=True)
+    assert query.obsm["scmm_ridge"].shape == (10, 5)
