@@ -364,3 +364,34 @@ def weigh_features(X, idf: np.ndarray):
     if sp.issparse(X):
         return sp.csr_matrix(X @ sp.diags(idf))
     return np.asarray(X, np.float32) * idf
+
+
+#: Median relative difference between a query's IDF and the training cells' that warns.
+IDF_TOLERANCE = 0.05
+
+
+def check_idf(var, features: list[str], training_idf: np.ndarray) -> None:
+    """Warn when a query's TF-IDF weighed its peaks by an IDF far from the training cells'.
+
+    ``var`` is the query's ``.var``; its ``'scmm_idf'`` (written by :func:`scmm.pp.normalize`)
+    is compared, on the peaks it shares with the model's ``features`` by name.
+    """
+    if "scmm_idf" not in var.columns:
+        return
+    idx = var.index.get_indexer(features)
+    found = idx >= 0
+    train = np.asarray(training_idf, np.float64)[found]
+    query = var["scmm_idf"].to_numpy(np.float64)[idx[found]]
+    has = train > 0
+    if not has.any():
+        return
+    diff = float(np.median(np.abs(query[has] - train[has]) / train[has]))
+    if diff > IDF_TOLERANCE:
+        warnings.warn(
+            f"The query's TF-IDF weighed its peaks by its own cells' IDF, a median "
+            f"{diff:.0%} away from the training cells' (`.var['scmm_idf']`): its values are "
+            "not those the model was trained on. Pass the raw counts with "
+            "`scmm.tl.predict(..., normalize=True)` to use the training cells' IDF.",
+            UserWarning,
+            stacklevel=4,
+        )

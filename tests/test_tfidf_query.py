@@ -117,3 +117,20 @@ def test_model_without_a_training_idf_warns(fitted):
     with pytest.warns(UserWarning, match="stores no IDF of its training cells"):
         scmm.tl.predict(model, query, normalize=True)
     assert query.obsm["scmm_ridge"].shape == (10, 5)
+
+
+def test_query_normalised_on_its_own_warns(fitted):
+    """A handful of cells TF-IDF-normalised alone: weighed by their own IDF, which is said."""
+    mdata, model = fitted
+    query = md.MuData({"atac": _raw_query(mdata, np.arange(3))})
+    scmm.pp.normalize(query, "atac", method="tfidf")
+    with pytest.warns(UserWarning, match="weighed its peaks by its own cells' IDF"):
+        scmm.tl.predict(model, query)
+    # cells normalised with the training cells carry the training IDF: nothing to say
+    same = md.MuData({"atac": mdata["atac"][:3].copy()})
+    scmm.tl.predict(model, same)
+    np.testing.assert_allclose(
+        same["atac"].obsm["scmm_ridge"].to_numpy(),
+        model.predict_array(mdata["atac"].X[:3]),
+        rtol=1e-5,
+    )

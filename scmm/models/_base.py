@@ -228,6 +228,8 @@ class BaseModel:
         if normalize:
             record = (space or {}).get("normalize") if self.layer is None else None
             adata = _input_space.normalized_copy(adata, record, self.source, training_idf=idf)
+        elif "idf" in self.input_arrays and self.layer is None:
+            _input_space.check_idf(adata.var, self.source_features, self.input_arrays["idf"])
         where = f"mdata[{self.source!r}]." + (f"layers[{self.layer!r}]" if self.layer else "X")
         X = get_matrix(adata, self.layer, "layer")
         X, report = align_features(
