@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import scmm
-from scmm.models import _base
+from scmm.models import _persist
 
 from .conftest import make_paired
 
@@ -99,7 +99,7 @@ def test_truncated_or_foreign_folders_are_clear_errors(saved, tmp_path):
 def test_future_format_is_refused(saved):
     _, _, path = saved
     doc = json.loads((path / "model.json").read_text())
-    doc["format_version"] = _base.FORMAT_VERSION + 1
+    doc["format_version"] = _persist.FORMAT_VERSION + 1
     (path / "model.json").write_text(json.dumps(doc))
     with pytest.raises(ValueError, match=r"format 2, but this scmm reads format 1.*upgrade"):
         scmm.models.load(path)
@@ -109,5 +109,5 @@ def test_files_are_json_and_safetensors_only(saved):
     _, _, path = saved
     assert sorted(p.name for p in path.iterdir()) == ["arrays.safetensors", "model.json"]
     doc = json.loads((path / "model.json").read_text())
-    assert doc["format_version"] == _base.FORMAT_VERSION and doc["kind"] == "baseline"
+    assert doc["format_version"] == _persist.FORMAT_VERSION and doc["kind"] == "baseline"
     assert doc["source_features"][:2] == ["g0", "g1"]

@@ -2,9 +2,7 @@
 
 A model holds everything needed to predict for new cells: its hyper-parameters, the fitted
 preprocessing (e.g. SVD components), the source and target feature names and, for neural
-models, the weights. ``save`` writes JSON plus a safetensors file (no pickle anywhere), first
-into a temporary folder that is then renamed, so an interrupted save never leaves a
-half-written model.
+models, the weights. Saving and loading are in :mod:`scmm.models._persist`.
 
 Neural models subclass :class:`scmm.models._neural.NeuralModel`, which holds the shared
 preprocessing, training and weight handling; a subclass only builds its network.
@@ -12,10 +10,7 @@ preprocessing, training and weight handling; a subclass only builds its network.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,10 +22,6 @@ from mudata import MuData
 from .. import _input_space
 from .._validate import align_features, check_modality, fill_missing, get_matrix
 
-FORMAT_VERSION = 1
-_META_FILE = "model.json"
-_ARRAYS_FILE = "arrays.safetensors"
-_SPACE = "input_space."  # prefix of the saved training statistics arrays
 _MODEL_CLASSES: dict[str, type[BaseModel]] = {}
 
 
@@ -306,54 +297,15 @@ class BaseModel:
         overwrite
             Replace an existing model folder.
         """
-        from safetensors.numpy import save_file
+        from ._persist import save_model
 
-        from .. import __version__
-
-        self._check_fitted()
-        path = Path(path)
-        if path.exists() and not overwrite:
-            msg = f"`{path}` exists; pass `overwrite=True` to replace it."
-            raise FileExistsError(msg)
-        meta, arrays = self._get_state()
-        arrays = {**arrays, **{f"{_SPACE}{k}": v for k, v in self.input_arrays.items()}}
-        doc = {
-            "format_version": FORMAT_VERSION,
-            "scmm_version": __version__,
-            "kind": self.kind,
-            "params": self.params,
-            "source": self.source,
-            "target": self.target,
-            "layer": self.layer,
-            "target_layer": self.target_layer,
-            "source_features": self.source_features,
-            "target_features": self.target_features,
-            "history": self.history,
-            "state": meta,
-            "source_feature_ids": self.source_feature_ids,
-            "input_space": self.input_space,
-        }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-        try:
-            arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-            save_file(arrays, str(tmp / _ARRAYS_FILE))
-            (tmp / _META_FILE).write_text(json.dumps(doc, indent=1))
-            self._save_parts(tmp)
-            if path.exists():
-                old = path.with_name(f".{path.name}.old-{os.getpid()}")
-                path.rename(old)
-                tmp.rename(path)
-                shutil.rmtree(old)
-            else:
-                tmp.rename(path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
+        save_model(self, path, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> BaseModel:
         """Load a model saved with :meth:`save` (see :func:`scmm.models.load`)."""
+        from ._persist import load
+
         model = load(path)
         if not isinstance(model, cls):
             msg = f"`{path}` holds a {type(model).__name__}, not a {cls.__name__}."
@@ -368,85 +320,3 @@ class BaseModel:
             else "not fitted"
         )
         return f"{type(self).__name__}({state})"
-
-
-def load(path: str | os.PathLike) -> BaseModel:
-    """Load a model saved with ``model.save(path)``.
-
-    Reads JSON metadata and a safetensors file: nothing is unpickled.
-
-    Parameters
-    ----------
-    path
-        The model folder.
-
-    Returns
-    -------
-    The fitted model, of the class it was saved from.
-
-    Examples
-    --------
-    >>> import numpy as np, anndata as ad, mudata as md, scmm
-    >>> rng = np.random.default_rng(0)
-    >>> rna = ad.AnnData(np.log1p(rng.poisson(2.0, (60, 30))).astype("float32"))
-    >>> prot = ad.AnnData(rng.normal(size=(60, 4)).astype("float32"))
-    >>> prot.var_names = ["CD3", "CD4", "CD8", "CD19"]  # distinct from the gene names
-    >>> mdata = md.MuData({"rna": rna, "prot": prot})
-    >>> import tempfile
-    >>> model = scmm.tl.fit_baseline(mdata, "rna", "prot", method="ridge", n_components=5)
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     model.save(f"{tmp}/ridge")
-    ...     loaded = scmm.models.load(f"{tmp}/ridge")
-    >>> loaded
-    BaselineModel(rna→prot, 30 → 4 features)
-    >>> np.array_equal(loaded.predict(mdata["rna"]), model.predict(mdata["rna"]))
-    True
-    """
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    path = Path(path)
-    meta_file, arrays_file = path / _META_FILE, path / _ARRAYS_FILE
-    if not meta_file.is_file() or not arrays_file.is_file():
-        msg = f"`{path}` is not an scmm model folder (expected {_META_FILE} and {_ARRAYS_FILE})."
-        raise ValueError(msg)
-    try:
-        doc = json.loads(meta_file.read_text())
-    except json.JSONDecodeError as err:
-        msg = f"`{meta_file}` is truncated or not JSON ({err}); the model folder is damaged."
-        raise ValueError(msg) from err
-    version = doc.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        msg = (
-            f"`{path}` was written in model format {version!r}, but this scmm reads format "
-            f"{FORMAT_VERSION} or older; upgrade scmm (it was saved by scmm "
-            f"{doc.get('scmm_version', '?')})."
-        )
-        raise ValueError(msg)
-    if doc.get("kind") not in _MODEL_CLASSES:
-        msg = f"`{path}` holds an unknown model kind {doc.get('kind')!r}."
-        raise ValueError(msg)
-    try:
-        arrays = load_file(str(arrays_file))
-    except (SafetensorError, OSError) as err:
-        msg = f"`{arrays_file}` is truncated or not a safetensors file ({err})."
-        raise ValueError(msg) from err
-    model = _MODEL_CLASSES[doc["kind"]](**doc["params"])
-    for key in (
-        "source",
-        "target",
-        "layer",
-        "target_layer",
-        "source_features",
-        "target_features",
-        "history",
-    ):
-        setattr(model, key, doc[key])
-    # absent from models saved before scmm recorded them: "unknown", nothing is checked
-    model.source_feature_ids = doc.get("source_feature_ids")
-    model.input_space = doc.get("input_space")
-    model.input_arrays = prefixed(arrays, _SPACE)
-    arrays = {k: v for k, v in arrays.items() if not k.startswith(_SPACE)}
-    model._set_state(doc["state"], arrays)
-    model._load_parts(path)
-    return model

@@ -19,8 +19,9 @@ from scipy.optimize import nnls
 
 from .. import metrics
 from ..pp._rng import as_generator
-from ._base import _MODEL_CLASSES, BaseModel, load
+from ._base import _MODEL_CLASSES, BaseModel
 from ._neural import NeuralModel
+from ._persist import load
 
 logger = logging.getLogger("scmm")
 

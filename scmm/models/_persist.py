@@ -1,0 +1,152 @@
+"""Save and load models: JSON metadata plus one safetensors file, no pickle anywhere.
+
+``save_model`` writes into a temporary folder that is then renamed, so an interrupted save
+never leaves a half-written model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ._base import _MODEL_CLASSES, BaseModel, prefixed
+
+FORMAT_VERSION = 1
+_META_FILE = "model.json"
+_ARRAYS_FILE = "arrays.safetensors"
+_SPACE = "input_space."  # prefix of the saved training statistics arrays
+
+
+def save_model(model: BaseModel, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+    """:meth:`BaseModel.save`: write ``model`` to the folder ``path``."""
+    from safetensors.numpy import save_file
+
+    from .. import __version__
+
+    model._check_fitted()
+    path = Path(path)
+    if path.exists() and not overwrite:
+        msg = f"`{path}` exists; pass `overwrite=True` to replace it."
+        raise FileExistsError(msg)
+    meta, arrays = model._get_state()
+    arrays = {**arrays, **{f"{_SPACE}{k}": v for k, v in model.input_arrays.items()}}
+    doc = {
+        "format_version": FORMAT_VERSION,
+        "scmm_version": __version__,
+        "kind": model.kind,
+        "params": model.params,
+        "source": model.source,
+        "target": model.target,
+        "layer": model.layer,
+        "target_layer": model.target_layer,
+        "source_features": model.source_features,
+        "target_features": model.target_features,
+        "history": model.history,
+        "state": meta,
+        "source_feature_ids": model.source_feature_ids,
+        "input_space": model.input_space,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+        save_file(arrays, str(tmp / _ARRAYS_FILE))
+        (tmp / _META_FILE).write_text(json.dumps(doc, indent=1))
+        model._save_parts(tmp)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def load(path: str | os.PathLike) -> BaseModel:
+    """Load a model saved with ``model.save(path)``.
+
+    Reads JSON metadata and a safetensors file: nothing is unpickled.
+
+    Parameters
+    ----------
+    path
+        The model folder.
+
+    Returns
+    -------
+    The fitted model, of the class it was saved from.
+
+    Examples
+    --------
+    >>> import numpy as np, anndata as ad, mudata as md, scmm
+    >>> rng = np.random.default_rng(0)
+    >>> rna = ad.AnnData(np.log1p(rng.poisson(2.0, (60, 30))).astype("float32"))
+    >>> prot = ad.AnnData(rng.normal(size=(60, 4)).astype("float32"))
+    >>> prot.var_names = ["CD3", "CD4", "CD8", "CD19"]  # distinct from the gene names
+    >>> mdata = md.MuData({"rna": rna, "prot": prot})
+    >>> import tempfile
+    >>> model = scmm.tl.fit_baseline(mdata, "rna", "prot", method="ridge", n_components=5)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     model.save(f"{tmp}/ridge")
+    ...     loaded = scmm.models.load(f"{tmp}/ridge")
+    >>> loaded
+    BaselineModel(rna→prot, 30 → 4 features)
+    >>> np.array_equal(loaded.predict(mdata["rna"]), model.predict(mdata["rna"]))
+    True
+    """
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    meta_file, arrays_file = path / _META_FILE, path / _ARRAYS_FILE
+    if not meta_file.is_file() or not arrays_file.is_file():
+        msg = f"`{path}` is not an scmm model folder (expected {_META_FILE} and {_ARRAYS_FILE})."
+        raise ValueError(msg)
+    try:
+        doc = json.loads(meta_file.read_text())
+    except json.JSONDecodeError as err:
+        msg = f"`{meta_file}` is truncated or not JSON ({err}); the model folder is damaged."
+        raise ValueError(msg) from err
+    version = doc.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        msg = (
+            f"`{path}` was written in model format {version!r}, but this scmm reads format "
+            f"{FORMAT_VERSION} or older; upgrade scmm (it was saved by scmm "
+            f"{doc.get('scmm_version', '?')})."
+        )
+        raise ValueError(msg)
+    if doc.get("kind") not in _MODEL_CLASSES:
+        msg = f"`{path}` holds an unknown model kind {doc.get('kind')!r}."
+        raise ValueError(msg)
+    try:
+        arrays = load_file(str(arrays_file))
+    except (SafetensorError, OSError) as err:
+        msg = f"`{arrays_file}` is truncated or not a safetensors file ({err})."
+        raise ValueError(msg) from err
+    model = _MODEL_CLASSES[doc["kind"]](**doc["params"])
+    for key in (
+        "source",
+        "target",
+        "layer",
+        "target_layer",
+        "source_features",
+        "target_features",
+        "history",
+    ):
+        setattr(model, key, doc[key])
+    # absent from models saved before scmm recorded them: "unknown", nothing is checked
+    model.source_feature_ids = doc.get("source_feature_ids")
+    model.input_space = doc.get("input_space")
+    model.input_arrays = prefixed(arrays, _SPACE)
+    arrays = {k: v for k, v in arrays.items() if not k.startswith(_SPACE)}
+    model._set_state(doc["state"], arrays)
+    model._load_parts(path)
+    return model
