@@ -3,10 +3,11 @@
 from ._autoencoder import fit_autoencoder
 from ._baseline import fit_baseline
 from ._contract import predict
-from ._deepsets import fit_deepsets, peak_contributions
+from ._deepsets import fit_deepsets
 from ._ensemble import fit_ensemble
 from ._mlp import fit_mlp, lr_range_test
 from ._pathway import fit_pathway_mlp
+from ._peak_contributions import peak_contributions
 from ._tune import TuneResult, tune_mlp
 
 __all__ = [
