@@ -19,7 +19,7 @@ from ..models._ensemble import EnsembleModel
 from ..models._mlp import MLPModel
 from ._contract import _train_mask, check_pair, fit_params, keep_input_space
 from ._mlp import fit_mlp, training_from
-from ._scores import control_names, held_out_scores, warn_below_mean_profile
+from ._scores import column_means, control_names, held_out_scores, warn_below_mean_profile
 
 logger = logging.getLogger("scmm")
 
@@ -341,7 +341,7 @@ def _held_out_scores(
     p = pred[test_idx]
     lower, upper = model.interval_bounds(p)
     return {
-        **held_out_scores(Y_test, p, Y_train, tgt.var_names, controls=controls),
+        **held_out_scores(Y_test, p, column_means(Y_train), tgt.var_names, controls=controls),
         "interval_coverage": float(((Y_test >= lower) & (Y_test <= upper)).mean()),
         "interval_width": float((upper - lower).mean()),
     }

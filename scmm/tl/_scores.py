@@ -60,16 +60,22 @@ def _scores(Y, P, ctrl: np.ndarray) -> dict:
     }
 
 
-def held_out_scores(Y_test, pred_test, Y_train, names: pd.Index, *, controls="auto") -> dict:
-    """Scores of ``pred_test``, of the mean profile of ``Y_train``, and the model's gain.
+def column_means(Y) -> np.ndarray:
+    """Each column's mean of the dense or sparse ``Y`` (float32), the mean profile."""
+    return np.asarray(Y.mean(axis=0), dtype=np.float32).ravel()
+
+
+def held_out_scores(Y_test, pred_test, train_mean, names: pd.Index, *, controls="auto") -> dict:
+    """Scores of ``pred_test``, of the mean profile ``train_mean``, and the model's gain.
+
+    ``train_mean`` is each target's mean over the training cells (see :func:`column_means`).
 
     One flat dict of numbers (``pd.Series(scores)`` stays numeric). The mean per-feature
     Pearson leaves out the isotype controls (``controls``, see :func:`control_mask`), which
     carry no signal to predict; they are scored apart (``controls_pearson_per_feature``).
     """
     ctrl = control_mask(names, controls)
-    mean = np.asarray(Y_train.mean(axis=0), dtype=np.float32).ravel()
-    reference = np.broadcast_to(mean, Y_test.shape)
+    reference = np.broadcast_to(np.asarray(train_mean, np.float32), Y_test.shape)
     model, ref = _scores(Y_test, pred_test, ctrl), _scores(Y_test, reference, ctrl)
     out = {"n_cells": int(Y_test.shape[0]), **model}
     out.update({f"mean_profile_{k}": v for k, v in ref.items()})
