@@ -338,3 +338,36 @@ def test_failed_fit_leaves_no_prediction_file(tmp_path, monkeypatch):
         )  # fmt: skip
     assert list(tmp_path.iterdir()) == []
     assert "d" not in mdata["prot"].layers and "d" not in mdata.uns
+
+
+@pytest.mark.parametrize("into", ["layer", "obsm"])
+def test_predict_over_the_budget_writes_to_disk(into, tmp_path, monkeypatch, caplog):
+    """``scmm.tl.predict`` keeps predictions over the memory budget on disk: same values."""
+    monkeypatch.setenv("SCMM_DISK_DIR", str(tmp_path))
+    monkeypatch.setattr("scmm.tl._prediction_store._BLOCK_BYTES", 4 * 6 * 7)  # blocks of 7 cells
+    mdata = _permuted_target(make_paired(n_cells=150, n_genes=40))
+    model = scmm.tl.fit_baseline(
+        mdata, "rna", "prot", method="ridge", n_components=8, write_predictions=False, rng=0
+    )
+    query = mdata if into == "layer" else md.MuData({"rna": mdata["rna"].copy()})
+    scmm.tl.predict(model, query, key_added="mem")
+    assert list(tmp_path.iterdir()) == [] and "predictions_path" not in query.uns["mem"]
+    monkeypatch.setattr("scmm._disk.MEMORY_BUDGET", 150 * 6 * 4 - 1)
+    with caplog.at_level("WARNING", logger="scmm"):
+        scmm.tl.predict(model, query, key_added="disk")
+    if into == "layer":  # target cells in another order than the source's
+        mem, disk = query["prot"].layers["mem"], query["prot"].layers["disk"]
+        assert type(disk) is np.ndarray and not disk.flags.writeable
+    else:
+        mem, disk = query["rna"].obsm["mem"], query["rna"].obsm["disk"]
+        assert list(disk.columns) == list(mem.columns) and disk.index.equals(mem.index)
+        mem, disk = mem.to_numpy(), disk.to_numpy()
+        assert not disk.flags.writeable  # the mapped file's values, not a copy in memory
+    np.testing.assert_allclose(disk, mem, rtol=1e-6, atol=1e-6)
+    path = Path(query.uns["disk"]["predictions_path"])
+    assert path.parent == tmp_path
+    np.testing.assert_array_equal(np.load(path), disk)
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(lines) == 1 and str(path) in lines[0] and "150 × 6" in lines[0]
+    assert ("layers['disk']" if into == "layer" else "mdata['rna'].obsm['disk']") in lines[0]
+    query.write(tmp_path / "out.h5mu")  # the mapped predictions write like any array

@@ -349,6 +349,13 @@ def predict(
     An :class:`~scmm.models.EnsembleModel` also writes its interval bounds next to the
     predictions, under ``key_added + '_lower'`` and ``key_added + '_upper'``.
 
+    Predictions larger than the 2 GiB memory budget (``scmm._disk.MEMORY_BUDGET``; e.g.
+    105,942 cells × 23,418 genes, 9.9 GB) are written to a ``.npy`` file in
+    ``$SCMM_DISK_DIR`` (default ``./scmm_disk``) a block of cells at a time, and the layer
+    (or the DataFrame) reads them from there as a read-only memory map; one logged line says
+    where, and ``.uns[key_added]['predictions_path']`` records it. An ensemble's predictions
+    and bounds stay in memory.
+
     Examples
     --------
     >>> import numpy as np, anndata as ad, mudata as md, scmm
@@ -370,28 +377,12 @@ def predict(
         src = check_modality(data, model.source, "model.source")
         tgt = data.mod.get(model.target)
         holder = data
-    X, report = model.aligned_source(
-        src,
-        allow_missing_features=allow_missing_features,
-        min_feature_overlap=min_feature_overlap,
-        normalize=normalize,
-    )
-    pred = model.predict_array(X)
-    del X
-    outputs = {key_added: pred}
-    if isinstance(model, EnsembleModel):  # its interval travels with the prediction
-        outputs.update(zip(_keys.interval(key_added), model.interval_bounds(pred), strict=True))
-    params = {
-        "model": model.kind,
-        "source": model.source,
-        "target": model.target,
-        "normalize": normalize,
-    }
-    if tgt is not None:
-        idx = src.obs_names.get_indexer(tgt.obs_names)
-        if (idx < 0).any():
+    rows = np.arange(src.n_obs)  # the source row of each output row
+    if tgt is not None:  # checked before predicting: nothing is written on an error
+        rows = src.obs_names.get_indexer(tgt.obs_names)
+        if (rows < 0).any():
             msg = (
-                f"{int((idx < 0).sum())} cells of the target modality {model.target!r} have no "
+                f"{int((rows < 0).sum())} cells of the target modality {model.target!r} have no "
                 f"{model.source!r} values to predict from; subset to paired cells first."
             )
             raise ValueError(msg)
@@ -401,11 +392,54 @@ def predict(
                 "drop it (or predict from the source AnnData) to get a DataFrame in `.obsm`."
             )
             raise ValueError(msg)
-        for key, values in outputs.items():
-            tgt.layers[key] = values[idx]
+    X, report = model.aligned_source(
+        src,
+        allow_missing_features=allow_missing_features,
+        min_feature_overlap=min_feature_overlap,
+        normalize=normalize,
+    )
+    shape = (len(rows), len(model.target_features))
+    # an ensemble's interval bounds are computed from its predictions in memory
+    n_bytes = 4 * shape[0] * shape[1]
+    store = "memory" if isinstance(model, EnsembleModel) else _disk.storage(True, n_bytes, "")
+    if store == "disk":
+        path = _disk.new_path(key_added)
+        predict_to_disk(model, X, rows, np.empty(0, np.int64), path)
+        outputs = {key_added: np.asarray(np.load(path, mmap_mode="r"))}  # read-only view
     else:
+        pred = model.predict_array(X)
+        if not np.array_equal(rows, np.arange(src.n_obs)):
+            pred = pred[rows]
+        outputs = {key_added: pred}
+        if isinstance(model, EnsembleModel):  # its interval travels with the prediction
+            bounds = model.interval_bounds(pred)
+            outputs.update(zip(_keys.interval(key_added), bounds, strict=True))
+    del X
+    params = {
+        "model": model.kind,
+        "source": model.source,
+        "target": model.target,
+        "normalize": normalize,
+    }
+    if tgt is not None:
+        where = f"mdata[{model.target!r}].layers[{key_added!r}]"
+        for key, values in outputs.items():
+            tgt.layers[key] = values
+    else:
+        where = ("adata" if holder is src else f"mdata[{model.source!r}]") + f".obsm[{key_added!r}]"
         for key, values in outputs.items():
             src.obsm[key] = pd.DataFrame(
                 values, index=src.obs_names.copy(), columns=pd.Index(model.target_features)
             )
-    holder.uns[key_added] = {"params": _h5_safe(params), "features": report}
+    uns = {"params": _h5_safe(params), "features": report}
+    if store == "disk":
+        uns["predictions_path"] = str(path)
+        _disk.log_on_disk(
+            f"{key_added}: predictions",
+            shape,
+            n_bytes,
+            _disk.reason(True, ""),
+            path,
+            where,
+        )
+    holder.uns[key_added] = uns
