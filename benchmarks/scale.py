@@ -108,8 +108,13 @@ def worker(
     deepsets: bool,
     reference: bool = False,
     defaults: bool = False,
+    partial: Path | None = None,
 ) -> dict:
-    """Run the stages in this process and return timings and peaks."""
+    """Run the stages in this process and return timings and peaks.
+
+    After each stage, the stages so far are written to ``partial`` (JSON), so a run killed
+    later (e.g. out of memory) keeps its numbers.
+    """
     import warnings
 
     warnings.filterwarnings("ignore")
@@ -144,6 +149,8 @@ def worker(
             f"{stages[name]['peak_gib']:.2f} GiB",
             flush=True,
         )
+        if partial is not None:
+            partial.write_text(json.dumps({"task": task, "fraction": fraction, "stages": stages}))
         return out
 
     def load():
@@ -600,6 +607,11 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if args.worker:
         task, fraction = args.worker[0], float(args.worker[1])
+        out = Path(args.results) / _run_name(
+            task, fraction, args.naive, args.backed, args.deepsets, args.reference, args.defaults
+        )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_suffix(".partial")  # the stages so far, while the run goes on
         res = worker(
             task,
             fraction,
@@ -609,12 +621,10 @@ def main(argv=None) -> None:
             deepsets=args.deepsets,
             reference=args.reference,
             defaults=args.defaults,
+            partial=partial,
         )
-        out = Path(args.results) / _run_name(
-            task, fraction, args.naive, args.backed, args.deepsets, args.reference, args.defaults
-        )
-        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(res, indent=1))
+        partial.unlink(missing_ok=True)
         return
     if not args.report:
         tasks = ("cite", "multiome") if args.task == "both" else (args.task,)
