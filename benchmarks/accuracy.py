@@ -34,12 +34,14 @@ from scmm._tasks import TASKS, Method, _fit_with, _is_atac, load_task
 SEVERAL_TRAINING_BATCHES = ("mop_snare2",)
 
 #: The single methods plus the stacked ensemble of ``scmm.tl.fit_ensemble`` at its defaults
-#: (its MLP member takes the benchmark's ATAC settings of the single MLP).
+#: (its MLP member takes the benchmark's ATAC settings of the single MLP; ATAC tasks get their
+#: gene–peak windows, so the default members include DeepSets there).
 METHODS = {
     **SINGLE_METHODS,
     "ensemble": Method(
         _fit_with(
             "fit_ensemble",
+            windows=_is_atac,
             member_options=lambda t: (
                 {"mlp": {"batch_size": 256, "max_epochs": 20}} if _is_atac(t) else None
             ),

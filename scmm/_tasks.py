@@ -149,9 +149,10 @@ def ensure_windows(mdata: MuData, task: Task, *, data_dir=None, key: str = "wind
     pp.gene_peak_windows(mdata, task.target, task.source, annotation=annotation, key_added=key)
 
 
-def _fit_with(function: str, *, windows: bool = False, **fixed):
+def _fit_with(function: str, *, windows=False, **fixed):
     """Build a :class:`Method` fit calling ``scmm.tl.<function>`` on the training cells.
 
+    ``windows`` (a bool, or a callable of the task) computes the gene–peak windows first.
     ``fixed`` holds further keyword arguments; a callable value is called with the task, and a
     ``gene_sets`` collection name is read with :func:`scmm.datasets.gene_sets` from the fit's
     ``data_dir``.
@@ -160,7 +161,7 @@ def _fit_with(function: str, *, windows: bool = False, **fixed):
     def fit(mdata, task, *, key_added, rng=0, svd_fit_on="train", data_dir=None):
         from . import datasets, tl
 
-        if windows:
+        if windows(task) if callable(windows) else windows:
             ensure_windows(mdata, task, data_dir=data_dir)
         kwargs = {k: v(task) if callable(v) else v for k, v in fixed.items()}
         if isinstance(kwargs.get("gene_sets"), str):

@@ -247,3 +247,41 @@ def test_interval_coverage_plot():
         scmm.pl.interval_coverage(mdata, "prot", "scmm_mlp")
     with pytest.raises(ValueError, match="boolean mask"):
         scmm.pl.interval_coverage(mdata, "prot", cells=test[:5])
+
+
+def test_deepsets_joins_where_the_data_has_windows(tmp_path):
+    """ATAC → RNA with gene–peak windows: the default members add DeepSets; saved and loaded."""
+    from .test_deepsets import make_multiome
+
+    mdata = make_multiome(n_cells=90, n_genes=6, n_peaks=30)
+    tiny = {"max_epochs": 2, "verbose": False, "logger": None}
+    options = {
+        "mlp": {"hidden": (16,), "n_components": 4, **tiny},
+        "deepsets": {"n_components": 4, "hidden": 8, "context_hidden": 16, **tiny},
+        "ridge": {"n_components": 4},
+        "knn": {"n_components": 4},
+        "kernel_ridge": {"n_components": 4},
+    }
+    kw = {"n_folds": 2, "n_seeds": 1, "member_options": options, "train": "train", "rng": 0}
+    model = scmm.tl.fit_ensemble(mdata, "atac", "rna", **kw)
+    assert model.member_names[-1] == "deepsets" and len(model.member_names) == 5
+    assert mdata.uns["scmm_ensemble"]["params"]["methods"][-1] == "deepsets"
+    assert np.isfinite(mdata["rna"].layers["scmm_ensemble"]).all()
+    model.save(tmp_path / "ens")
+    loaded = scmm.models.load(tmp_path / "ens")
+    query = md.MuData({"atac": mdata["atac"].copy()})
+    scmm.tl.predict(loaded, query)
+    np.testing.assert_allclose(
+        query["atac"].obsm["scmm_ensemble"].to_numpy(),
+        mdata["rna"].layers["scmm_ensemble"],
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    # without windows the defaults are the four; asking for DeepSets says what is missing
+    del mdata.uns["windows"]
+    options.pop("deepsets")
+    model = scmm.tl.fit_ensemble(mdata, "atac", "rna", key_added="four", **kw)
+    assert model.member_names == ["ridge", "knn", "kernel_ridge", "mlp"]
+    with pytest.raises(ValueError, match=r"gene_peak_windows"):
+        scmm.tl.fit_ensemble(mdata, "atac", "rna", methods=["ridge", "deepsets"], key_added="x")
+    assert "x" not in mdata.uns

@@ -96,6 +96,8 @@ class EnsembleModel(BaseModel):
         self.oof_scores: dict[str, float] = {}
         self._groups: np.ndarray | None = None
         self._n_fitted: list[int] = []
+        #: Gene–peak windows for DeepSets members (used while fitting; each member keeps its own)
+        self.windows: dict[str, Any] | None = None
 
     @property
     def member_names(self) -> list[str]:
@@ -152,6 +154,11 @@ class EnsembleModel(BaseModel):
         out = []
         for seed in seeds:
             model = self._build(spec)
+            if hasattr(model, "set_windows"):  # a DeepSets member
+                if self.windows is None:
+                    msg = "A DeepSets member needs `windows` (`scmm.tl.fit_ensemble` sets them)."
+                    raise RuntimeError(msg)
+                model.set_windows(self.windows)
             model.fit(
                 X,
                 Y,
