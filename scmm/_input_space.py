@@ -20,6 +20,8 @@ import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
 
+from ._validate import match_features
+
 #: At least this fraction of the stored values integral (and none negative): counts.
 COUNTS_INTEGER_FRACTION = 0.99
 #: A training input with fewer integral values than this was normalised.
@@ -374,11 +376,12 @@ def check_idf(var, features: list[str], training_idf: np.ndarray) -> None:
     """Warn when a query's TF-IDF weighed its peaks by an IDF far from the training cells'.
 
     ``var`` is the query's ``.var``; its ``'scmm_idf'`` (written by :func:`scmm.pp.normalize`)
-    is compared, on the peaks it shares with the model's ``features`` by name.
+    is compared, on the peaks it shares with the model's ``features``
+    (:func:`scmm._validate.match_features`).
     """
     if "scmm_idf" not in var.columns:
         return
-    idx = var.index.get_indexer(features)
+    idx, _, _ = match_features(var, features)
     found = idx >= 0
     train = np.asarray(training_idf, np.float64)[found]
     query = var["scmm_idf"].to_numpy(np.float64)[idx[found]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -196,6 +197,17 @@ def _strip_version(ids) -> pd.Index:
     return pd.Index([str(i) for i in ids]).str.replace(r"^(ENS[A-Z]*\d+)\.\d+$", r"\1", regex=True)
 
 
+PEAK_NAME_RE = re.compile(r"^(.+?)[:_-](\d+)[_-](\d+)$")
+"""A peak name ``chr1:100-200``, ``chr1-100-200`` or ``chr1_100_200``: chrom, start, end."""
+
+
+def _peak_keys(names: pd.Index) -> pd.Index:
+    """``chrom:start-end`` of each peak name, ``chr`` prefix dropped (NaN where not a peak)."""
+    parts = pd.Series(names, dtype=object).str.extract(PEAK_NAME_RE)
+    chrom = parts[0].str.replace(r"^chr", "", regex=True, case=False)
+    return pd.Index(chrom + ":" + parts[1] + "-" + parts[2])
+
+
 def _unique_lookup(keys: pd.Index) -> pd.Index:
     """``keys`` with duplicated entries made unmatchable, so ``get_indexer`` skips them."""
     dup = keys.duplicated(keep=False)
@@ -208,24 +220,43 @@ def _unique_lookup(keys: pd.Index) -> pd.Index:
 
 def match_features(
     var: pd.DataFrame, features: Sequence[str], feature_ids: Sequence[str] | None = None
-) -> tuple[np.ndarray, int]:
+) -> tuple[np.ndarray, int, int]:
     """Position in ``var`` of each of the model's ``features`` (``-1``: missing).
 
-    Names are matched first; a feature still missing is then matched through the Ensembl-style
-    ids of ``var['gene_ids']`` (against the model's stored ids, or its names when those are
-    ids), or the model's stored ids against ``var_names``. Version suffixes of ids are ignored
-    and ambiguous (duplicated) ids never match.
+    Names are matched first. When every feature of the model is a peak name, a peak still
+    missing is then matched by its coordinates, whatever the separators and ``chr`` prefix
+    (``chr1:100-200``, ``chr1-100-200``, ``chr1_100_200`` and ``1:100-200`` are one peak).
+    A feature still missing is then matched through the Ensembl-style ids of
+    ``var['gene_ids']`` (against the model's stored ids, or its names when those are ids), or
+    the model's stored ids against ``var_names``. Version suffixes of ids are ignored and
+    ambiguous (duplicated) names, coordinates or ids never match.
 
     Returns
     -------
-    The positions and how many features were matched by id.
+    The positions, how many features were matched by peak coordinates and how many by id.
     """
     features = pd.Index([str(f) for f in features])
     names = pd.Index([str(v) for v in var.index])
     idx = _unique_lookup(names).get_indexer(features)
     if (idx >= 0).all():
-        return idx, 0
+        return idx, 0, 0
     by_name = int((idx >= 0).sum())
+    wanted_peaks = _peak_keys(features)
+    if len(features) and wanted_peaks.notna().all():
+        keys = _peak_keys(names)
+        keys = pd.Index(
+            np.where(keys.isna(), [f"\0not a peak {i}" for i in range(len(keys))], keys)
+        )
+        found = _unique_lookup(keys).get_indexer(_unique_lookup(wanted_peaks))
+        taken = np.zeros(len(names), dtype=bool)
+        taken[idx[idx >= 0]] = True
+        take = (idx < 0) & (found >= 0)
+        take[take] &= ~taken[found[take]]
+        idx[take] = found[take]
+    by_peak = int((idx >= 0).sum()) - by_name
+    if (idx >= 0).all():
+        return idx, by_peak, 0
+    by_name += by_peak
     wanted = [_strip_version(features)]
     if feature_ids is not None:
         wanted.insert(0, _strip_version(feature_ids))
@@ -246,7 +277,7 @@ def match_features(
             first[np.flatnonzero(take)[keep]] = True
             idx[first] = found[first]
             used[found[first]] = True
-    return idx, int((idx >= 0).sum()) - by_name
+    return idx, by_peak, int((idx >= 0).sum()) - by_name
 
 
 def align_features(
@@ -269,7 +300,8 @@ def align_features(
     Returns
     -------
     The aligned matrix and a report: ``n_features``, ``n_found``, ``fraction_found``,
-    ``n_matched_by_id`` and the bool array ``found`` (not JSON).
+    ``n_matched_by_coordinates`` (peaks), ``n_matched_by_id`` and the bool array ``found``
+    (not JSON).
     """
     import warnings
 
@@ -279,25 +311,34 @@ def align_features(
 
     features = pd.Index([str(f) for f in features])
     n = len(features)
-    idx, by_id = match_features(var, features, feature_ids)
+    idx, by_peak, by_id = match_features(var, features, feature_ids)
     present = idx >= 0
     n_found = int(present.sum())
     report = {
         "n_features": n,
         "n_found": n_found,
         "fraction_found": n_found / n if n else 1.0,
+        "n_matched_by_coordinates": by_peak,
         "n_matched_by_id": by_id,
         "found": present,
     }
     missing = features[~present]
     share = f"{n_found} of the model's {n} features ({100 * report['fraction_found']:.0f}%)"
     if report["fraction_found"] < min_overlap:
-        hint = (
-            " Ids in `var['gene_ids']` were used where names differ."
-            if "gene_ids" in var.columns
-            else " If the training data named genes differently (symbols vs Ensembl ids), add "
-            "the ids as `var['gene_ids']`."
-        )
+        if _peak_keys(features).notna().all():
+            hint = (
+                " Peaks were matched by their coordinates too (`chr1:100-200`, `chr1-100-200` "
+                "and `chr1_100_200` alike): these cells were counted on other peaks (or another "
+                "genome build). Count their fragments on the model's peaks "
+                "(`model.source_features`)."
+            )
+        elif "gene_ids" in var.columns:
+            hint = " Ids in `var['gene_ids']` were used where names differ."
+        else:
+            hint = (
+                " If the training data named genes differently (symbols vs Ensembl ids), add "
+                "the ids as `var['gene_ids']`."
+            )
         msg = (
             f"Only {share} are in `{arg}`, below `min_feature_overlap={min_overlap}`: "
             f"predictions would rest on filled-in values. Missing: {_listing(missing)}.{hint} "

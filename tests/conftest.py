@@ -104,3 +104,17 @@ def make_paired(n_cells=120, n_genes=40, n_prot=6, *, seed=0, sparse=True) -> md
 @pytest.fixture
 def paired() -> md.MuData:
     return make_paired()
+
+
+def make_atac_rna(n_obs=120, n_peaks=40, n_genes=5, *, seed=0) -> md.MuData:
+    """Peak counts (every cell has some; the last peak none) and RNA that depends on them."""
+    rng = np.random.default_rng(seed)
+    peaks = rng.poisson(0.5, (n_obs, n_peaks)).astype(np.float32)
+    peaks[:, 0] += 1
+    peaks[:, -1] = 0
+    rna = np.log1p(peaks[:, :n_genes] * 2 + rng.poisson(1.0, (n_obs, n_genes)))
+    atac = ad.AnnData(sp.csr_matrix(peaks))
+    atac.var_names = [f"chr1:{i * 1000}-{i * 1000 + 500}" for i in range(n_peaks)]
+    out = ad.AnnData(rna.astype(np.float32))
+    out.var_names = [f"g{i}" for i in range(n_genes)]
+    return md.MuData({"atac": atac, "rna": out})

@@ -11,19 +11,7 @@ import scipy.sparse as sp
 
 import scmm
 
-
-def _atac_rna(n_obs=120, n_peaks=40, n_genes=5, *, seed=0) -> md.MuData:
-    """Peak counts (every cell has some; the last peak none) and RNA that depends on them."""
-    rng = np.random.default_rng(seed)
-    peaks = rng.poisson(0.5, (n_obs, n_peaks)).astype(np.float32)
-    peaks[:, 0] += 1
-    peaks[:, -1] = 0
-    rna = np.log1p(peaks[:, :n_genes] * 2 + rng.poisson(1.0, (n_obs, n_genes)))
-    atac = ad.AnnData(sp.csr_matrix(peaks))
-    atac.var_names = [f"chr1:{i * 1000}-{i * 1000 + 500}" for i in range(n_peaks)]
-    out = ad.AnnData(rna.astype(np.float32))
-    out.var_names = [f"g{i}" for i in range(n_genes)]
-    return md.MuData({"atac": atac, "rna": out})
+from .conftest import make_atac_rna
 
 
 def _raw_query(mdata: md.MuData, cells) -> ad.AnnData:
@@ -34,7 +22,7 @@ def _raw_query(mdata: md.MuData, cells) -> ad.AnnData:
 
 @pytest.fixture
 def fitted():
-    mdata = _atac_rna()
+    mdata = make_atac_rna()
     scmm.pp.normalize(mdata, "atac", method="tfidf")
     model = scmm.tl.fit_baseline(
         mdata, "atac", "rna", method="ridge", n_components=6, write_predictions=False, rng=0
@@ -45,7 +33,7 @@ def fitted():
 def test_idf_kept_per_feature_as_muon_computes_it():
     import muon as mu
 
-    mdata = _atac_rna()
+    mdata = make_atac_rna()
     ref = ad.AnnData(mdata["atac"].X.copy())
     scmm.pp.normalize(mdata, "atac", method="tfidf")
     with np.errstate(divide="ignore"):
@@ -62,7 +50,7 @@ def test_idf_kept_per_feature_as_muon_computes_it():
 
 
 def _log_normalised() -> ad.AnnData:
-    mdata = _atac_rna()
+    mdata = make_atac_rna()
     scmm.pp.normalize(mdata, "rna", method="log_cp10k", check_counts=False)
     return mdata["rna"]
 

@@ -10,16 +10,15 @@ matched to the annotation by name or by id, whichever matches more.
 from __future__ import annotations
 
 import logging
-import re
 from os import PathLike
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-logger = logging.getLogger(__name__)
+from .._validate import PEAK_NAME_RE
 
-_PEAK_NAME_RE = re.compile(r"^(.+?)[:_-](\d+)[_-](\d+)$")
+logger = logging.getLogger(__name__)
 
 
 def _read_annotation(annotation: pd.DataFrame | str | PathLike) -> tuple[pd.DataFrame, str]:
@@ -170,7 +169,7 @@ def _peak_table(var: pd.DataFrame, var_names: pd.Index, atac: str) -> pd.DataFra
             df["end"] = var[cols[2]].to_numpy()
             break
     else:
-        parts = pd.Series(var_names.astype(str)).str.extract(_PEAK_NAME_RE)
+        parts = pd.Series(var_names.astype(str)).str.extract(PEAK_NAME_RE)
         bad = parts[0].isna().to_numpy()
         if bad.any():
             examples = list(var_names[bad][:3])

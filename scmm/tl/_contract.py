@@ -344,6 +344,7 @@ def predict(
         The model kind, source and target.
     ``.uns[key_added]['features']`` : dict
         ``n_features`` (the model's), ``n_found`` in ``data``, ``fraction_found``,
+        ``n_matched_by_coordinates`` (peaks named with other separators or ``chr`` prefix),
         ``n_matched_by_id`` (through ``var['gene_ids']``).
 
     An :class:`~scmm.models.EnsembleModel` also writes its interval bounds next to the
