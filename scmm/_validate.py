@@ -225,7 +225,9 @@ def match_features(
 
     Names are matched first. When every feature of the model is a peak name, a peak still
     missing is then matched by its coordinates, whatever the separators and ``chr`` prefix
-    (``chr1:100-200``, ``chr1-100-200``, ``chr1_100_200`` and ``1:100-200`` are one peak).
+    (``chr1:100-200``, ``chr1-100-200``, ``chr1_100_200`` and ``1:100-200`` are one peak),
+    read from the names or, for names that are not coordinates, from ``var`` columns
+    ``chrom``, ``start`` and ``end``.
     A feature still missing is then matched through the Ensembl-style ids of
     ``var['gene_ids']`` (against the model's stored ids, or its names when those are ids), or
     the model's stored ids against ``var_names``. Version suffixes of ids are ignored and
@@ -244,6 +246,10 @@ def match_features(
     wanted_peaks = _peak_keys(features)
     if len(features) and wanted_peaks.notna().all():
         keys = _peak_keys(names)
+        if keys.isna().any() and {"chrom", "start", "end"} <= set(var.columns):
+            # peaks named otherwise (`peak_1`) but with coordinate columns
+            coords = var[["chrom", "start", "end"]].astype(str).agg("_".join, axis=1)
+            keys = pd.Index(np.where(keys.isna(), _peak_keys(pd.Index(coords)), keys))
         keys = pd.Index(
             np.where(keys.isna(), [f"\0not a peak {i}" for i in range(len(keys))], keys)
         )

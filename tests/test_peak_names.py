@@ -78,6 +78,16 @@ def test_matching_by_coordinates_is_unambiguous():
     assert (by_peak, by_id) == (1, 0)
 
 
+def test_peaks_named_otherwise_are_found_by_their_coordinate_columns():
+    var = pd.DataFrame(
+        {"chrom": ["chr2", "chr1", "chr1"], "start": [100, 300, 100], "end": [200, 400, 250]},
+        index=["peak_1", "peak_2", "peak_3"],
+    )
+    idx, by_peak, _ = match_features(var, ["chr1:300-400", "chr2:100-200", "chr1:100-200"])
+    assert idx.tolist() == [1, 0, -1]  # chr1:100-200 is not chr1:100-250
+    assert by_peak == 2
+
+
 def test_genes_are_never_matched_as_peaks():
     """Gene names with dashes and digits stay names: no coordinates are read into them."""
     var = pd.DataFrame(index=["HLA-A", "MT-ND1", "LINC-00-12"])
