@@ -118,3 +118,16 @@ def make_atac_rna(n_obs=120, n_peaks=40, n_genes=5, *, seed=0) -> md.MuData:
     out = ad.AnnData(rna.astype(np.float32))
     out.var_names = [f"g{i}" for i in range(n_genes)]
     return md.MuData({"atac": atac, "rna": out})
+
+
+@pytest.fixture
+def tfidf_ridge() -> tuple[md.MuData, object]:
+    """``make_atac_rna`` with TF-IDF peaks, and a ridge model of RNA fitted on every cell."""
+    import scmm
+
+    mdata = make_atac_rna()
+    scmm.pp.normalize(mdata, "atac", method="tfidf")
+    model = scmm.tl.fit_baseline(
+        mdata, "atac", "rna", method="ridge", n_components=6, write_predictions=False, rng=0
+    )
+    return mdata, model

@@ -13,8 +13,6 @@ import scipy.sparse as sp
 import scmm
 from scmm._validate import match_features
 
-from .conftest import make_atac_rna
-
 
 def _renamed(names, sep: str, *, chr_prefix: bool = True) -> list[str]:
     """`chr1:1000-1500` written as `chr1{sep}1000{sep2}1500`, with or without `chr`."""
@@ -27,16 +25,6 @@ def _renamed(names, sep: str, *, chr_prefix: bool = True) -> list[str]:
     return out
 
 
-@pytest.fixture
-def fitted():
-    mdata = make_atac_rna()
-    scmm.pp.normalize(mdata, "atac", method="tfidf")
-    model = scmm.tl.fit_baseline(
-        mdata, "atac", "rna", method="ridge", n_components=6, write_predictions=False, rng=0
-    )
-    return mdata, model
-
-
 def _query(mdata, names, order) -> ad.AnnData:
     """The training cells' raw counts, peaks renamed and in another order."""
     counts = sp.csr_matrix(mdata["atac"].layers["counts"])[:, order]
@@ -44,8 +32,8 @@ def _query(mdata, names, order) -> ad.AnnData:
 
 
 @pytest.mark.parametrize(("sep", "chr_prefix"), [("-", True), ("_", True), (":", False)])
-def test_peaks_named_otherwise_predict_as_the_training_names(fitted, sep, chr_prefix):
-    mdata, model = fitted
+def test_peaks_named_otherwise_predict_as_the_training_names(tfidf_ridge, sep, chr_prefix):
+    mdata, model = tfidf_ridge
     order = np.random.default_rng(0).permutation(mdata["atac"].n_vars)
     same = _query(mdata, mdata["atac"].var_names, order)
     other = _query(mdata, _renamed(mdata["atac"].var_names, sep, chr_prefix=chr_prefix), order)
@@ -60,8 +48,8 @@ def test_peaks_named_otherwise_predict_as_the_training_names(fitted, sep, chr_pr
     assert same.uns["scmm_ridge"]["features"]["n_matched_by_coordinates"] == 0
 
 
-def test_other_peaks_are_refused_naming_the_fix(fitted):
-    mdata, model = fitted
+def test_other_peaks_are_refused_naming_the_fix(tfidf_ridge):
+    mdata, model = tfidf_ridge
     names = [f"chr1-{i * 1000 + 7}-{i * 1000 + 480}" for i in range(mdata["atac"].n_vars)]
     query = _query(mdata, names, np.arange(mdata["atac"].n_vars))
     with pytest.raises(ValueError, match=r"Count their fragments on the model's peaks"):
@@ -96,9 +84,9 @@ def test_genes_are_never_matched_as_peaks():
     assert by_peak == 0
 
 
-def test_idf_check_reads_a_query_with_duplicated_peak_names(fitted):
+def test_idf_check_reads_a_query_with_duplicated_peak_names(tfidf_ridge):
     """A query's own TF-IDF is checked even where two of its peaks share a name."""
-    mdata, model = fitted
+    mdata, model = tfidf_ridge
     names = ["chr1:0-500", *mdata["atac"].var_names[1:]]
     names[1] = names[0]  # the first two peaks share a name: neither can be matched
     idf = 2 * mdata["atac"].var["scmm_idf"].to_numpy()

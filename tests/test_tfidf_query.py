@@ -20,16 +20,6 @@ def _raw_query(mdata: md.MuData, cells) -> ad.AnnData:
     return ad.AnnData(sp.csr_matrix(counts), var=pd.DataFrame(index=mdata["atac"].var_names))
 
 
-@pytest.fixture
-def fitted():
-    mdata = make_atac_rna()
-    scmm.pp.normalize(mdata, "atac", method="tfidf")
-    model = scmm.tl.fit_baseline(
-        mdata, "atac", "rna", method="ridge", n_components=6, write_predictions=False, rng=0
-    )
-    return mdata, model
-
-
 def test_idf_kept_per_feature_as_muon_computes_it():
     import muon as mu
 
@@ -56,9 +46,9 @@ def _log_normalised() -> ad.AnnData:
 
 
 @pytest.mark.parametrize("n_cells", [1, 3, 120])
-def test_few_raw_cells_get_the_training_values(fitted, n_cells):
+def test_few_raw_cells_get_the_training_values(tfidf_ridge, n_cells):
     """One cell's raw counts predict what the same cell normalised with the others did."""
-    mdata, model = fitted
+    mdata, model = tfidf_ridge
     cells = np.arange(n_cells)
     expected = model.predict_array(mdata["atac"].X[cells])
     query = _raw_query(mdata, cells)
@@ -66,10 +56,10 @@ def test_few_raw_cells_get_the_training_values(fitted, n_cells):
     np.testing.assert_allclose(query.obsm["scmm_ridge"].to_numpy(), expected, rtol=1e-4, atol=1e-5)
 
 
-def test_query_peaks_in_another_order_and_extra_peaks(fitted):
+def test_query_peaks_in_another_order_and_extra_peaks(tfidf_ridge):
     """Extra peaks count in each cell's term frequencies (as in `scmm.pp.normalize`), not as
     features; the training IDF follows each peak by name."""
-    mdata, model = fitted
+    mdata, model = tfidf_ridge
     counts = mdata["atac"].layers["counts"][:4].toarray()
     extra = np.full((4, 2), 3.0, np.float32)
     names = [*mdata["atac"].var_names, "chr2:1-500", "chr2:900-1500"]
@@ -82,8 +72,8 @@ def test_query_peaks_in_another_order_and_extra_peaks(fitted):
     np.testing.assert_allclose(query.obsm["scmm_ridge"].to_numpy(), expected, rtol=1e-4, atol=1e-5)
 
 
-def test_training_idf_saved_with_the_model(fitted, tmp_path):
-    mdata, model = fitted
+def test_training_idf_saved_with_the_model(tfidf_ridge, tmp_path):
+    mdata, model = tfidf_ridge
     np.testing.assert_array_equal(model.input_arrays["idf"], mdata["atac"].var["scmm_idf"])
     model.save(tmp_path / "m")
     loaded = scmm.models.load(tmp_path / "m")
@@ -98,8 +88,8 @@ def test_training_idf_saved_with_the_model(fitted, tmp_path):
     )
 
 
-def test_model_without_a_training_idf_warns(fitted):
-    mdata, model = fitted
+def test_model_without_a_training_idf_warns(tfidf_ridge):
+    mdata, model = tfidf_ridge
     del model.input_arrays["idf"]  # as saved by an earlier scmm
     query = _raw_query(mdata, np.arange(10))
     with pytest.warns(UserWarning, match="stores no IDF of its training cells"):
@@ -107,9 +97,9 @@ def test_model_without_a_training_idf_warns(fitted):
     assert query.obsm["scmm_ridge"].shape == (10, 5)
 
 
-def test_query_normalised_on_its_own_warns(fitted):
+def test_query_normalised_on_its_own_warns(tfidf_ridge):
     """A handful of cells TF-IDF-normalised alone: weighed by their own IDF, which is said."""
-    mdata, model = fitted
+    mdata, model = tfidf_ridge
     query = md.MuData({"atac": _raw_query(mdata, np.arange(3))})
     scmm.pp.normalize(query, "atac", method="tfidf")
     with pytest.warns(UserWarning, match="weighed its peaks by its own cells' IDF"):
