@@ -242,13 +242,14 @@ def match_features(
     idx = _unique_lookup(names).get_indexer(features)
     if (idx >= 0).all():
         return idx, 0, 0
-    by_name = int((idx >= 0).sum())
+    by_peak = 0
     wanted_peaks = _peak_keys(features)
     if len(features) and wanted_peaks.notna().all():
         keys = _peak_keys(names)
         if keys.isna().any() and {"chrom", "start", "end"} <= set(var.columns):
             # peaks named otherwise (`peak_1`) but with coordinate columns
-            coords = var[["chrom", "start", "end"]].astype(str).agg("_".join, axis=1)
+            coords = var["chrom"].astype(str) + "_" + var["start"].astype(str)
+            coords = coords + "_" + var["end"].astype(str)
             keys = pd.Index(np.where(keys.isna(), _peak_keys(pd.Index(coords)), keys))
         keys = pd.Index(
             np.where(keys.isna(), [f"\0not a peak {i}" for i in range(len(keys))], keys)
@@ -259,10 +260,10 @@ def match_features(
         take = (idx < 0) & (found >= 0)
         take[take] &= ~taken[found[take]]
         idx[take] = found[take]
-    by_peak = int((idx >= 0).sum()) - by_name
+        by_peak = int(take.sum())
     if (idx >= 0).all():
         return idx, by_peak, 0
-    by_name += by_peak
+    n_before_ids = int((idx >= 0).sum())
     wanted = [_strip_version(features)]
     if feature_ids is not None:
         wanted.insert(0, _strip_version(feature_ids))
@@ -283,7 +284,7 @@ def match_features(
             first[np.flatnonzero(take)[keep]] = True
             idx[first] = found[first]
             used[found[first]] = True
-    return idx, by_peak, int((idx >= 0).sum()) - by_name
+    return idx, by_peak, int((idx >= 0).sum()) - n_before_ids
 
 
 def align_features(
