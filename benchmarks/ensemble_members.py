@@ -34,6 +34,7 @@ from scmm.models._ensemble import (
     conformal_half_width,
     convex_weights,
     make_folds,
+    seed_noise_reduction,
 )
 from scmm.tl._ensemble import MEMBERS, member_spec
 
@@ -131,7 +132,17 @@ def holdout(names, X, Y, src, tgt, atac, args, seed) -> list[tuple[str, float, f
         score(f"{name} refit", refit[m])
         score(f"{name} fold-average", bag[m])
         score(f"{name} pooled", pooled[m])
-    for wname, W in (("per-target", convex_weights(oof, YA)), ("shared", shared_weights(oof, YA))):
+    weightings = [("per-target", convex_weights(oof, YA)), ("shared", shared_weights(oof, YA))]
+    if args.mlp_seeds > 1 and "mlp" in names:
+        # the weights told that the final MLP averages mlp_seeds fits (fit_ensemble's default):
+        # a second seed on the first fold estimates the seed-to-seed variance
+        m, val = names.index("mlp"), folds[0]
+        tr = np.setdiff1d(np.arange(XA.shape[0]), val)
+        twin = _fit("mlp", XA[tr], YA[tr], src, tgt, atac, seed * 100 + 50).predict_array(XA[val])
+        noise = np.zeros((len(names), YA.shape[1]))
+        noise[m] = seed_noise_reduction(oof[m, val], twin, args.mlp_seeds)
+        weightings.append(("per-target seed-corrected", convex_weights(oof, YA, noise)))
+    for wname, W in weightings:
         q = conformal_half_width(YA - np.einsum("mij,mj->ij", oof, W), 0.9)
         for final, P in finals:
             score(f"ensemble {wname} {final}", np.einsum("mij,mj->ij", P, W), q)

@@ -10,7 +10,12 @@ import pandas as pd
 import pytest
 
 import scmm
-from scmm.models._ensemble import EnsembleModel, convex_weights, make_folds
+from scmm.models._ensemble import (
+    EnsembleModel,
+    convex_weights,
+    make_folds,
+    seed_noise_reduction,
+)
 
 from .conftest import make_paired
 
@@ -101,6 +106,41 @@ def test_convex_weights_recovers_the_true_mixture():
     y = 0.3 * a + 0.7 * b
     W = convex_weights(np.stack([a, b]), y)
     np.testing.assert_allclose(W, [[0.3] * 3, [0.7] * 3], atol=1e-6)
+
+
+def test_weights_trust_a_seed_averaged_member_for_the_noise_it_averages_away():
+    # member 0: the truth plus seed noise (variance 1), which averaging 3 seeds cuts to 1/3;
+    # member 1: the truth plus other noise (variance 0.5), fitted once
+    rng = np.random.default_rng(0)
+    n, n_seeds = 20_000, 3
+    y = rng.normal(size=(n, 2))
+    one_fit, other_seed = y + rng.normal(size=(2, n, 2))
+    single = y + np.sqrt(0.5) * rng.normal(size=(n, 2))
+    oof = np.stack([one_fit, single])
+    # inverse-variance weights: 0.5 / (1 + 0.5) for one fit, 0.5 / (1/3 + 0.5) for the average
+    np.testing.assert_allclose(convex_weights(oof, y)[0], 1 / 3, atol=0.02)
+    reduction = seed_noise_reduction(one_fit, other_seed, n_seeds)
+    np.testing.assert_allclose(reduction, 2 / 3, atol=0.03)
+    noise = np.stack([reduction, np.zeros(2)])
+    W = convex_weights(oof, y, noise)
+    np.testing.assert_allclose(W[0], 0.6, atol=0.02)
+    np.testing.assert_allclose(W.sum(axis=0), 1.0, atol=1e-9)
+    # the average of 3 seeds, mixed with those weights, beats the weights fitted without
+    final = np.stack([(one_fit + other_seed + y + rng.normal(size=(n, 2))) / n_seeds, single])
+    mse = [
+        ((y - np.einsum("mij,mj->ij", final, w)) ** 2).mean() for w in (convex_weights(oof, y), W)
+    ]
+    assert mse[1] < mse[0]
+
+
+def test_a_correction_larger_than_the_error_still_gives_convex_weights():
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=(300, 3))
+    oof = np.stack([y + rng.normal(size=y.shape), y + 2 * rng.normal(size=y.shape)])
+    W = convex_weights(oof, y, np.stack([np.full(3, 50.0), np.zeros(3)]))
+    assert np.isfinite(W).all() and (W >= 0).all()
+    np.testing.assert_allclose(W.sum(axis=0), 1.0, atol=1e-9)
+    assert (W[0] > 0.99).all()  # its error is corrected to (almost) none
 
 
 def test_save_load_predict_round_trip(tmp_path):

@@ -33,7 +33,8 @@ class EnsembleModel(BaseModel):
 
     Weights: for each target ``j`` the weights ``w_j`` minimise the squared OOF error
     ``‖y_j − P_j w_j‖²`` over the training cells subject to ``w_j ≥ 0`` and ``Σ w_j = 1``
-    (``P_j`` holds the members' OOF predictions of target ``j``). A convex combination was
+    (``P_j`` holds the members' OOF predictions of target ``j``), corrected for the members
+    whose final predictor averages several seeds (``n_seeds``). A convex combination was
     preferred to a ridge stacker because the members' predictions are strongly correlated:
     unconstrained stacking weights then swing to large opposite values that fit the OOF noise,
     and need a penalty to be tuned; convex weights need no tuning, cannot extrapolate beyond
@@ -54,9 +55,13 @@ class EnsembleModel(BaseModel):
         Folds of the cross-fitting.
     n_seeds
         Final fits of each neural member with different seeds, their predictions averaged.
-        The cross-fitting fits each member once per fold whatever ``n_seeds``: the weights
-        and intervals are those of a single fit, slightly conservative for the average of
-        several (which is at least as accurate on average).
+        The cross-fitting fits each member once per fold whatever ``n_seeds``; with
+        ``n_seeds > 1`` a neural member is fitted once more on the first fold with another
+        seed, which measures its seed-to-seed variance ``σ²`` per target on cells neither fit
+        saw, and the weights are fitted for the average of ``n_seeds`` fits: ``n·(1 −
+        1/n_seeds)·σ²`` is taken off the member's own squared OOF error (see
+        :func:`convex_weights`). The intervals stay those of a single fit (slightly
+        conservative for the average).
     interval
         Nominal coverage of the intervals, in (0, 1).
     """
@@ -134,14 +139,21 @@ class EnsembleModel(BaseModel):
         seeds = gen.integers(0, 2**31 - 1, size=(len(specs), K + 1))
         extra = gen.integers(0, 2**31 - 1, size=(len(specs), self.params["n_seeds"] - 1))
         seeds = np.hstack([seeds, extra])
+        twin_seeds = gen.integers(0, 2**31 - 1, size=len(specs))
         oof = np.zeros((len(specs), n, Y.shape[1]), np.float32)
+        noise = np.zeros((len(specs), Y.shape[1]))
         for k, val in enumerate(folds):
             tr = np.setdiff1d(np.arange(n), val)
             for m, spec in enumerate(specs):  # one fit per fold, whatever n_seeds
                 members = self._fit_member(spec, X[tr], Y[tr], X_svd, seeds[m, k : k + 1])
                 oof[m, val] = _mean_prediction(members, X[val])
+                if k == 0 and self._n_copies(spec) > 1:
+                    twin = self._fit_member(spec, X[tr], Y[tr], X_svd, twin_seeds[m : m + 1])
+                    noise[m] = seed_noise_reduction(
+                        oof[m, val], _mean_prediction(twin, X[val]), self._n_copies(spec)
+                    )
             logger.info("ensemble: fold %d/%d done", k + 1, K)
-        self.weights = convex_weights(oof, Y)
+        self.weights = convex_weights(oof, Y, noise)
         combined = np.einsum("mij,mj->ij", oof, self.weights)
         self.half_width = conformal_half_width(Y - combined, self.params["interval"])
         self.oof_scores = _oof_scores(Y, oof, combined, self.member_names)
@@ -237,11 +249,15 @@ def make_folds(n: int, n_folds: int, groups, gen: np.random.Generator) -> list[n
     return [np.flatnonzero(fold_of[codes] == k) for k in range(n_folds)]
 
 
-def convex_weights(oof: np.ndarray, Y: np.ndarray) -> np.ndarray:
+def convex_weights(
+    oof: np.ndarray, Y: np.ndarray, noise_reduction: np.ndarray | None = None
+) -> np.ndarray:
     """Per-target weights ``w ≥ 0``, ``Σ w = 1`` minimising the squared OOF error.
 
-    Solved as non-negative least squares with the sum-to-one constraint appended as a heavily
-    weighted row, then renormalised.
+    With errors ``e_m = y − ỹ_m``, the error of a convex combination is ``Σ_m w_m e_m``, so
+    the weights minimise ``wᵀ G w`` with ``G = Eᵀ E`` (members × members, per target). That is
+    solved as non-negative least squares on a square root of ``G`` with the sum-to-one
+    constraint appended as a heavily weighted row, then renormalised.
 
     Parameters
     ----------
@@ -249,6 +265,13 @@ def convex_weights(oof: np.ndarray, Y: np.ndarray) -> np.ndarray:
         Members' OOF predictions, members × cells × targets.
     Y
         Measured targets, cells × targets.
+    noise_reduction
+        Members × targets: how much lower the mean squared error of each member's final
+        predictor is than that of its OOF fits because the final predictor averages several
+        seeds (``(1 − 1/n_seeds)·σ²``, ``σ²`` the seed-to-seed variance of one fit's
+        prediction; 0 for members fitted once). Subtracted from the diagonal of ``G``:
+        seed noise is independent of the measured values and of the other members, so it only
+        enters a member's own squared error. None: no member averages seeds.
 
     Returns
     -------
@@ -256,13 +279,36 @@ def convex_weights(oof: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """
     n_members, n, n_targets = oof.shape
     W = np.empty((n_members, n_targets))
-    big = 1e3 * max(1.0, float(np.abs(Y).max(initial=0.0)) * np.sqrt(n))
+    E = Y[None].astype(np.float64) - oof
+    G = np.einsum("min,kin->nmk", E, E)  # targets × members × members
+    if noise_reduction is not None:
+        idx = np.arange(n_members)
+        G[:, idx, idx] -= n * np.asarray(noise_reduction, np.float64).T
     for j in range(n_targets):
-        A = np.vstack([oof[:, :, j].T.astype(np.float64), np.full((1, n_members), big)])
-        b = np.append(Y[:, j].astype(np.float64), big)
+        values, vectors = np.linalg.eigh(G[j])
+        top = max(float(values.max()), 1e-30)
+        # a square root R with RᵀR = G; G is kept positive semi-definite (a correction larger
+        # than a member's error cannot make that error negative)
+        R = (vectors * np.sqrt(np.clip(values, 1e-12 * top, None))).T
+        big = 1e3 * np.sqrt(top) + 1.0
+        A = np.vstack([R, np.full((1, n_members), big)])
+        b = np.append(np.zeros(n_members), big)
         w, _ = nnls(A, b)
         W[:, j] = w / w.sum() if w.sum() > 0 else 1.0 / n_members
     return W
+
+
+def seed_noise_reduction(first: np.ndarray, second: np.ndarray, n_seeds: int) -> np.ndarray:
+    """Per target, how much averaging ``n_seeds`` fits lowers a member's mean squared error.
+
+    ``first`` and ``second`` are the predictions of two fits on the same cells that differ
+    only in their seed, for cells neither saw. Half their mean squared difference estimates
+    ``σ²``, the seed-to-seed variance of one fit's prediction; an average of ``n_seeds``
+    independent fits has ``σ²/n_seeds``, so its mean squared error is lower by
+    ``(1 − 1/n_seeds)·σ²``.
+    """
+    diff = np.asarray(first, np.float64) - np.asarray(second, np.float64)
+    return (1.0 - 1.0 / n_seeds) * (diff**2).mean(axis=0) / 2.0
 
 
 def conformal_half_width(residuals: np.ndarray, level: float) -> np.ndarray:
