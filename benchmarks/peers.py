@@ -1,9 +1,10 @@
 """scmm against the peer tools a biologist would otherwise use, on the same held-out cells.
 
-    pip install -e ".[peers]"        # scvi-tools (totalVI), in its own environment
+    pip install -e ".[peers]"        # scvi-tools (totalVI, MultiVI), in its own environment
     pip install --no-deps sciPENN    # its numba<=0.50 pin does not build on Python 3.11
     python benchmarks/peers.py                           # every CITE task, both peers, seed 0
     python benchmarks/peers.py --tasks bmmc_cite --peers totalvi --seeds 0 1 2
+    python benchmarks/peers.py --tasks pbmc_multiome mop_snare2 --peers multivi   # ATAC -> RNA
     python benchmarks/peers.py --summarise benchmarks/results/peers*/peers_runs.csv
 
 The tasks, their normalisation and their splits are those of ``benchmarks/accuracy.py``
@@ -21,8 +22,12 @@ sciPENN (defaults, but ``min_genes=0`` so that no held-out cell is dropped) pred
 space; :func:`fit_scipenn` maps that back to normalised counts before the same CLR.
 Because both peers see the held-out cells' RNA while fitting, their fair scmm comparison is
 ``svd_fit_on="all"`` (the held-out inputs also shape scmm's SVD); the CSV labels their rows so.
-No ATAC → RNA peer is run: scButterfly, the one published translator on the package index,
-does not install beside torch 2.13 and numpy 2 (docs, *Results*).
+On the ATAC → RNA tasks the peer is MultiVI (scvi-tools, every default): fitted on the raw
+counts of every cell's ATAC and of the training cells' RNA, the held-out cells' RNA set to zero
+(MultiVI's mark of a missing modality), its decoded expression of the held-out cells
+log-CP10k-normalised by the same ``scmm.pp.normalize`` as scmm's targets. scButterfly, the
+other published translator on the package index, does not install beside torch 2.13 and
+numpy 2 (docs, *Results*).
 
 Writes ``peers_runs.csv`` (one row per fit, the columns of ``accuracy_runs.csv``) and
 ``peers.md`` (the table of ``accuracy.py --summarise``) to ``--out``.
@@ -47,7 +52,7 @@ from scmm._tasks import METHODS, TASKS, Task, load_task
 CITE_TASKS = [name for name, t in TASKS.items() if (t.source, t.target) == ("rna", "prot")]
 SCMM_METHODS = ("mlp", "kernel_ridge")
 INSTALL_HINT = (
-    "totalVI needs scvi-tools, which scmm does not install: "
+    "totalVI and MultiVI need scvi-tools, which scmm does not install: "
     '`pip install -e ".[peers]"` (or `pip install "scvi-tools>=1.1"`), best in an environment '
     "of its own."
 )
@@ -180,13 +185,62 @@ def fit_scipenn(mdata, task: Task, test: np.ndarray, seed: int) -> np.ndarray:
     return _to_target_space(counts, task, prot.var_names)
 
 
+def fit_multivi(mdata, task: Task, test: np.ndarray, seed: int) -> np.ndarray:
+    """MultiVI (scvi-tools) at its defaults; held-out RNA predicted from ATAC, target space.
+
+    Fitted on the raw counts of every cell's ATAC and of the training cells' RNA: the held-out
+    cells' RNA counts are set to zero, which MultiVI reads as a missing modality (its
+    ``x.sum(dim=1) > 0`` masks), so they enter as ATAC-only cells. Their predictions are
+    ``get_normalized_expression`` (the decoded per-cell gene frequencies, from the latent mean
+    of the ATAC encoder), then log-CP10k-normalised by the same ``scmm.pp.normalize`` as the
+    targets.
+    """
+    import anndata as ad
+    import mudata as md
+    import scipy.sparse as sp
+
+    scvi = _import_scvi()
+    scvi.settings.seed = seed
+    rna, atac = mdata[task.target], mdata[task.source]
+    order = atac.obs_names.get_indexer(rna.obs_names)
+    if (order < 0).any():
+        msg = f"Task {task.dataset!r}: some RNA cells have no ATAC; MultiVI needs paired cells."
+        raise ValueError(msg)
+    keep = sp.diags((~test).astype(np.float32))  # held-out rows of RNA counts -> zero
+    counts = sp.csr_matrix(keep @ sp.csr_matrix(rna.layers["counts"], dtype=np.float32))
+    counts.eliminate_zeros()
+    obs = {"split": np.where(test, "held_out", "train")}
+    data = md.MuData(
+        {
+            "rna": ad.AnnData(counts, obs=obs, var={"gene": rna.var_names.to_numpy()}),
+            "atac": ad.AnnData(
+                sp.csr_matrix(atac.layers["counts"][order], dtype=np.float32),
+                obs=obs,
+                var={"peak": atac.var_names.to_numpy()},
+            ),
+        }
+    )
+    for mod in data.mod.values():
+        mod.obs_names = rna.obs_names.astype(str)
+        mod.var_names = mod.var.iloc[:, 0].astype(str).to_numpy()
+    data.update()
+    scvi.model.MULTIVI.setup_mudata(data, modalities={"rna_layer": "rna", "atac_layer": "atac"})
+    model = scvi.model.MULTIVI(data)
+    model.train(enable_progress_bar=False)  # every training default; no progress bar in logs
+    predicted = model.get_normalized_expression(indices=np.flatnonzero(test), return_numpy=True)
+    return _to_target_space(np.asarray(predicted), task, rna.var_names)
+
+
+#: Peers: the label of their rows, their fit function, the (source, target) pair they predict
 PEERS = {
-    "totalvi": ("totalVI", fit_totalvi),
+    "totalvi": ("totalVI", fit_totalvi, ("rna", "prot")),
     "totalvi_background": (
         "totalVI+background",
         lambda *args: fit_totalvi(*args, background=True),
+        ("rna", "prot"),
     ),
-    "scipenn": ("sciPENN", fit_scipenn),
+    "scipenn": ("sciPENN", fit_scipenn, ("rna", "prot")),
+    "multivi": ("MultiVI", fit_multivi, ("atac", "rna")),
 }
 
 
@@ -220,7 +274,7 @@ def run(tasks, peers, seeds, out: Path) -> list[dict]:
         out.mkdir(parents=True, exist_ok=True)
         _write_csv(rows, out / "peers_runs.csv")
 
-    loaded = {name: load_task(name) for name in tasks}  # the CITE sets are small
+    loaded = {name: load_task(name) for name in tasks}  # small sets (mop_snare2: 10,309 nuclei)
     for seed in seeds:  # every task's first seed before the next seed
         for task_name, (mdata, task) in loaded.items():
             y = _dense(mdata[task.target].X)
@@ -233,7 +287,9 @@ def run(tasks, peers, seeds, out: Path) -> list[dict]:
                     pred = mdata[task.target].layers.pop("peers")
                     record(_row(task_name, task, name, fit_on, seed, y[test], pred[test], seconds))
             for peer in peers:
-                label, fit = PEERS[peer]
+                label, fit, kind = PEERS[peer]
+                if (task.source, task.target) != kind:
+                    continue
                 start = time.perf_counter()
                 pred = fit(mdata, task, test, seed)
                 seconds = time.perf_counter() - start
@@ -243,7 +299,7 @@ def run(tasks, peers, seeds, out: Path) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="+", default=CITE_TASKS, choices=CITE_TASKS)
+    parser.add_argument("--tasks", nargs="+", default=CITE_TASKS, choices=sorted(TASKS))
     parser.add_argument("--peers", nargs="+", default=list(PEERS), choices=list(PEERS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument(
@@ -263,7 +319,7 @@ def main() -> None:
         print(summarise(_merge_runs(args.summarise)))
         return
     # fail before any fit when a peer is missing
-    if "totalvi" in args.peers:
+    if {"totalvi", "totalvi_background", "multivi"} & set(args.peers):
         _import_scvi()
     if "scipenn" in args.peers:
         _import_scipenn()
