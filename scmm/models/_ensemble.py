@@ -279,13 +279,13 @@ def convex_weights(
     """
     n_members, n, n_targets = oof.shape
     W = np.empty((n_members, n_targets))
-    E = Y[None].astype(np.float64) - oof
-    G = np.einsum("min,kin->nmk", E, E)  # targets × members × members
+    reduction = np.zeros((n_members, n_targets))
     if noise_reduction is not None:
-        idx = np.arange(n_members)
-        G[:, idx, idx] -= n * np.asarray(noise_reduction, np.float64).T
-    for j in range(n_targets):
-        values, vectors = np.linalg.eigh(G[j])
+        reduction[:] = noise_reduction
+    for j in range(n_targets):  # one target at a time: no copy of all OOF predictions
+        E = Y[:, j].astype(np.float64) - oof[:, :, j]  # members × cells
+        G = E @ E.T - np.diag(n * reduction[:, j])
+        values, vectors = np.linalg.eigh(G)
         top = max(float(values.max()), 1e-30)
         # a square root R with RᵀR = G; G is kept positive semi-definite (a correction larger
         # than a member's error cannot make that error negative)
