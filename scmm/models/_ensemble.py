@@ -60,7 +60,7 @@ class EnsembleModel(BaseModel):
         seed, which measures its seed-to-seed variance ``σ²`` per target on cells neither fit
         saw, and the weights are fitted for the average of ``n_seeds`` fits: ``n·(1 −
         1/n_seeds)·σ²`` is taken off the member's own squared OOF error (see
-        :func:`convex_weights`). The intervals stay those of a single fit (slightly
+        ``convex_weights`` in this module). The intervals stay those of a single fit (slightly
         conservative for the average).
     interval
         Nominal coverage of the intervals, in (0, 1).
