@@ -197,6 +197,7 @@ def fit_multivi(mdata, task: Task, test: np.ndarray, seed: int) -> np.ndarray:
     """
     import anndata as ad
     import mudata as md
+    import pandas as pd
     import scipy.sparse as sp
 
     scvi = _import_scvi()
@@ -209,21 +210,17 @@ def fit_multivi(mdata, task: Task, test: np.ndarray, seed: int) -> np.ndarray:
     keep = sp.diags((~test).astype(np.float32))  # held-out rows of RNA counts -> zero
     counts = sp.csr_matrix(keep @ sp.csr_matrix(rna.layers["counts"], dtype=np.float32))
     counts.eliminate_zeros()
-    obs = {"split": np.where(test, "held_out", "train")}
+    obs = pd.DataFrame({"split": np.where(test, "held_out", "train")}, index=rna.obs_names)
     data = md.MuData(
         {
-            "rna": ad.AnnData(counts, obs=obs, var={"gene": rna.var_names.to_numpy()}),
+            "rna": ad.AnnData(counts, obs=obs, var=pd.DataFrame(index=rna.var_names)),
             "atac": ad.AnnData(
                 sp.csr_matrix(atac.layers["counts"][order], dtype=np.float32),
                 obs=obs,
-                var={"peak": atac.var_names.to_numpy()},
+                var=pd.DataFrame(index=atac.var_names),
             ),
         }
     )
-    for mod in data.mod.values():
-        mod.obs_names = rna.obs_names.astype(str)
-        mod.var_names = mod.var.iloc[:, 0].astype(str).to_numpy()
-    data.update()
     scvi.model.MULTIVI.setup_mudata(data, modalities={"rna_layer": "rna", "atac_layer": "atac"})
     model = scvi.model.MULTIVI(data)
     model.train(enable_progress_bar=False)  # every training default; no progress bar in logs
