@@ -35,6 +35,7 @@ from scmm.models._ensemble import (
     convex_weights,
     make_folds,
     seed_noise_reduction,
+    stacking_weights,
 )
 from scmm.tl._ensemble import MEMBERS, member_spec
 
@@ -142,6 +143,9 @@ def holdout(names, X, Y, src, tgt, atac, args, seed) -> list[tuple[str, float, f
         noise = np.zeros((len(names), YA.shape[1]))
         noise[m] = seed_noise_reduction(oof[m, val], twin, args.mlp_seeds)
         weightings.append(("per-target seed-corrected", convex_weights(oof, YA, noise)))
+        W, lam, _ = stacking_weights(oof, YA, folds, noise)  # fit_ensemble's default
+        print(f"seed {seed}: shrinkage chosen by the folds {lam}", flush=True)
+        weightings.append(("seed-corrected, shrunk", W))
     for wname, W in weightings:
         q = conformal_half_width(YA - np.einsum("mij,mj->ij", oof, W), 0.9)
         for final, P in finals:

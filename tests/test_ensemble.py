@@ -11,10 +11,13 @@ import pytest
 
 import scmm
 from scmm.models._ensemble import (
+    SHRINKAGE_GRID,
     EnsembleModel,
     convex_weights,
     make_folds,
     seed_noise_reduction,
+    simplex_minimiser,
+    stacking_weights,
 )
 
 from .conftest import make_paired
@@ -143,6 +146,57 @@ def test_a_correction_larger_than_the_error_still_gives_convex_weights():
     assert (W[0] > 0.99).all()  # its error is corrected to (almost) none
 
 
+def test_simplex_minimiser_is_exact():
+    # against a fine grid over the 3-member simplex, for random PSD and indefinite matrices
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(20, 3, 3))
+    G = np.concatenate([A @ A.transpose(0, 2, 1), A + A.transpose(0, 2, 1)])
+    W = simplex_minimiser(G)
+    assert (W >= 0).all()
+    np.testing.assert_allclose(W.sum(axis=1), 1.0)
+    step = np.linspace(0, 1, 201)
+    a, b = np.meshgrid(step, step)
+    keep = a + b <= 1
+    grid = np.stack([a[keep], b[keep], 1 - a[keep] - b[keep]], axis=1)
+    for j in range(20):  # PSD: the minimiser is no worse than any grid point
+        obj = np.einsum("gi,ij,gj->g", grid, G[j], grid)
+        assert W[j] @ G[j] @ W[j] <= obj.min() + 1e-9
+
+
+def _members_with_target_noise(n_cells, gaps, seed):
+    """Two members, the first better on every target by ``gaps`` (relative error variance)."""
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=(n_cells, len(gaps)))
+    first = y + rng.normal(size=y.shape)
+    second = y + np.sqrt(1.0 + np.asarray(gaps)) * rng.normal(size=y.shape)
+    return np.stack([first, second]), y
+
+
+def test_stacking_weights_share_what_the_targets_share():
+    # the same members on 200 targets and few cells: per-target weights follow the noise,
+    # the folds choose to pull them towards the shared ones, which are nearer the truth
+    oof, y = _members_with_target_noise(60, np.full(200, 0.5), seed=0)
+    folds = make_folds(60, 5, None, np.random.default_rng(0))
+    W, lam, losses = stacking_weights(oof, y, folds)
+    assert lam > 0 and losses[lam] < losses[0.0]
+    best = 1.5 / 2.5  # inverse-variance weight of the first member
+    per_target = convex_weights(oof, y)
+    assert np.abs(W[0] - best).mean() < np.abs(per_target[0] - best).mean()
+    np.testing.assert_allclose(W.sum(axis=0), 1.0)
+    # λ = 0 alone is the per-target solution
+    np.testing.assert_allclose(stacking_weights(oof, y, folds, grid=(0.0,))[0], per_target)
+
+
+def test_stacking_weights_keep_targets_apart_when_they_differ():
+    # the first member better on half the targets, the second on the others, many cells
+    oof, y = _members_with_target_noise(2000, np.full(20, 3.0), seed=1)
+    oof[:, :, 10:] = oof[::-1, :, 10:]
+    folds = make_folds(2000, 5, None, np.random.default_rng(1))
+    W, lam, _ = stacking_weights(oof, y, folds)
+    assert lam < 0.5
+    assert (W[0, :10] > 0.7).all() and (W[0, 10:] < 0.3).all()
+
+
 def test_save_load_predict_round_trip(tmp_path):
     mdata = make_paired(n_cells=120)
     model = scmm.tl.fit_ensemble(
@@ -165,6 +219,8 @@ def test_save_load_predict_round_trip(tmp_path):
     loaded = scmm.models.load(tmp_path / "ens")
     assert isinstance(loaded, EnsembleModel)
     np.testing.assert_array_equal(loaded.weights, model.weights)
+    assert loaded.shrinkage == model.shrinkage == mdata.uns["scmm_ensemble"]["shrinkage"]
+    assert model.shrinkage in SHRINKAGE_GRID
     query = md.MuData({"rna": mdata["rna"].copy(), "prot": mdata["prot"].copy()})
     scmm.tl.predict(loaded, query, key_added="again")
     for suffix in ("", "_lower", "_upper"):

@@ -10,12 +10,12 @@ on all training cells.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.optimize import nnls
 
 from .. import metrics
 from ..pp._rng import as_generator
@@ -37,8 +37,11 @@ class EnsembleModel(BaseModel):
     whose final predictor averages several seeds (``n_seeds``). A convex combination was
     preferred to a ridge stacker because the members' predictions are strongly correlated:
     unconstrained stacking weights then swing to large opposite values that fit the OOF noise,
-    and need a penalty to be tuned; convex weights need no tuning, cannot extrapolate beyond
-    the members, and read as "how much each member is trusted for this target".
+    and need a penalty to be tuned; convex weights cannot extrapolate beyond the members, and
+    read as "how much each member is trusted for this target". Where the targets are many and
+    noisy (genes) or the cells few, per-target weights still follow the noise: they are pulled
+    towards weights shared by all targets, by a strength ``shrinkage`` chosen by
+    cross-validation over the same folds (``stacking_weights`` in this module).
 
     Interval: split-conformal on the OOF residuals, per target: the half-width ``q_j`` is the
     ``⌈(n + 1)·interval⌉ / n`` empirical quantile of ``|y_ij − ŷ_ij|`` over the ``n`` training
@@ -98,6 +101,8 @@ class EnsembleModel(BaseModel):
         self.fitted: list[list[BaseModel]] = []
         self.weights: np.ndarray | None = None
         self.half_width: np.ndarray | None = None
+        #: Pull of each target's weights towards shared ones, chosen by cross-validation
+        self.shrinkage: float | None = None
         self.oof_scores: dict[str, float] = {}
         self._groups: np.ndarray | None = None
         self._n_fitted: list[int] = []
@@ -153,7 +158,7 @@ class EnsembleModel(BaseModel):
                         oof[m, val], _mean_prediction(twin, X[val]), self._n_copies(spec)
                     )
             logger.info("ensemble: fold %d/%d done", k + 1, K)
-        self.weights = convex_weights(oof, Y, noise)
+        self.weights, self.shrinkage, _ = stacking_weights(oof, Y, folds, noise)
         combined = np.einsum("mij,mj->ij", oof, self.weights)
         self.half_width = conformal_half_width(Y - combined, self.params["interval"])
         self.oof_scores = _oof_scores(Y, oof, combined, self.member_names)
@@ -197,7 +202,11 @@ class EnsembleModel(BaseModel):
         return pred - q, pred + q
 
     def _get_state(self):
-        meta = {"oof_scores": self.oof_scores, "n_fitted": [len(m) for m in self.fitted]}
+        meta = {
+            "oof_scores": self.oof_scores,
+            "n_fitted": [len(m) for m in self.fitted],
+            "shrinkage": self.shrinkage,
+        }
         arrays = {
             "ensemble.weights": self.weights.astype(np.float64),
             "ensemble.half_width": self.half_width.astype(np.float64),
@@ -207,6 +216,7 @@ class EnsembleModel(BaseModel):
     def _set_state(self, meta, arrays):
         self.oof_scores = dict(meta["oof_scores"])
         self._n_fitted = list(meta["n_fitted"])
+        self.shrinkage = meta.get("shrinkage")  # None: saved before the shrinkage existed
         self.weights = np.asarray(arrays["ensemble.weights"])
         self.half_width = np.asarray(arrays["ensemble.half_width"])
 
@@ -249,15 +259,88 @@ def make_folds(n: int, n_folds: int, groups, gen: np.random.Generator) -> list[n
     return [np.flatnonzero(fold_of[codes] == k) for k in range(n_folds)]
 
 
+#: Strengths, among which ``stacking_weights`` chooses by cross-validation, of the pull of each
+#: target's weights towards weights shared by all targets (0: per target alone; 1: shared).
+SHRINKAGE_GRID = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
+
+
+def stacking_weights(
+    oof: np.ndarray,
+    Y: np.ndarray,
+    folds: list[np.ndarray],
+    noise_reduction: np.ndarray | None = None,
+    grid: tuple[float, ...] = SHRINKAGE_GRID,
+) -> tuple[np.ndarray, float, dict[float, float]]:
+    """Convex weights per target, pulled towards shared weights as far as the folds advise.
+
+    Per-target weights fitted on noisy OOF errors (few cells, or targets with little signal,
+    such as most genes) follow the noise; weights shared by all targets cannot follow a
+    target's own best member. Each target's weights minimise ``wᵀ((1 − λ)H_j + λH̄)w``, with
+    ``H_j`` its error Gram matrix divided by its sum of squares (so that every target counts
+    alike) and ``H̄`` the mean of the ``H_j``. ``λ`` is chosen among ``grid`` by cross-validation
+    over the ``folds`` of the cross-fitting: weights fitted on the OOF predictions of all folds
+    but one, scored by the mean relative squared error on the one left out (of the
+    seed-averaged members, when ``noise_reduction`` is given). No other cell is read.
+
+    Parameters
+    ----------
+    oof
+        Members' OOF predictions, members × cells × targets.
+    Y
+        Measured targets, cells × targets.
+    folds
+        The cross-fitting's folds (index arrays into the cells).
+    noise_reduction
+        As in :func:`convex_weights`.
+    grid
+        Shrinkage strengths ``λ`` tried, in [0, 1].
+
+    Returns
+    -------
+    Weights (members × targets), the chosen ``λ``, and the cross-validated loss of each ``λ``.
+    """
+    n = Y.shape[0]
+    reduction = _reduction(noise_reduction, oof.shape[0], Y.shape[1])
+    grams = np.stack([error_grams(oof, Y, fold) for fold in folds])
+    total = grams.sum(axis=0)
+    sums = np.stack([Y[fold].astype(np.float64).sum(axis=0) for fold in folds])
+    squares = np.stack([(Y[fold].astype(np.float64) ** 2).sum(axis=0) for fold in folds])
+    sizes = np.array([len(fold) for fold in folds], dtype=float)
+
+    def centred(s, q, m):  # per-target sum of squares about the mean of m cells
+        return q - s**2 / max(m, 1.0)
+
+    losses = {}
+    for lam in grid:
+        loss = 0.0
+        for k in range(len(folds)):
+            m = n - sizes[k]
+            H, ok = _relative(
+                total - grams[k],
+                centred(sums.sum(0) - sums[k], squares.sum(0) - squares[k], m),
+                m,
+                reduction,
+            )
+            W = _shrunk_minimiser(H, ok, lam)
+            H_val, ok_val = _relative(
+                grams[k], centred(sums[k], squares[k], sizes[k]), sizes[k], reduction
+            )
+            use = ok & ok_val
+            loss += np.einsum("ti,tij,tj->t", W[use], H_val[use], W[use]).mean() / len(folds)
+        losses[float(lam)] = float(loss)
+    best = min(losses, key=losses.get)
+    H, ok = _relative(total, centred(sums.sum(0), squares.sum(0), n), n, reduction)
+    return _shrunk_minimiser(H, ok, best).T, best, losses
+
+
 def convex_weights(
     oof: np.ndarray, Y: np.ndarray, noise_reduction: np.ndarray | None = None
 ) -> np.ndarray:
     """Per-target weights ``w ≥ 0``, ``Σ w = 1`` minimising the squared OOF error.
 
     With errors ``e_m = y − ỹ_m``, the error of a convex combination is ``Σ_m w_m e_m``, so
-    the weights minimise ``wᵀ G w`` with ``G = Eᵀ E`` (members × members, per target). That is
-    solved as non-negative least squares on a square root of ``G`` with the sum-to-one
-    constraint appended as a heavily weighted row, then renormalised.
+    the weights minimise ``wᵀ G w`` with ``G = Eᵀ E`` (members × members, per target), solved
+    exactly by :func:`simplex_minimiser`.
 
     Parameters
     ----------
@@ -277,25 +360,87 @@ def convex_weights(
     -------
     Weights, members × targets.
     """
-    n_members, n, n_targets = oof.shape
-    W = np.empty((n_members, n_targets))
+    reduction = _reduction(noise_reduction, oof.shape[0], Y.shape[1])
+    G = error_grams(oof, Y) - Y.shape[0] * _diagonal(reduction)
+    return simplex_minimiser(G).T
+
+
+def error_grams(
+    oof: np.ndarray, Y: np.ndarray, cells: np.ndarray | None = None, chunk: int = 2048
+) -> np.ndarray:
+    """Per target, the Gram matrix ``EᵀE`` of the members' errors on ``cells`` (all: None).
+
+    Returns targets × members × members (float64), computed a block of targets at a time.
+    """
+    cells = np.arange(Y.shape[0]) if cells is None else np.asarray(cells)
+    n_members, _, n_targets = oof.shape
+    out = np.empty((n_targets, n_members, n_members))
+    for a in range(0, n_targets, chunk):
+        block = slice(a, a + chunk)
+        E = Y[cells, block].astype(np.float64)[None] - oof[:, cells, block].astype(np.float64)
+        out[block] = np.einsum("mit,kit->tmk", E, E)
+    return out
+
+
+def simplex_minimiser(G: np.ndarray) -> np.ndarray:
+    """Per target, the ``w ≥ 0``, ``Σ w = 1`` minimising ``wᵀ G_j w`` (targets × members).
+
+    ``G`` (targets × members × members) is first made positive definite (eigenvalues clipped
+    to a tiny fraction of the largest: a seed-noise correction larger than a member's error
+    cannot make that error negative). The minimiser restricted to a support ``S`` is
+    ``G_S⁻¹1 / 1ᵀG_S⁻¹1`` with value ``1 / 1ᵀG_S⁻¹1``; the exact solution is the best
+    non-negative one over all supports (few members: at most 63 supports), for all targets
+    at once.
+    """
+    n_targets, n_members, _ = G.shape
+    values, vectors = np.linalg.eigh((G + G.transpose(0, 2, 1)) / 2)
+    top = np.maximum(values.max(axis=1, keepdims=True), 1e-300)
+    values = np.clip(values, 1e-10 * top, None)
+    G = np.einsum("tik,tk,tjk->tij", vectors, values, vectors)
+    best = np.full(n_targets, np.inf)
+    W = np.full((n_targets, n_members), 1.0 / n_members)
+    for size in range(1, n_members + 1):
+        for support in itertools.combinations(range(n_members), size):
+            S = list(support)
+            x = np.linalg.solve(G[:, S][:, :, S], np.ones((n_targets, size, 1)))[..., 0]
+            total = x.sum(axis=1)
+            safe = np.where(total > 0, total, 1.0)
+            w = x / safe[:, None]
+            better = (total > 0) & (w >= -1e-9).all(axis=1) & (1.0 / safe < best)
+            best[better] = 1.0 / safe[better]
+            W[better] = 0.0
+            W[np.ix_(np.flatnonzero(better), S)] = np.clip(w[better], 0.0, None)
+    return W / W.sum(axis=1, keepdims=True)
+
+
+def _reduction(noise_reduction, n_members: int, n_targets: int) -> np.ndarray:
     reduction = np.zeros((n_members, n_targets))
     if noise_reduction is not None:
         reduction[:] = noise_reduction
-    for j in range(n_targets):  # one target at a time: no copy of all OOF predictions
-        E = Y[:, j].astype(np.float64) - oof[:, :, j]  # members × cells
-        G = E @ E.T - np.diag(n * reduction[:, j])
-        values, vectors = np.linalg.eigh(G)
-        top = max(float(values.max()), 1e-30)
-        # a square root R with RᵀR = G; G is kept positive semi-definite (a correction larger
-        # than a member's error cannot make that error negative)
-        R = (vectors * np.sqrt(np.clip(values, 1e-12 * top, None))).T
-        big = 1e3 * np.sqrt(top) + 1.0
-        A = np.vstack([R, np.full((1, n_members), big)])
-        b = np.append(np.zeros(n_members), big)
-        w, _ = nnls(A, b)
-        W[:, j] = w / w.sum() if w.sum() > 0 else 1.0 / n_members
-    return W
+    return reduction
+
+
+def _diagonal(reduction: np.ndarray) -> np.ndarray:
+    """Members × targets → targets × members × members diagonal matrices."""
+    return np.einsum("mt,mk->tmk", reduction, np.eye(reduction.shape[0]))
+
+
+def _relative(G, ss, n_cells, reduction) -> tuple[np.ndarray, np.ndarray]:
+    """Seed-corrected Gram matrices over each target's sum of squares, and which targets vary.
+
+    Targets with (almost) no variance among the cells are flagged False.
+    """
+    ok = ss > 1e-12 * max(float(ss.max(initial=0.0)), 1e-300)
+    G = G - n_cells * _diagonal(reduction)
+    return G / np.where(ok, ss, 1.0)[:, None, None], ok
+
+
+def _shrunk_minimiser(H, ok, shrinkage: float) -> np.ndarray:
+    """Weights (targets × members) minimising ``(1 − λ)H_j + λH̄``; ``H̄`` alone where not ok."""
+    n_members = H.shape[1]
+    shared = H[ok].mean(axis=0) if ok.any() else np.eye(n_members)
+    A = np.where(ok[:, None, None], (1.0 - shrinkage) * H + shrinkage * shared, shared)
+    return simplex_minimiser(A)
 
 
 def seed_noise_reduction(first: np.ndarray, second: np.ndarray, n_seeds: int) -> np.ndarray:

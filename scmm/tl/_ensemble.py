@@ -191,7 +191,9 @@ def fit_ensemble(
        member. Only training cells are used: the targets of other cells are never read
        (they may be missing or NaN).
     2. Per target, non-negative weights summing to one minimise the members' squared OOF error
-       (see :class:`~scmm.models.EnsembleModel` for why not a ridge stacker).
+       (see :class:`~scmm.models.EnsembleModel` for why not a ridge stacker), pulled towards
+       weights shared by all targets as far as cross-validation over the same folds finds it
+       helps (many noisy targets, such as genes, or few cells).
     3. Per target, the interval half-width is the conformal quantile of the absolute OOF
        residuals of the combined prediction, so that about ``interval`` of the values of new
        cells like the training cells fall inside.
@@ -260,6 +262,9 @@ def fit_ensemble(
         The arguments, member names and package versions.
     ``mdata.uns[key_added]['weights']`` : dict
         Per member name, its weight for each target (n_vars,).
+    ``mdata.uns[key_added]['shrinkage']`` : float
+        How far each target's weights were pulled towards the shared ones (0: not at all,
+        1: the same weights for every target), chosen by cross-validation over the folds.
     ``mdata.uns[key_added]['half_width']`` : ndarray (n_vars,)
         Interval half-width per target.
     ``mdata.uns[key_added]['oof_scores']`` : dict
@@ -349,6 +354,7 @@ def fit_ensemble(
             controls=controls,
         ),
         "weights": dict(zip(methods, model.weights.astype(np.float32), strict=True)),
+        "shrinkage": float(model.shrinkage),
         "half_width": model.half_width.astype(np.float32),
         "oof_scores": dict(model.oof_scores),
     }
