@@ -197,6 +197,22 @@ def test_stacking_weights_keep_targets_apart_when_they_differ():
     assert (W[0, :10] > 0.7).all() and (W[0, 10:] < 0.3).all()
 
 
+def test_stacking_weights_on_targets_without_variance(recwarn):
+    # a target constant on the training cells (an unexpressed gene) keeps the member that
+    # predicts it; all-zero errors give uniform weights; no division warnings
+    rng = np.random.default_rng(2)
+    y = np.column_stack([rng.normal(size=40), np.ones(40), np.zeros(40)])
+    oof = y[None] + rng.normal(size=(3, 40, 3))
+    oof[1, :, 1] = 1.0
+    oof[:, :, 2] = 0.0
+    folds = make_folds(40, 4, None, rng)
+    W, _, losses = stacking_weights(oof, y, folds)
+    np.testing.assert_allclose(W[:, 1], [0, 1, 0], atol=1e-6)
+    np.testing.assert_allclose(W[:, 2], 1 / 3)
+    assert np.isfinite(list(losses.values())).all()
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_save_load_predict_round_trip(tmp_path):
     mdata = make_paired(n_cells=120)
     model = scmm.tl.fit_ensemble(

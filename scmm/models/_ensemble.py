@@ -326,8 +326,9 @@ def stacking_weights(
                 grams[k], centred(sums[k], squares[k], sizes[k]), sizes[k], reduction
             )
             use = ok & ok_val
-            loss += np.einsum("ti,tij,tj->t", W[use], H_val[use], W[use]).mean() / len(folds)
-        losses[float(lam)] = float(loss)
+            if use.any():
+                loss += np.einsum("ti,tij,tj->t", W[use], H_val[use], W[use]).mean()
+        losses[float(lam)] = float(loss) / len(folds)
     best = min(losses, key=losses.get)
     H, ok = _relative(total, centred(sums.sum(0), squares.sum(0), n), n, reduction)
     return _shrunk_minimiser(H, ok, best).T, best, losses
@@ -394,8 +395,8 @@ def simplex_minimiser(G: np.ndarray) -> np.ndarray:
     """
     n_targets, n_members, _ = G.shape
     values, vectors = np.linalg.eigh((G + G.transpose(0, 2, 1)) / 2)
-    top = np.maximum(values.max(axis=1, keepdims=True), 1e-300)
-    values = np.clip(values, 1e-10 * top, None)
+    top = values.max(axis=1, keepdims=True)
+    values = np.where(top > 0, np.clip(values, 1e-10 * top, None), 1.0)  # no error: uniform
     G = np.einsum("tik,tk,tjk->tij", vectors, values, vectors)
     best = np.full(n_targets, np.inf)
     W = np.full((n_targets, n_members), 1.0 / n_members)
@@ -436,11 +437,17 @@ def _relative(G, ss, n_cells, reduction) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _shrunk_minimiser(H, ok, shrinkage: float) -> np.ndarray:
-    """Weights (targets × members) minimising ``(1 − λ)H_j + λH̄``; ``H̄`` alone where not ok."""
-    n_members = H.shape[1]
-    shared = H[ok].mean(axis=0) if ok.any() else np.eye(n_members)
-    A = np.where(ok[:, None, None], (1.0 - shrinkage) * H + shrinkage * shared, shared)
-    return simplex_minimiser(A)
+    """Weights (targets × members) minimising ``(1 − λ)H_j + λH̄``.
+
+    A target without variance (not ``ok``) keeps its own weights: its errors cannot be put on
+    the others' scale.
+    """
+    if not ok.any():
+        return simplex_minimiser(H)
+    shared = H[ok].mean(axis=0)
+    return simplex_minimiser(
+        np.where(ok[:, None, None], (1.0 - shrinkage) * H + shrinkage * shared, H)
+    )
 
 
 def seed_noise_reduction(first: np.ndarray, second: np.ndarray, n_seeds: int) -> np.ndarray:
