@@ -284,14 +284,10 @@ def stacking_weights(
 
     Parameters
     ----------
-    oof
-        Members' OOF predictions, members × cells × targets.
-    Y
-        Measured targets, cells × targets.
+    oof, Y, noise_reduction
+        As in :func:`convex_weights`.
     folds
         The cross-fitting's folds (index arrays into the cells).
-    noise_reduction
-        As in :func:`convex_weights`.
     grid
         Shrinkage strengths ``λ`` tried, in [0, 1].
 
