@@ -303,30 +303,30 @@ def stacking_weights(
     squares = np.stack([(Y[fold].astype(np.float64) ** 2).sum(axis=0) for fold in folds])
     sizes = np.array([len(fold) for fold in folds], dtype=float)
 
-    def centred(s, q, m):  # per-target sum of squares about the mean of m cells
-        return q - s**2 / max(m, 1.0)
+    def relative(G, s, q, m):  # Gram over the per-target sum of squares about the mean
+        return _relative(G, q - s**2 / max(m, 1.0), m, reduction)
 
+    # per fold, the training side and the left-out side, whatever λ
+    splits = [
+        (
+            relative(
+                total - grams[k], sums.sum(0) - sums[k], squares.sum(0) - squares[k], n - sizes[k]
+            ),
+            relative(grams[k], sums[k], squares[k], sizes[k]),
+        )
+        for k in range(len(folds))
+    ]
     losses = {}
     for lam in grid:
         loss = 0.0
-        for k in range(len(folds)):
-            m = n - sizes[k]
-            H, ok = _relative(
-                total - grams[k],
-                centred(sums.sum(0) - sums[k], squares.sum(0) - squares[k], m),
-                m,
-                reduction,
-            )
+        for (H, ok), (H_val, ok_val) in splits:
             W = _shrunk_minimiser(H, ok, lam)
-            H_val, ok_val = _relative(
-                grams[k], centred(sums[k], squares[k], sizes[k]), sizes[k], reduction
-            )
             use = ok & ok_val
             if use.any():
                 loss += np.einsum("ti,tij,tj->t", W[use], H_val[use], W[use]).mean()
         losses[float(lam)] = float(loss) / len(folds)
     best = min(losses, key=losses.get)
-    H, ok = _relative(total, centred(sums.sum(0), squares.sum(0), n), n, reduction)
+    H, ok = relative(total, sums.sum(0), squares.sum(0), n)
     return _shrunk_minimiser(H, ok, best).T, best, losses
 
 
