@@ -5,6 +5,7 @@
     python benchmarks/peers.py                           # every CITE task, both peers, seed 0
     python benchmarks/peers.py --tasks bmmc_cite --peers totalvi --seeds 0 1 2
     python benchmarks/peers.py --tasks pbmc_multiome mop_snare2 --peers multivi   # ATAC -> RNA
+    python benchmarks/peers.py --tasks mop_snare2 --peers multivi --peers-only --threads 2
     python benchmarks/peers.py --summarise benchmarks/results/peers*/peers_runs.csv
 
 The tasks, their normalisation and their splits are those of ``benchmarks/accuracy.py``
@@ -256,7 +257,7 @@ def _row(task_name, task, method, fit_on, seed, y, pred, seconds) -> dict:
     }
 
 
-def run(tasks, peers, seeds, out: Path) -> list[dict]:
+def run(tasks, peers, seeds, out: Path, scmm_methods=SCMM_METHODS) -> list[dict]:
     rows: list[dict] = []
 
     def record(row):
@@ -276,7 +277,7 @@ def run(tasks, peers, seeds, out: Path) -> list[dict]:
         for task_name, (mdata, task) in loaded.items():
             y = _dense(mdata[task.target].X)
             test = ~mdata.obs["train"].reindex(mdata[task.target].obs_names).to_numpy(dtype=bool)
-            for name in SCMM_METHODS:
+            for name in scmm_methods:
                 for fit_on in ("train", "all"):
                     start = time.perf_counter()
                     METHODS[name].fit(mdata, task, key_added="peers", rng=seed, svd_fit_on=fit_on)
@@ -304,6 +305,11 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "peers")
     parser.add_argument(
+        "--peers-only",
+        action="store_true",
+        help="skip scmm's rows (e.g. where accuracy.py already has them and the peer is slow)",
+    )
+    parser.add_argument(
         "--summarise",
         nargs="+",
         type=Path,
@@ -322,7 +328,9 @@ def main() -> None:
         _import_scipenn()
     torch.set_num_threads(args.threads)
     scmm.settings.verbose = False
-    rows = run(args.tasks, args.peers, args.seeds, args.out)
+    rows = run(
+        args.tasks, args.peers, args.seeds, args.out, () if args.peers_only else SCMM_METHODS
+    )
     table = summarise(rows)
     print("\n" + table)
     command = "python benchmarks/peers.py " + " ".join(sys.argv[1:])
