@@ -6,6 +6,10 @@
     python benchmarks/accuracy.py --summarise results/*/accuracy_runs.csv   # merge split runs
                                    # (a later file's run replaces the same run of an earlier one)
     python benchmarks/accuracy.py --summarise results/*/accuracy_runs.csv --compact  # README
+    python benchmarks/accuracy.py --summarise results/*/accuracy_runs.csv --versus ensemble mlp
+                                   # per-seed differences of two methods (mean ± s.e.)
+    python benchmarks/accuracy.py --tasks bmmc_cite --methods ensemble --member-scores
+                                   # also each ensemble member's own held-out score
 
 Prints a Markdown table (mean ± sd over seeds) and writes it, with a CSV of every run, to
 ``benchmarks/results/``. Methods that use an input SVD run with ``svd_fit_on="train"`` (scmm's
@@ -53,7 +57,9 @@ METHODS = {
 QUICK = {"tasks": ["bmmc_cite"], "methods": ["mean", "ridge", "kernel_ridge", "mlp"], "seeds": [0]}
 
 
-def run(tasks, methods, seeds, svd_fit_on, out_dir: Path, seeds_all=None) -> list[dict]:
+def run(
+    tasks, methods, seeds, svd_fit_on, out_dir: Path, seeds_all=None, member_scores=False
+) -> list[dict]:
     rows = []
     for task_name in tasks:
         mdata, task = load_task(task_name)
@@ -74,7 +80,7 @@ def run(tasks, methods, seeds, svd_fit_on, out_dir: Path, seeds_all=None) -> lis
             method = METHODS[name]
             key = f"bench_{name}"
             start = time.perf_counter()
-            method.fit(mdata, task, key_added=key, rng=seed, svd_fit_on=fit_on)
+            model = method.fit(mdata, task, key_added=key, rng=seed, svd_fit_on=fit_on)
             seconds = time.perf_counter() - start
             layers = mdata[task.target].layers
             pred = layers[key]
@@ -102,11 +108,41 @@ def run(tasks, methods, seeds, svd_fit_on, out_dir: Path, seeds_all=None) -> lis
                 f"rmse={row['rmse']:.4f} coverage={coverage:.3f} {seconds:.1f}s",
                 flush=True,
             )
+            if member_scores and name == "ensemble":
+                rows += _member_rows(model, mdata, task, test, y[test], row)
             for k in (key, f"{key}_lower", f"{key}_upper"):
                 layers.pop(k, None)
             # after every run, so that a stopped run keeps what it measured
             out_dir.mkdir(parents=True, exist_ok=True)
             _write_csv(rows, out_dir / "accuracy_runs.csv")
+    return rows
+
+
+def _member_rows(model, mdata, task, test, y_test, row) -> list[dict]:
+    """Rows ``ensemble:<member>``: each member's final prediction (averaged over its seeds, as
+    the ensemble uses it) scored on the held-out cells, to see what the weights combine."""
+    src = mdata[task.source]
+    X = src[mdata[task.target].obs_names[test]].X
+    rows = []
+    for name, fits, weights in zip(model.member_names, model.fitted, model.weights, strict=True):
+        pred = np.mean([fit.predict_array(X) for fit in fits], axis=0)
+        rows.append(
+            {
+                **row,
+                "method": f"ensemble:{name}",
+                "pearson_per_cell": metrics.pearson_per_cell(y_test, pred),
+                "pearson_per_feature": metrics.pearson_per_feature(y_test, pred),
+                "rmse": metrics.rmse(y_test, pred),
+                "fit_seconds": np.nan,
+                "interval_coverage": np.nan,
+            }
+        )
+        print(
+            f"  member {name:14s} cell={rows[-1]['pearson_per_cell']:.4f} "
+            f"feature={rows[-1]['pearson_per_feature']:.4f} mean weight={weights.mean():.2f} "
+            f"({len(fits)} fit{'s' if len(fits) > 1 else ''})",
+            flush=True,
+        )
     return rows
 
 
@@ -180,6 +216,34 @@ def summarise(rows) -> str:
     return "\n".join(lines)
 
 
+def versus(rows, first: str, second: str) -> str:
+    """Per-cell Pearson of ``first`` minus ``second``, paired by seed (runs of both only)."""
+    score = {
+        (r["task"], r["svd_fit_on"], r["method"], r["seed"]): r["pearson_per_cell"] for r in rows
+    }
+    lines = [
+        f"| task | svd_fit_on | {first} | {second} | difference (mean ± s.e.) | ahead | seeds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for task, fit_on in sorted({(t, f) for t, f, m, _ in score if m == first}):
+        seeds = sorted(
+            s
+            for t, f, m, s in score
+            if (t, f, m) == (task, fit_on, first) and (task, fit_on, second, s) in score
+        )
+        if not seeds:
+            continue
+        a = np.array([score[task, fit_on, first, s] for s in seeds])
+        b = np.array([score[task, fit_on, second, s] for s in seeds])
+        d = a - b
+        se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.nan
+        lines.append(
+            f"| {task} | {fit_on} | {a.mean():.4f} | {b.mean():.4f} | {d.mean():+.4f} ± {se:.4f} "
+            f"| {int((d > 0).sum())} of {len(d)} | {len(d)} |"
+        )
+    return "\n".join(lines)
+
+
 def _sd(values: np.ndarray) -> str:
     return f" ± {values.std(ddof=1):.3f}" if len(values) > 1 else ""
 
@@ -230,6 +294,12 @@ def main() -> None:
         default=None,
         help="seeds of the svd_fit_on='all' rows (default: --seeds)",
     )
+    parser.add_argument(
+        "--member-scores",
+        action="store_true",
+        help="also score each ensemble member's final (seed-averaged) fit on the held-out cells "
+        "(rows 'ensemble:<member>')",
+    )
     parser.add_argument("--quick", action="store_true", help="bmmc_cite, 1 seed, few methods")
     parser.add_argument(
         "--threads",
@@ -250,10 +320,20 @@ def main() -> None:
     parser.add_argument(
         "--compact", action="store_true", help="with --summarise: the README's shorter table"
     )
+    parser.add_argument(
+        "--versus",
+        nargs=2,
+        metavar=("METHOD", "OTHER"),
+        default=None,
+        help="with --summarise: per-cell Pearson of METHOD minus OTHER, paired by seed",
+    )
     args = parser.parse_args()
     if args.summarise:
         rows = _merge_runs(args.summarise)
-        print(compact(rows) if args.compact else summarise(rows))
+        if args.versus:
+            print(versus(rows, *args.versus))
+        else:
+            print(compact(rows) if args.compact else summarise(rows))
         return
     torch.set_num_threads(args.threads)
     scmm.settings.verbose = False
@@ -262,7 +342,15 @@ def main() -> None:
         tasks, seeds = QUICK["tasks"], QUICK["seeds"]
         methods = [m for m in QUICK["methods"] if m in METHODS]
     fit_on = ["train", "all"] if args.svd_fit_on == "both" else [args.svd_fit_on]
-    rows = run(tasks, methods, seeds, fit_on, args.out, seeds_all=args.seeds_all)
+    rows = run(
+        tasks,
+        methods,
+        seeds,
+        fit_on,
+        args.out,
+        seeds_all=args.seeds_all,
+        member_scores=args.member_scores,
+    )
     table = summarise(rows)
     print("\n" + table)
     name = "accuracy_quick" if args.quick else "accuracy"
