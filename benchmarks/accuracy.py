@@ -32,6 +32,7 @@ import scmm
 from scmm import metrics
 from scmm._tasks import METHODS as SINGLE_METHODS
 from scmm._tasks import TASKS, Method, _fit_with, _is_atac, load_task
+from scmm.models._ensemble import _mean_prediction
 
 #: Tasks whose training cells hold several batches (``mop_snare2``: 10 samples): the
 #: ensemble keeps each batch within one fold (``groupby="batch"``), as its docs advise.
@@ -94,9 +95,7 @@ def run(
                 "method": name,
                 "svd_fit_on": fit_on,
                 "seed": seed,
-                "pearson_per_cell": metrics.pearson_per_cell(y[test], pred[test]),
-                "pearson_per_feature": metrics.pearson_per_feature(y[test], pred[test]),
-                "rmse": metrics.rmse(y[test], pred[test]),
+                **_scores(y[test], pred[test]),
                 "fit_seconds": seconds,
                 "interval_coverage": coverage,
             }
@@ -125,14 +124,12 @@ def _member_rows(model, mdata, task, test, y_test, row) -> list[dict]:
     X = src[mdata[task.target].obs_names[test]].X
     rows = []
     for name, fits, weights in zip(model.member_names, model.fitted, model.weights, strict=True):
-        pred = np.mean([fit.predict_array(X) for fit in fits], axis=0)
+        scores = _scores(y_test, _mean_prediction(fits, X))
         rows.append(
             {
                 **row,
                 "method": f"ensemble:{name}",
-                "pearson_per_cell": metrics.pearson_per_cell(y_test, pred),
-                "pearson_per_feature": metrics.pearson_per_feature(y_test, pred),
-                "rmse": metrics.rmse(y_test, pred),
+                **scores,
                 "fit_seconds": np.nan,
                 "interval_coverage": np.nan,
             }
@@ -144,6 +141,14 @@ def _member_rows(model, mdata, task, test, y_test, row) -> list[dict]:
             flush=True,
         )
     return rows
+
+
+def _scores(y_test: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    return {
+        "pearson_per_cell": metrics.pearson_per_cell(y_test, pred),
+        "pearson_per_feature": metrics.pearson_per_feature(y_test, pred),
+        "rmse": metrics.rmse(y_test, pred),
+    }
 
 
 def _write_csv(rows, path: Path) -> None:
