@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,9 @@ _ANNOTATION = {
 }
 
 
-def gene_annotation(assembly: str, *, data_dir: PathLike | None = None) -> pd.DataFrame:
+def gene_annotation(
+    assembly: Literal["hg38", "mm10"], *, data_dir: PathLike | None = None
+) -> pd.DataFrame:
     """Gene coordinates of a genome assembly.
 
     Coordinates are 0-based, half-open (BED convention): a gene covers bases

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Literal
 
 import anndata as ad
 import mudata as md
@@ -154,9 +155,9 @@ def _metadata(directory: Path, cells: np.ndarray) -> pd.DataFrame:
 
 def read_open_problems_2022(
     directory: PathLike,
-    task: str = "cite",
+    task: Literal["cite", "multiome"] = "cite",
     *,
-    split: str = "train",
+    split: Literal["train", "test"] = "train",
     backed: bool | PathLike = False,
     max_cells: int | None = None,
 ) -> md.MuData:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -44,8 +45,8 @@ def accuracy_by_cell_type(
     groupby: str = "cell_type",
     cells=None,
     layer: str | None = None,
-    kind: str = "box",
-    sort: str | None = "size",
+    kind: Literal["box", "strip"] = "box",
+    sort: Literal["size", "median"] | None = "size",
     max_groups: int | None = 12,
     ax: Axes | None = None,
 ) -> Axes:

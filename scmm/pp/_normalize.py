@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Literal, get_args
 
 import anndata as ad
 import numpy as np
@@ -13,7 +14,9 @@ from mudata import MuData
 from .. import _disk
 from .._validate import check_cells_have_counts, check_modality, check_nonnegative, get_matrix
 
-_METHODS = ("log_cp10k", "clr", "tfidf")
+NormalizeMethod = Literal["log_cp10k", "clr", "tfidf"]
+KeepCounts = bool | Literal["auto", "memory", "disk"]
+_METHODS = get_args(NormalizeMethod)
 _TARGET_SUM = 1e4  # counts per cell after scaling, for both "log_cp10k" and "tfidf"
 _BLOCK_ROWS = 8192  # rows of a CSR (columns of a CSC) per block of the in-place path ...
 _BLOCK_NNZ = 1 << 22  # ... and at most this many stored entries (4 Mi: ≈ 64 MiB of temporaries)
@@ -117,9 +120,9 @@ def normalize(
     mdata: MuData,
     mod: str,
     *,
-    method: str = "log_cp10k",
+    method: NormalizeMethod = "log_cp10k",
     layer: str | None = "counts",
-    keep_counts: bool | str = True,
+    keep_counts: KeepCounts = True,
     check_counts: bool = True,
     copy: bool = False,
 ) -> MuData | None:
@@ -226,9 +229,9 @@ def normalize_adata(
     adata: AnnData,
     mod: str,
     *,
-    method: str,
+    method: NormalizeMethod,
     layer: str | None = "counts",
-    keep_counts: bool | str = True,
+    keep_counts: KeepCounts = True,
     check_counts: bool = True,
     idf: np.ndarray | None = None,
 ) -> None:
