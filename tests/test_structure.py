@@ -40,3 +40,28 @@ def test_signature_contract(ns, name, func):
         for arg in ("train", "layer", "target_layer", "key_added", "rng", "svd_fit_on"):
             assert arg in names, f"{name} lacks the fit-contract argument `{arg}`"
         assert [p.name for p in positional] == ["mdata", "source", "target"]
+
+
+# Parameters whose string default names something in the data (a key, a column, a modality),
+# not one of a fixed set of options: these stay `str`.
+FREE_FORM_STRINGS = {"key_added", "batch_key", "groupby", "key", "layer", "rna", "atac", "value"}
+TYPED = [
+    (ns, name, getattr(getattr(scmm, ns), name))
+    for ns in ("pp", "pl", "metrics", "datasets")
+    for name in getattr(scmm, ns).__all__
+    if inspect.isfunction(getattr(getattr(scmm, ns), name))
+]
+
+
+@pytest.mark.parametrize(("ns", "name", "func"), TYPED, ids=[f"{n}.{f}" for n, f, _ in TYPED])
+def test_string_options_are_literal(ns, name, func):
+    """A string option with a fixed set of values is typed as a `Literal` of them."""
+    for p in inspect.signature(func).parameters.values():
+        ann = (
+            p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
+        )
+        if isinstance(p.default, str) and ann in ("str", "str | None"):
+            assert p.name in FREE_FORM_STRINGS, (
+                f"{ns}.{name}: `{p.name}: {ann} = {p.default!r}` looks like an option; type it as "
+                "a Literal of its values (or add it to FREE_FORM_STRINGS if it names data)"
+            )
