@@ -283,13 +283,19 @@ def check_source(
     *,
     mod: str,
     arg: str,
+    query=None,
+    has_counts: bool = False,
 ) -> None:
     """:func:`check_query` of ``X`` (model feature order; features not ``found`` still 0).
 
     The missing features, later filled at their training means, are left out of the feature
     comparison and counted in the per-cell sums at those means; the counts check sees only
-    the values the data holds.
+    the values the data holds. ``query`` (the values on all the query's features, before
+    alignment) is first checked for another normalisation than the recorded one
+    (:func:`scmm._normalisation_check.check_space`; ``has_counts``: it holds raw counts too).
     """
+    from ._normalisation_check import check_space
+
     stats, arrays = summarize(X)
     means = train_arrays.get("mean")
     if not found.all() and means is not None:
@@ -297,6 +303,8 @@ def check_source(
         stats["row_sum"] = [q + offset for q in stats["row_sum"]]
     train = {k: v[found] for k, v in train_arrays.items()}
     arrays = {k: v[found] for k, v in arrays.items()}
+    if query is not None:
+        check_space(space, query, stats, arrays, train, mod=mod, arg=arg, has_counts=has_counts)
     check_query(space, stats, arrays, train, mod=mod, arg=arg)
 
 
