@@ -53,7 +53,7 @@ _INVERSES = {  # how the values would have been made → how to undo it
 
 
 def _first_rows(X, n: int):
-    """The first ``n`` rows of ``X`` in memory (CSR or float64 ndarray)."""
+    """Return the first ``n`` rows of ``X`` in memory (CSR or float64 ndarray)."""
     part = X[: min(n, X.shape[0])]
     if hasattr(part, "to_memory"):  # a backed sparse dataset's rows
         part = part.to_memory()
@@ -74,7 +74,7 @@ def _row_sums(part, inverse) -> np.ndarray:
 
 
 def _equal_sums(sums: np.ndarray) -> float | None:
-    """The median of ``sums`` if they are equal in (nearly) every cell, else ``None``."""
+    """Return the median of ``sums`` if they are equal in (nearly) every cell, else ``None``."""
     if not np.isfinite(sums).all():
         return None
     median = float(np.median(sums))
