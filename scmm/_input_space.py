@@ -5,9 +5,10 @@ the values (``.uns['scmm_normalize']`` of the modality, when the model reads ``.
 "unknown") and summary statistics of the training cells: the fraction of integer values, the
 minimum and maximum, quantiles of the per-cell sums and, for the source, each feature's mean
 and standard deviation. Predicting reads the record back: raw counts reaching a model trained
-on normalised values are an error naming the normalisation to apply, inputs far outside the
-training distribution a warning with the numbers, and missing features are filled at their
-training means. Models saved before this record existed have none: nothing is checked for
+on normalised values are an error naming the normalisation to apply (as are values clearly
+made another way: :mod:`scmm._normalisation_check`), inputs far outside the training
+distribution a warning with the numbers, and missing features are filled at their training
+means. Models saved before this record existed have none: nothing is checked for
 them.
 """
 
@@ -290,9 +291,8 @@ def check_source(
 
     The missing features, later filled at their training means, are left out of the feature
     comparison and counted in the per-cell sums at those means; the counts check sees only
-    the values the data holds. ``query`` (the values on all the query's features, before
-    alignment) is first checked for another normalisation than the recorded one
-    (:func:`scmm._normalisation_check.check_space`; ``has_counts``: it holds raw counts too).
+    the values the data holds. ``query`` (all the query's features, before alignment) and
+    ``has_counts`` go to :func:`scmm._normalisation_check.check_space` first.
     """
     from ._normalisation_check import check_space
 

@@ -58,8 +58,7 @@ def _first_rows(X, n: int):
     if hasattr(part, "to_memory"):  # a backed sparse dataset's rows
         part = part.to_memory()
     if sp.issparse(part):
-        part = sp.csr_matrix(part, dtype=np.float64)
-        return part
+        return sp.csr_matrix(part, dtype=np.float64)
     return np.asarray(part, dtype=np.float64)
 
 
@@ -84,7 +83,14 @@ def _equal_sums(sums: np.ndarray) -> float | None:
 
 
 def _log_cp10k_space(part) -> str | None:
-    """Describe how a query differs from ln(CP10k + 1), or ``None`` (it matches, or unknown)."""
+    """Describe how a query differs from ln(CP10k + 1), or ``None`` (it matches, or unknown).
+
+    Every candidate (a log of ``x + 1``, or no log) is non-negative: a query with negative
+    values is none of them (e.g. shifted values, left to the warnings).
+    """
+    values = part.data if sp.issparse(part) else part
+    if values.size and values.min() < 0:
+        return None
     found = {}
     for name, (_, _, inverse) in _INVERSES.items():
         total = _equal_sums(_row_sums(part, inverse))

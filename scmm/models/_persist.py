@@ -79,7 +79,7 @@ def _verify(path: Path, doc: dict) -> None:
                 "files recorded checksums: its arrays cannot be checked for damage. Re-save it "
                 "(`scmm.models.load(path).save(path, overwrite=True)`) to record them.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=3,
             )
         return
     for name, expected in recorded.items():
