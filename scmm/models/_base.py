@@ -296,7 +296,9 @@ class BaseModel:
         """Save the model to the folder ``path``.
 
         Written to a temporary sibling folder then renamed into place, so an interrupted save
-        leaves any previous model at ``path`` intact.
+        leaves any previous model at ``path`` intact. ``model.json`` records the sha256 of
+        every other file, checked by :func:`scmm.models.load`; a model holding NaN or infinite
+        values is refused.
 
         Parameters
         ----------
