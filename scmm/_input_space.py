@@ -5,9 +5,10 @@ the values (``.uns['scmm_normalize']`` of the modality, when the model reads ``.
 "unknown") and summary statistics of the training cells: the fraction of integer values, the
 minimum and maximum, quantiles of the per-cell sums and, for the source, each feature's mean
 and standard deviation. Predicting reads the record back: raw counts reaching a model trained
-on normalised values are an error naming the normalisation to apply, inputs far outside the
-training distribution a warning with the numbers, and missing features are filled at their
-training means. Models saved before this record existed have none: nothing is checked for
+on normalised values are an error naming the normalisation to apply (as are values clearly
+made another way: :mod:`scmm._normalisation_check`), inputs far outside the training
+distribution a warning with the numbers, and missing features are filled at their training
+means. Models saved before this record existed have none: nothing is checked for
 them.
 """
 
@@ -283,13 +284,18 @@ def check_source(
     *,
     mod: str,
     arg: str,
+    query=None,
+    has_counts: bool = False,
 ) -> None:
     """:func:`check_query` of ``X`` (model feature order; features not ``found`` still 0).
 
     The missing features, later filled at their training means, are left out of the feature
     comparison and counted in the per-cell sums at those means; the counts check sees only
-    the values the data holds.
+    the values the data holds. ``query`` (all the query's features, before alignment) and
+    ``has_counts`` go to :func:`scmm._normalisation_check.check_space` first.
     """
+    from ._normalisation_check import check_space
+
     stats, arrays = summarize(X)
     means = train_arrays.get("mean")
     if not found.all() and means is not None:
@@ -297,6 +303,8 @@ def check_source(
         stats["row_sum"] = [q + offset for q in stats["row_sum"]]
     train = {k: v[found] for k, v in train_arrays.items()}
     arrays = {k: v[found] for k, v in arrays.items()}
+    if query is not None:
+        check_space(space, query, stats, arrays, train, mod=mod, arg=arg, has_counts=has_counts)
     check_query(space, stats, arrays, train, mod=mod, arg=arg)
 
 

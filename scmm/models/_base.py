@@ -222,9 +222,9 @@ class BaseModel:
         elif "idf" in self.input_arrays and self.layer is None:
             _input_space.check_idf(adata.var, self.source_features, self.input_arrays["idf"])
         where = f"mdata[{self.source!r}]." + (f"layers[{self.layer!r}]" if self.layer else "X")
-        X = get_matrix(adata, self.layer, "layer")
+        query = get_matrix(adata, self.layer, "layer")
         X, report = align_features(
-            X,
+            query,
             adata.var,
             self.source_features,
             feature_ids=self.source_feature_ids,
@@ -236,8 +236,16 @@ class BaseModel:
         if idf is not None:  # term frequencies of these cells × the training cells' IDF
             X = _input_space.weigh_features(X, idf)
         if space is not None:
+            counts = (space.get("normalize") or {}).get("layer", "counts")
             _input_space.check_source(
-                space, X, found, self.input_arrays, mod=self.source, arg=where
+                space,
+                X,
+                found,
+                self.input_arrays,
+                mod=self.source,
+                arg=where,
+                query=query,
+                has_counts=not normalize and counts in adata.layers,
             )
         return fill_missing(X, found, self.input_arrays.get("mean")), report
 
@@ -288,7 +296,9 @@ class BaseModel:
         """Save the model to the folder ``path``.
 
         Written to a temporary sibling folder then renamed into place, so an interrupted save
-        leaves any previous model at ``path`` intact.
+        leaves any previous model at ``path`` intact. ``model.json`` records the sha256 of
+        every other file, checked by :func:`scmm.models.load`; a model holding NaN or infinite
+        values is refused.
 
         Parameters
         ----------

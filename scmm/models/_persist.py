@@ -1,15 +1,21 @@
 """Save and load models: JSON metadata plus one safetensors file, no pickle anywhere.
 
 ``save_model`` writes into a temporary folder that is then renamed, so an interrupted save
-never leaves a half-written model.
+never leaves a half-written model. ``model.json`` records the sha256 of every other file of the
+folder (the arrays, and an ensemble's member folders), checked at load: a changed byte is an
+error, not garbage predictions. Non-finite floating-point arrays are refused at save and at
+load. Models saved before checksums were recorded still load, with a warning once per folder.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
+import warnings
+from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +26,73 @@ FORMAT_VERSION = 1
 _META_FILE = "model.json"
 _ARRAYS_FILE = "arrays.safetensors"
 _SPACE = "input_space."  # prefix of the saved training statistics arrays
+_CHUNK = 1 << 20  # bytes read at a time when hashing
+#: Folders already warned about lacking checksums (one warning per folder and process).
+_WARNED_UNVERIFIED: set[Path] = set()
+#: Inside the load of a folder whose own record covers its member folders (or which was
+#: already warned about): the members are not warned about again.
+_IN_PARENT: ContextVar[bool] = ContextVar("_IN_PARENT", default=False)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _checksums(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder`` except its own ``model.json``, by relative path."""
+    return {
+        p.relative_to(folder).as_posix(): _sha256(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p != folder / _META_FILE
+    }
+
+
+def _check_finite(arrays: dict[str, np.ndarray], where: str, fix: str) -> None:
+    """Refuse NaN or infinite values in the floating-point ``arrays`` (read from ``where``)."""
+    for name, values in arrays.items():
+        values = np.asarray(values)
+        if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+            n_bad = int(values.size - np.count_nonzero(np.isfinite(values)))
+            msg = (
+                f"{where} holds {n_bad} non-finite value(s) (NaN or infinite) in the array "
+                f"`{name}`; {fix}"
+            )
+            raise ValueError(msg)
+
+
+def _verify(path: Path, doc: dict) -> None:
+    """Check the files of the model folder ``path`` against the sha256 recorded in ``doc``.
+
+    A folder saved before checksums were recorded is loaded unverified, with a warning once.
+    """
+    recorded = doc.get("checksums")
+    if recorded is None:
+        key = path.resolve()
+        if not _IN_PARENT.get() and key not in _WARNED_UNVERIFIED:
+            _WARNED_UNVERIFIED.add(key)
+            warnings.warn(
+                f"`{path}` was saved by scmm {doc.get('scmm_version', '?')}, before model "
+                "files recorded checksums: its arrays cannot be checked for damage. Re-save it "
+                "(`scmm.models.load(path).save(path, overwrite=True)`) to record them.",
+                UserWarning,
+                stacklevel=3,
+            )
+        return
+    for name, expected in recorded.items():
+        file = path / name
+        if not file.is_file():
+            msg = f"`{file}` is missing from the model folder; re-save or re-fit the model."
+            raise ValueError(msg)
+        if _sha256(file) != expected:
+            msg = (
+                f"`{file}` does not match the sha256 recorded when the model was saved: the "
+                "file was changed, truncated or damaged since; re-save or re-fit the model."
+            )
+            raise ValueError(msg)
 
 
 def save_model(model: BaseModel, path: str | os.PathLike, *, overwrite: bool = False) -> None:
@@ -35,6 +108,11 @@ def save_model(model: BaseModel, path: str | os.PathLike, *, overwrite: bool = F
         raise FileExistsError(msg)
     meta, arrays = model._get_state()
     arrays = {**arrays, **{f"{_SPACE}{k}": v for k, v in model.input_arrays.items()}}
+    _check_finite(
+        arrays,
+        f"This {type(model).__name__}",
+        "it would not load and cannot predict; re-fit it (e.g. a lower learning rate).",
+    )
     doc = {
         "format_version": FORMAT_VERSION,
         "scmm_version": __version__,
@@ -56,8 +134,9 @@ def save_model(model: BaseModel, path: str | os.PathLike, *, overwrite: bool = F
     try:
         arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
         save_file(arrays, str(tmp / _ARRAYS_FILE))
-        (tmp / _META_FILE).write_text(json.dumps(doc, indent=1))
         model._save_parts(tmp)
+        doc["checksums"] = _checksums(tmp)  # the last file written: it covers all others
+        (tmp / _META_FILE).write_text(json.dumps(doc, indent=1))
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             path.rename(old)
@@ -73,7 +152,10 @@ def save_model(model: BaseModel, path: str | os.PathLike, *, overwrite: bool = F
 def load(path: str | os.PathLike) -> BaseModel:
     """Load a model saved with ``model.save(path)``.
 
-    Reads JSON metadata and a safetensors file: nothing is unpickled.
+    Reads JSON metadata and a safetensors file: nothing is unpickled. Every file is checked
+    against the sha256 recorded at save time, and non-finite arrays are refused: a damaged
+    folder is an error naming the file. Folders saved before scmm recorded checksums load
+    with a warning (once per folder) that they cannot be checked.
 
     Parameters
     ----------
@@ -129,8 +211,13 @@ def load(path: str | os.PathLike) -> BaseModel:
     try:
         arrays = load_file(str(arrays_file))
     except (SafetensorError, OSError) as err:
-        msg = f"`{arrays_file}` is truncated or not a safetensors file ({err})."
+        msg = (
+            f"`{arrays_file}` is truncated or not a safetensors file ({err}); re-save or "
+            "re-fit the model."
+        )
         raise ValueError(msg) from err
+    _verify(path, doc)
+    _check_finite(arrays, f"`{arrays_file}`", "the file is damaged; re-save or re-fit the model.")
     model = _MODEL_CLASSES[doc["kind"]](**doc["params"])
     for key in (
         "source",
@@ -148,5 +235,9 @@ def load(path: str | os.PathLike) -> BaseModel:
     model.input_arrays = prefixed(arrays, _SPACE)
     arrays = {k: v for k, v in arrays.items() if not k.startswith(_SPACE)}
     model._set_state(doc["state"], arrays)
-    model._load_parts(path)
+    token = _IN_PARENT.set(True)  # members are covered by this folder's record or warning
+    try:
+        model._load_parts(path)
+    finally:
+        _IN_PARENT.reset(token)
     return model

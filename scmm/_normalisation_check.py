@@ -1,0 +1,185 @@
+"""Refuse a query prepared in another space than the model's recorded normalisation.
+
+:mod:`scmm._input_space` warns when a query lies far outside the training inputs. This module
+turns the cases that can be told apart for certain into errors, when the model knows the
+:func:`scmm.pp.normalize` call that made its training values:
+
+- ``"log_cp10k"`` values are ``ln(x / rowsum · 10⁴ + 1)``: undoing the log (``e**v − 1``)
+  gives per-cell sums equal to 10,000 in every cell, to float32 rounding. Another
+  normalisation leaves its own fingerprint: ``2**v − 1`` (log2) or ``10**v − 1`` (log10) sums
+  to one value in every cell, or the values themselves do (no log), or ``e**v − 1`` does, but
+  to another total (e.g. scanpy's default ``target_sum``, the median count).
+- Values standardised per feature (``sc.pp.scale``: negative values, each feature's mean 0 and
+  standard deviation 1) for a model trained on values that were not.
+
+The error names the :func:`scmm.pp.normalize` call to run (and ``normalize=True`` when the
+query holds raw counts). A query whose sums match no transform (e.g. features subset after
+normalising) is left to the warnings of :mod:`scmm._input_space`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._input_space import normalize_call
+from .pp._normalize import _TARGET_SUM
+
+#: Cells read for the per-cell sums (the first ones): medians over this many are stable.
+SAMPLE_CELLS = 2_048
+#: Fewer query cells than this: no conclusion (with one cell every transform's sums are
+#: "equal across cells", and per-feature means and deviations mean nothing).
+MIN_CELLS = 10
+#: A transform's per-cell sums are "equal in every cell" when their median relative deviation
+#: from their median is below this. The right inverse gives equal sums to float32 rounding
+#: (~1e-6); a wrong one spreads them by 4–40% on every bundled dataset (e.g. ``2**v − 1`` of
+#: ln values: 4.3% on bmmc_cite, 6.4% on mop_snare2), so 0.5% is far from both.
+EQUAL_SUMS = 0.005
+#: ``e**v − 1`` summing to within this factor of the target sum is the training space: a
+#: 10% other target moves each value by at most ln 1.1 ≈ 0.1, below the spread of a gene
+#: between cells of one type; beyond it, the query is refused.
+TARGET_SUM_FACTOR = 1.1
+#: Standardised: median |feature mean| below this and median |feature sd − 1| below this.
+STANDARD_TOLERANCE = 0.1
+_LN_MAX = float(np.log1p(_TARGET_SUM))  # the largest ln(CP10k + 1) value: one gene per cell
+_INVERSES = {  # how the values would have been made → how to undo it
+    "ln": ("ln(x + 1)", "e**v − 1", np.expm1),
+    "log2": ("log2(x + 1)", "2**v − 1", lambda v: np.exp2(v) - 1),
+    "log10": ("log10(x + 1)", "10**v − 1", lambda v: np.power(10.0, v) - 1),
+    "none": ("x without a log", "v", lambda v: v),
+}
+
+
+def _first_rows(X, n: int):
+    """Return the first ``n`` rows of ``X`` in memory (CSR or float64 ndarray)."""
+    part = X[: min(n, X.shape[0])]
+    if hasattr(part, "to_memory"):  # a backed sparse dataset's rows
+        part = part.to_memory()
+    if sp.issparse(part):
+        return sp.csr_matrix(part, dtype=np.float64)
+    return np.asarray(part, dtype=np.float64)
+
+
+def _row_sums(part, inverse) -> np.ndarray:
+    """Per-row sums of ``inverse`` of the values (each inverse maps 0 to 0)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if sp.issparse(part):
+            out = part.copy()
+            out.data = inverse(out.data)
+            return np.asarray(out.sum(axis=1)).ravel()
+        return inverse(part).sum(axis=1)
+
+
+def _equal_sums(sums: np.ndarray) -> float | None:
+    """Return the median of ``sums`` if they are equal in (nearly) every cell, else ``None``."""
+    if not np.isfinite(sums).all():
+        return None
+    median = float(np.median(sums))
+    if median <= 0 or np.median(np.abs(sums / median - 1)) > EQUAL_SUMS:
+        return None
+    return median
+
+
+def _log_cp10k_space(part) -> str | None:
+    """Describe how a query differs from ln(CP10k + 1), or ``None`` (it matches, or unknown).
+
+    Every candidate (a log of ``x + 1``, or no log) is non-negative: a query with negative
+    values is none of them (e.g. shifted values, left to the warnings).
+    """
+    values = part.data if sp.issparse(part) else part
+    if values.size and values.min() < 0:
+        return None
+    found = {}
+    for name, (_, _, inverse) in _INVERSES.items():
+        total = _equal_sums(_row_sums(part, inverse))
+        if total is not None:
+            found[name] = total
+    ln = found.get("ln")
+    if ln is not None and 1 / TARGET_SUM_FACTOR <= ln / _TARGET_SUM <= TARGET_SUM_FACTOR:
+        return None
+    if not found:
+        return None
+    name, total = min(found.items(), key=lambda kv: abs(np.log(kv[1] / _TARGET_SUM)))
+    made, undo, _ = _INVERSES[name]
+    total = f"{total:,.0f}" if total >= 10 else f"{total:.3g}"
+    return f"{made} of counts scaled to {total} per cell ({undo} sums to {total} in every cell)"
+
+
+def _standardised(mean: np.ndarray, sd: np.ndarray) -> tuple[float, float] | None:
+    """Median |mean| and |sd − 1| over features with variance, when both look standardised."""
+    ok = sd > 0
+    if not ok.any():
+        return None
+    centre = float(np.median(np.abs(mean[ok])))
+    spread = float(np.median(np.abs(sd[ok] - 1)))
+    if centre < STANDARD_TOLERANCE and spread < STANDARD_TOLERANCE:
+        return centre, spread
+    return None
+
+
+def check_space(
+    space: dict[str, Any],
+    query,
+    stats: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+    train_arrays: dict[str, np.ndarray],
+    *,
+    mod: str,
+    arg: str,
+    has_counts: bool,
+) -> None:
+    """Raise a ``ValueError`` when the query's values are clearly in another space.
+
+    Parameters
+    ----------
+    space
+        The model's record of its source (``model.input_space['source']``).
+    query
+        The query's values as given, on all of its features (before alignment).
+    stats
+        :func:`scmm._input_space.summarize` statistics of the aligned query.
+    arrays, train_arrays
+        Per-feature ``mean`` and ``sd`` of the aligned query and of the training cells, on the
+        features the query has.
+    mod
+        Source modality name, for messages.
+    arg
+        Where the values were read from, for messages.
+    has_counts
+        The query holds the raw counts the recorded call reads: ``normalize=True`` can repair.
+    """
+    record = space.get("normalize")
+    if record is None or stats["n_cells"] < MIN_CELLS:
+        return
+    found = None
+    consistent = space["min"] >= 0 and space["max"] <= _LN_MAX * (1 + 1e-4)
+    if record["method"] == "log_cp10k" and consistent:
+        found = _log_cp10k_space(_first_rows(query, SAMPLE_CELLS))
+    if found is None and stats["min"] < 0 and "mean" in arrays and "mean" in train_arrays:
+        query_z = _standardised(arrays["mean"], arrays["sd"])
+        train_z = _standardised(train_arrays["mean"], train_arrays["sd"])
+        if query_z is not None and train_z is None:
+            found = (
+                "values standardised per feature (negative values; feature means a median "
+                f"{query_z[0]:.2g} from 0, standard deviations {query_z[1]:.2g} from 1)"
+            )
+    if found is None:
+        return
+    call = normalize_call(mod, record)
+    made = (
+        f"ln(counts scaled to {_TARGET_SUM:,.0f} per cell + 1)"
+        if record["method"] == "log_cp10k"
+        else f"`method={record['method']!r}` values"
+    )
+    msg = (
+        f"`{arg}` holds {found}, but the model was trained on {made}, made by {call}. Run "
+        f"{call} on the query's raw counts instead"
+        + (
+            ", or pass `normalize=True` to have the model normalise its raw counts."
+            if has_counts
+            else "."
+        )
+    )
+    raise ValueError(msg)
