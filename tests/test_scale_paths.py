@@ -164,8 +164,8 @@ def test_row_subset_svd_is_the_copys_svd_exactly():
 
 
 def test_input_encoder_reads_a_row_subset_like_the_copy(monkeypatch):
-    from scmm.models._preprocess import InputEncoder
     from scmm._utils import RowSubset
+    from scmm.models._preprocess import InputEncoder
 
     monkeypatch.setattr("scmm._utils._rows.BLOCK_ROWS", 100)  # several blocks
     X = sp.random(1_000, 500, density=0.05, format="csr", dtype=np.float32, random_state=3)
@@ -183,8 +183,8 @@ def test_input_encoder_reads_a_row_subset_like_the_copy(monkeypatch):
 
 def test_fit_trains_on_row_views_not_copies(monkeypatch):
     """The contract hands a sparse source's training rows over as a view, with equal results."""
-    from scmm.models import MLPModel
     from scmm._utils import RowSubset
+    from scmm.models import MLPModel
 
     mdata = make_paired(n_cells=300, n_genes=60)
     seen = []
