@@ -30,8 +30,8 @@ import torch
 
 import scmm
 from scmm import metrics
-from scmm._tasks import METHODS as SINGLE_METHODS
-from scmm._tasks import TASKS, Method, _fit_with, _is_atac, load_task
+from scmm.cli._tasks import METHODS as SINGLE_METHODS
+from scmm.cli._tasks import TASKS, Method, _fit_with, _is_atac, load_task
 from scmm.models._ensemble import _mean_prediction
 
 #: Tasks whose training cells hold several batches (``mop_snare2``: 10 samples): the

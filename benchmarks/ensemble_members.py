@@ -28,7 +28,7 @@ import torch
 
 import scmm
 from scmm import metrics
-from scmm._tasks import TASKS, _is_atac, load_task
+from scmm.cli._tasks import TASKS, _is_atac, load_task
 from scmm.models._ensemble import (
     EnsembleModel,
     conformal_half_width,

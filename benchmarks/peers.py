@@ -9,7 +9,7 @@
     python benchmarks/peers.py --summarise benchmarks/results/peers*/peers_runs.csv
 
 The tasks, their normalisation and their splits are those of ``benchmarks/accuracy.py``
-(:func:`scmm._tasks.load_task`); scmm's ``mlp`` and ``kernel_ridge`` run at their benchmark
+(:func:`scmm.cli._tasks.load_task`); scmm's ``mlp`` and ``kernel_ridge`` run at their benchmark
 defaults in the same process, on the same split, with ``svd_fit_on="train"`` and ``"all"``.
 
 totalVI (scvi-tools, every default) is fitted on the raw counts of every cell's RNA, with the
@@ -50,7 +50,7 @@ from accuracy import _merge_runs, _write_csv, summarise
 
 import scmm
 from scmm import metrics
-from scmm._tasks import METHODS, TASKS, Task, load_task
+from scmm.cli._tasks import METHODS, TASKS, Task, load_task
 
 CITE_TASKS = [name for name, t in TASKS.items() if (t.source, t.target) == ("rna", "prot")]
 SCMM_METHODS = ("mlp", "kernel_ridge")

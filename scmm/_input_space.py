@@ -21,7 +21,9 @@ import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
 
+from ._utils import row_blocks
 from ._validate import match_features
+from .pp import normalize_adata
 
 #: At least this fraction of the stored values integral (and none negative): counts.
 COUNTS_INTEGER_FRACTION = 0.99
@@ -31,17 +33,6 @@ NORMALISED_INTEGER_FRACTION = 0.5
 FAR_SHIFT = 3.0
 #: Median per-cell sum beyond this factor of the training cells' 1–99% range warns.
 FAR_SUM_FACTOR = 2.0
-_BLOCK_ROWS = 8_192
-
-
-def _row_blocks(X):
-    """In-memory blocks of rows of ``X`` (ndarray, sparse, backed or a ``RowSubset``)."""
-    n = X.shape[0]
-    for start in range(0, n, _BLOCK_ROWS):
-        part = X[start : min(start + _BLOCK_ROWS, n)]
-        if hasattr(part, "to_memory"):  # a backed sparse dataset's rows
-            part = part.to_memory()
-        yield sp.csr_matrix(part) if sp.issparse(part) else np.asarray(part)
 
 
 def summarize(X, *, features: bool = True) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -66,7 +57,7 @@ def summarize(X, *, features: bool = True) -> tuple[dict[str, Any], dict[str, np
     n_values = n_integer = 0
     low, high = np.inf, -np.inf
     start = 0
-    for part in _row_blocks(X):
+    for _, part in row_blocks(X):
         values = part.data if sp.issparse(part) else part[part != 0]
         values = np.asarray(values, dtype=np.float64)
         if values.size:
@@ -324,8 +315,6 @@ def normalized_copy(
     (:func:`weigh_features`); without it, by these cells' own IDF, with a warning.
     """
     import pandas as pd
-
-    from .pp._normalize import normalize_adata
 
     if record is None:
         msg = (

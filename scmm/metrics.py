@@ -13,6 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.stats import rankdata
 
+from ._utils import row_blocks
+
 __all__ = ["pearson_per_cell", "pearson_per_feature", "rmse", "spearman_per_cell"]
 
 
@@ -58,11 +60,9 @@ def _pair(measured, predicted):
 
 def _row_blocks(y, p):
     """Float64, finite-checked ``(measured, predicted)`` blocks of at most ``_BLOCK_ROWS`` rows."""
-    for i in range(0, y.shape[0], _BLOCK_ROWS):
-        yield (
-            _float64(y[i : i + _BLOCK_ROWS], "measured"),
-            _float64(p[i : i + _BLOCK_ROWS], "predicted"),
-        )
+    blocks = zip(row_blocks(y, block=_BLOCK_ROWS), row_blocks(p, block=_BLOCK_ROWS), strict=True)
+    for (_, yb), (_, pb) in blocks:
+        yield _float64(yb, "measured"), _float64(pb, "predicted")
 
 
 def _correlation(num: np.ndarray, var_y: np.ndarray, var_p: np.ndarray) -> np.ndarray:

@@ -390,7 +390,7 @@ def test_peak_contributions_plot_and_errors():
 @pytest.mark.filterwarnings("ignore:.*does not beat the mean profile")  # tiny synthetic fit
 def test_training_reads_row_views_and_sparse_targets(monkeypatch):
     """No copy of the training rows, targets densified a batch at a time, same fit as dense."""
-    from scmm.pp._svd import RowSubset
+    from scmm._utils import RowSubset
 
     from .conftest import spy_toarray
 

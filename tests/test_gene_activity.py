@@ -81,7 +81,7 @@ def test_needs_windows():
 @pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # TF-IDF of empty peaks
 def test_real_mop_snare2(data_dir):
     """On real nuclei gene activity alone is weak but well defined (no NaN, finite)."""
-    from scmm._tasks import ensure_windows, load_task
+    from scmm.cli._tasks import ensure_windows, load_task
 
     mdata, task = load_task("mop_snare2", data_dir=data_dir)
     ann = scmm.datasets.gene_annotation("mm10", data_dir=data_dir)

@@ -18,7 +18,7 @@ import pytest
 import scipy.sparse as sp
 
 import scmm
-from scmm._tasks import load_task
+from scmm.cli._tasks import load_task
 
 from .conftest import make_paired
 

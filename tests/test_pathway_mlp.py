@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import torch
 
 import scmm
-from scmm._tasks import load_task
+from scmm.cli._tasks import load_task
 from scmm.models import PathwayMLPModel
 from scmm.nn import PathwayMLP, SparseLinear
 

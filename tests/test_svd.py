@@ -3,7 +3,7 @@ import pytest
 import scipy.sparse as sp
 
 import scmm
-from scmm.pp._svd import fit_svd
+from scmm._utils import fit_svd
 
 
 def test_svd_writes_embedding_loadings_params(paired):

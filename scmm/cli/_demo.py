@@ -23,11 +23,11 @@ def demo(
     Parameters
     ----------
     dataset
-        A task name of ``scmm._tasks.TASKS`` (default: ``bmmc_cite``, donor s1d1 → s1d2).
+        A task name of ``scmm.cli._tasks.TASKS`` (default: ``bmmc_cite``, donor s1d1 → s1d2).
     out
         Folder for ``scmm_demo.h5mu`` (all predictions) and ``scmm_demo.png``.
     methods
-        Methods to run; default all of ``scmm._tasks.METHODS``.
+        Methods to run; default all of ``scmm.cli._tasks.METHODS``.
     data_dir
         Folder of the data files (else ``SCMM_DATA_DIR`` or the user cache).
     quiet
@@ -43,7 +43,7 @@ def demo(
     import matplotlib.pyplot as plt
 
     from .. import _keys, metrics, pl
-    from .._tasks import METHODS, load_task
+    from ._tasks import METHODS, load_task
 
     def say(*lines: str) -> None:
         if not quiet:
@@ -128,7 +128,7 @@ def _unique_var_names(mdata) -> str | None:
 
 def add_parser(sub) -> None:
     """Add the ``demo`` command to the subparsers ``sub``."""
-    from .._tasks import METHODS, TASKS
+    from ._tasks import METHODS, TASKS
 
     p = sub.add_parser(
         "demo",

@@ -2,13 +2,18 @@
 
 from ._autoencoder import AutoencoderModel
 from ._base import BaseModel
+
+# facts of the models that scmm.tl reads (not in __all__: no API)
+from ._baseline import METHODS as BASELINE_METHODS  # noqa: F401
 from ._baseline import BaselineModel
 from ._deepsets import DeepSetsModel
 from ._ensemble import EnsembleModel
+from ._gene_activity import WINDOW_FIELDS as WINDOW_FIELDS
 from ._gene_activity import GeneActivityModel
 from ._mlp import MLPModel
 from ._pathway import PathwayMLPModel
 from ._persist import load
+from ._preprocess import SVD_FIT_ON as SVD_FIT_ON
 
 __all__ = [
     "AutoencoderModel",

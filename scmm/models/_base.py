@@ -21,15 +21,10 @@ from mudata import MuData
 
 from .. import _input_space
 from .._validate import align_features, check_modality, fill_missing, get_matrix
+from . import _persist
+from ._registry import _MODEL_CLASSES, prefixed
 
-_MODEL_CLASSES: dict[str, type[BaseModel]] = {}
-
-
-def prefixed(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
-    """Select the saved arrays whose names start with ``prefix``, keyed without it."""
-    return {
-        k.removeprefix(prefix): np.asarray(v) for k, v in arrays.items() if k.startswith(prefix)
-    }
+__all__ = ["BaseModel", "prefixed"]
 
 
 class BaseModel:
@@ -307,16 +302,12 @@ class BaseModel:
         overwrite
             Replace an existing model folder.
         """
-        from ._persist import save_model
-
-        save_model(self, path, overwrite=overwrite)
+        _persist.save_model(self, path, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> BaseModel:
         """Load a model saved with :meth:`save` (see :func:`scmm.models.load`)."""
-        from ._persist import load
-
-        model = load(path)
+        model = _persist.load(path)
         if not isinstance(model, cls):
             msg = f"`{path}` holds a {type(model).__name__}, not a {cls.__name__}."
             raise TypeError(msg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ..pp._rng import as_generator
+from .._utils import as_generator
 from ._base import BaseModel, prefixed
 from ._preprocess import InputEncoder
 

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._utils import row_blocks
 from ..nn import DeepSetsNet, pair_features
-from ..pp._svd import _row_blocks
 from ..train import predict as predict_net
 from ._base import prefixed
 from ._gene_activity import windows_arrays
@@ -26,7 +26,7 @@ from ._preprocess import column_moments
 def _mean_abs_nonzero(X) -> float:
     """Mean absolute value of the non-zero entries of ``X``, a block of rows at a time."""
     total, count = 0.0, 0
-    for _, part in _row_blocks(X, None):
+    for _, part in row_blocks(X, dtype=np.float32, sparse=True):
         values = part.data[part.data != 0]
         total += float(np.abs(values).sum(dtype=np.float64))
         count += values.size

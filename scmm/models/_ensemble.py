@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import metrics
-from ..pp._rng import as_generator
+from .._utils import as_generator
 from ._base import _MODEL_CLASSES, BaseModel
 from ._neural import NeuralModel
 from ._persist import load

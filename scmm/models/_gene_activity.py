@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..pp._gene_activity import gene_activity
+from ..pp import gene_activity
 from ._base import BaseModel, prefixed
 
 WINDOW_FIELDS = ("distance", "width", "in_body")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..pp._rng import as_generator
+from .._utils import as_generator
 from ..train import TrainingConfig, lr_range_test, seeded
 from ..train import predict as predict_net
 from ..train import train as train_net

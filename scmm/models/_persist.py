@@ -17,10 +17,14 @@ import tempfile
 import warnings
 from contextvars import ContextVar
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._base import _MODEL_CLASSES, BaseModel, prefixed
+from ._registry import _MODEL_CLASSES, prefixed
+
+if TYPE_CHECKING:
+    from ._base import BaseModel
 
 FORMAT_VERSION = 1
 _META_FILE = "model.json"
@@ -99,7 +103,7 @@ def save_model(model: BaseModel, path: str | os.PathLike, *, overwrite: bool = F
     """:meth:`BaseModel.save`: write ``model`` to the folder ``path``."""
     from safetensors.numpy import save_file
 
-    from .. import __version__
+    from .._version import __version__
 
     model._check_fitted()
     path = Path(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ..pp._svd import RowSubset, _row_blocks, fit_svd, is_backed, project
+from .._utils import RowSubset, fit_svd, is_backed, project, row_blocks
 
 INPUT_KINDS = ("svd", "raw", "svd+raw")
 SVD_FIT_ON = ("train", "all")
@@ -132,7 +132,7 @@ def select_columns(X, columns: np.ndarray | None):
         return part[:, columns]
 
     if is_backed(X):
-        blocks = [select(part) for _, part in _row_blocks(X, None)]
+        blocks = [select(part) for _, part in row_blocks(X, dtype=np.float32, sparse=True)]
         return sp.vstack(blocks, format="csr") if blocks else select(X[0:0])
     return select(X)
 
@@ -144,7 +144,7 @@ def column_moments(X) -> tuple[np.ndarray, np.ndarray]:
     :class:`~scmm.pp._svd.RowSubset` ``X`` is never densified or copied in full.
     """
     total, squares = np.zeros(X.shape[1]), np.zeros(X.shape[1])
-    for _, part in _row_blocks(X, None):
+    for _, part in row_blocks(X, dtype=np.float32, sparse=True):
         total += np.asarray(part.sum(axis=0)).ravel()
         squares += np.asarray(part.multiply(part).sum(axis=0)).ravel()
     n = max(X.shape[0], 1)

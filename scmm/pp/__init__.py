@@ -2,6 +2,7 @@
 
 from ._gene_activity import gene_activity
 from ._normalize import normalize
+from ._normalize import normalize_adata as normalize_adata  # for scmm._input_space (not API)
 from ._pathways import pathway_connectivity
 from ._protein_genes import protein_to_gene
 from ._split import split_cells

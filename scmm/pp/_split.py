@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from mudata import MuData
 
+from .._utils import as_generator
 from .._validate import obs_columns_listing
-from ._rng import as_generator
 
 
 def split_cells(

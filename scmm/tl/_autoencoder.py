@@ -6,7 +6,7 @@ from mudata import MuData
 
 from .. import _keys
 from .._docs import FIT_CONTRACT, FIT_WRITES, TRAINING_OPTIONS, doc_params
-from ..models._autoencoder import AutoencoderModel
+from ..models import AutoencoderModel
 from ._contract import fit_model
 from ._mlp import training_from
 

@@ -6,8 +6,7 @@ from mudata import MuData
 
 from .. import _keys
 from .._docs import FIT_CONTRACT, FIT_WRITES, doc_params
-from ..models._baseline import BaselineModel
-from ..models._gene_activity import GeneActivityModel
+from ..models import BaselineModel, GeneActivityModel
 from ._contract import fit_model
 
 

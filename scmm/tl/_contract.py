@@ -33,6 +33,7 @@ from anndata import AnnData
 from mudata import MuData
 
 from .. import _disk, _input_space, _keys
+from .._utils import is_backed
 from .._validate import (
     align_cells,
     check_modality,
@@ -41,10 +42,7 @@ from .._validate import (
     resolve_train,
     warn_constant_rows,
 )
-from ..models._base import BaseModel
-from ..models._ensemble import EnsembleModel
-from ..models._preprocess import SVD_FIT_ON
-from ..pp._svd import is_backed
+from ..models import SVD_FIT_ON, BaseModel, EnsembleModel
 from ._prediction_store import predict_to_disk, rows_of
 from ._scores import column_means, control_names, held_out_scores, warn_below_mean_profile
 

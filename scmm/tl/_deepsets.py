@@ -8,8 +8,7 @@ from mudata import MuData
 
 from .. import _keys
 from .._docs import FIT_CONTRACT, FIT_WRITES, TRAINING_OPTIONS, doc_params
-from ..models._deepsets import DeepSetsModel
-from ..models._gene_activity import WINDOW_FIELDS
+from ..models import WINDOW_FIELDS, DeepSetsModel
 from ._contract import fit_model
 from ._mlp import training_from
 

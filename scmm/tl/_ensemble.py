@@ -13,11 +13,8 @@ from mudata import MuData
 from .. import _input_space, _keys
 from .._docs import FIT_CONTRACT, doc_params
 from .._validate import get_matrix
-from ..models._baseline import METHODS as BASELINES
-from ..models._baseline import BaselineModel
-from ..models._deepsets import DeepSetsModel
-from ..models._ensemble import EnsembleModel
-from ..models._mlp import MLPModel
+from ..models import BASELINE_METHODS as BASELINES
+from ..models import BaselineModel, DeepSetsModel, EnsembleModel, MLPModel
 from ._contract import _train_mask, check_pair, fit_params, keep_input_space
 from ._deepsets import fit_deepsets, get_windows
 from ._mlp import fit_mlp, training_from

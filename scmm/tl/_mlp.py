@@ -10,7 +10,7 @@ from .. import _keys
 from .._docs import FIT_CONTRACT, FIT_WRITES, TRAINING_OPTIONS, doc_params
 from .._settings import settings
 from .._validate import align_cells, check_modality, get_matrix
-from ..models._mlp import MLPModel
+from ..models import MLPModel
 from ..train import LRRangeResult, TrainingConfig
 from ._contract import _train_mask, fit_model
 

@@ -8,7 +8,7 @@ from mudata import MuData
 
 from .. import _keys
 from .._docs import FIT_CONTRACT, FIT_WRITES, TRAINING_OPTIONS, doc_params
-from ..models._pathway import PathwayMLPModel
+from ..models import PathwayMLPModel
 from ..pp import pathway_connectivity
 from ._contract import fit_model
 from ._mlp import training_from

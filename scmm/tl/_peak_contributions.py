@@ -9,8 +9,8 @@ import torch
 from mudata import MuData
 
 from .._validate import obs_columns_listing
-from ..models._deepsets import DeepSetsModel
-from ..train._data import to_torch_batch
+from ..models import DeepSetsModel
+from ..train import to_torch_batch
 
 
 def _select_cells(adata, cells, mdata: MuData | None = None, mod: str | None = None) -> np.ndarray:

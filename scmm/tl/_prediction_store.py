@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from ..models._base import BaseModel
-from ..pp._svd import RowSubset, is_backed
+from .._utils import RowSubset, is_backed
+from ..models import BaseModel
 
 _BLOCK_BYTES = 2**28  # predictions written to disk a block of this many bytes at a time
 

@@ -28,8 +28,8 @@ from mudata import MuData
 
 from .. import _keys, metrics
 from .._settings import settings
+from .._utils import as_generator
 from .._validate import align_cells, check_modality
-from ..pp._rng import as_generator
 from ._contract import _h5_safe, _train_mask, _versions
 from ._mlp import fit_mlp
 from ._tune_cells import _fit_and_tune_rows, _trial_data, _tuning_mask

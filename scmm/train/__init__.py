@@ -8,6 +8,7 @@ suggests a learning rate; :func:`predict` runs batched inference.
 
 from ._config import TrainingConfig
 from ._data import RowBatchDataset, make_loader
+from ._data import to_torch_batch as to_torch_batch  # for scmm.tl (not API)
 from ._losses import correlation_loss, mixed_loss, mse_loss, sparsity_penalty, weight_penalty
 from ._lr_range import LRRangeResult, lr_range_test
 from ._module import PredictionModule

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..pp._svd import RowSubset
+from .._utils import RowSubset
 
 __all__ = ["EpochShuffleSampler", "RowBatchDataset", "batch_plan", "make_loader", "to_torch_batch"]
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import numpy as np
+
+#: A seed: anything :func:`numpy.random.default_rng` takes, or ``None`` for seed 0.
+SeedLike: TypeAlias = int | np.integer | np.random.SeedSequence | None
 
 
 def as_generator(rng=None) -> np.random.Generator:

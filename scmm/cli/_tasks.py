@@ -86,7 +86,7 @@ def load_task(name: str, *, data_dir=None) -> tuple[MuData, Task]:
     -------
     The MuData (``.obs['train']`` marks training cells) and the task.
     """
-    from . import datasets, pp
+    from .. import datasets, pp
 
     if name not in TASKS:
         msg = f"`dataset={name!r}` is not one of {sorted(TASKS)}."
@@ -138,7 +138,7 @@ MULTIOME = (("atac", "rna"),)
 
 def ensure_windows(mdata: MuData, task: Task, *, data_dir=None, key: str = "windows") -> None:
     """Compute the task's gene–peak windows into ``mdata.uns[key]`` unless already there."""
-    from . import datasets, pp
+    from .. import datasets, pp
 
     if key in mdata.uns:
         return
@@ -159,7 +159,7 @@ def _fit_with(function: str, *, windows=False, **fixed):
     """
 
     def fit(mdata, task, *, key_added, rng=0, svd_fit_on="train", data_dir=None):
-        from . import datasets, tl
+        from .. import datasets, tl
 
         if windows(task) if callable(windows) else windows:
             ensure_windows(mdata, task, data_dir=data_dir)

@@ -1,0 +1,21 @@
+"""Helpers every scmm package may use: random numbers, matrices read by row blocks, the SVD.
+
+The bottom layer of the package: it imports nothing else from scmm (see the import contracts
+in ``pyproject.toml``).
+"""
+
+from ._rng import SeedLike, as_generator, seed_from
+from ._rows import BLOCK_ROWS, RowSubset, is_backed, row_blocks
+from ._svd import fit_svd, project
+
+__all__ = [
+    "BLOCK_ROWS",
+    "RowSubset",
+    "SeedLike",
+    "as_generator",
+    "fit_svd",
+    "is_backed",
+    "project",
+    "row_blocks",
+    "seed_from",
+]

@@ -1,0 +1,32 @@
+"""The import direction of the house style, as the contracts in pyproject.toml write it.
+
+``lint-imports`` (import-linter) checks the layers (cli > pl > tl > models > train > nn >
+pp, datasets > metrics > shared helpers) and that no package imports another's private
+modules; a forbidden arrow fails ``make test`` and CI here.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_import_contracts_hold():
+    pytest_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from importlinter.cli import lint_imports_command as c; c()",
+            "--no-cache",
+        ],
+        cwd=ROOT,
+        env=pytest_env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "0 broken" in done.stdout
