@@ -1,18 +1,51 @@
-"""scmm: predict one single-cell modality from another, on MuData."""
+"""scmm: predict one single-cell modality from another, on MuData.
 
+The namespaces (``scmm.pp``, ``scmm.tl``, ...) are imported on first use, so that the
+``scmm`` console script parses its arguments and checks its files without loading torch,
+lightning or MuData (``scmm fit --help`` answers at once).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
-import mudata as _mudata
-
-from . import datasets, metrics, models, pl, pp, tl
 from ._settings import settings
+
+if TYPE_CHECKING:
+    from . import datasets, metrics, models, pl, pp, tl
 
 try:
     __version__ = version("scmm")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-# MuData's "pull_on_update" default is changing; scmm never relies on implicit pulls.
-_mudata.set_options(pull_on_update=False)
-
 __all__ = ["datasets", "metrics", "models", "pl", "pp", "settings", "tl"]
+
+_NAMESPACES = ("datasets", "metrics", "models", "pl", "pp", "tl")
+
+
+def _configure_mudata() -> None:
+    """MuData's ``pull_on_update`` default is changing; scmm never relies on implicit pulls."""
+    import mudata
+
+    mudata.set_options(pull_on_update=False)
+
+
+def __getattr__(name: str):
+    """Import the namespace ``name`` (``scmm.pp``, ...) on first use."""
+    if name in _NAMESPACES:
+        _configure_mudata()
+        return importlib.import_module(f"{__name__}.{name}")
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_NAMESPACES})
+
+
+if "mudata" in sys.modules:  # already paid for: set the option now
+    _configure_mudata()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ._args import UsageError, add_common
 from ._io import (
     Reporter,
+    check_file,
+    check_inputs,
     is_counts,
     mudata_of,
     normalize_counts,
@@ -18,6 +18,10 @@ from ._io import (
     read_inputs,
     write_json,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 
 def add_parser(sub) -> None:
@@ -59,6 +63,9 @@ def add_parser(sub) -> None:
 
 def _predictions(mdata, target: str, key: str) -> pd.DataFrame:
     """Return the predictions ``key`` as a cells × features DataFrame."""
+    import numpy as np
+    import pandas as pd
+
     if target in mdata.mod and key in mdata[target].layers:
         adata = mdata[target]
         return pd.DataFrame(
@@ -139,6 +146,8 @@ def _cell_mask(mdata, pred: pd.DataFrame, spec: str) -> np.ndarray:
 
 def _aligned(pred: pd.DataFrame, measured) -> np.ndarray:
     """Return the measured values of ``pred``'s cells and features, in its order."""
+    import numpy as np
+
     rows = measured.obs_names.get_indexer(pred.index)
     cols = measured.var_names.get_indexer(pred.columns)
     if (rows < 0).any():
@@ -159,6 +168,12 @@ def _aligned(pred: pd.DataFrame, measured) -> np.ndarray:
 
 def run(args: argparse.Namespace, report: Reporter) -> int:
     """Run ``scmm evaluate``."""
+    check_file(args.data, "h5mu")
+    if args.measured is not None:
+        check_inputs(args.measured, {}, one_h5ad=True)
+
+    import numpy as np
+
     from .. import metrics
 
     mdata = read_file(args.data, "h5mu")

@@ -13,6 +13,7 @@ from ._io import (
     FIT_RECORD,
     Reporter,
     auto_method,
+    check_inputs,
     check_new_path,
     normalize_counts,
     read_inputs,
@@ -220,16 +221,19 @@ def _save(model, out: Path, record: dict, *, overwrite: bool) -> None:
 
 def run(args: argparse.Namespace, report: Reporter) -> int:
     """Run ``scmm fit``."""
-    from .. import __version__, _keys, datasets, tl
-
     out = Path(args.out)
     check_new_path(out, overwrite=args.overwrite)
+    files = input_files(args)
+    check_inputs(args.data, files, one_h5ad=False)  # before the heavy imports: answers at once
+
+    from .. import __version__, _keys, datasets, tl
+
     fn_name, fixed = METHODS[args.method]
     function = getattr(tl, fn_name)
     params = parse_params(args.param)
     _check_params(function, params, args.method)
     report.step("reading the input")
-    mdata = read_inputs(args.data, input_files(args), single=None)
+    mdata = read_inputs(args.data, files, single=None)
     for arg in ("source", "target"):
         mod = getattr(args, arg)
         if mod not in mdata.mod:

@@ -11,6 +11,7 @@ from ._io import (
     FIT_RECORD,
     Reporter,
     check_counts,
+    check_inputs,
     check_new_path,
     normalize_counts,
     read_inputs,
@@ -77,8 +78,6 @@ def read_fit_record(model_dir: Path) -> dict | None:
 
 def run(args: argparse.Namespace, report: Reporter) -> int:
     """Run ``scmm predict``."""
-    from .. import _keys, models, tl
-
     out = Path(args.out)
     if out.suffix != ".h5mu":
         msg = f"`--out {out}` must end in .h5mu"
@@ -88,10 +87,15 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
     if not model_dir.is_dir():
         msg = f"`{model_dir}` is not a folder; pass the MODEL_DIR that `scmm fit --out` wrote"
         raise FileNotFoundError(msg)
-    model = models.load(model_dir)
+    files = input_files(args)
+    check_inputs(args.data, files, one_h5ad=True)  # before the heavy imports
     record = read_fit_record(model_dir)
+
+    from .. import _keys, models, tl
+
+    model = models.load(model_dir)
     report.step("reading the query")
-    query = read_inputs(args.data, input_files(args), single=model.source)
+    query = read_inputs(args.data, files, single=model.source)
     if model.source not in query.mod:
         msg = (
             f"the query has no {model.source!r} modality, which the model predicts from (has: "
