@@ -44,7 +44,12 @@ class Reporter:
             print(f"scmm {self.command}: {message}", file=sys.stderr, flush=True)
 
     def table(self, rows: list[dict], label: str) -> None:
-        """Print scores (``n_cells``, Pearson per cell and per feature, RMSE) as a table."""
+        """Print scores (``n_cells``, Pearson per cell and per feature, RMSE) as a table.
+
+        A row whose scores carry the mean profile's (``mean_profile_*``, as
+        :func:`scmm.tl.fit_mlp` and the others record them) is followed by that reference and
+        the gain over it (for RMSE: the reduction), as in ``mdata.uns[key]['scores']``.
+        """
         if self.quiet:
             return
         print(f"| {label} | cells | per-cell Pearson | mean per-feature Pearson | RMSE |")
@@ -54,6 +59,18 @@ class Reporter:
                 f"| {r['name']} | {r['n_cells']} | {r['pearson_per_cell']:.4f} "
                 f"| {r['pearson_per_feature']:.4f} | {r['rmse']:.4f} |"
             )
+            if "mean_profile_pearson_per_cell" in r:
+                print(
+                    f"| mean profile (training means) | {r['n_cells']} "
+                    f"| {r['mean_profile_pearson_per_cell']:.4f} "
+                    f"| {r['mean_profile_pearson_per_feature']:.4f} "
+                    f"| {r['mean_profile_rmse']:.4f} |"
+                )
+                print(
+                    f"| gain over the mean profile (RMSE: reduction) | "
+                    f"| {r['gain_pearson_per_cell']:+.4f} | {r['gain_pearson_per_feature']:+.4f} "
+                    f"| {r['rmse_reduction']:+.4f} |"
+                )
 
 
 def check_file(path: str, kind: str) -> Path:

@@ -91,6 +91,8 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
     check_inputs(args.data, files, one_h5ad=True)  # before the heavy imports
     record = read_fit_record(model_dir)
 
+    import numpy as np
+
     from .. import _keys, models, tl
 
     model = models.load(model_dir)
@@ -139,6 +141,12 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
     key = key or _keys.prediction(model.name)
     # how the targets were normalised at fit time: `scmm evaluate` does the same to measured values
     query.uns[key]["scmm_cli"] = {"model": str(model_dir), "normalize": normalize}
+    if record and record.get("target_means"):  # the mean profile `scmm evaluate` scores beside
+        means = record["target_means"]
+        query.uns[key]["scmm_cli"]["target_means"] = {
+            "features": np.array(list(means), dtype=str),
+            "values": np.array(list(means.values()), dtype=np.float64),
+        }
     write_h5mu(query, out)
     where = (
         f"{model.target}.layers[{key!r}]"
