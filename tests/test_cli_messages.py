@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import warnings
@@ -195,3 +196,29 @@ def test_help_and_a_missing_file_do_not_import_the_heavy_libraries(argv, tmp_pat
     loaded, exit_code = proc.stdout.strip().splitlines()[-1].rsplit(" ", 1)
     assert loaded == "[]"
     assert exit_code == ("1" if "missing.h5mu" in argv else "0")
+
+
+def test_fit_ensemble_says_which_member_fit_it_is_on(capsys, monkeypatch):
+    mdata = make_paired(n_cells=40, n_genes=20, n_prot=3)
+    options = {"ridge": {"n_components": 3}, "mean": {}}
+    monkeypatch.setattr(scmm.settings, "verbose", True)
+    capsys.readouterr()
+    scmm.tl.fit_ensemble(mdata, "rna", "prot", methods=["ridge", "mean"], n_folds=2,
+                         member_options=options, train="train", rng=0)  # fmt: skip
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 6  # 2 members × (2 folds + the final fit)
+    assert lines[0].startswith("scmm: fit_ensemble: member fit 1/6: ridge (cross-fitting")
+    assert lines[-1].startswith("scmm: fit_ensemble: member fit 6/6: mean (final")
+    monkeypatch.setattr(scmm.settings, "verbose", False)
+    scmm.tl.fit_ensemble(mdata, "rna", "prot", methods=["ridge", "mean"], n_folds=2,
+                         member_options=options, train="train", rng=0)  # fmt: skip
+    assert capsys.readouterr() == ("", "")
+
+
+def test_demo_prints_a_line_per_fitted_method(data_dir, tmp_path, capsys):
+    cli.demo("bmmc_cite", out=tmp_path, methods=["mean", "ridge"], data_dir=str(data_dir))
+    out = capsys.readouterr().out
+    assert re.search(r"^\[1/2\] fitting mean … \d+\.\d s \(elapsed \d+ s\)$", out, re.M), out
+    assert re.search(r"^\[2/2\] fitting ridge … \d+\.\d s \(elapsed \d+ s\)$", out, re.M), out
+    cli.demo("bmmc_cite", out=tmp_path, methods=["mean"], data_dir=str(data_dir), quiet=True)
+    assert capsys.readouterr() == ("", "")

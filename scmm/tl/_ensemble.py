@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import logging
+import sys
+import time
 from typing import Any
 
 import numpy as np
@@ -12,6 +14,7 @@ from mudata import MuData
 
 from .. import _input_space, _keys
 from .._docs import FIT_CONTRACT, doc_params
+from .._settings import settings
 from .._validate import get_matrix
 from ..models._baseline import METHODS as BASELINES
 from ..models._baseline import BaselineModel
@@ -322,6 +325,8 @@ def fit_ensemble(
     )
     model.source, model.target = source, target
     model.layer, model.target_layer = layer, target_layer
+    if settings.verbose:
+        _report_member_fits(model, X_train.shape[0])
     model.fit(
         X_train,
         Y_train,
@@ -377,6 +382,36 @@ def fit_ensemble(
         tgt.layers[upper_key] = upper
     mdata.uns[key_added] = uns
     return model
+
+
+def _report_member_fits(model: EnsembleModel, n_train: int) -> None:
+    """Print one line on stderr per member fit of ``model`` (which one of how many, seconds).
+
+    The cross-fitting fits every member ``n_folds + 1`` times or more: minutes without a
+    word otherwise. Shown when ``scmm.settings.verbose`` (``scmm --quiet`` turns it off).
+    """
+    specs = model.params["members"]
+    names = model.member_names
+    # per member: one fit per fold, a second seed on the first fold (neural members averaged
+    # over seeds), then the final fit(s) on every training cell
+    total = sum(model.params["n_folds"] + (model._n_copies(s) > 1) + 1 for s in specs)
+    fit_member, done, start = model._fit_member, [0], time.perf_counter()
+
+    def fit_and_report(spec, X, *args, **kwargs):
+        began = time.perf_counter()
+        out = fit_member(spec, X, *args, **kwargs)
+        done[0] += 1
+        phase = "final, all training cells" if X.shape[0] == n_train else "cross-fitting"
+        print(
+            f"scmm: fit_ensemble: member fit {done[0]}/{total}: {names[specs.index(spec)]} "
+            f"({phase}, {X.shape[0]} cells) {time.perf_counter() - began:.1f} s (elapsed "
+            f"{time.perf_counter() - start:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return out
+
+    model._fit_member = fit_and_report
 
 
 def _dense(Y) -> np.ndarray:
