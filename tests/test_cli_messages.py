@@ -203,8 +203,9 @@ def test_fit_ensemble_says_which_member_fit_it_is_on(capsys, monkeypatch):
     options = {"ridge": {"n_components": 3}, "mean": {}}
     monkeypatch.setattr(scmm.settings, "verbose", True)
     capsys.readouterr()
-    scmm.tl.fit_ensemble(mdata, "rna", "prot", methods=["ridge", "mean"], n_folds=2,
-                         member_options=options, train="train", rng=0)  # fmt: skip
+    model = scmm.tl.fit_ensemble(mdata, "rna", "prot", methods=["ridge", "mean"], n_folds=2,
+                                 member_options=options, train="train", rng=0)  # fmt: skip
+    assert "_fit_member" not in vars(model)  # the reporting ends with the fit
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 6  # 2 members × (2 folds + the final fit)
     assert lines[0].startswith("scmm: fit_ensemble: member fit 1/6: ridge (cross-fitting")

@@ -6,6 +6,7 @@ import inspect
 import logging
 import sys
 import time
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -325,17 +326,16 @@ def fit_ensemble(
     )
     model.source, model.target = source, target
     model.layer, model.target_layer = layer, target_layer
-    if settings.verbose:
-        _report_member_fits(model, X_train.shape[0])
-    model.fit(
-        X_train,
-        Y_train,
-        groups=groups,
-        source_features=src.var_names,
-        target_features=tgt.var_names,
-        X_svd=X if svd_fit_on == "all" and not mask.all() else None,
-        rng=rng,
-    )
+    with _member_fit_lines(model, X_train.shape[0], on=settings.verbose):
+        model.fit(
+            X_train,
+            Y_train,
+            groups=groups,
+            source_features=src.var_names,
+            target_features=tgt.var_names,
+            X_svd=X if svd_fit_on == "all" and not mask.all() else None,
+            rng=rng,
+        )
     keep_input_space(model, src, space, arrays)
     pred = model.predict_array(X)
     uns = {
@@ -384,12 +384,16 @@ def fit_ensemble(
     return model
 
 
-def _report_member_fits(model: EnsembleModel, n_train: int) -> None:
-    """Print one line on stderr per member fit of ``model`` (which one of how many, seconds).
+@contextmanager
+def _member_fit_lines(model: EnsembleModel, n_train: int, *, on: bool):
+    """While fitting ``model``, print one line on stderr per member fit (which, of how many).
 
     The cross-fitting fits every member ``n_folds + 1`` times or more: minutes without a
-    word otherwise. Shown when ``scmm.settings.verbose`` (``scmm --quiet`` turns it off).
+    word otherwise. ``on``: ``scmm.settings.verbose`` (``scmm --quiet`` turns it off).
     """
+    if not on:
+        yield
+        return
     specs = model.params["members"]
     names = model.member_names
     # per member: one fit per fold, a second seed on the first fold (neural members averaged
@@ -411,7 +415,11 @@ def _report_member_fits(model: EnsembleModel, n_train: int) -> None:
         )
         return out
 
-    model._fit_member = fit_and_report
+    model._fit_member = fit_and_report  # on this instance only, for this fit only
+    try:
+        yield
+    finally:
+        del model._fit_member
 
 
 def _dense(Y) -> np.ndarray:
