@@ -12,7 +12,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
-from ._settings import settings
+from ._settings import settings, use_mudata_options
 
 if TYPE_CHECKING:
     from . import datasets, metrics, models, pl, pp, tl
@@ -27,25 +27,18 @@ __all__ = ["datasets", "metrics", "models", "pl", "pp", "settings", "tl"]
 _NAMESPACES = ("datasets", "metrics", "models", "pl", "pp", "tl")
 
 
-def _configure_mudata() -> None:
-    """MuData's ``pull_on_update`` default is changing; scmm never relies on implicit pulls."""
-    import mudata
-
-    mudata.set_options(pull_on_update=False)
-
-
 def __getattr__(name: str):
     """Import the namespace ``name`` (``scmm.pp``, ...) on first use."""
-    if name in _NAMESPACES:
-        _configure_mudata()
+    if name in _NAMESPACES:  # those reading MuData set its options (`use_mudata_options`)
         return importlib.import_module(f"{__name__}.{name}")
     msg = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(msg)
 
 
 def __dir__() -> list[str]:
+    """List the namespaces too, imported or not."""
     return sorted({*globals(), *_NAMESPACES})
 
 
-if "mudata" in sys.modules:  # already paid for: set the option now
-    _configure_mudata()
+if "mudata" in sys.modules:  # already paid for: set the options now
+    use_mudata_options()

@@ -11,6 +11,10 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
+from ._settings import use_mudata_options
+
+use_mudata_options()  # every pp, tl, pl and models module reads MuData through here
+
 
 def _listing(names: Sequence[str], limit: int = 10) -> str:
     names = list(names)
