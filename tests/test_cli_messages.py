@@ -127,8 +127,9 @@ def test_cli_names_its_flags_not_the_python_arguments(small, capsys):
 
 def test_cli_spelling_keeps_what_the_command_has_no_option_for():
     parser = next(a for a in cli._parser()._actions if a.dest == "command").choices["predict"]
-    text = "`normalize=True`, `layer='counts'`, `min_feature_overlap=many`, `overwrite=False`"
+    text = "`layer='counts'`, `min_feature_overlap=many`, `overwrite=False`, `normalize=maybe`"
     assert cli.cli_spelling(text, parser) == text
+    assert cli.cli_spelling("pass `normalize=True`", parser) == "pass `--normalize auto`"
 
 
 def test_fit_and_evaluate_print_the_mean_profile_and_the_gain(small, capsys):

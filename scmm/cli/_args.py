@@ -32,6 +32,10 @@ INPUT_MODALITIES = ("rna", "prot", "atac")
 #: A Python keyword argument as scmm's messages quote it: `name` or `name=value`.
 _KEYWORD = re.compile(r"`(\w+)(?:=([^`]*))?`")
 
+#: Python values whose command-line option takes another word: `normalize=True` (the model
+#: normalises raw counts) is what `--normalize auto` does.
+_VALUES = {("normalize", "True"): "auto", ("normalize", "False"): "none"}
+
 
 def cli_spelling(text: str, parser: argparse.ArgumentParser) -> str:
     """Spell the Python keyword arguments quoted in ``text`` as ``parser``'s options.
@@ -53,7 +57,7 @@ def cli_spelling(text: str, parser: argparse.ArgumentParser) -> str:
             return f"`{flag}`"
         if action.nargs == 0:  # a switch: only its "on" value has a spelling
             return f"`{flag}`" if value == repr(not action.default) else match.group(0)
-        value = value.strip("'\"")
+        value = _VALUES.get((name, value), value.strip("'\""))
         try:
             ok = action.type is None or action.type(value) is not None
         except ValueError:
