@@ -22,3 +22,14 @@ class Settings:
 
 
 settings = Settings()
+
+
+def use_mudata_options() -> None:
+    """Set the MuData options scmm relies on (imports mudata).
+
+    MuData's ``pull_on_update`` default is changing; scmm never relies on implicit pulls. Called
+    where scmm first needs MuData (its namespaces are imported on first use, see ``scmm``).
+    """
+    import mudata
+
+    mudata.set_options(pull_on_update=False)

@@ -11,6 +11,10 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
+from ._settings import use_mudata_options
+
+use_mudata_options()  # every pp, tl, pl and models module reads MuData through here
+
 
 def _listing(names: Sequence[str], limit: int = 10) -> str:
     names = list(names)
@@ -201,6 +205,15 @@ PEAK_NAME_RE = re.compile(r"^(.+?)[:_-](\d+)[_-](\d+)$")
 """A peak name ``chr1:100-200``, ``chr1-100-200`` or ``chr1_100_200``: chrom, start, end."""
 
 
+#: Feature names that are positions only (``gene_0``, ``protein_13``, ``0``), not names.
+_PLACEHOLDER = re.compile(r"(gene|protein|feature|peak)_\d+|\d+")
+
+
+def _placeholders(names) -> bool:
+    """Whether every one of ``names`` is a position-only placeholder (see ``_PLACEHOLDER``)."""
+    return len(names) > 0 and all(_PLACEHOLDER.fullmatch(str(n)) for n in names)
+
+
 def _peak_keys(names: pd.Index) -> pd.Index:
     """``chrom:start-end`` of each peak name, ``chr`` prefix dropped (NaN where not a peak)."""
     parts = pd.Series(names, dtype=object).str.extract(PEAK_NAME_RE)
@@ -332,7 +345,19 @@ def align_features(
     missing = features[~present]
     share = f"{n_found} of the model's {n} features ({100 * report['fraction_found']:.0f}%)"
     if report["fraction_found"] < min_overlap:
-        if _peak_keys(features).notna().all():
+        unnamed = next(
+            ((who, names) for who, names in (("model's", features), (f"`{arg}`'s", var.index))
+             if _placeholders(names)),
+            None,
+        )  # fmt: skip
+        if unnamed is not None:
+            hint = (
+                f" The {unnamed[0]} features have no names, only positions ({unnamed[1][0]!r}, "
+                f"{unnamed[1][1 % len(unnamed[1])]!r}, …): such data (e.g. "
+                "`scmm.datasets.pbmc10k_cite`) cannot be matched to named features. Train and "
+                "predict on data with real feature names."
+            )
+        elif _peak_keys(features).notna().all():
             hint = (
                 " Peaks were matched by their coordinates too (`chr1:100-200`, `chr1-100-200` "
                 "and `chr1_100_200` alike): these cells were counted on other peaks (or another "

@@ -244,7 +244,7 @@ BAD = [
     (["predict", "{model}", "{rna}", "--out", "{tmp}/p.h5ad"], 2, "must end in .h5mu"),
     (["predict", "{model}", "{prot}", *NONE, "--out", "{tmp}/p.h5mu"], 1, "features"),
     (["predict", "{model}", "{rna}", *NONE, "--min-feature-overlap", "1.5", "--out",
-      "{tmp}/p.h5mu"], 1, "`min_feature_overlap=1.5` must be a fraction between 0 and 1"),
+      "{tmp}/p.h5mu"], 1, "`--min-feature-overlap 1.5` must be a fraction between 0 and 1"),
     (["predict", "{model}", "--prot", "{prot}", "--out", "{tmp}/p.h5mu"], 2,
      "the query has no 'rna' modality"),
     (["evaluate", "{rna}", "--target", "prot", "--key", "k"], 2, "is not a .h5mu file"),

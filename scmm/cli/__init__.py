@@ -8,15 +8,16 @@ keeps its traceback.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import warnings
 
 from . import _demo, _evaluate, _fit, _predict
-from ._args import Parser, UsageError
+from ._args import Parser, UsageError, cli_spelling
 from ._demo import demo
 from ._io import Reporter
 
-__all__ = ["demo", "main"]
+__all__ = ["cli_spelling", "demo", "main"]
 
 _DESCRIPTION = (
     "Predict one single-cell modality from another. Commands: fit (train a model on paired "
@@ -42,14 +43,20 @@ def _parser() -> Parser:
     return parser
 
 
-def _one_line(err: BaseException) -> str:
+def _one_line(err: BaseException, command: argparse.ArgumentParser) -> str:
+    """Return the error as one line, Python arguments spelled as ``command``'s options."""
     text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-    return " ".join(str(text).split())
+    return cli_spelling(" ".join(str(text).split()), command)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Warnings as one line each, ``scmm: warning: ...``."""
-    print(f"scmm: warning: {' '.join(str(message).split())}", file=sys.stderr)
+def _warnings_as_lines(command: argparse.ArgumentParser):
+    """``warnings.showwarning`` printing each warning as one ``scmm: warning: ...`` line."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = cli_spelling(" ".join(str(message).split()), command)
+        print(f"scmm: warning: {text}", file=sys.stderr)
+
+    return show
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,22 +79,23 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return int(exc.code or 0)
     prog = f"scmm {args.command}"
+    command = next(a for a in parser._actions if a.dest == "command").choices[args.command]
     report = Reporter(args.command, quiet=args.quiet)
     verbose = settings.verbose
     # progress bars on a terminal only: a pipeline's log gets the step lines
     settings.verbose = not args.quiet and sys.stderr.isatty()
     try:
         with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
+            warnings.showwarning = _warnings_as_lines(command)
             # a gene and a protein may share a name (CD4): MuData's warning is expected
             warnings.filterwarnings("ignore", message="var_names are not unique")
             warnings.filterwarnings("ignore", category=FutureWarning, module="mudata|muon|anndata")
             return args.run(args, report)
     except UsageError as err:
-        print(f"{prog}: error: {_one_line(err)}; see `{prog} --help`.", file=sys.stderr)
+        print(f"{prog}: error: {_one_line(err, command)}; see `{prog} --help`.", file=sys.stderr)
         return 2
     except _USER_ERRORS as err:
-        print(f"{prog}: error: {_one_line(err)}", file=sys.stderr)
+        print(f"{prog}: error: {_one_line(err, command)}", file=sys.stderr)
         return 1
     finally:
         settings.verbose = verbose

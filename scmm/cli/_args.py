@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import NoReturn
 
@@ -27,6 +28,45 @@ class Parser(argparse.ArgumentParser):
 
 
 INPUT_MODALITIES = ("rna", "prot", "atac")
+
+#: A Python keyword argument as scmm's messages quote it: `name` or `name=value`.
+_KEYWORD = re.compile(r"`(\w+)(?:=([^`]*))?`")
+
+#: Python values whose command-line option takes another word: `normalize=True` (the model
+#: normalises raw counts) is what `--normalize auto` does.
+_VALUES = {("normalize", "True"): "auto", ("normalize", "False"): "none"}
+
+
+def cli_spelling(text: str, parser: argparse.ArgumentParser) -> str:
+    """Spell the Python keyword arguments quoted in ``text`` as ``parser``'s options.
+
+    scmm's library messages name the Python argument (`allow_missing_features=True`,
+    `min_feature_overlap=0.9`); from the command line the user passes
+    `--allow-missing-features`, `--min-feature-overlap 0.9`. Only arguments the command has an
+    option for, with a value that option accepts, are respelled; the rest stay as they are.
+    """
+    options = {a.dest: a for a in parser._actions if a.option_strings}
+
+    def spell(match: re.Match) -> str:
+        name, value = match.group(1), match.group(2)
+        action = options.get(name)
+        if action is None:
+            return match.group(0)
+        flag = max(action.option_strings, key=len)
+        if value is None:
+            return f"`{flag}`"
+        if action.nargs == 0:  # a switch: only its "on" value has a spelling
+            return f"`{flag}`" if value == repr(not action.default) else match.group(0)
+        value = _VALUES.get((name, value), value.strip("'\""))
+        try:
+            ok = action.type is None or action.type(value) is not None
+        except ValueError:
+            ok = False
+        if not ok or (action.choices is not None and value not in action.choices):
+            return match.group(0)
+        return f"`{flag} {value}`"
+
+    return _KEYWORD.sub(spell, text)
 
 
 def add_inputs(parser: argparse.ArgumentParser, *, what: str, single: str | None) -> None:

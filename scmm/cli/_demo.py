@@ -45,9 +45,9 @@ def demo(
     from .. import _keys, metrics, pl
     from ._tasks import METHODS, load_task
 
-    def say(*lines: str) -> None:
+    def say(*lines: str, end: str = "\n") -> None:
         if not quiet:
-            print(*lines, sep="\n")
+            print(*lines, sep="\n", end=end, flush=True)
 
     mdata, task = load_task(dataset, data_dir=data_dir)
     methods = methods or [m for m in METHODS if METHODS[m].applies_to(task)]
@@ -62,11 +62,15 @@ def demo(
         f"scmm demo: {dataset}, {task.source} → {task.target}, {task.description}; "
         f"{int((~test).sum())} training cells, {int(test.sum())} held-out cells"
     )
-    for name in methods:
+    began = time.perf_counter()
+    for i, name in enumerate(methods, 1):
         key = _keys.prediction(name)
+        # one progress line per method: its name while it fits, then its seconds
+        say(f"[{i}/{len(methods)}] fitting {name} …", end="")
         start = time.perf_counter()
         METHODS[name].fit(mdata, task, key_added=key, data_dir=data_dir)
         seconds = time.perf_counter() - start
+        say(f" {seconds:.1f} s (elapsed {time.perf_counter() - began:.0f} s)")
         pred = mdata[task.target].layers[key]
         rows.append(
             {

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ._args import UsageError, add_common
 from ._io import (
     Reporter,
+    check_file,
+    check_inputs,
     is_counts,
     mudata_of,
     normalize_counts,
@@ -18,6 +18,10 @@ from ._io import (
     read_inputs,
     write_json,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 
 def add_parser(sub) -> None:
@@ -59,6 +63,9 @@ def add_parser(sub) -> None:
 
 def _predictions(mdata, target: str, key: str) -> pd.DataFrame:
     """Return the predictions ``key`` as a cells × features DataFrame."""
+    import numpy as np
+    import pandas as pd
+
     if target in mdata.mod and key in mdata[target].layers:
         adata = mdata[target]
         return pd.DataFrame(
@@ -139,6 +146,8 @@ def _cell_mask(mdata, pred: pd.DataFrame, spec: str) -> np.ndarray:
 
 def _aligned(pred: pd.DataFrame, measured) -> np.ndarray:
     """Return the measured values of ``pred``'s cells and features, in its order."""
+    import numpy as np
+
     rows = measured.obs_names.get_indexer(pred.index)
     cols = measured.var_names.get_indexer(pred.columns)
     if (rows < 0).any():
@@ -157,23 +166,70 @@ def _aligned(pred: pd.DataFrame, measured) -> np.ndarray:
     return np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64)
 
 
+def _check_target(mdata, target: str, key: str) -> None:
+    """Raise an error when ``--target`` is not the modality the predictions ``key`` are of."""
+    predicted = {
+        k: v["params"]["target"]
+        for k, v in mdata.uns.items()
+        if isinstance(v, dict) and isinstance(v.get("params"), dict) and "target" in v["params"]
+    }
+    if key in predicted and predicted[key] != target:
+        listing = ", ".join(f"{m!r} (--key {k})" for k, m in sorted(predicted.items()))
+        msg = (
+            f"`--target {target}` is not the modality the predictions `--key {key}` are of: they "
+            f"predict {predicted[key]!r}. Predicted in this file: {listing}; pass "
+            f"`--target {predicted[key]}`"
+        )
+        raise UsageError(msg)
+
+
+def _training_means(mdata, key: str, features):
+    """Return the training targets' means recorded by ``scmm fit`` (``None``: not recorded)."""
+    import numpy as np
+    import pandas as pd
+
+    means = mdata.uns.get(key, {}).get("scmm_cli", {}).get("target_means")
+    if means is None:
+        return None
+    values = pd.Series(np.asarray(means["values"]), index=np.asarray(means["features"]).astype(str))
+    values = values.reindex(pd.Index(features).astype(str))
+    return None if values.isna().any() else values.to_numpy(np.float32)
+
+
 def run(args: argparse.Namespace, report: Reporter) -> int:
     """Run ``scmm evaluate``."""
+    check_file(args.data, "h5mu")
+    if args.measured is not None:
+        check_inputs(args.measured, {}, one_h5ad=True)
+
+    import numpy as np
+
     from .. import metrics
+    from ..tl._scores import held_out_scores
 
     mdata = read_file(args.data, "h5mu")
+    _check_target(mdata, args.target, args.key)
     pred = _predictions(mdata, args.target, args.key)
     if args.cells is not None:
         pred = pred[_cell_mask(mdata, pred, args.cells)]
     y = _aligned(pred, _measured(mdata, args, report))
     p = pred.to_numpy(dtype=np.float64)
     per_feature = metrics.pearson_per_feature(y, p, average=False)
-    scores = {
-        "n_cells": len(pred),
-        "pearson_per_cell": float(metrics.pearson_per_cell(y, p)),
-        "pearson_per_feature": float(np.mean(per_feature)),
-        "rmse": float(metrics.rmse(y, p)),
-    }
+    means = _training_means(mdata, args.key, pred.columns)
+    if means is None:
+        report.step(
+            "the training means are not recorded with these predictions (made in Python, or by "
+            "a model not fitted by `scmm fit`): no mean-profile reference"
+        )
+        scores = {
+            "n_cells": len(pred),
+            "pearson_per_cell": float(metrics.pearson_per_cell(y, p)),
+            "pearson_per_feature": float(np.mean(per_feature)),
+            "rmse": float(metrics.rmse(y, p)),
+        }
+    else:  # as the fit's held-out scores: beside the mean profile, with the gain over it
+        scores = held_out_scores(y, p, means, pred.columns)
+        scores = {k: v if isinstance(v, int) else float(v) for k, v in scores.items()}
     report.table([{"name": args.key, **scores}], "predictions")
     if args.json:
         doc = {

@@ -13,6 +13,7 @@ from ._io import (
     FIT_RECORD,
     Reporter,
     auto_method,
+    check_inputs,
     check_new_path,
     normalize_counts,
     read_inputs,
@@ -200,6 +201,22 @@ def _windows(mdata, args, report: Reporter) -> None:
     pp.gene_peak_windows(mdata, args.target, args.source, annotation=annotation)
 
 
+def _target_means(mdata, args, train: str | None) -> dict[str, float]:
+    """Each target's mean over the training cells: the mean profile ``scmm evaluate`` scores.
+
+    (The reference of the held-out scores; ``scmm predict`` passes it on with the predictions.)
+    """
+    from ..tl._scores import column_means
+
+    tgt = mdata[args.target]
+    Y = tgt.X
+    if train is not None:
+        obs = mdata.obs if train in mdata.obs.columns else mdata[args.source].obs
+        mask = obs[train].reindex(tgt.obs_names).fillna(False).to_numpy(dtype=bool)
+        Y = Y[mask]
+    return dict(zip(map(str, tgt.var_names), map(float, column_means(Y)), strict=True))
+
+
 def _save(model, out: Path, record: dict, *, overwrite: bool) -> None:
     """Save the model and ``record`` together to ``out``: all of it, or nothing."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -220,16 +237,19 @@ def _save(model, out: Path, record: dict, *, overwrite: bool) -> None:
 
 def run(args: argparse.Namespace, report: Reporter) -> int:
     """Run ``scmm fit``."""
-    from .. import __version__, _keys, datasets, tl
-
     out = Path(args.out)
     check_new_path(out, overwrite=args.overwrite)
+    files = input_files(args)
+    check_inputs(args.data, files, one_h5ad=False)  # before the heavy imports: answers at once
+
+    from .. import __version__, _keys, datasets, tl
+
     fn_name, fixed = METHODS[args.method]
     function = getattr(tl, fn_name)
     params = parse_params(args.param)
     _check_params(function, params, args.method)
     report.step("reading the input")
-    mdata = read_inputs(args.data, input_files(args), single=None)
+    mdata = read_inputs(args.data, files, single=None)
     for arg in ("source", "target"):
         mod = getattr(args, arg)
         if mod not in mdata.mod:
@@ -263,7 +283,7 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
     )
     scores = mdata.uns[key].get("scores")
     if scores is not None:
-        scores = {k: int(v) if k == "n_cells" else float(v) for k, v in scores.items()}
+        scores = {k: v if isinstance(v, int) else float(v) for k, v in scores.items()}
     record = {
         "scmm_version": __version__,
         "command": "fit",
@@ -277,6 +297,7 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
         "params": recorded,
         "n_train_cells": int(mdata.uns[key]["params"]["n_train_cells"]),
         "scores": scores,
+        "target_means": _target_means(mdata, args, split["train"]),
     }
     _save(model, out, record, overwrite=args.overwrite)
     if scores:

@@ -8,13 +8,13 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-
-import anndata as ad
-import mudata as md
-import numpy as np
-import scipy.sparse as sp
+from typing import TYPE_CHECKING
 
 from ._args import UsageError
+
+if TYPE_CHECKING:  # imported where used: `scmm CMD --help` and path errors answer at once
+    import anndata as ad
+    import mudata as md
 
 #: The normalisation ``--normalize auto`` applies to raw counts, by modality name.
 AUTO_NORMALIZATION = {
@@ -44,7 +44,12 @@ class Reporter:
             print(f"scmm {self.command}: {message}", file=sys.stderr, flush=True)
 
     def table(self, rows: list[dict], label: str) -> None:
-        """Print scores (``n_cells``, Pearson per cell and per feature, RMSE) as a table."""
+        """Print scores (``n_cells``, Pearson per cell and per feature, RMSE) as a table.
+
+        A row whose scores carry the mean profile's (``mean_profile_*``, as
+        :func:`scmm.tl.fit_mlp` and the others record them) is followed by that reference and
+        the gain over it (for RMSE: the reduction), as in ``mdata.uns[key]['scores']``.
+        """
         if self.quiet:
             return
         print(f"| {label} | cells | per-cell Pearson | mean per-feature Pearson | RMSE |")
@@ -54,10 +59,25 @@ class Reporter:
                 f"| {r['name']} | {r['n_cells']} | {r['pearson_per_cell']:.4f} "
                 f"| {r['pearson_per_feature']:.4f} | {r['rmse']:.4f} |"
             )
+            if "mean_profile_pearson_per_cell" in r:
+                print(
+                    f"| mean profile (training means) | {r['n_cells']} "
+                    f"| {r['mean_profile_pearson_per_cell']:.4f} "
+                    f"| {r['mean_profile_pearson_per_feature']:.4f} "
+                    f"| {r['mean_profile_rmse']:.4f} |"
+                )
+                print(
+                    f"| gain over the mean profile (RMSE: reduction) | "
+                    f"| {r['gain_pearson_per_cell']:+.4f} | {r['gain_pearson_per_feature']:+.4f} "
+                    f"| {r['rmse_reduction']:+.4f} |"
+                )
 
 
-def read_file(path: str, kind: str):
-    """Read one ``.h5ad`` (``kind="h5ad"``) or ``.h5mu`` file, with a one-line error."""
+def check_file(path: str, kind: str) -> Path:
+    """Return ``path`` as a Path; an error unless it is an existing ``.{kind}`` file.
+
+    Called before the heavy imports, so that a wrong path is reported at once.
+    """
     p = Path(path)
     if not p.is_file():
         msg = f"`{path}` does not exist; check the path"
@@ -65,6 +85,15 @@ def read_file(path: str, kind: str):
     if p.suffix != f".{kind}":
         msg = f"`{path}` is not a .{kind} file; pass a .{kind} file here"
         raise UsageError(msg)
+    return p
+
+
+def read_file(path: str, kind: str):
+    """Read one ``.h5ad`` (``kind="h5ad"``) or ``.h5mu`` file, with a one-line error."""
+    import anndata as ad
+    import mudata as md
+
+    p = check_file(path, kind)
     reader = ad.read_h5ad if kind == "h5ad" else md.read_h5mu
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=ad.OldFormatWarning)
@@ -79,6 +108,8 @@ def read_file(path: str, kind: str):
 
 def mudata_of(mods: dict[str, ad.AnnData]) -> md.MuData:
     """Return a MuData of ``mods`` (a gene and a protein may share a name: not warned about)."""
+    import mudata as md
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="var_names are not unique")
         return md.MuData(mods)
@@ -112,10 +143,10 @@ def match_cells(mods: dict[str, ad.AnnData]) -> dict[str, ad.AnnData]:
     return out
 
 
-def read_inputs(data: str | None, files: dict[str, str], *, single: str | None) -> md.MuData:
-    """Read DATA (``.h5mu``, or ``.h5ad`` as modality ``single``) or one ``.h5ad`` per modality.
+def check_inputs(data: str | None, files: dict[str, str], *, one_h5ad: bool) -> None:
+    """Check the input options and that their files exist, before anything is imported or read.
 
-    ``single=None``: a lone ``.h5ad`` is not enough (``scmm fit`` needs two modalities).
+    ``one_h5ad=False``: a lone ``.h5ad`` is not enough (``scmm fit`` needs two modalities).
     """
     if data is not None and files:
         msg = "pass either DATA or --rna/--prot/--atac/--mod files, not both"
@@ -125,12 +156,27 @@ def read_inputs(data: str | None, files: dict[str, str], *, single: str | None) 
         raise UsageError(msg)
     if data is not None:
         if data.endswith(".h5ad"):
-            if single is None:
+            if not one_h5ad:
                 msg = (
                     f"`{data}` holds one modality; pass a .h5mu file or one .h5ad per modality "
                     "(e.g. `--rna rna.h5ad --prot prot.h5ad`)"
                 )
                 raise UsageError(msg)
+            check_file(data, "h5ad")
+        else:
+            check_file(data, "h5mu")
+    for path in files.values():
+        check_file(path, "h5ad")
+
+
+def read_inputs(data: str | None, files: dict[str, str], *, single: str | None) -> md.MuData:
+    """Read DATA (``.h5mu``, or ``.h5ad`` as modality ``single``) or one ``.h5ad`` per modality.
+
+    ``single=None``: a lone ``.h5ad`` is not enough (``scmm fit`` needs two modalities).
+    """
+    check_inputs(data, files, one_h5ad=single is not None)
+    if data is not None:
+        if data.endswith(".h5ad"):
             return mudata_of({single: read_file(data, "h5ad")})
         return read_file(data, "h5mu")
     mods = {name: read_file(path, "h5ad") for name, path in files.items()}
@@ -139,6 +185,9 @@ def read_inputs(data: str | None, files: dict[str, str], *, single: str | None) 
 
 def is_counts(X) -> bool:
     """Whether the matrix ``X`` holds non-negative whole numbers (raw counts)."""
+    import numpy as np
+    import scipy.sparse as sp
+
     if X is None:
         return False
     data = X.data if sp.issparse(X) else np.asarray(X)

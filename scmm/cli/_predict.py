@@ -11,6 +11,7 @@ from ._io import (
     FIT_RECORD,
     Reporter,
     check_counts,
+    check_inputs,
     check_new_path,
     normalize_counts,
     read_inputs,
@@ -77,8 +78,6 @@ def read_fit_record(model_dir: Path) -> dict | None:
 
 def run(args: argparse.Namespace, report: Reporter) -> int:
     """Run ``scmm predict``."""
-    from .. import _keys, models, tl
-
     out = Path(args.out)
     if out.suffix != ".h5mu":
         msg = f"`--out {out}` must end in .h5mu"
@@ -88,10 +87,17 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
     if not model_dir.is_dir():
         msg = f"`{model_dir}` is not a folder; pass the MODEL_DIR that `scmm fit --out` wrote"
         raise FileNotFoundError(msg)
-    model = models.load(model_dir)
+    files = input_files(args)
+    check_inputs(args.data, files, one_h5ad=True)  # before the heavy imports
     record = read_fit_record(model_dir)
+
+    import numpy as np
+
+    from .. import _keys, models, tl
+
+    model = models.load(model_dir)
     report.step("reading the query")
-    query = read_inputs(args.data, input_files(args), single=model.source)
+    query = read_inputs(args.data, files, single=model.source)
     if model.source not in query.mod:
         msg = (
             f"the query has no {model.source!r} modality, which the model predicts from (has: "
@@ -135,6 +141,12 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
     key = key or _keys.prediction(model.name)
     # how the targets were normalised at fit time: `scmm evaluate` does the same to measured values
     query.uns[key]["scmm_cli"] = {"model": str(model_dir), "normalize": normalize}
+    if record and record.get("target_means"):  # the mean profile `scmm evaluate` scores beside
+        means = record["target_means"]
+        query.uns[key]["scmm_cli"]["target_means"] = {
+            "features": np.array(list(means), dtype=str),
+            "values": np.array(list(means.values()), dtype=np.float64),
+        }
     write_h5mu(query, out)
     where = (
         f"{model.target}.layers[{key!r}]"

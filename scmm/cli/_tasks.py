@@ -11,9 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from mudata import MuData
+
+if TYPE_CHECKING:  # not imported at run time: `scmm demo --help` reads TASKS and METHODS
+    from mudata import MuData
 
 logger = logging.getLogger("scmm")
 

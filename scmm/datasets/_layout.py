@@ -20,6 +20,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._settings import use_mudata_options
+
+use_mudata_options()  # the loaders build MuData objects
+
 _PEAK_RE = re.compile(r"^(?P<chrom>[^:_]+)[:_](?P<start>\d+)[-_](?P<end>\d+)$")
 
 

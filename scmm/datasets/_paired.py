@@ -61,10 +61,12 @@ def bmmc_cite(*, data_dir: PathLike | None = None) -> md.MuData:
 
 
 def pbmc10k_cite(*, data_dir: PathLike | None = None) -> md.MuData:
-    """10x PBMC 10k CITE-seq as preprocessed by scMDC: 6,661 cells, 1,000 HVGs, 14 ADTs.
+    """10x PBMC 10k CITE-seq by scMDC: 6,661 cells, 1,000 HVGs, 14 ADTs, no gene or protein names.
 
     The source has no feature or cell names: genes are named ``gene_0`` ..., proteins
-    ``protein_0`` ..., cells ``cell_0`` .... ``obs['cell_type']`` holds the source's integer
+    ``protein_0`` ..., cells ``cell_0`` .... A model trained on it therefore cannot predict
+    for named data (:func:`scmm.tl.predict` refuses, naming the cause): use it to benchmark
+    on its own cells, not as a reference. ``obs['cell_type']`` holds the source's integer
     labels ``1`` ... ``7`` as categorical strings. There are no batches.
 
     Parameters

@@ -257,6 +257,8 @@ def normalize_adata(
         raise ValueError(msg)
     counts = get_matrix(adata, source)
     where = f"mdata[{mod!r}]." + (f"layers[{source!r}]" if source else "X")
+    if source is None and layer is not None:
+        _check_x_holds_counts(adata, counts, mod, layer)
     check_nonnegative(counts, f"layer={layer!r}" if layer else ".X")
     if check_counts:
         _check_raw_counts(adata, counts, source, where, method)
@@ -317,6 +319,19 @@ def _clr(counts):
     tmp = ad.AnnData(counts)
     mu.prot.pp.clr(tmp, axis=1, flavor="stoeckius")
     return tmp.X.astype(np.float32, copy=False)
+
+
+def _check_x_holds_counts(adata: AnnData, X, mod: str, layer: str) -> None:
+    """Refuse negative values in ``.X``, read because ``layers[layer]`` is absent, naming both."""
+    data = X.data if sp.issparse(X) else np.asarray(X)
+    if data.size and data.min() < 0:
+        layers = ", ".join(repr(k) for k in adata.layers) or "none"
+        msg = (
+            f"`mdata[{mod!r}].X` has negative values, so it does not hold raw counts, and "
+            f"there is no `layers[{layer!r}]` to read them from (its layers: {layers}). Put the "
+            "raw counts in `.X`, or pass `layer=` naming the layer that holds them."
+        )
+        raise ValueError(msg)
 
 
 def _check_raw_counts(adata: AnnData, counts, source: str | None, where: str, method: str):

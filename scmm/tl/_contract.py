@@ -73,6 +73,22 @@ def _h5_safe(params: dict) -> dict:
     return out
 
 
+def _target_order(names: pd.Index, targets: list[str]) -> np.ndarray | None:
+    """Where each of ``names`` is among the model's ``targets``, matched by name.
+
+    ``None``: the same order; an empty array: not the same features.
+    """
+    if list(names) == targets:
+        return None
+    index = pd.Index(targets)
+    if not index.is_unique or len(names) != len(index):
+        return np.empty(0, dtype=np.int64)
+    columns = index.get_indexer(names.astype(str))
+    if (columns < 0).any() or len(np.unique(columns)) != len(columns):
+        return np.empty(0, dtype=np.int64)
+    return columns
+
+
 def _train_mask(mdata: MuData, source: AnnData, train, mod: str | None = None) -> np.ndarray:
     if isinstance(train, str) and train in mdata.obs.columns:
         col = mdata.obs[train].reindex(source.obs_names)
@@ -385,7 +401,8 @@ def predict(
                 f"{model.source!r} values to predict from; subset to paired cells first."
             )
             raise ValueError(msg)
-        if list(tgt.var_names) != model.target_features:
+        columns = _target_order(tgt.var_names, model.target_features)
+        if columns is not None and len(columns) == 0:
             msg = (
                 f"The {model.target!r} modality's features differ from the model's targets; "
                 "drop it (or predict from the source AnnData) to get a DataFrame in `.obsm`."
@@ -414,6 +431,8 @@ def predict(
             bounds = model.interval_bounds(pred)
             outputs.update(zip(_keys.interval(key_added), bounds, strict=True))
     del X
+    if tgt is not None and columns is not None:  # the query's order of the targets
+        outputs = {key: values[:, columns] for key, values in outputs.items()}
     params = {
         "model": model.kind,
         "source": model.source,
