@@ -83,14 +83,18 @@ def test_reordered_targets_are_matched_by_name(small, capsys):
     np.testing.assert_allclose(written, expected[:, ::-1], rtol=0, atol=1e-6)
 
 
-def test_other_targets_are_still_refused(small):
+def test_another_panel_goes_to_obsm_with_a_warning(small):
     rna, prot = ad.read_h5ad(small["rna"]), ad.read_h5ad(small["prot"])
     prot.var_names = ["p0", "p1", "p2", "other"]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "var_names are not unique", UserWarning)
         both = md.MuData({"rna": rna, "prot": prot})
-    with pytest.raises(ValueError, match="features differ from the model's targets"):
+    # another panel (not only reordered): predictions go to the source's .obsm, with a warning
+    # naming the targets left out (issue 30), never written over the measured layer
+    with pytest.warns(UserWarning, match="features differ from the model's targets"):
         scmm.tl.predict(scmm.models.load(small["model"]), both)
+    assert "scmm_ridge" not in both["prot"].layers
+    assert list(both["rna"].obsm["scmm_ridge"].columns) == ["p0", "p1", "p2", "p3"]
 
 
 def test_clr_of_normalised_values_names_the_layers_that_exist():
