@@ -17,8 +17,9 @@ from ..models import BASELINE_METHODS as BASELINES
 from ..models import BaselineModel, DeepSetsModel, EnsembleModel, MLPModel
 from ._contract import _train_mask, check_pair, fit_params, keep_input_space
 from ._deepsets import fit_deepsets, get_windows
-from ._mlp import fit_mlp, training_from
+from ._mlp import fit_mlp
 from ._scores import column_means, control_names, held_out_scores, warn_below_mean_profile
+from ._training import training_options
 
 logger = logging.getLogger("scmm")
 
@@ -37,9 +38,9 @@ _MLP_FIXED = (
     "write_predictions",
     "rng",
     "validation",
-    "checkpoint_dir",
-    "resume",
 )
+#: Training options a member may not set (the member fits would share the checkpoints).
+_TRAINING_FIXED = ("checkpoint_dir", "resume")
 _MLP_ARCH = (
     "preset",
     "hidden",
@@ -94,7 +95,12 @@ def member_spec(method: str, options: dict[str, Any] | None = None) -> dict[str,
         }
         _check_options(method, options, defaults)
         args = {**defaults, **options}
-        model = cls(**{k: args[k] for k in arch}, training=training_from(args))
+        training = training_options(args["training"], max_epochs=args["max_epochs"])
+        fixed = [k for k in _TRAINING_FIXED if training.get(k)]
+        if fixed:
+            msg = f"`member_options[{method!r}]['training']` may not set {fixed}."
+            raise ValueError(msg)
+        model = cls(**{k: args[k] for k in arch}, training=training)
     else:
         defaults = {"n_components": 32, "n_neighbors": 20, "alphas": None}
         _check_options(method, options, defaults)
