@@ -40,7 +40,7 @@ FIT_CONTRACT = """\
         Output key; default ``"scmm_<method>"``.
     write_predictions
         Write the predictions for every cell to ``mdata[target].layers[key_added]``: in
-        memory up to 2 GiB (``scmm._disk.MEMORY_BUDGET``), above it (``True``/``"auto"``)
+        memory up to 2 GiB (``scmm.settings.memory_budget``), above it (``True``/``"auto"``)
         to a ``.npy`` file in ``$SCMM_DISK_DIR`` (default ``./scmm_disk``) written a block
         of cells at a time, the layer then being a read-only memory map of it (path in
         ``.uns[key_added]['predictions_path']``; one logged line says so; e.g. 105,942 cells

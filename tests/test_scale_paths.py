@@ -318,7 +318,7 @@ def test_write_predictions_auto_uses_the_memory_budget(tmp_path, monkeypatch, ca
         scmm.tl.fit_baseline(mdata, "rna", "prot", key_added="small", **kw)  # default True
     assert not caplog.records and "predictions_path" not in mdata.uns["small"]
     assert list(tmp_path.iterdir()) == []
-    monkeypatch.setattr("scmm._disk.MEMORY_BUDGET", 120 * 6 * 4 - 1)
+    monkeypatch.setattr(scmm.settings, "memory_budget", 120 * 6 * 4 - 1)
     with caplog.at_level("WARNING", logger="scmm"):
         scmm.tl.fit_baseline(mdata, "rna", "prot", key_added="big", write_predictions="auto", **kw)
     assert len(caplog.records) == 1 and "in-memory budget" in caplog.records[0].getMessage()
@@ -338,7 +338,7 @@ def test_failed_fit_leaves_no_prediction_file(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("scoring failed")
 
-    monkeypatch.setattr("scmm.tl._scores.metrics.rmse", broken)
+    monkeypatch.setattr(scmm.metrics, "rmse", broken)
     with pytest.raises(RuntimeError, match="scoring failed"):
         scmm.tl.fit_baseline(
             mdata, "rna", "prot", method="ridge", n_components=8, train="train",
@@ -360,7 +360,7 @@ def test_predict_over_the_budget_writes_to_disk(into, tmp_path, monkeypatch, cap
     query = mdata if into == "layer" else md.MuData({"rna": mdata["rna"].copy()})
     scmm.tl.predict(model, query, key_added="mem")
     assert list(tmp_path.iterdir()) == [] and "predictions_path" not in query.uns["mem"]
-    monkeypatch.setattr("scmm._disk.MEMORY_BUDGET", 150 * 6 * 4 - 1)
+    monkeypatch.setattr(scmm.settings, "memory_budget", 150 * 6 * 4 - 1)
     with caplog.at_level("WARNING", logger="scmm"):
         scmm.tl.predict(model, query, key_added="disk")
     if into == "layer":  # target cells in another order than the source's

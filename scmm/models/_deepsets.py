@@ -67,7 +67,7 @@ class DeepSetsModel(NeuralModel):
         A :class:`scmm.train.TrainingConfig` (used as it is), or a dict of some of its options
         over the model's defaults: those of :class:`~scmm.train.TrainingConfig` except
         ``max_epochs=30``, ``batch_size=256``, ``swa=False`` and ``loss="mse"``
-        (:attr:`training_defaults`).
+        (``training_defaults``).
     """
 
     kind = "deepsets"

@@ -41,14 +41,14 @@ class NeuralModel(BaseModel):
         Most raw source features fed to the network (highest variance on the training cells).
     training
         A :class:`scmm.train.TrainingConfig` (used as it is), or a dict of some of its options
-        over the model's defaults (:meth:`default_training`).
+        over the model's defaults (``default_training()``).
     **params
         JSON-able network hyper-parameters of the subclass.
     """
 
     kind = "neural"
     #: The training options in which this model differs from :class:`~scmm.train.TrainingConfig`
-    #: (see :meth:`default_training`).
+    #: (see ``default_training()``).
     training_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(
@@ -80,7 +80,7 @@ class NeuralModel(BaseModel):
     def default_training(cls) -> TrainingConfig:
         """Return the training options of this model unless told otherwise.
 
-        Those of :class:`~scmm.train.TrainingConfig`, changed by :attr:`training_defaults`.
+        Those of :class:`~scmm.train.TrainingConfig`, changed by ``training_defaults``.
         """
         return TrainingConfig(**cls.training_defaults)
 
@@ -89,7 +89,7 @@ class NeuralModel(BaseModel):
         """All training options (validated) as a dict: ``training`` over the model's defaults.
 
         A :class:`~scmm.train.TrainingConfig` is taken as it is; a dict changes some options
-        of :meth:`default_training`.
+        of ``default_training()``.
         """
         if isinstance(training, TrainingConfig):
             return training.to_dict()

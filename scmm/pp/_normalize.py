@@ -157,7 +157,7 @@ def normalize(
         counts are read from ``.X``.
     keep_counts
         Keep the raw counts in ``.layers['counts']`` when that layer is created (from ``.X``):
-        ``True``/``"auto"`` keeps them in memory up to 2 GiB (``scmm._disk.MEMORY_BUDGET``)
+        ``True``/``"auto"`` keeps them in memory up to 2 GiB (``scmm.settings.memory_budget``)
         and writes larger ones to ``$SCMM_DISK_DIR`` (default ``./scmm_disk``; a CSR/CSC
         matrix is a folder of ``data``, ``indices`` and ``indptr`` ``.npy`` files), the layer
         then reading them from there as a copy-on-write memory map (one logged line says

@@ -12,7 +12,7 @@ svd_fit_on="train", rng=None, ...)``:
 - writes predictions for all cells to ``mdata[target].layers[key_added]`` (unless
   ``write_predictions=False``) and parameters (and, when there are held-out cells, their
   scores) to ``mdata.uns[key_added]``; predictions larger than
-  :data:`scmm._disk.MEMORY_BUDGET` are written to a ``.npy`` file on disk, a block of cells at a
+  ``scmm.settings.memory_budget`` are written to a ``.npy`` file on disk, a block of cells at a
   time, and the layer is a read-only memory map of it (the path in
   ``.uns[key_added]['predictions_path']``, and one logged line says so);
 - never copies the training (or held-out) rows of a sparse or backed source for models that
@@ -348,7 +348,7 @@ def predict(
     An :class:`~scmm.models.EnsembleModel` also writes its interval bounds next to the
     predictions, under ``key_added + '_lower'`` and ``key_added + '_upper'``.
 
-    Predictions larger than the 2 GiB memory budget (``scmm._disk.MEMORY_BUDGET``; e.g.
+    Predictions larger than the 2 GiB memory budget (``scmm.settings.memory_budget``; e.g.
     105,942 cells × 23,418 genes, 9.9 GB) are written to a ``.npy`` file in
     ``$SCMM_DISK_DIR`` (default ``./scmm_disk``) a block of cells at a time, and the layer
     (or the DataFrame) reads them from there as a read-only memory map; one logged line says
