@@ -16,7 +16,7 @@ def training_doc(model: str) -> str:
         stopping, device, logging, checkpoints): a :class:`~scmm.train.TrainingConfig`, used as
         it is, or a dict of some of its fields, e.g. ``{{"lr": 1e-3, "batch_size": 128}}``, over
         the model's defaults (:meth:`scmm.models.{model}.default_training`). ``device`` and
-        ``verbose`` left out take :data:`scmm.settings`' values.
+        ``verbose`` left out take ``scmm.settings``' values.
     validation
         Bool mask over all cells (within ``train``) of validation cells, or a fraction of the
         training cells; overrides ``training``'s ``validation_fraction``.

@@ -32,7 +32,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
-from .. import _disk, _input_space, _keys
+from .. import _disk, _keys
 from .._utils import is_backed
 from .._validate import (
     align_cells,
@@ -105,21 +105,6 @@ def check_pair(
         raise ValueError(msg)
     order = align_cells(src, tgt, f"source={source!r}", f"target={target!r}")
     return src, tgt, order
-
-
-def keep_input_space(model: BaseModel, src: AnnData, space: dict, arrays: dict) -> None:
-    """Store the fit's input-space record (and the source's Ensembl ids) on ``model``.
-
-    A TF-IDF source (``.X`` from :func:`scmm.pp.normalize`) also stores its IDF, which
-    ``predict(..., normalize=True)`` applies to new cells.
-    """
-    record = space["source"].get("normalize") or {}
-    if record.get("method") == "tfidf" and "scmm_idf" in src.var.columns:
-        arrays = {**arrays, "idf": src.var["scmm_idf"].to_numpy(np.float32)}
-    model.input_space, model.input_arrays = space, arrays
-    model.source_feature_ids = (
-        [str(i) for i in src.var["gene_ids"]] if "gene_ids" in src.var.columns else None
-    )
 
 
 def fit_params(
@@ -199,11 +184,9 @@ def fit_model(
     X_svd = X if svd_fit_on == "all" and subset else None
     X_train = rows_of(X, train_idx, model) if subset else X
     Y_train = Y_all[train_idx] if subset else Y_all
-    space, arrays = _input_space.record_fit(
-        src, tgt, X_train, Y_train, mods=(source, target), layers=(layer, target_layer)
+    model.bind(
+        src, tgt, X_train, Y_train, source=source, target=target, layers=(layer, target_layer)
     )
-    model.source, model.target = source, target
-    model.layer, model.target_layer = layer, target_layer
     model.fit(
         X_train,
         Y_train,
@@ -213,7 +196,6 @@ def fit_model(
         validation=validation,
         rng=rng,
     )
-    keep_input_space(model, src, space, arrays)
     # the training rows are not needed past here, only their mean (the scores' mean profile);
     # a row subset is a copy (e.g. 1.2 GiB of RNA at the 2022 competition's Multiome size)
     train_mean = column_means(Y_train)

@@ -10,12 +10,12 @@ import numpy as np
 import scipy.sparse as sp
 from mudata import MuData
 
-from .. import _input_space, _keys
+from .. import _keys
 from .._docs import FIT_CONTRACT, doc_params
 from .._validate import get_matrix
 from ..models import BASELINE_METHODS as BASELINES
 from ..models import BaselineModel, DeepSetsModel, EnsembleModel, MLPModel
-from ._contract import _train_mask, check_pair, fit_params, keep_input_space
+from ._contract import _train_mask, check_pair, fit_params
 from ._deepsets import fit_deepsets, get_windows
 from ._mlp import fit_mlp
 from ._scores import column_means, control_names, held_out_scores, warn_below_mean_profile
@@ -320,11 +320,9 @@ def fit_ensemble(
     Y_train = _dense(get_matrix(tgt[order[train_idx]], target_layer, "target_layer"))
     controls = control_names(tgt.var_names, control_features)
     X_train = X[train_idx] if not mask.all() else X
-    space, arrays = _input_space.record_fit(
-        src, tgt, X_train, Y_train, mods=(source, target), layers=(layer, target_layer)
+    model.bind(
+        src, tgt, X_train, Y_train, source=source, target=target, layers=(layer, target_layer)
     )
-    model.source, model.target = source, target
-    model.layer, model.target_layer = layer, target_layer
     model.fit(
         X_train,
         Y_train,
@@ -334,7 +332,6 @@ def fit_ensemble(
         X_svd=X if svd_fit_on == "all" and not mask.all() else None,
         rng=rng,
     )
-    keep_input_space(model, src, space, arrays)
     pred = model.predict_array(X)
     uns = {
         "params": fit_params(

@@ -18,7 +18,7 @@ def training_options(
 
     A :class:`~scmm.train.TrainingConfig` is taken as it is. A dict (or ``None``) holds the
     options that differ from the model's defaults; ``device`` and ``verbose`` it leaves out
-    (or sets to ``None``) take :data:`scmm.settings`' values. ``max_epochs``, when given,
+    (or sets to ``None``) take ``scmm.settings``' values. ``max_epochs``, when given,
     replaces the one of ``training``.
     """
     if isinstance(training, TrainingConfig):
