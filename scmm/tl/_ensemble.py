@@ -41,29 +41,12 @@ _MLP_FIXED = (
 )
 #: Training options a member may not set (the member fits would share the checkpoints).
 _TRAINING_FIXED = ("checkpoint_dir", "resume")
-_MLP_ARCH = (
-    "preset",
-    "hidden",
-    "skip",
-    "dropout",
-    "batchnorm",
-    "input",
-    "n_components",
-    "target_svd",
-    "max_raw_features",
-)
-_DEEPSETS_ARCH = (
-    "channels",
-    "phi_hidden",
-    "hidden",
-    "context_hidden",
-    "gene_embedding",
-    "dropout",
-    "standardize",
-    "max_memory_mb",
-    "n_components",
-    "windows_key",
-)
+
+
+def _architecture(fit, cls) -> list[str]:
+    """Return the keywords of ``fit`` that its model class ``cls`` takes (its own options)."""
+    own = set(inspect.signature(cls).parameters) - {"training"}
+    return [name for name in inspect.signature(fit).parameters if name in own]
 
 
 def member_spec(method: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -83,11 +66,8 @@ def member_spec(method: str, options: dict[str, Any] | None = None) -> dict[str,
     """
     options = dict(options or {})
     if method in ("mlp", "deepsets"):
-        fit, cls, arch = (
-            (fit_mlp, MLPModel, _MLP_ARCH)
-            if method == "mlp"
-            else (fit_deepsets, DeepSetsModel, _DEEPSETS_ARCH)
-        )
+        fit, cls = (fit_mlp, MLPModel) if method == "mlp" else (fit_deepsets, DeepSetsModel)
+        arch = _architecture(fit, cls)
         defaults = {
             name: p.default
             for name, p in inspect.signature(fit).parameters.items()
