@@ -40,7 +40,7 @@ def summarize(X, *, features: bool = True) -> tuple[dict[str, Any], dict[str, np
     Parameters
     ----------
     X
-        Dense, sparse or backed matrix (or a :class:`~scmm.pp._svd.RowSubset`).
+        Dense, sparse or backed matrix (or a :class:`~scmm._utils.RowSubset`).
     features
         Also compute each feature's mean and standard deviation.
 
