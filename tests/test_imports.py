@@ -1,8 +1,9 @@
 """The import direction of the house style, as the contracts in pyproject.toml write it.
 
 ``lint-imports`` (import-linter) checks the layers (cli > pl > tl > models > train > nn >
-pp, datasets > metrics > shared helpers) and that no package imports another's private
-modules; a forbidden arrow fails ``make test`` and CI here.
+pp, datasets > metrics > shared helpers), that no package imports another's private modules
+and that no modules of a package import each other round a loop; a forbidden arrow fails
+``make test`` and CI here.
 """
 
 import os
