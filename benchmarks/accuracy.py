@@ -48,7 +48,9 @@ METHODS = {
             "fit_ensemble",
             windows=_is_atac,
             member_options=lambda t: (
-                {"mlp": {"batch_size": 256, "max_epochs": 20}} if _is_atac(t) else None
+                {"mlp": {"training": {"batch_size": 256}, "max_epochs": 20}}
+                if _is_atac(t)
+                else None
             ),
             groupby=lambda t: "batch" if t.dataset in SEVERAL_TRAINING_BATCHES else None,
         )

@@ -40,7 +40,7 @@ from scmm.models._ensemble import (
 from scmm.tl._ensemble import MEMBERS, member_spec
 
 #: The MLP member's options on ATAC inputs, as ``benchmarks/accuracy.py`` gives them.
-ATAC_MLP = {"batch_size": 256, "max_epochs": 20}
+ATAC_MLP = {"training": {"batch_size": 256}, "max_epochs": 20}
 
 
 def _fit(name, X, Y, src, tgt, atac: bool, seed: int):

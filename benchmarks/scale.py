@@ -217,7 +217,12 @@ def worker(
         model = stage(
             "fit_deepsets 1 epoch",
             lambda: scmm.tl.fit_deepsets(
-                mdata, src, tgt, max_epochs=1, verbose=False, logger=None, **lean
+                mdata,
+                src,
+                tgt,
+                max_epochs=1,
+                training={"verbose": False, "logger": None},
+                **lean,
             ),
         )
         # the training loop alone (lightning's fit), without the fit's SVD and predictions
@@ -251,9 +256,12 @@ def worker(
                 src,
                 tgt,
                 max_epochs=1,
-                **({} if defaults else {"n_components": 64, "batch_size": 512}),
-                verbose=False,
-                logger=None,
+                **({} if defaults else {"n_components": 64}),
+                training={
+                    "verbose": False,
+                    "logger": None,
+                    **({} if defaults else {"batch_size": 512}),
+                },
                 **lean,
             ),
         )

@@ -47,7 +47,7 @@ import torch
 
 import scmm
 from scmm import metrics
-from scmm.tl._scores import match_targets
+from scmm.metrics import match_targets
 
 # --- data --------------------------------------------------------------------------------
 

@@ -1,10 +1,10 @@
 """Large arrays scmm creates go to disk above a memory budget: predictions and kept counts.
 
 ``write_predictions`` of every fit and ``keep_counts`` of :func:`scmm.pp.normalize` take the
-same values: ``True``/``"auto"`` keeps an array in memory up to :data:`MEMORY_BUDGET` and writes
-a larger one to ``$SCMM_DISK_DIR`` (default ``./scmm_disk``), ``"memory"`` or ``"disk"`` force
-either. What is on disk is read back as a memory map (the layer reads the file), and one logged
-line says where it went.
+same values: ``True``/``"auto"`` keeps an array in memory up to ``scmm.settings.memory_budget``
+and writes a larger one to ``$SCMM_DISK_DIR`` (default ``./scmm_disk``), ``"memory"`` or
+``"disk"`` force either. What is on disk is read back as a memory map (the layer reads the
+file), and one logged line says where it went.
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from ._settings import settings
+
 logger = logging.getLogger("scmm")
 
-#: Bytes above which an array scmm adds to a MuData (predictions, kept counts) goes to disk
-#: with the default ``"auto"`` storage.
-MEMORY_BUDGET = 2 * 2**30
 #: ``True``/``"auto"`` (memory up to the budget, else disk), ``"memory"``, ``"disk"``; ``False``
 #: (not kept) where the caller allows it.
 STORAGE = (True, "auto", "memory", "disk", False)
@@ -33,7 +32,7 @@ def storage(value, n_bytes: int, name: str) -> str | None:
     if not any(value is v or (isinstance(v, str) and value == v) for v in STORAGE):
         msg = (
             f"`{name}={value!r}` is not one of {STORAGE}: True/'auto' keeps the array in "
-            f"memory up to {MEMORY_BUDGET / 2**30:g} GiB and writes a larger one to disk "
+            f"memory up to {settings.memory_budget / 2**30:g} GiB and writes a larger one to disk "
             "($SCMM_DISK_DIR)."
         )
         raise ValueError(msg)
@@ -41,7 +40,7 @@ def storage(value, n_bytes: int, name: str) -> str | None:
         return None
     if value in ("memory", "disk"):
         return value
-    return "disk" if n_bytes > MEMORY_BUDGET else "memory"
+    return "disk" if n_bytes > settings.memory_budget else "memory"
 
 
 def new_path(stem: str, suffix: str = ".npy") -> Path:
@@ -113,4 +112,4 @@ def reason(value, name: str) -> str:
     """Why an array went to disk: over the budget, or asked for with ``name="disk"``."""
     if isinstance(value, str) and value == "disk":
         return f"{name}='disk'"
-    return f"over the {MEMORY_BUDGET / 1e9:.1f} GB in-memory budget"
+    return f"over the {settings.memory_budget / 1e9:.1f} GB in-memory budget"

@@ -2,72 +2,26 @@
 
 from __future__ import annotations
 
-#: The :class:`~scmm.train.TrainingConfig` options, as documented by every neural ``fit_*``.
-TRAINING_OPTIONS = """\
-    lr
-        AdamW learning rate (the one-cycle peak).
-    weight_decay
-        AdamW weight decay.
+
+def training_doc(model: str) -> str:
+    """Document the ``max_epochs``, ``training`` and ``validation`` of a neural ``fit_*``.
+
+    ``model`` names the model class whose ``default_training()`` the options change.
+    """
+    return f"""\
     max_epochs
-        Training epochs.
-    batch_size
-        Cells per step.
-    one_cycle
-        One-cycle learning-rate schedule, stepped per batch.
-    schedule_epochs
-        Epochs the one-cycle spans, after which the rate stays at ``min_lr`` (None: all).
-    min_lr
-        Final learning rate of the one-cycle.
-    swa
-        Stochastic weight averaging from epoch ``swa_start`` at rate ``swa_lr``.
-    swa_start
-        First SWA epoch (None: 75% of ``max_epochs``).
-    swa_lr
-        SWA learning rate (None: ``lr / 10``).
-    sparsity
-        None, ``"kl"`` or ``"l1"`` penalty on predicted target values.
-    sparsity_weight
-        Weight of the sparsity penalty.
-    sparsity_rho
-        Target mean activation of the ``"kl"`` penalty.
-    l1
-        L1 penalty on weight matrices.
-    l2
-        L2 penalty on weight matrices.
-    loss
-        ``"mse"``, ``"correlation"`` (negative per-cell Pearson) or ``"mixed"``.
-    correlation_weight
-        Weight of the correlation term in ``"mixed"``.
-    validation_fraction
-        Fraction of the training cells held out for the validation loss (0: none).
+        Training epochs; None: those of ``training``, else the model's default.
+    training
+        Training options (learning rate, batch size, schedule, SWA, loss, penalties, early
+        stopping, device, logging, checkpoints): a :class:`~scmm.train.TrainingConfig`, used as
+        it is, or a dict of some of its fields, e.g. ``{{"lr": 1e-3, "batch_size": 128}}``, over
+        the model's defaults (:meth:`scmm.models.{model}.default_training`). ``device`` and
+        ``verbose`` left out take ``scmm.settings``' values.
     validation
-        Bool mask over all cells (within ``train``) of validation cells; overrides
-        ``validation_fraction``.
-    patience
-        Early stopping patience in epochs (None: off); the best epoch's weights are kept.
-    device
-        ``"auto"``, ``"cpu"`` or ``"cuda"``; None: ``scmm.settings.device``.
-    precision
-        Lightning precision; None: ``"bf16-mixed"`` on CUDA, ``"32-true"`` on CPU.
-    devices
-        Lightning ``devices``.
-    strategy
-        Lightning ``strategy`` (e.g. ``"ddp"``; see the scale-out page of the docs).
-    num_nodes
-        Lightning ``num_nodes`` (machines of a multi-node DDP run).
-    verbose
-        Progress bar; None: ``scmm.settings.verbose``.
-    log_dir
-        Folder for training logs (None: no logs).
-    logger
-        ``"csv"`` or ``"tensorboard"`` logs under ``log_dir``.
-    checkpoint_dir
-        Folder for lightning checkpoints (None: none): ``last.ckpt`` every epoch,
-        ``best.ckpt`` with validation.
-    resume
-        Continue from ``checkpoint_dir/last.ckpt`` if it exists (same data and ``rng``:
-        the result equals an uninterrupted run).
+        Bool mask over all cells (within ``train``) of validation cells, or a fraction of the
+        training cells; overrides ``training``'s ``validation_fraction``.
 """
+
 
 #: The fit-contract parameters (``train`` … ``rng``), as documented by every ``fit_*``.
 FIT_CONTRACT = """\
@@ -86,7 +40,7 @@ FIT_CONTRACT = """\
         Output key; default ``"scmm_<method>"``.
     write_predictions
         Write the predictions for every cell to ``mdata[target].layers[key_added]``: in
-        memory up to 2 GiB (``scmm._disk.MEMORY_BUDGET``), above it (``True``/``"auto"``)
+        memory up to 2 GiB (``scmm.settings.memory_budget``), above it (``True``/``"auto"``)
         to a ``.npy`` file in ``$SCMM_DISK_DIR`` (default ``./scmm_disk``) written a block
         of cells at a time, the layer then being a read-only memory map of it (path in
         ``.uns[key_added]['predictions_path']``; one logged line says so; e.g. 105,942 cells

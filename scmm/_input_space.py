@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 from anndata import AnnData
 
+from ._normalisation_check import check_space, normalize_call
 from ._utils import row_blocks
 from ._validate import match_features
 from .pp import normalize_adata
@@ -41,7 +42,7 @@ def summarize(X, *, features: bool = True) -> tuple[dict[str, Any], dict[str, np
     Parameters
     ----------
     X
-        Dense, sparse or backed matrix (or a :class:`~scmm.pp._svd.RowSubset`).
+        Dense, sparse or backed matrix (or a :class:`~scmm._utils.RowSubset`).
     features
         Also compute each feature's mean and standard deviation.
 
@@ -103,22 +104,6 @@ def normalize_record(adata: AnnData, layer: str | None) -> dict[str, Any] | None
     for key, value in record.items():  # read back from h5: numpy scalars and strings
         out[str(key)] = value.item() if isinstance(value, np.generic) else value
     return out
-
-
-def normalize_call(mod: str, record: dict[str, Any] | None) -> str:
-    """Write the ``scmm.pp.normalize`` call of ``record`` as code (a phrase when unknown)."""
-    if record is None:
-        return (
-            "the way the training data was (the model does not know how: its values were not "
-            "made by `scmm.pp.normalize` on `.X`)"
-        )
-    layer = record.get("layer", "counts")
-    args = f"method={record['method']!r}"
-    if layer != "counts":
-        args += f", layer={None if layer == 'X' else layer!r}"
-    if record.get("keep_counts") is False:
-        args += ", keep_counts=False"
-    return f"`scmm.pp.normalize(mdata, {mod!r}, {args})`"
 
 
 def is_counts(stats: dict[str, Any]) -> bool:
@@ -285,8 +270,6 @@ def check_source(
     the values the data holds. ``query`` (all the query's features, before alignment) and
     ``has_counts`` go to :func:`scmm._normalisation_check.check_space` first.
     """
-    from ._normalisation_check import check_space
-
     stats, arrays = summarize(X)
     means = train_arrays.get("mean")
     if not found.all() and means is not None:

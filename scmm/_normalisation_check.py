@@ -24,8 +24,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ._input_space import normalize_call
-from .pp._normalize import _TARGET_SUM
+from .pp import TARGET_SUM
 
 #: Cells read for the per-cell sums (the first ones): medians over this many are stable.
 SAMPLE_CELLS = 2_048
@@ -43,7 +42,7 @@ EQUAL_SUMS = 0.005
 TARGET_SUM_FACTOR = 1.1
 #: Standardised: median |feature mean| below this and median |feature sd − 1| below this.
 STANDARD_TOLERANCE = 0.1
-_LN_MAX = float(np.log1p(_TARGET_SUM))  # the largest ln(CP10k + 1) value: one gene per cell
+_LN_MAX = float(np.log1p(TARGET_SUM))  # the largest ln(CP10k + 1) value: one gene per cell
 _INVERSES = {  # how the values would have been made → how to undo it
     "ln": ("ln(x + 1)", "e**v − 1", np.expm1),
     "log2": ("log2(x + 1)", "2**v − 1", lambda v: np.exp2(v) - 1),
@@ -97,11 +96,11 @@ def _log_cp10k_space(part) -> str | None:
         if total is not None:
             found[name] = total
     ln = found.get("ln")
-    if ln is not None and 1 / TARGET_SUM_FACTOR <= ln / _TARGET_SUM <= TARGET_SUM_FACTOR:
+    if ln is not None and 1 / TARGET_SUM_FACTOR <= ln / TARGET_SUM <= TARGET_SUM_FACTOR:
         return None
     if not found:
         return None
-    name, total = min(found.items(), key=lambda kv: abs(np.log(kv[1] / _TARGET_SUM)))
+    name, total = min(found.items(), key=lambda kv: abs(np.log(kv[1] / TARGET_SUM)))
     made, undo, _ = _INVERSES[name]
     total = f"{total:,.0f}" if total >= 10 else f"{total:.3g}"
     return f"{made} of counts scaled to {total} per cell ({undo} sums to {total} in every cell)"
@@ -117,6 +116,22 @@ def _standardised(mean: np.ndarray, sd: np.ndarray) -> tuple[float, float] | Non
     if centre < STANDARD_TOLERANCE and spread < STANDARD_TOLERANCE:
         return centre, spread
     return None
+
+
+def normalize_call(mod: str, record: dict[str, Any] | None) -> str:
+    """Write the ``scmm.pp.normalize`` call of ``record`` as code (a phrase when unknown)."""
+    if record is None:
+        return (
+            "the way the training data was (the model does not know how: its values were not "
+            "made by `scmm.pp.normalize` on `.X`)"
+        )
+    layer = record.get("layer", "counts")
+    args = f"method={record['method']!r}"
+    if layer != "counts":
+        args += f", layer={None if layer == 'X' else layer!r}"
+    if record.get("keep_counts") is False:
+        args += ", keep_counts=False"
+    return f"`scmm.pp.normalize(mdata, {mod!r}, {args})`"
 
 
 def check_space(
@@ -169,7 +184,7 @@ def check_space(
         return
     call = normalize_call(mod, record)
     made = (
-        f"ln(counts scaled to {_TARGET_SUM:,.0f} per cell + 1)"
+        f"ln(counts scaled to {TARGET_SUM:,.0f} per cell + 1)"
         if record["method"] == "log_cp10k"
         else f"`method={record['method']!r}` values"
     )

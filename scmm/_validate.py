@@ -37,7 +37,7 @@ def get_matrix(adata: AnnData, layer: str | None, arg: str = "layer", *, backed:
     """Return ``adata.X`` or ``adata.layers[layer]``, checked for NaN/inf, never copied.
 
     An on-disk (backed) sparse matrix is loaded into memory unless ``backed=True``, for callers
-    that read it a block of rows at a time (:func:`scmm.pp.fit_svd`, :func:`scmm.pp.project`).
+    that read it a block of rows at a time (``scmm._utils.fit_svd``, ``scmm._utils.project``).
     """
     if layer is None:
         X = adata.X

@@ -42,6 +42,13 @@ def real_data_dir() -> Path | None:
     return None
 
 
+def pytest_collection_modifyitems(items):
+    """Tests on the real data (the ``data_dir`` fixture) are ``slow``; ``make test`` runs them."""
+    for item in items:
+        if "data_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     path = real_data_dir()

@@ -14,7 +14,11 @@ from scmm.train import seeded
 
 from .conftest import make_paired
 
-FAST = {"max_epochs": 4, "batch_size": 32, "device": "cpu", "verbose": False, "n_components": 10}
+FAST = {
+    "max_epochs": 4,
+    "training": {"batch_size": 32, "device": "cpu", "verbose": False},
+    "n_components": 10,
+}
 
 
 # --- nn ---------------------------------------------------------------------------------------
@@ -141,7 +145,13 @@ def test_argument_errors():
 def test_real_bmmc_cite_short(data_dir):
     mdata, _ = load_task("bmmc_cite", data_dir=data_dir)
     model = scmm.tl.fit_autoencoder(
-        mdata, "rna", "prot", train="train", rng=0, max_epochs=5, device="cpu", verbose=False
+        mdata,
+        "rna",
+        "prot",
+        train="train",
+        rng=0,
+        max_epochs=5,
+        training={"device": "cpu", "verbose": False},
     )
     scores = mdata.uns["scmm_autoencoder"]["scores"]
     assert scores["pearson_per_cell"] > 0.5  # the mean profile alone gives about 0.7

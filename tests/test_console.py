@@ -20,10 +20,12 @@ def test_verbose_training_shows_epochs_as_set_and_no_lightning_chatter(capfd, tm
         hidden=[8],
         n_components=4,
         max_epochs=2,
-        swa=True,  # with BatchNorm: lightning adds a pass to update its statistics
-        verbose=True,
-        log_dir=str(tmp_path),
-        checkpoint_dir=str(tmp_path / "ckpt"),
+        training={
+            "swa": True,  # with BatchNorm: lightning adds a pass to update its statistics
+            "verbose": True,
+            "log_dir": str(tmp_path),
+            "checkpoint_dir": str(tmp_path / "ckpt"),
+        },
         rng=0,
     )
     out, err = capfd.readouterr()
@@ -37,7 +39,15 @@ def test_verbose_training_shows_epochs_as_set_and_no_lightning_chatter(capfd, tm
 
 def test_quiet_training_prints_nothing(capfd):
     m = make_paired()
-    scmm.tl.fit_mlp(m, "rna", "prot", hidden=[8], n_components=4, max_epochs=1, verbose=False)
+    scmm.tl.fit_mlp(
+        m,
+        "rna",
+        "prot",
+        hidden=[8],
+        n_components=4,
+        max_epochs=1,
+        training={"verbose": False},
+    )
     out, err = capfd.readouterr()
     assert out == "" and err == ""
 

@@ -262,17 +262,16 @@ def fit(mdata, source="atac", **kwargs):
     options = dict(
         train="train",
         max_epochs=3,
-        batch_size=32,
         channels=3,
         hidden=8,
         context_hidden=16,
         gene_embedding=4,
         n_components=5,
         rng=0,
-        verbose=False,
     )
+    training = {"batch_size": 32, "verbose": False, **kwargs.pop("training", {})}
     options.update(kwargs)
-    return scmm.tl.fit_deepsets(mdata, source, "rna", **options)
+    return scmm.tl.fit_deepsets(mdata, source, "rna", training=training, **options)
 
 
 def test_fit_writes_and_save_load(tmp_path):
@@ -298,7 +297,7 @@ def test_fit_writes_and_save_load(tmp_path):
 def test_learns_the_signal():
     """RNA depends on window peaks and a cell state: held-out genes are well predicted."""
     mdata = make_multiome(n_cells=200, seed=1)
-    fit(mdata, max_epochs=12, batch_size=64, lr=1e-2)
+    fit(mdata, max_epochs=12, training={"batch_size": 64, "lr": 1e-2})
     scores = mdata.uns["scmm_deepsets"]["scores"]
     assert scores["pearson_per_feature"] > 0.5
 
@@ -442,7 +441,7 @@ def test_prediction_is_one_array_in_training_batches(monkeypatch):
     import scmm.models._deepsets as mod
 
     mdata = make_multiome()
-    model = fit(mdata, batch_size=16, write_predictions=False)
+    model = fit(mdata, training={"batch_size": 16}, write_predictions=False)
     calls = []
     predict_net = mod.predict_net
 

@@ -40,7 +40,7 @@ def test_counts_over_budget_on_disk(fmt, how, disk_dir, monkeypatch, caplog):
     scmm.pp.normalize(in_memory, "rna", method=method, keep_counts="memory")
     mdata = md.MuData({"rna": ad.AnnData(wrap(X.copy()))})
     if how == "budget":
-        monkeypatch.setattr("scmm._disk.MEMORY_BUDGET", X.size // 4)  # under the counts' size
+        monkeypatch.setattr(scmm.settings, "memory_budget", X.size // 4)  # under the counts' size
         keep = True
     else:
         keep = "disk"

@@ -22,7 +22,9 @@ from scmm.models._ensemble import (
 
 from .conftest import make_paired
 
-TINY_MLP = {"mlp": {"hidden": [8], "n_components": 5, "max_epochs": 2, "verbose": False}}
+TINY_MLP = {
+    "mlp": {"hidden": [8], "n_components": 5, "max_epochs": 2, "training": {"verbose": False}}
+}
 
 
 def _linear(n_cells: int, *, noise: float, seed: int = 0, n_genes: int = 50, n_prot: int = 4):
@@ -366,7 +368,7 @@ def test_deepsets_joins_where_the_data_has_windows(tmp_path):
     from .test_deepsets import make_multiome
 
     mdata = make_multiome(n_cells=90, n_genes=6, n_peaks=30)
-    tiny = {"max_epochs": 2, "verbose": False, "logger": None}
+    tiny = {"max_epochs": 2, "training": {"verbose": False, "logger": None}}
     options = {
         "mlp": {"hidden": (16,), "n_components": 4, **tiny},
         "deepsets": {"n_components": 4, "hidden": 8, "context_hidden": 16, **tiny},

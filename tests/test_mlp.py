@@ -17,7 +17,7 @@ from scmm.train._data import to_torch_batch
 
 from .conftest import make_paired, make_wide_target, spy_toarray
 
-FAST = {"max_epochs": 4, "batch_size": 32, "device": "cpu", "verbose": False}
+FAST = {"max_epochs": 4, "training": {"batch_size": 32, "device": "cpu", "verbose": False}}
 
 
 # --- nn.MLP -------------------------------------------------------------------------------------
@@ -96,10 +96,7 @@ def test_fit_mlp_beats_mean_on_learnable_problem():
         train="train",
         rng=0,
         max_epochs=30,
-        batch_size=64,
-        lr=1e-2,
-        device="cpu",
-        verbose=False,
+        training={"batch_size": 64, "lr": 1e-2, "device": "cpu", "verbose": False},
     )
     test = ~mdata.obs["train"].to_numpy()
     y = mdata["prot"].X[test]
@@ -150,14 +147,56 @@ def test_mlp_save_load_roundtrip(tmp_path):
     assert loaded.history["train_loss"] == model.history["train_loss"]
 
 
-def test_fit_mlp_defaults_match_training_config():
-    sig = inspect.signature(scmm.tl.fit_mlp).parameters
-    defaults = TrainingConfig()
-    for name in TrainingConfig.__dataclass_fields__:
-        if name in ("device", "verbose"):  # None there means scmm.settings
-            assert sig[name].default is None
-            continue
-        assert sig[name].default == getattr(defaults, name), name
+NEURAL_FITS = [
+    ("fit_mlp", "MLPModel"),
+    ("fit_autoencoder", "AutoencoderModel"),
+    ("fit_pathway_mlp", "PathwayMLPModel"),
+    ("fit_deepsets", "DeepSetsModel"),
+]
+
+
+@pytest.mark.parametrize(("fit", "cls"), NEURAL_FITS)
+def test_fit_and_model_class_defaults_agree(fit, cls):
+    """Training options travel as one object; a fit's defaults are its model class's."""
+    fit_params = inspect.signature(getattr(scmm.tl, fit)).parameters
+    model_params = inspect.signature(getattr(scmm.models, cls)).parameters
+    copied = set(fit_params) & set(TrainingConfig.__dataclass_fields__)
+    assert copied == {"max_epochs"}, copied
+    assert fit_params["max_epochs"].default is None  # the model's default
+    for name in set(fit_params) & set(model_params) - {"training"}:
+        assert fit_params[name].default == model_params[name].default, name
+
+
+def test_model_training_defaults():
+    assert scmm.models.MLPModel.default_training() == TrainingConfig()
+    deepsets = scmm.models.DeepSetsModel.default_training()
+    assert (deepsets.max_epochs, deepsets.batch_size, deepsets.swa, deepsets.loss) == (
+        30,
+        256,
+        False,
+        "mse",
+    )
+    model = scmm.models.DeepSetsModel(training={"lr": 1e-2})
+    assert model.config == deepsets.replace(lr=1e-2)
+    # a TrainingConfig is taken as it is, the model's defaults aside
+    assert scmm.models.DeepSetsModel(training=TrainingConfig()).config == TrainingConfig()
+
+
+def test_training_argument():
+    mdata = make_paired(n_cells=80)
+    kw = {"n_components": 5, "hidden": [8], "rng": 0}
+    model = scmm.tl.fit_mlp(mdata, "rna", "prot", max_epochs=2, training={"lr": 1e-2}, **kw)
+    assert model.config.lr == 1e-2 and model.config.max_epochs == 2
+    assert model.config.verbose == scmm.settings.verbose  # left out: the settings' value
+    config = TrainingConfig(max_epochs=3, batch_size=16, verbose=False)
+    model = scmm.tl.fit_mlp(mdata, "rna", "prot", training=config, **kw)
+    assert model.config == config
+    model = scmm.tl.fit_mlp(mdata, "rna", "prot", max_epochs=1, training=config, **kw)
+    assert model.config == config.replace(max_epochs=1)
+    with pytest.raises(ValueError, match=r"unknown options \['learning_rate'\]"):
+        scmm.tl.fit_mlp(mdata, "rna", "prot", training={"learning_rate": 1e-2}, **kw)
+    with pytest.raises(TypeError, match="TrainingConfig"):
+        scmm.tl.fit_mlp(mdata, "rna", "prot", training=[("lr", 1e-2)], **kw)
 
 
 def test_tl_lr_range_test():

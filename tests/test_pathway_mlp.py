@@ -14,7 +14,11 @@ from scmm.nn import PathwayMLP, SparseLinear
 
 from .conftest import make_paired
 
-FAST = {"max_epochs": 4, "batch_size": 32, "device": "cpu", "verbose": False, "n_components": 10}
+FAST = {
+    "max_epochs": 4,
+    "training": {"batch_size": 32, "device": "cpu", "verbose": False},
+    "n_components": 10,
+}
 # genes g0..g39 of make_paired; proteins p0..p5 mapped to genes explicitly
 SETS = {"S1": ["g1", "g2", "g3"], "S2": ["g4", "g5"], "S3": ["g6", "g7", "g8", "g9"]}
 TARGET_GENES = {"p0": "g1", "p1": "g4", "p2": "g6", "p3": "g2", "p4": "g30", "p5": None}
@@ -138,8 +142,7 @@ def test_real_bmmc_cite_short(data_dir):
         train="train",
         rng=0,
         max_epochs=5,
-        device="cpu",
-        verbose=False,
+        training={"device": "cpu", "verbose": False},
     )
     assert 0.3 < mdata.uns["pathway"]["coverage"] < 1
     assert len(model.connected_genes()) > 50

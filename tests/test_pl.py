@@ -109,10 +109,7 @@ def test_training_curves_of_real_fit_and_baseline_error():
         n_components=8,
         hidden=[16],
         max_epochs=2,
-        validation_fraction=0.25,
-        batch_size=32,
-        device="cpu",
-        verbose=False,
+        training={"validation_fraction": 0.25, "batch_size": 32, "device": "cpu", "verbose": False},
         train="train",
         rng=0,
     )

@@ -9,7 +9,7 @@ import pytest
 
 import scmm
 from scmm import metrics
-from scmm.tl._scores import held_out_scores, shared_target_scores
+from scmm.metrics import held_out_scores, shared_target_scores
 
 from .conftest import make_paired
 

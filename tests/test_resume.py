@@ -125,16 +125,14 @@ def test_fit_mlp_passes_checkpoint_dir_and_resume(tmp_path):
         "n_components": 6,
         "hidden": [16],
         "max_epochs": 3,
-        "batch_size": 32,
-        "device": "cpu",
-        "verbose": False,
-        "checkpoint_dir": str(tmp_path),
         "rng": 0,
     }
-    model = scmm.tl.fit_mlp(mdata, "rna", "prot", **kw)
+    training = {"batch_size": 32, "device": "cpu", "verbose": False}
+    training["checkpoint_dir"] = str(tmp_path)
+    model = scmm.tl.fit_mlp(mdata, "rna", "prot", training=training, **kw)
     assert (tmp_path / "last.ckpt").is_file()
     first = mdata["prot"].layers["scmm_mlp"].copy()
-    resumed = scmm.tl.fit_mlp(mdata, "rna", "prot", resume=True, **kw)
+    resumed = scmm.tl.fit_mlp(mdata, "rna", "prot", training={**training, "resume": True}, **kw)
     assert resumed.history["resumed_from"] == str(tmp_path / "last.ckpt")
     assert model.history["resumed_from"] is None
     np.testing.assert_array_equal(mdata["prot"].layers["scmm_mlp"], first)

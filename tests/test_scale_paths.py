@@ -196,13 +196,21 @@ def test_fit_trains_on_row_views_not_copies(monkeypatch):
 
     monkeypatch.setattr(MLPModel, "fit", spy)
     kw = {"n_components": 8, "max_raw_features": 20, "max_epochs": 2, "rng": 0}
-    scmm.tl.fit_mlp(mdata, "rna", "prot", train="train", verbose=False, logger=None, **kw)
+    scmm.tl.fit_mlp(
+        mdata, "rna", "prot", train="train", training={"verbose": False, "logger": None}, **kw
+    )
     assert seen == [RowSubset]
     monkeypatch.undo()
     # the same fit on copies of the training rows (what the contract did before) is identical
     monkeypatch.setattr("scmm.tl._contract.rows_of", lambda X, rows, model: X[rows])
     copy = scmm.tl.fit_mlp(
-        mdata, "rna", "prot", train="train", key_added="copy", verbose=False, logger=None, **kw
+        mdata,
+        "rna",
+        "prot",
+        train="train",
+        key_added="copy",
+        training={"verbose": False, "logger": None},
+        **kw,
     )
     assert copy.encoder.raw_columns is not None
     np.testing.assert_array_equal(mdata["prot"].layers["scmm_mlp"], mdata["prot"].layers["copy"])
@@ -227,7 +235,7 @@ def test_fit_mlp_raw_inputs_on_backed_train_subset(backed_pair, monkeypatch):
     _no_loading(monkeypatch, backed)
     kw = {"n_components": 8, "max_raw_features": 40, "max_epochs": 2, "train": "train"}
     for m in (mem, disk):
-        scmm.tl.fit_mlp(m, "rna", "prot", verbose=False, logger=None, rng=0, **kw)
+        scmm.tl.fit_mlp(m, "rna", "prot", training={"verbose": False, "logger": None}, rng=0, **kw)
     np.testing.assert_allclose(
         disk["prot"].layers["scmm_mlp"], mem["prot"].layers["scmm_mlp"], rtol=1e-3, atol=1e-3
     )
@@ -276,7 +284,7 @@ def test_predictions_on_disk_equal_in_memory(fit, tmp_path, monkeypatch, caplog)
     if fit == "ridge":
         run = lambda **k: scmm.tl.fit_baseline(mdata, "rna", "prot", method="ridge", **kw, **k)  # noqa: E731
     else:
-        kw.update(max_epochs=2, verbose=False, logger=None)
+        kw.update(max_epochs=2, training={"verbose": False, "logger": None})
         run = lambda **k: scmm.tl.fit_mlp(mdata, "rna", "prot", **kw, **k)  # noqa: E731
     run(key_added="mem", write_predictions="memory")
     with caplog.at_level("WARNING", logger="scmm"):
@@ -310,7 +318,7 @@ def test_write_predictions_auto_uses_the_memory_budget(tmp_path, monkeypatch, ca
         scmm.tl.fit_baseline(mdata, "rna", "prot", key_added="small", **kw)  # default True
     assert not caplog.records and "predictions_path" not in mdata.uns["small"]
     assert list(tmp_path.iterdir()) == []
-    monkeypatch.setattr("scmm._disk.MEMORY_BUDGET", 120 * 6 * 4 - 1)
+    monkeypatch.setattr(scmm.settings, "memory_budget", 120 * 6 * 4 - 1)
     with caplog.at_level("WARNING", logger="scmm"):
         scmm.tl.fit_baseline(mdata, "rna", "prot", key_added="big", write_predictions="auto", **kw)
     assert len(caplog.records) == 1 and "in-memory budget" in caplog.records[0].getMessage()
@@ -330,7 +338,7 @@ def test_failed_fit_leaves_no_prediction_file(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("scoring failed")
 
-    monkeypatch.setattr("scmm.tl._scores.metrics.rmse", broken)
+    monkeypatch.setattr(scmm.metrics, "held_out_scores", broken)
     with pytest.raises(RuntimeError, match="scoring failed"):
         scmm.tl.fit_baseline(
             mdata, "rna", "prot", method="ridge", n_components=8, train="train",
@@ -352,7 +360,7 @@ def test_predict_over_the_budget_writes_to_disk(into, tmp_path, monkeypatch, cap
     query = mdata if into == "layer" else md.MuData({"rna": mdata["rna"].copy()})
     scmm.tl.predict(model, query, key_added="mem")
     assert list(tmp_path.iterdir()) == [] and "predictions_path" not in query.uns["mem"]
-    monkeypatch.setattr("scmm._disk.MEMORY_BUDGET", 150 * 6 * 4 - 1)
+    monkeypatch.setattr(scmm.settings, "memory_budget", 150 * 6 * 4 - 1)
     with caplog.at_level("WARNING", logger="scmm"):
         scmm.tl.predict(model, query, key_added="disk")
     if into == "layer":  # target cells in another order than the source's

@@ -93,7 +93,12 @@ def test_result_and_trials_table():
     assert sorted(result.best_params) == sorted(PARAM_COLUMNS)
     assert set(result.best_params["hidden"]) <= {8, 16}
     assert 1 <= len(result.best_params["hidden"]) <= 2
-    fixed = {"input": "svd+raw", "n_components": 5, "max_epochs": 1, "batch_size": 64}
+    fixed = {
+        "input": "svd+raw",
+        "n_components": 5,
+        "max_epochs": 1,
+        "training": {"batch_size": 64},
+    }
     assert result.fixed == fixed
     # the uns entry mirrors the result
     uns = mdata.uns["scmm_tune_mlp"]
@@ -180,6 +185,8 @@ def test_bad_arguments():
         _tune(mdata, fit_kwargs={"lr": 1e-3})
     with pytest.raises(ValueError, match="sets itself"):
         _tune(mdata, fit_kwargs={"rng": 1})
+    with pytest.raises(ValueError, match="searches or sets"):
+        _tune(mdata, fit_kwargs={"training": {"batch_size": 8}})
     with pytest.raises(ValueError, match="not an argument"):
         _tune(mdata, fit_kwargs={"lerning_rate": 1e-3})
     with pytest.raises(ValueError, match="timeout"):
@@ -195,14 +202,14 @@ def test_fixed_values_and_fit_kwargs():
         mdata,
         n_trials=2,
         search_space={"n_layers": 1, "width": [8], "skip": "all", "loss": "mse", "lr": 1e-3},
-        fit_kwargs={"swa": False},
+        fit_kwargs={"training": {"swa": False}},
     )
     assert (result.trials["hidden"] == "8").all()
     assert (result.trials["skip"] == "all").all()
     assert (result.trials["loss"] == "mse").all()
     assert result.best_params["lr"] == 1e-3
-    assert result.fixed["swa"] is False
-    assert mdata.uns["scmm_tune_mlp"]["params"]["fixed"]["swa"] is False
+    assert result.fixed["training"] == {"batch_size": 64, "swa": False}
+    assert mdata.uns["scmm_tune_mlp"]["params"]["fixed"]["training"]["swa"] is False
 
 
 def test_mdata_unchanged_except_uns_and_writable(tmp_path):
@@ -238,14 +245,13 @@ def test_failed_trials_leave_mdata_untouched(monkeypatch):
 def test_best_params_refit_with_fit_mlp():
     mdata = _paired()
     result = _tune(mdata, n_trials=2)
-    model = scmm.tl.fit_mlp(
-        mdata, "rna", "prot", **result.best_params, n_components=5, max_epochs=1, verbose=False
-    )
+    kwargs = result.fit_kwargs
+    assert kwargs["training"]["lr"] == result.best_params["lr"]
+    kwargs["training"]["verbose"] = False
+    model = scmm.tl.fit_mlp(mdata, "rna", "prot", **kwargs, train="train")
     assert model.params["hidden"] == result.best_params["hidden"]
     assert model.params["training"]["loss"] == result.best_params["loss"]
-    scmm.tl.fit_mlp(
-        mdata, "rna", "prot", **result.fixed, **result.best_params, train="train", verbose=False
-    )
+    assert model.params["training"]["batch_size"] == result.fixed["training"]["batch_size"]
     assert mdata["prot"].layers["scmm_mlp"].shape == mdata["prot"].shape
 
 

@@ -149,12 +149,12 @@ def _aligned(
 ) -> tuple[pd.DataFrame, np.ndarray, dict]:
     """Return ``pred`` on the shared features and the measured values of its cells, aligned.
 
-    Features are paired by harmonised protein name (:func:`scmm.tl._scores.match_targets`);
+    Features are paired by harmonised protein name (:func:`scmm.metrics.match_targets`);
     the others (extra measured columns, isotype controls) are left out and reported.
     """
     import numpy as np
 
-    from ..tl._scores import match_targets
+    from ..metrics import match_targets
 
     rows = measured.obs_names.get_indexer(pred.index)
     match = match_targets(pred.columns, measured.var_names)
@@ -224,7 +224,7 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
     import numpy as np
 
     from .. import metrics
-    from ..tl._scores import held_out_scores
+    from ..metrics import held_out_scores
 
     mdata = read_file(args.data, "h5mu")
     _check_target(mdata, args.target, args.key)

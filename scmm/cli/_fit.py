@@ -140,6 +140,9 @@ def _check_params(function, params: dict, method: str) -> None:
             raise UsageError(msg)
         default = allowed[key].default
         expected = type(default) if isinstance(default, bool | int | float | str) else None
+        kinds = str(allowed[key].annotation).split(" | ")  # e.g. `max_epochs: int | None = None`
+        if default is None and len(kinds) == 2 and kinds[1] == "None":
+            expected = {"int": int, "float": float, "str": str}.get(kinds[0])
         ok = (
             expected is None
             or value is None
@@ -206,7 +209,7 @@ def _target_means(mdata, args, train: str | None) -> dict[str, float]:
 
     (The reference of the held-out scores; ``scmm predict`` passes it on with the predictions.)
     """
-    from ..tl._scores import column_means
+    from ..metrics import column_means
 
     tgt = mdata[args.target]
     Y = tgt.X

@@ -208,7 +208,7 @@ METHODS: dict[str, Method] = {
     "mlp": Method(
         _fit_with(
             "fit_mlp",
-            batch_size=lambda t: 256 if _is_atac(t) else 64,
+            training=lambda t: {"batch_size": 256 if _is_atac(t) else 64},
             max_epochs=lambda t: 20 if _is_atac(t) else 40,
         )
     ),

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..pp._protein_names import harmonize_protein_names
+from .._utils import harmonize_protein_names
 from ._fetch import fetch
 from ._layout import _categorical, _mudata, _set_counts
 

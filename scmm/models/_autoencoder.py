@@ -59,7 +59,8 @@ class AutoencoderModel(MLPModel):
     target_svd
         None, or k: predict k SVD coefficients of the targets (see :class:`MLPModel`).
     training
-        Options of :class:`scmm.train.TrainingConfig` (a dict; missing ones take its defaults).
+        A :class:`scmm.train.TrainingConfig` (used as it is), or a dict of some of its options
+        over :class:`~scmm.train.TrainingConfig`'s defaults.
     """
 
     kind = "autoencoder"
@@ -75,7 +76,7 @@ class AutoencoderModel(MLPModel):
         batchnorm: bool = True,
         n_components: int = 64,
         target_svd: int | None = None,
-        training: dict[str, Any] | None = None,
+        training: TrainingConfig | dict[str, Any] | None = None,
     ):
         hidden = [512, 256, 128] if hidden is None else [int(h) for h in hidden]
         if reconstruction_weight < 0:
@@ -105,7 +106,7 @@ class AutoencoderModel(MLPModel):
             "batchnorm": bool(batchnorm),
             "n_components": int(n_components),
             "target_svd": None if target_svd is None else int(target_svd),
-            "training": TrainingConfig(**(training or {})).to_dict(),
+            "training": self.params["training"],
         }
 
     def _build_net(self, n_in: list[int], n_out: int) -> AutoencoderMLP:

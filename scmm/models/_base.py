@@ -22,12 +22,13 @@ from mudata import MuData
 from .. import _input_space
 from .._validate import align_features, check_modality, fill_missing, get_matrix
 from . import _persist
+from ._binding import Binding
 from ._registry import _MODEL_CLASSES, prefixed
 
 __all__ = ["BaseModel", "prefixed"]
 
 
-class BaseModel:
+class BaseModel(Binding):
     """Base of every scmm model.
 
     Subclasses set ``kind``, implement :meth:`_fit`, :meth:`predict_array`,

@@ -9,13 +9,14 @@ for new cells (peaks aligned by name) and rebuilds its network on load.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from .._utils import row_blocks
 from ..nn import DeepSetsNet, pair_features
+from ..train import TrainingConfig
 from ..train import predict as predict_net
 from ._base import prefixed
 from ._gene_activity import windows_arrays
@@ -63,10 +64,19 @@ class DeepSetsModel(NeuralModel):
     input, target_svd, max_raw_features
         Fixed: ``"svd+raw"``, ``None`` and ``None`` (accepted so saved parameters reload).
     training
-        Options of :class:`scmm.train.TrainingConfig`.
+        A :class:`scmm.train.TrainingConfig` (used as it is), or a dict of some of its options
+        over the model's defaults: those of :class:`~scmm.train.TrainingConfig` except
+        ``max_epochs=30``, ``batch_size=256``, ``swa=False`` and ``loss="mse"``
+        (``training_defaults``).
     """
 
     kind = "deepsets"
+    training_defaults: ClassVar[dict[str, Any]] = {
+        "max_epochs": 30,
+        "batch_size": 256,
+        "swa": False,
+        "loss": "mse",
+    }
 
     def __init__(
         self,
@@ -84,7 +94,7 @@ class DeepSetsModel(NeuralModel):
         input: str = "svd+raw",
         target_svd: int | None = None,
         max_raw_features: int | None = None,
-        training: dict[str, Any] | None = None,
+        training: TrainingConfig | dict[str, Any] | None = None,
     ):
         if input != "svd+raw" or target_svd is not None or max_raw_features is not None:
             msg = (

@@ -57,8 +57,9 @@ class EnsembleModel(BaseModel):
     n_folds
         Folds of the cross-fitting.
     n_seeds
-        Final fits of each neural member with different seeds, their predictions averaged.
-        The cross-fitting fits each member once per fold whatever ``n_seeds``; with
+        Final fits of each neural member with different seeds, their predictions averaged
+        (3, as :func:`scmm.tl.fit_ensemble`'s). The cross-fitting fits each member once per
+        fold whatever ``n_seeds``; with
         ``n_seeds > 1`` a neural member is fitted once more on the first fold with another
         seed, which measures its seed-to-seed variance ``σ²`` per target on cells neither fit
         saw, and the weights are fitted for the average of ``n_seeds`` fits: ``n·(1 −
@@ -75,7 +76,7 @@ class EnsembleModel(BaseModel):
         self,
         members: list[dict[str, Any]] | None = None,
         n_folds: int = 5,
-        n_seeds: int = 1,
+        n_seeds: int = 3,
         interval: float = 0.9,
     ):
         members = [dict(m) for m in members or []]

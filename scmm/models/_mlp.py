@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..nn import MLP, MLP_PRESETS
+from ..train import TrainingConfig
 from ._neural import NeuralModel
 
 #: Preset used for each kind of input when ``preset=None``.
@@ -30,14 +31,19 @@ class MLPModel(NeuralModel):
         BatchNorm in each block.
     input
         ``"svd"`` (TruncatedSVD of the source, each component scaled to unit variance),
-        ``"raw"`` (the source features, kept sparse) or ``"svd+raw"`` (both, two inputs).
+        ``"raw"`` (the source features, kept sparse) or ``"svd+raw"`` (both, two inputs; the
+        default, as :func:`scmm.tl.fit_mlp`'s).
     n_components
         Number of SVD components of the source.
     target_svd
         None, or k: the network predicts k SVD coefficients of the targets, mapped back through
         the fixed components (and mean) before the loss.
+    max_raw_features
+        With raw inputs, keep this many source features (highest variance on the training
+        cells; ``None``: all).
     training
-        Options of :class:`scmm.train.TrainingConfig` (a dict; missing ones take its defaults).
+        A :class:`scmm.train.TrainingConfig` (used as it is), or a dict of some of its options
+        over :class:`~scmm.train.TrainingConfig`'s defaults (the MLP changes none of them).
     """
 
     kind = "mlp"
@@ -52,13 +58,13 @@ class MLPModel(NeuralModel):
         preset: str | None = None,
         hidden: list[int] | None = None,
         skip: str | int | None = None,
-        dropout: float = 0.0,
+        dropout: float = 0.2,
         batchnorm: bool = True,
-        input: str = "svd",
+        input: str = "svd+raw",
         n_components: int = 64,
         target_svd: int | None = None,
         max_raw_features: int | None = 300,
-        training: dict[str, Any] | None = None,
+        training: TrainingConfig | dict[str, Any] | None = None,
     ):
         if input not in DEFAULT_PRESET:
             msg = f"`input={input!r}` is not one of {tuple(DEFAULT_PRESET)}."

@@ -11,7 +11,7 @@ saving the network weights as arrays (``net.<name>``) next to the preprocessing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -40,12 +40,16 @@ class NeuralModel(BaseModel):
     max_raw_features
         Most raw source features fed to the network (highest variance on the training cells).
     training
-        Options of :class:`scmm.train.TrainingConfig` (missing ones take its defaults).
+        A :class:`scmm.train.TrainingConfig` (used as it is), or a dict of some of its options
+        over the model's defaults (``default_training()``).
     **params
         JSON-able network hyper-parameters of the subclass.
     """
 
     kind = "neural"
+    #: The training options in which this model differs from :class:`~scmm.train.TrainingConfig`
+    #: (see ``default_training()``).
+    training_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -54,17 +58,16 @@ class NeuralModel(BaseModel):
         n_components: int = 64,
         target_svd: int | None = None,
         max_raw_features: int | None = 1000,
-        training: dict[str, Any] | None = None,
+        training: TrainingConfig | dict[str, Any] | None = None,
         **params: Any,
     ):
-        config = TrainingConfig(**(training or {}))  # validates the options
         super().__init__(
             **params,
             input=input,
             n_components=int(n_components),
             target_svd=None if target_svd is None else int(target_svd),
             max_raw_features=max_raw_features,
-            training=config.to_dict(),
+            training=self.training_options(training),
         )
         self.encoder = InputEncoder(
             input, n_components, scale=True, max_raw_features=max_raw_features
@@ -72,6 +75,25 @@ class NeuralModel(BaseModel):
         self.target_encoder = TargetEncoder(self.params["target_svd"])
         self.net: nn.Module | None = None
         self._n_in: list[int] | None = None
+
+    @classmethod
+    def default_training(cls) -> TrainingConfig:
+        """Return the training options of this model unless told otherwise.
+
+        Those of :class:`~scmm.train.TrainingConfig`, changed by ``training_defaults``.
+        """
+        return TrainingConfig(**cls.training_defaults)
+
+    @classmethod
+    def training_options(cls, training: TrainingConfig | dict[str, Any] | None) -> dict[str, Any]:
+        """All training options (validated) as a dict: ``training`` over the model's defaults.
+
+        A :class:`~scmm.train.TrainingConfig` is taken as it is; a dict changes some options
+        of ``default_training()``.
+        """
+        if isinstance(training, TrainingConfig):
+            return training.to_dict()
+        return cls.default_training().replace(**(training or {})).to_dict()
 
     @property
     def config(self) -> TrainingConfig:

@@ -60,7 +60,8 @@ class PathwayMLPModel(MLPModel):
     n_components
         Number of SVD components of the source.
     training
-        Options of :class:`scmm.train.TrainingConfig` (a dict; missing ones take its defaults).
+        A :class:`scmm.train.TrainingConfig` (used as it is), or a dict of some of its options
+        over :class:`~scmm.train.TrainingConfig`'s defaults.
     """
 
     kind = "pathway_mlp"
@@ -73,7 +74,7 @@ class PathwayMLPModel(MLPModel):
         batchnorm: bool = True,
         sparse_backend: str = "coo",
         n_components: int = 64,
-        training: dict[str, Any] | None = None,
+        training: TrainingConfig | dict[str, Any] | None = None,
     ):
         if sparse_backend not in SPARSE_BACKENDS:
             msg = f"`sparse_backend={sparse_backend!r}` is not one of {SPARSE_BACKENDS}."
@@ -92,7 +93,7 @@ class PathwayMLPModel(MLPModel):
             "batchnorm": bool(batchnorm),
             "sparse_backend": sparse_backend,
             "n_components": int(n_components),
-            "training": TrainingConfig(**(training or {})).to_dict(),
+            "training": self.params["training"],
         }
         self.connectivity: sp.csr_matrix | None = None
         self.genes: np.ndarray | None = None  # kept rows of the connectivity

@@ -118,7 +118,7 @@ class InputEncoder:
 def select_columns(X, columns: np.ndarray | None):
     """``X[:, columns]`` (all columns if ``None``) as float32 CSR; a backed ``X`` by row blocks.
 
-    All columns of a :class:`~scmm.pp._svd.RowSubset` of an in-memory sparse matrix are
+    All columns of a :class:`~scmm._utils.RowSubset` of an in-memory sparse matrix are
     returned as that view (batches read their rows from it): the training rows of a wide
     source are not copied.
     """
@@ -141,7 +141,7 @@ def column_moments(X) -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance (float64) of each column of ``X``, a block of rows at a time.
 
     From the sums of the values and of their squares, so a sparse, backed or
-    :class:`~scmm.pp._svd.RowSubset` ``X`` is never densified or copied in full.
+    :class:`~scmm._utils.RowSubset` ``X`` is never densified or copied in full.
     """
     total, squares = np.zeros(X.shape[1]), np.zeros(X.shape[1])
     for _, part in row_blocks(X, dtype=np.float32, sparse=True):

@@ -1,11 +1,12 @@
 """Preprocessing: normalisation, SVD, splits, gene–peak windows, pathways, protein names."""
 
+from .._utils import harmonize_protein_names
 from ._gene_activity import gene_activity
+from ._normalize import TARGET_SUM as TARGET_SUM  # for scmm._normalisation_check (not API)
 from ._normalize import normalize
 from ._normalize import normalize_adata as normalize_adata  # for scmm._input_space (not API)
 from ._pathways import pathway_connectivity
 from ._protein_genes import protein_to_gene
-from ._protein_names import harmonize_protein_names
 from ._split import split_cells
 from ._svd import svd
 from ._windows import gene_peak_windows

@@ -17,7 +17,7 @@ from .._validate import check_cells_have_counts, check_modality, check_nonnegati
 NormalizeMethod = Literal["log_cp10k", "clr", "tfidf"]
 KeepCounts = bool | Literal["auto", "memory", "disk"]
 _METHODS = get_args(NormalizeMethod)
-_TARGET_SUM = 1e4  # counts per cell after scaling, for both "log_cp10k" and "tfidf"
+TARGET_SUM = 1e4  # counts per cell after scaling, for both "log_cp10k" and "tfidf"
 _BLOCK_ROWS = 8192  # rows of a CSR (columns of a CSC) per block of the in-place path ...
 _BLOCK_NNZ = 1 << 22  # ... and at most this many stored entries (4 Mi: ≈ 64 MiB of temporaries)
 
@@ -82,7 +82,7 @@ def _normalize_inplace(X, method: str, idf: np.ndarray | None = None) -> np.ndar
     vectors of length ``n_obs`` or ``n_vars``. Returns the IDF applied (``None``: log-CP10k).
     """
     rows, cols = _sums(X)
-    scale = (_TARGET_SUM / rows).astype(np.float32)  # no empty cells: checked by the caller
+    scale = (TARGET_SUM / rows).astype(np.float32)  # no empty cells: checked by the caller
     if method != "tfidf":
         idf = None
     elif idf is None:
@@ -160,7 +160,7 @@ def normalize(
         counts are read from ``.X``.
     keep_counts
         Keep the raw counts in ``.layers['counts']`` when that layer is created (from ``.X``):
-        ``True``/``"auto"`` keeps them in memory up to 2 GiB (``scmm._disk.MEMORY_BUDGET``)
+        ``True``/``"auto"`` keeps them in memory up to 2 GiB (``scmm.settings.memory_budget``)
         and writes larger ones to ``$SCMM_DISK_DIR`` (default ``./scmm_disk``; a CSR/CSC
         matrix is a folder of ``data``, ``indices`` and ``indptr`` ``.npy`` files), the layer
         then reading them from there as a copy-on-write memory map (one logged line says

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from mudata import MuData
 
 from .. import _keys
-from .._docs import FIT_CONTRACT, FIT_WRITES, TRAINING_OPTIONS, doc_params
+from .._docs import FIT_CONTRACT, FIT_WRITES, doc_params, training_doc
 from ..models import AutoencoderModel
+from ..train import TrainingConfig
 from ._contract import fit_model
-from ._mlp import training_from
+from ._training import training_options
 
 
-@doc_params(training_options=TRAINING_OPTIONS, fit_contract=FIT_CONTRACT, fit_writes=FIT_WRITES)
+@doc_params(
+    training_options=training_doc("AutoencoderModel"),
+    fit_contract=FIT_CONTRACT,
+    fit_writes=FIT_WRITES,
+)
 def fit_autoencoder(
     mdata: MuData,
     source: str,
@@ -26,36 +33,9 @@ def fit_autoencoder(
     batchnorm: bool = True,
     n_components: int = 64,
     target_svd: int | None = None,
-    lr: float = 3e-3,
-    weight_decay: float = 1e-2,
-    max_epochs: int = 40,
-    batch_size: int = 64,
-    one_cycle: bool = True,
-    schedule_epochs: int | None = None,
-    min_lr: float = 1e-6,
-    swa: bool = True,
-    swa_start: int | None = None,
-    swa_lr: float | None = None,
-    sparsity: str | None = None,
-    sparsity_weight: float = 1e-3,
-    sparsity_rho: float = 0.05,
-    l1: float = 0.0,
-    l2: float = 0.0,
-    loss: str = "mixed",
-    correlation_weight: float = 0.5,
-    validation_fraction: float = 0.0,
+    max_epochs: int | None = None,
+    training: TrainingConfig | dict[str, Any] | None = None,
     validation=None,
-    patience: int | None = None,
-    device: str | None = None,
-    precision: str | None = None,
-    devices=1,
-    strategy="auto",
-    num_nodes: int = 1,
-    verbose: bool | None = None,
-    log_dir: str | None = None,
-    logger: str | None = "csv",
-    checkpoint_dir: str | None = None,
-    resume: bool = False,
     train=None,
     layer: str | None = None,
     target_layer: str | None = None,
@@ -128,12 +108,12 @@ def fit_autoencoder(
     >>> mdata = md.MuData({"rna": rna, "prot": prot})
     >>> model = scmm.tl.fit_autoencoder(
     ...     mdata, "rna", "prot", hidden=[16], latent=4, n_components=5, max_epochs=2,
-    ...     verbose=False, rng=0,
+    ...     training={"verbose": False}, rng=0,
     ... )
     >>> mdata["prot"].layers["scmm_autoencoder"].shape
     (60, 4)
     """
-    training = training_from(locals())
+    training = training_options(training, max_epochs=max_epochs)
     model = AutoencoderModel(
         hidden=hidden,
         latent=latent,

@@ -12,7 +12,7 @@ svd_fit_on="train", rng=None, ...)``:
 - writes predictions for all cells to ``mdata[target].layers[key_added]`` (unless
   ``write_predictions=False``) and parameters (and, when there are held-out cells, their
   scores) to ``mdata.uns[key_added]``; predictions larger than
-  :data:`scmm._disk.MEMORY_BUDGET` are written to a ``.npy`` file on disk, a block of cells at a
+  ``scmm.settings.memory_budget`` are written to a ``.npy`` file on disk, a block of cells at a
   time, and the layer is a read-only memory map of it (the path in
   ``.uns[key_added]['predictions_path']``, and one logged line says so);
 - never copies the training (or held-out) rows of a sparse or backed source for models that
@@ -33,7 +33,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
-from .. import _disk, _input_space, _keys
+from .. import _disk, _keys, metrics
 from .._utils import is_backed
 from .._validate import (
     align_cells,
@@ -43,15 +43,9 @@ from .._validate import (
     resolve_train,
     warn_constant_rows,
 )
+from ..metrics import column_means, control_names, match_targets, warn_below_mean_profile
 from ..models import SVD_FIT_ON, BaseModel, EnsembleModel
 from ._prediction_store import predict_to_disk, rows_of
-from ._scores import (
-    column_means,
-    control_names,
-    held_out_scores,
-    match_targets,
-    warn_below_mean_profile,
-)
 
 logger = logging.getLogger("scmm")
 
@@ -128,21 +122,6 @@ def check_pair(
         raise ValueError(msg)
     order = align_cells(src, tgt, f"source={source!r}", f"target={target!r}")
     return src, tgt, order
-
-
-def keep_input_space(model: BaseModel, src: AnnData, space: dict, arrays: dict) -> None:
-    """Store the fit's input-space record (and the source's Ensembl ids) on ``model``.
-
-    A TF-IDF source (``.X`` from :func:`scmm.pp.normalize`) also stores its IDF, which
-    ``predict(..., normalize=True)`` applies to new cells.
-    """
-    record = space["source"].get("normalize") or {}
-    if record.get("method") == "tfidf" and "scmm_idf" in src.var.columns:
-        arrays = {**arrays, "idf": src.var["scmm_idf"].to_numpy(np.float32)}
-    model.input_space, model.input_arrays = space, arrays
-    model.source_feature_ids = (
-        [str(i) for i in src.var["gene_ids"]] if "gene_ids" in src.var.columns else None
-    )
 
 
 def fit_params(
@@ -222,11 +201,9 @@ def fit_model(
     X_svd = X if svd_fit_on == "all" and subset else None
     X_train = rows_of(X, train_idx, model) if subset else X
     Y_train = Y_all[train_idx] if subset else Y_all
-    space, arrays = _input_space.record_fit(
-        src, tgt, X_train, Y_train, mods=(source, target), layers=(layer, target_layer)
+    model.bind(
+        src, tgt, X_train, Y_train, source=source, target=target, layers=(layer, target_layer)
     )
-    model.source, model.target = source, target
-    model.layer, model.target_layer = layer, target_layer
     model.fit(
         X_train,
         Y_train,
@@ -236,7 +213,6 @@ def fit_model(
         validation=validation,
         rng=rng,
     )
-    keep_input_space(model, src, space, arrays)
     # the training rows are not needed past here, only their mean (the scores' mean profile);
     # a row subset is a copy (e.g. 1.2 GiB of RNA at the 2022 competition's Multiome size)
     train_mean = column_means(Y_train)
@@ -275,7 +251,7 @@ def fit_model(
                     else model.predict_array(rows_of(X, test_idx, model))
                 )
             constant = warn_constant_rows(Y_test, "held-out cells")
-            uns["scores"] = held_out_scores(
+            uns["scores"] = metrics.held_out_scores(
                 Y_test, pred_test, train_mean, tgt.var_names, controls=control_features
             )
             del pred_test
@@ -390,7 +366,7 @@ def predict(
     An :class:`~scmm.models.EnsembleModel` also writes its interval bounds next to the
     predictions, under ``key_added + '_lower'`` and ``key_added + '_upper'``.
 
-    Predictions larger than the 2 GiB memory budget (``scmm._disk.MEMORY_BUDGET``; e.g.
+    Predictions larger than the 2 GiB memory budget (``scmm.settings.memory_budget``; e.g.
     105,942 cells × 23,418 genes, 9.9 GB) are written to a ``.npy`` file in
     ``$SCMM_DISK_DIR`` (default ``./scmm_disk``) a block of cells at a time, and the layer
     (or the DataFrame) reads them from there as a read-only memory map; one logged line says

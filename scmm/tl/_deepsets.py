@@ -7,10 +7,11 @@ from typing import Any
 from mudata import MuData
 
 from .. import _keys
-from .._docs import FIT_CONTRACT, FIT_WRITES, TRAINING_OPTIONS, doc_params
+from .._docs import FIT_CONTRACT, FIT_WRITES, doc_params, training_doc
 from ..models import WINDOW_FIELDS, DeepSetsModel
+from ..train import TrainingConfig
 from ._contract import fit_model
-from ._mlp import training_from
+from ._training import training_options
 
 
 def get_windows(mdata: MuData, windows_key: str, source: str, target: str) -> dict[str, Any]:
@@ -46,7 +47,9 @@ def get_windows(mdata: MuData, windows_key: str, source: str, target: str) -> di
     return windows
 
 
-@doc_params(training_options=TRAINING_OPTIONS, fit_contract=FIT_CONTRACT, fit_writes=FIT_WRITES)
+@doc_params(
+    training_options=training_doc("DeepSetsModel"), fit_contract=FIT_CONTRACT, fit_writes=FIT_WRITES
+)
 def fit_deepsets(
     mdata: MuData,
     source: str = "atac",
@@ -62,36 +65,9 @@ def fit_deepsets(
     standardize: bool = True,
     max_memory_mb: float = 1024.0,
     n_components: int = 64,
-    lr: float = 3e-3,
-    weight_decay: float = 1e-2,
-    max_epochs: int = 30,
-    batch_size: int = 256,
-    one_cycle: bool = True,
-    schedule_epochs: int | None = None,
-    min_lr: float = 1e-6,
-    swa: bool = False,
-    swa_start: int | None = None,
-    swa_lr: float | None = None,
-    sparsity: str | None = None,
-    sparsity_weight: float = 1e-3,
-    sparsity_rho: float = 0.05,
-    l1: float = 0.0,
-    l2: float = 0.0,
-    loss: str = "mse",
-    correlation_weight: float = 0.5,
-    validation_fraction: float = 0.0,
+    max_epochs: int | None = None,
+    training: TrainingConfig | dict[str, Any] | None = None,
     validation=None,
-    patience: int | None = None,
-    device: str | None = None,
-    precision: str | None = None,
-    devices=1,
-    strategy="auto",
-    verbose: bool | None = None,
-    log_dir: str | None = None,
-    logger: str | None = "csv",
-    checkpoint_dir: str | None = None,
-    resume: bool = False,
-    num_nodes: int = 1,
     train=None,
     layer: str | None = None,
     target_layer: str | None = None,
@@ -177,13 +153,14 @@ def fit_deepsets(
     ...     mdata, annotation=genes, upstream=20_000, downstream=20_000, check_assembly=False
     ... )
     >>> model = scmm.tl.fit_deepsets(
-    ...     mdata, "atac", "rna", n_components=5, max_epochs=2, verbose=False, rng=0
+    ...     mdata, "atac", "rna", n_components=5, max_epochs=2, training={"verbose": False},
+    ...     rng=0,
     ... )
     >>> mdata["rna"].layers["scmm_deepsets"].shape
     (60, 3)
     """
     windows = get_windows(mdata, windows_key, source, target)
-    training = training_from(locals())
+    training = training_options(training, max_epochs=max_epochs)
     model = DeepSetsModel(
         channels=channels,
         phi_hidden=phi_hidden,

@@ -13,16 +13,17 @@ import numpy as np
 import scipy.sparse as sp
 from mudata import MuData
 
-from .. import _input_space, _keys
+from .. import _keys
 from .._docs import FIT_CONTRACT, doc_params
 from .._settings import settings
 from .._validate import get_matrix
+from ..metrics import column_means, control_names, held_out_scores, warn_below_mean_profile
 from ..models import BASELINE_METHODS as BASELINES
 from ..models import BaselineModel, DeepSetsModel, EnsembleModel, MLPModel
-from ._contract import _train_mask, check_pair, fit_params, keep_input_space
+from ._contract import _train_mask, check_pair, fit_params
 from ._deepsets import fit_deepsets, get_windows
-from ._mlp import fit_mlp, training_from
-from ._scores import column_means, control_names, held_out_scores, warn_below_mean_profile
+from ._mlp import fit_mlp
+from ._training import training_options
 
 logger = logging.getLogger("scmm")
 
@@ -41,32 +42,15 @@ _MLP_FIXED = (
     "write_predictions",
     "rng",
     "validation",
-    "checkpoint_dir",
-    "resume",
 )
-_MLP_ARCH = (
-    "preset",
-    "hidden",
-    "skip",
-    "dropout",
-    "batchnorm",
-    "input",
-    "n_components",
-    "target_svd",
-    "max_raw_features",
-)
-_DEEPSETS_ARCH = (
-    "channels",
-    "phi_hidden",
-    "hidden",
-    "context_hidden",
-    "gene_embedding",
-    "dropout",
-    "standardize",
-    "max_memory_mb",
-    "n_components",
-    "windows_key",
-)
+#: Training options a member may not set (the member fits would share the checkpoints).
+_TRAINING_FIXED = ("checkpoint_dir", "resume")
+
+
+def _architecture(fit, cls) -> list[str]:
+    """Return the keywords of ``fit`` that its model class ``cls`` takes (its own options)."""
+    own = set(inspect.signature(cls).parameters) - {"training"}
+    return [name for name in inspect.signature(fit).parameters if name in own]
 
 
 def member_spec(method: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -86,11 +70,8 @@ def member_spec(method: str, options: dict[str, Any] | None = None) -> dict[str,
     """
     options = dict(options or {})
     if method in ("mlp", "deepsets"):
-        fit, cls, arch = (
-            (fit_mlp, MLPModel, _MLP_ARCH)
-            if method == "mlp"
-            else (fit_deepsets, DeepSetsModel, _DEEPSETS_ARCH)
-        )
+        fit, cls = (fit_mlp, MLPModel) if method == "mlp" else (fit_deepsets, DeepSetsModel)
+        arch = _architecture(fit, cls)
         defaults = {
             name: p.default
             for name, p in inspect.signature(fit).parameters.items()
@@ -98,7 +79,12 @@ def member_spec(method: str, options: dict[str, Any] | None = None) -> dict[str,
         }
         _check_options(method, options, defaults)
         args = {**defaults, **options}
-        model = cls(**{k: args[k] for k in arch}, training=training_from(args))
+        training = training_options(args["training"], max_epochs=args["max_epochs"])
+        fixed = [k for k in _TRAINING_FIXED if training.get(k)]
+        if fixed:
+            msg = f"`member_options[{method!r}]['training']` may not set {fixed}."
+            raise ValueError(msg)
+        model = cls(**{k: args[k] for k in arch}, training=training)
     else:
         defaults = {"n_components": 32, "n_neighbors": 20, "alphas": None}
         _check_options(method, options, defaults)
@@ -318,11 +304,9 @@ def fit_ensemble(
     Y_train = _dense(get_matrix(tgt[order[train_idx]], target_layer, "target_layer"))
     controls = control_names(tgt.var_names, control_features)
     X_train = X[train_idx] if not mask.all() else X
-    space, arrays = _input_space.record_fit(
-        src, tgt, X_train, Y_train, mods=(source, target), layers=(layer, target_layer)
+    model.bind(
+        src, tgt, X_train, Y_train, source=source, target=target, layers=(layer, target_layer)
     )
-    model.source, model.target = source, target
-    model.layer, model.target_layer = layer, target_layer
     with _member_fit_lines(model, X_train.shape[0], on=settings.verbose):
         model.fit(
             X_train,
@@ -333,7 +317,6 @@ def fit_ensemble(
             X_svd=X if svd_fit_on == "all" and not mask.all() else None,
             rng=rng,
         )
-    keep_input_space(model, src, space, arrays)
     pred = model.predict_array(X)
     uns = {
         "params": fit_params(

@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 from mudata import MuData
 
 from .. import _keys
-from .._docs import FIT_CONTRACT, FIT_WRITES, TRAINING_OPTIONS, doc_params
+from .._docs import FIT_CONTRACT, FIT_WRITES, doc_params, training_doc
 from .._settings import settings
 from .._validate import align_cells, check_modality, get_matrix
 from ..models import MLPModel
 from ..train import LRRangeResult, TrainingConfig
 from ._contract import _train_mask, fit_model
+from ._training import training_options
 
 
-def training_from(scope: dict) -> dict:
-    """Pick the :class:`~scmm.train.TrainingConfig` options from a fit function's ``locals()``.
-
-    ``device=None`` and ``verbose=None`` take :data:`scmm.settings`' values.
-    """
-    options = {f: scope[f] for f in TrainingConfig.__dataclass_fields__ if f in scope}
-    if options.get("device", "auto") is None:
-        options["device"] = settings.device
-    if options.get("verbose", False) is None:
-        options["verbose"] = settings.verbose
-    return TrainingConfig(**options).to_dict()
-
-
-@doc_params(training_options=TRAINING_OPTIONS, fit_contract=FIT_CONTRACT, fit_writes=FIT_WRITES)
+@doc_params(
+    training_options=training_doc("MLPModel"), fit_contract=FIT_CONTRACT, fit_writes=FIT_WRITES
+)
 def fit_mlp(
     mdata: MuData,
     source: str,
@@ -43,36 +35,9 @@ def fit_mlp(
     n_components: int = 64,
     target_svd: int | None = None,
     max_raw_features: int | None = 300,
-    lr: float = 3e-3,
-    weight_decay: float = 1e-2,
-    max_epochs: int = 40,
-    batch_size: int = 64,
-    one_cycle: bool = True,
-    schedule_epochs: int | None = None,
-    min_lr: float = 1e-6,
-    swa: bool = True,
-    swa_start: int | None = None,
-    swa_lr: float | None = None,
-    sparsity: str | None = None,
-    sparsity_weight: float = 1e-3,
-    sparsity_rho: float = 0.05,
-    l1: float = 0.0,
-    l2: float = 0.0,
-    loss: str = "mixed",
-    correlation_weight: float = 0.5,
-    validation_fraction: float = 0.0,
+    max_epochs: int | None = None,
+    training: TrainingConfig | dict[str, Any] | None = None,
     validation=None,
-    patience: int | None = None,
-    device: str | None = None,
-    precision: str | None = None,
-    devices=1,
-    strategy="auto",
-    num_nodes: int = 1,
-    verbose: bool | None = None,
-    log_dir: str | None = None,
-    logger: str | None = "csv",
-    checkpoint_dir: str | None = None,
-    resume: bool = False,
     train=None,
     layer: str | None = None,
     target_layer: str | None = None,
@@ -139,12 +104,13 @@ def fit_mlp(
     >>> prot.var_names = ["CD3", "CD4", "CD8", "CD19"]  # distinct from the gene names
     >>> mdata = md.MuData({"rna": rna, "prot": prot})
     >>> model = scmm.tl.fit_mlp(
-    ...     mdata, "rna", "prot", hidden=[16], n_components=5, max_epochs=2, verbose=False, rng=0
+    ...     mdata, "rna", "prot", hidden=[16], n_components=5, max_epochs=2,
+    ...     training={"verbose": False}, rng=0,
     ... )
     >>> mdata["prot"].layers["scmm_mlp"].shape
     (60, 4)
     """
-    training = training_from(locals())
+    training = training_options(training, max_epochs=max_epochs)
     model = MLPModel(
         preset=preset,
         hidden=hidden,
@@ -278,7 +244,14 @@ def lr_range_test(
     Y = get_matrix(tgt, target_layer, "target_layer")
     Y = (Y.toarray() if sp.issparse(Y) else np.asarray(Y))[order].astype(np.float32)
     idx = np.flatnonzero(_train_mask(mdata, src, train))
-    training = training_from(locals())
+    training = {
+        "min_lr": min_lr,
+        "weight_decay": weight_decay,
+        "batch_size": batch_size,
+        "loss": loss,
+        "correlation_weight": correlation_weight,
+        "device": settings.device if device is None else device,
+    }
     model = MLPModel(
         preset=preset,
         hidden=hidden,

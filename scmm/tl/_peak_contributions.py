@@ -112,7 +112,8 @@ def peak_contributions(
     ...     mdata, annotation=genes, upstream=20_000, downstream=20_000, check_assembly=False
     ... )
     >>> model = scmm.tl.fit_deepsets(
-    ...     mdata, "atac", "rna", n_components=5, max_epochs=2, verbose=False, rng=0
+    ...     mdata, "atac", "rna", n_components=5, max_epochs=2, training={"verbose": False},
+    ...     rng=0,
     ... )
     >>> df = scmm.tl.peak_contributions(model, mdata, "B")
     >>> df[["peak", "distance"]]

@@ -1,7 +1,7 @@
 """A fit's predictions for every cell written to a ``.npy`` file, a block of cells at a time.
 
 Used by the fit contract (:mod:`scmm.tl._contract`) when :func:`scmm._disk.storage` puts the
-predictions on disk (``write_predictions=True`` over :data:`scmm._disk.MEMORY_BUDGET`, or
+predictions on disk (``write_predictions=True`` over ``scmm.settings.memory_budget``, or
 ``"disk"``); the layer is then a read-only memory map of the file.
 """
 

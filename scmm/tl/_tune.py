@@ -12,7 +12,7 @@ Design notes
 - The search space (its default, checks and draws) lives in ``_tune_space.py``, the choice and
   reading of the tuning cells in ``_tune_cells.py``; this module runs the trials.
 - The result holds ``fit_mlp`` keyword arguments, so the best configuration is refitted with
-  ``fit_mlp(mdata, source, target, **result.fixed, **result.best_params)``.
+  ``fit_mlp(mdata, source, target, **result.fit_kwargs)``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from .._validate import align_cells, check_modality
 from ._contract import _h5_safe, _train_mask, _versions
 from ._mlp import fit_mlp
 from ._tune_cells import _fit_and_tune_rows, _trial_data, _tuning_mask
-from ._tune_space import _SEARCHED, _check_fit_kwargs, _check_space, _trial_params
+from ._tune_space import _SEARCHED, _check_fit_kwargs, _check_space, _trial_params, fit_mlp_kwargs
 
 logger = logging.getLogger("scmm")
 
@@ -58,8 +58,8 @@ class TuneResult:
         ``lr``, ``weight_decay`` and ``loss``.
     fixed
         The :func:`fit_mlp` keyword arguments shared by every trial (``input``,
-        ``n_components``, ``max_epochs``, ``batch_size`` and ``fit_kwargs``);
-        ``fit_mlp(mdata, source, target, **result.fixed, **result.best_params)`` refits the
+        ``n_components``, ``max_epochs``, ``fit_kwargs`` and ``training`` with
+        ``batch_size``); ``fit_mlp(mdata, source, target, **result.fit_kwargs)`` refits the
         best configuration.
     tuning_cells
         Names of the held-out cells the trials were scored on.
@@ -70,6 +70,15 @@ class TuneResult:
     trials: pd.DataFrame
     fixed: dict[str, Any] = field(default_factory=dict)
     tuning_cells: pd.Index = field(default_factory=pd.Index)
+
+    @property
+    def fit_kwargs(self) -> dict[str, Any]:
+        """:func:`fit_mlp` keyword arguments of the best trial (a new dict each time).
+
+        ``fixed`` and ``best_params``, the searched training options (``lr``,
+        ``weight_decay``, ``loss``) in ``training``.
+        """
+        return fit_mlp_kwargs(self.fixed, self.best_params)
 
 
 def _trials_table(study) -> pd.DataFrame:
@@ -173,8 +182,9 @@ def tune_mlp(
         ``hidden``); an int ``skip`` (the head reads the last k blocks) is capped at
         ``n_layers``. Any other key is a ``ValueError``.
     fit_kwargs
-        Further :func:`fit_mlp` options shared by every trial (e.g. ``{"swa": False}``);
-        not the searched ones, nor those set here (``train``, ``layer``, ``rng``, ...).
+        Further :func:`fit_mlp` options shared by every trial (e.g.
+        ``{"training": {"swa": False}}``); not the searched ones, nor those set here
+        (``train``, ``layer``, ``rng``, ``batch_size``, ...).
     input
         ``"svd"``, ``"raw"`` or ``"svd+raw"``, as for :func:`fit_mlp`.
     n_components
@@ -227,9 +237,9 @@ def tune_mlp(
     ... )
     >>> len(result.trials), sorted(result.best_params)
     (2, ['dropout', 'hidden', 'loss', 'lr', 'skip', 'weight_decay'])
-    >>> model = scmm.tl.fit_mlp(
-    ...     mdata, "rna", "prot", **result.fixed, **result.best_params, verbose=False
-    ... )
+    >>> kwargs = result.fit_kwargs
+    >>> kwargs["training"]["verbose"] = False
+    >>> model = scmm.tl.fit_mlp(mdata, "rna", "prot", **kwargs)
     """
     try:
         import optuna
@@ -263,8 +273,8 @@ def tune_mlp(
         "input": input,
         "n_components": n_components,
         "max_epochs": max_epochs,
-        "batch_size": batch_size,
         **extra,
+        "training": {"batch_size": batch_size, **(extra.get("training") or {})},
     }
     logger.info(
         "tune_mlp: fitting on %d cells, scoring on %d tuning cells%s",
@@ -274,16 +284,9 @@ def tune_mlp(
     )
 
     def fit_and_predict(params: dict[str, Any]):
-        model = fit_mlp(
-            fit_data,
-            source,
-            target,
-            **fixed,
-            **params,
-            verbose=False,
-            key_added=_TRIAL_KEY,
-            rng=fit_seed,
-        )
+        kwargs = fit_mlp_kwargs(fixed, params)
+        kwargs["training"]["verbose"] = False
+        model = fit_mlp(fit_data, source, target, **kwargs, key_added=_TRIAL_KEY, rng=fit_seed)
         return model.predict_array(X_tune)
 
     # -- the search ------------------------------------------------------------------------------

@@ -31,24 +31,23 @@ _LOG = ("lr", "weight_decay")  # ranges sampled on a log scale
 _LOSSES = ("mse", "correlation", "mixed")
 #: ``fit_mlp`` arguments a trial sets from the search space.
 _SEARCHED = ("hidden", "skip", "dropout", "lr", "weight_decay", "loss")
+#: Searched options that are training options (they travel in ``fit_mlp``'s ``training``).
+_TRAINING_SEARCHED = ("lr", "weight_decay", "loss")
 #: ``fit_mlp`` arguments ``tune_mlp`` sets itself (data, outputs, per-trial state).
 _MANAGED = (
     "input",
     "n_components",
     "max_epochs",
-    "batch_size",
     "train",
     "layer",
     "target_layer",
     "svd_fit_on",
     "key_added",
     "rng",
-    "verbose",
     "validation",
-    "log_dir",
-    "checkpoint_dir",
-    "resume",
 )
+#: Training options ``tune_mlp`` sets itself.
+_MANAGED_TRAINING = ("max_epochs", "batch_size", "verbose", "log_dir", "checkpoint_dir", "resume")
 
 
 def _check_space(search_space: dict | None) -> dict[str, Any]:
@@ -138,7 +137,32 @@ def _check_fit_kwargs(fit_kwargs: dict | None) -> dict[str, Any]:
         if key not in allowed:
             msg = f"`fit_kwargs` has {key!r}, which is not an argument of `scmm.tl.fit_mlp`."
             raise ValueError(msg)
+    training = fit_kwargs.get("training") or {}
+    if not isinstance(training, dict):
+        msg = "`fit_kwargs['training']` must be a dict of training options (e.g. {'swa': False})."
+        raise TypeError(msg)
+    for key in training:
+        if key in (*_TRAINING_SEARCHED, *_MANAGED_TRAINING):
+            msg = (
+                f"`fit_kwargs['training']` sets {key!r}, which `tune_mlp` searches or sets "
+                "itself; use `search_space` or the argument of `tune_mlp`."
+            )
+            raise ValueError(msg)
     return fit_kwargs
+
+
+def fit_mlp_kwargs(fixed: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Return the :func:`fit_mlp` keyword arguments of ``fixed`` and a trial's ``params``.
+
+    The searched training options (``lr``, ``weight_decay``, ``loss``) join the ``training``
+    dict of ``fixed``; the other ``params`` are keywords of their own. Returns a new dict.
+    """
+    training = {
+        **fixed.get("training", {}),
+        **{k: params[k] for k in _TRAINING_SEARCHED if k in params},
+    }
+    rest = {k: v for k, v in params.items() if k not in _TRAINING_SEARCHED}
+    return {**fixed, **rest, "training": training}
 
 
 def _suggest(trial, name: str, spec):

@@ -1,7 +1,7 @@
 """Mini-batches over row indices of dense or sparse (CSR) matrices.
 
 The matrices stay where they are (numpy arrays, scipy CSR matrices, possibly memory-mapped, or
-row views of in-memory sparse matrices, :class:`~scmm.pp._svd.RowSubset`);
+row views of in-memory sparse matrices, :class:`~scmm._utils.RowSubset`);
 each batch slices the rows it needs and converts only those to torch. A sparse input becomes a
 torch sparse COO tensor (or a dense tensor with ``densify=True``), so a wide raw ATAC matrix is
 never densified in full.

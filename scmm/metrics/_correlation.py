@@ -13,10 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.stats import rankdata
 
-from ._utils import row_blocks
-
-__all__ = ["pearson_per_cell", "pearson_per_feature", "rmse", "spearman_per_cell"]
-
+from .._utils import row_blocks
 
 _BLOCK_ROWS = 2048
 

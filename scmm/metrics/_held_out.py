@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .. import metrics
-from ..pp._protein_names import CONTROL_PATTERN, harmonize_protein_names
+from .._utils import CONTROL_PATTERN, harmonize_protein_names
+from . import _correlation as metrics
 
 
 def control_mask(names: pd.Index, controls: str | Sequence[str] | None) -> np.ndarray:
@@ -61,15 +61,44 @@ def column_means(Y) -> np.ndarray:
     return np.asarray(Y.mean(axis=0), dtype=np.float32).ravel()
 
 
-def held_out_scores(Y_test, pred_test, train_mean, names: pd.Index, *, controls="auto") -> dict:
+def held_out_scores(
+    Y_test, pred_test, train_mean, names: pd.Index, *, controls: str | Sequence[str] | None = "auto"
+) -> dict:
     """Scores of ``pred_test``, of the mean profile ``train_mean``, and the model's gain.
 
-    ``train_mean`` is each target's mean over the training cells (see :func:`column_means`).
+    The scores (per-cell and per-feature Pearson, RMSE) leave out the isotype controls, which
+    carry no signal to predict; they are scored apart (``controls_pearson_per_feature``).
 
-    One flat dict of numbers (``pd.Series(scores)`` stays numeric). The scores (per-cell and
-    per-feature Pearson, RMSE) leave out the isotype controls (``controls``, see
-    :func:`control_mask`), which carry no signal to predict; they are scored apart
-    (``controls_pearson_per_feature``).
+    Parameters
+    ----------
+    Y_test
+        Measured values of the held-out cells, cells × targets (dense or sparse).
+    pred_test
+        Predictions for the same cells and targets.
+    train_mean
+        Each target's mean over the training cells: the mean profile every cell gets.
+    names
+        The target names (to find the isotype controls).
+    controls
+        ``"auto"`` (names matching isotype / IgG / control), a list of names, or None.
+
+    Returns
+    -------
+    One flat dict of numbers (``pd.Series(scores)`` stays numeric): ``n_cells``, the model's
+    ``pearson_per_cell``, ``pearson_per_feature`` and ``rmse``, the same with a
+    ``mean_profile_`` prefix, ``gain_pearson_per_cell``, ``gain_pearson_per_feature``,
+    ``rmse_reduction`` and, where there are controls, ``n_controls`` and
+    ``controls_pearson_per_feature``.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, scmm
+    >>> rng = np.random.default_rng(0)
+    >>> Y = rng.normal(size=(50, 3))
+    >>> names = pd.Index(["CD3", "CD4", "IgG1_ctrl"])
+    >>> s = scmm.metrics.held_out_scores(Y, Y + 0.1, Y.mean(axis=0), names)
+    >>> s["n_controls"], round(s["pearson_per_feature"], 3)
+    (1, 1.0)
     """
     ctrl = control_mask(names, controls)
     reference = np.broadcast_to(np.asarray(train_mean, np.float32), Y_test.shape)
@@ -124,6 +153,13 @@ def match_targets(model_targets, measured) -> dict:
     ``measured_index`` (int arrays: the columns of each side, in that order),
     ``left_out_model`` and ``left_out_measured`` (the other names, as each side writes them;
     controls included).
+
+    Examples
+    --------
+    >>> import scmm
+    >>> m = scmm.metrics.match_targets(["CD3_TotalSeqB", "PD-1", "CD8a"], ["CD279", "CD3", "IgG1"])
+    >>> m["shared"], m["left_out_model"], m["left_out_measured"]
+    (['CD3', 'CD279'], ['CD8a'], ['IgG1'])
     """
     model = harmonize_protein_names(model_targets)
     query = harmonize_protein_names(measured)
@@ -171,6 +207,18 @@ def shared_target_scores(measured, measured_names, predicted, model_targets) -> 
     ------
     ValueError
         No protein in common, or other numbers of cells.
+
+    Examples
+    --------
+    >>> import numpy as np, scmm
+    >>> rng = np.random.default_rng(0)
+    >>> measured = rng.normal(size=(40, 3))  # CD3, CD4 and an isotype control
+    >>> predicted = measured[:, [1, 0]] + 0.1  # the model predicts CD4, CD3
+    >>> s = scmm.metrics.shared_target_scores(
+    ...     measured, ["CD3", "CD4", "IgG1"], predicted, ["CD4_TotalSeqA", "CD3_TotalSeqA"]
+    ... )
+    >>> s["shared"], s["left_out_measured"], round(s["pearson_per_feature"], 3)
+    (['CD4', 'CD3'], ['IgG1'], 1.0)
     """
     match = match_targets(model_targets, measured_names)
     if not match["shared"]:
