@@ -12,7 +12,7 @@ from mudata import MuData
 
 from .. import _input_space, _keys
 from .._docs import FIT_CONTRACT, doc_params
-from .._validate import get_matrix
+from .._validate import check_finite_predictions, get_matrix
 from ..models._baseline import METHODS as BASELINES
 from ..models._baseline import BaselineModel
 from ..models._deepsets import DeepSetsModel
@@ -333,6 +333,7 @@ def fit_ensemble(
     )
     keep_input_space(model, src, space, arrays)
     pred = model.predict_array(X)
+    check_finite_predictions(pred, key_added)
     uns = {
         "params": fit_params(
             model.kind,
