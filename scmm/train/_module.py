@@ -154,8 +154,9 @@ class PredictionModule(L.LightningModule):
         constant = (~informative_rows(y)).sum()
         bad = ~torch.isfinite(y).all()
         for x in inputs:
-            values = x.values() if x.layout == torch.sparse_csr else x
-            bad = bad | ~torch.isfinite(values).all()
+            if x.layout != torch.strided:  # sparse: its stored values
+                x = x._values() if x.layout == torch.sparse_coo else x.values()
+            bad = bad | ~torch.isfinite(x).all()
         if self._n_constant is None:
             self._n_constant, self._nonfinite_data = constant, bad.long()
         else:
