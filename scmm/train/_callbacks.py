@@ -189,8 +189,8 @@ def nonfinite_message(what: str, *, lr: float, report: dict[str, int]) -> str:
 class _FiniteTraining(Callback):
     """Stop training (``FloatingPointError``) when its loss or weights turn NaN or infinite.
 
-    Checked at the end of each epoch (one device sync), before any checkpoint of the epoch is
-    written. At the end of the first epoch, also logs how many training cells have constant
+    Checked at the end of each epoch (a few device syncs), before any checkpoint of the epoch
+    is written. At the end of the first epoch, also logs how many training cells have constant
     targets (left out of the correlation term of the loss), once per run.
     """
 
@@ -220,6 +220,10 @@ class _FiniteTraining(Callback):
             problems.append(
                 f"{len(bad)} weight tensors hold NaN or infinite values ({bad[0]}, ...)"
             )
+        # under DDP every rank stops together (one rank raising alone would leave the others
+        # waiting); the loss is rank-local, the weights are the same on every rank
+        if trainer.strategy.reduce_boolean_decision(bool(problems), all=False) and not problems:
+            problems.append("another DDP rank's loss or weights are NaN or infinite")
         if problems:
             where = (
                 f"epoch {epoch + 1} of {max_epochs}"
