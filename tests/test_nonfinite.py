@@ -90,6 +90,23 @@ def test_correlation_loss_leaves_constant_target_rows_out():
     assert (grad == 0).all()
 
 
+def test_correlation_loss_unchanged_on_rows_that_vary():
+    """Bit for bit the loss and gradient of the formula before issue 33 (no constant rows)."""
+
+    def before(pred, target):
+        p = pred - pred.mean(dim=1, keepdim=True)
+        t = target - target.mean(dim=1, keepdim=True)
+        den = torch.sqrt((p * p).sum(dim=1) * (t * t).sum(dim=1))
+        return -((p * t).sum(dim=1) / den.clamp_min(1e-8)).mean()
+
+    gen = torch.Generator().manual_seed(3)
+    p = torch.randn(64, 134, generator=gen, requires_grad=True)
+    t = torch.randn(64, 134, generator=gen)
+    new, old = correlation_loss(p, t), before(p, t)
+    assert torch.equal(new, old)
+    assert torch.equal(torch.autograd.grad(new, p)[0], torch.autograd.grad(old, p)[0])
+
+
 def test_kl_sparsity_finite_when_sigmoid_saturates():
     p = torch.full((8, 3), 40.0, requires_grad=True)  # sigmoid(40) == 1.0 in float32
     loss = sparsity_penalty(p, "kl")
