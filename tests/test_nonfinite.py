@@ -93,11 +93,15 @@ def test_correlation_loss_leaves_constant_target_rows_out():
 def test_correlation_loss_unchanged_on_rows_that_vary():
     """Bit for bit the loss and gradient of the formula before issue 33 (no constant rows)."""
 
-    def before(pred, target):
-        p = pred - pred.mean(dim=1, keepdim=True)
-        t = target - target.mean(dim=1, keepdim=True)
+    def before(pred, target):  # scmm 7bfcb0c
+        p = pred.float()
+        t = target.float()
+        p = p - p.mean(dim=1, keepdim=True)
+        t = t - t.mean(dim=1, keepdim=True)
+        num = (p * t).sum(dim=1)
         den = torch.sqrt((p * p).sum(dim=1) * (t * t).sum(dim=1))
-        return -((p * t).sum(dim=1) / den.clamp_min(1e-8)).mean()
+        corr = num / den.clamp_min(1e-8)
+        return -corr.mean()
 
     gen = torch.Generator().manual_seed(3)
     p = torch.randn(64, 134, generator=gen, requires_grad=True)

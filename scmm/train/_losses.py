@@ -63,9 +63,9 @@ def correlation_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     t = target.float()
     p = p - p.mean(dim=1, keepdim=True)
     tc = t - t.mean(dim=1, keepdim=True)
+    num = (p * tc).sum(dim=1)  # before den2, as before rows were left out: same gradient bits
     tt = (tc * tc).sum(dim=1)
     den2 = (p * p).sum(dim=1) * tt
-    num = (p * tc).sum(dim=1)  # after den2: autograd then sums p's gradients in the old order
     informative = tt > _REL_VARIANCE * (t * t).sum(dim=1)
     ok = informative & (den2 > _EPS * _EPS)
     den = torch.sqrt(torch.where(ok, den2, torch.ones_like(den2)))
