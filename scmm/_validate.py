@@ -431,3 +431,33 @@ def fill_missing(X, found: np.ndarray, values: np.ndarray | None):
     X = np.array(X, dtype=np.result_type(X.dtype, np.float32))
     X[:, cols] = fill
     return X
+
+
+def check_finite_predictions(pred, key_added: str) -> None:
+    """Raise a ``FloatingPointError`` if ``pred`` holds NaN or infinite values.
+
+    Called before predictions are written, so that nothing is. ``pred`` (an array or a
+    read-only memory map of one on disk) is read a block of rows at a time. The message counts
+    the values and cells, names the first and last bad row (a contiguous block of bad rows
+    points at a block of inputs), and the likely causes.
+    """
+    n_rows = pred.shape[0]
+    step = max(1, 2**22 // max(1, pred.shape[1] if pred.ndim > 1 else 1))
+    n_bad, bad_rows = 0, []
+    for start in range(0, n_rows, step):
+        finite = np.isfinite(np.asarray(pred[start : start + step]))
+        if not finite.all():
+            n_bad += int(finite.size - finite.sum())
+            rows = ~finite.reshape(finite.shape[0], -1).all(axis=1)
+            bad_rows.append(start + np.flatnonzero(rows))
+    if not n_bad:
+        return
+    rows = np.concatenate(bad_rows)
+    msg = (
+        f"`{key_added}`: the model predicted {n_bad} NaN or infinite values, in {len(rows)} of "
+        f"{n_rows} cells (rows {rows[0]} to {rows[-1]}); nothing was written. Either its "
+        "weights are not finite (refit it with a lower `lr`), or the inputs of those cells lie "
+        "far outside the training values (e.g. raw counts where normalised values are "
+        "expected: see `scmm.pp.normalize`)."
+    )
+    raise FloatingPointError(msg)

@@ -15,9 +15,9 @@ import anndata as ad
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from scmm.cli._tasks import load_task
 
 import scmm
+from scmm.cli._tasks import load_task
 
 _CALL = r"scmm\.pp\.normalize\(mdata, 'rna', method='log_cp10k'\)"
 

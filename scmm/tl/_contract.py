@@ -37,6 +37,7 @@ from .. import _disk, _keys, metrics
 from .._utils import is_backed
 from .._validate import (
     align_cells,
+    check_finite_predictions,
     check_modality,
     get_matrix,
     obs_columns_listing,
@@ -236,11 +237,13 @@ def fit_model(
     pred, path, pred_test = None, None, None
     if storage == "memory":
         pred = model.predict_array(X)
+        check_finite_predictions(pred, key_added)
     elif storage == "disk":
         path = _disk.new_path(key_added)
     try:
         if path is not None:
             pred_test = predict_to_disk(model, X, inverse, test_idx, path)
+            check_finite_predictions(np.load(path, mmap_mode="r"), key_added)
         if subset:
             # metrics read a block of rows at a time: a sparse target is not densified
             Y_test = Y_all[test_idx]
@@ -250,6 +253,7 @@ def fit_model(
                     if pred is not None
                     else model.predict_array(rows_of(X, test_idx, model))
                 )
+                check_finite_predictions(pred_test, key_added)
             constant = warn_constant_rows(Y_test, "held-out cells")
             uns["scores"] = metrics.held_out_scores(
                 Y_test, pred_test, train_mean, tgt.var_names, controls=control_features
@@ -424,8 +428,14 @@ def predict(
         path = _disk.new_path(key_added)
         predict_to_disk(model, X, rows, np.empty(0, np.int64), path)
         outputs = {key_added: np.asarray(np.load(path, mmap_mode="r"))}  # read-only view
+        try:
+            check_finite_predictions(outputs[key_added], key_added)
+        except FloatingPointError:
+            path.unlink(missing_ok=True)
+            raise
     else:
         pred = model.predict_array(X)
+        check_finite_predictions(pred, key_added)
         if not np.array_equal(rows, np.arange(src.n_obs)):
             pred = pred[rows]
         outputs = {key_added: pred}

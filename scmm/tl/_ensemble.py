@@ -16,7 +16,7 @@ from mudata import MuData
 from .. import _keys
 from .._docs import FIT_CONTRACT, doc_params
 from .._settings import settings
-from .._validate import get_matrix
+from .._validate import check_finite_predictions, get_matrix
 from ..metrics import column_means, control_names, held_out_scores, warn_below_mean_profile
 from ..models import BASELINE_METHODS as BASELINES
 from ..models import BaselineModel, DeepSetsModel, EnsembleModel, MLPModel
@@ -318,6 +318,7 @@ def fit_ensemble(
             rng=rng,
         )
     pred = model.predict_array(X)
+    check_finite_predictions(pred, key_added)
     uns = {
         "params": fit_params(
             model.kind,

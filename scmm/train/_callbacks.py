@@ -1,13 +1,15 @@
 """The lightning callbacks :func:`~scmm.train.train` adds to every run.
 
 Best-epoch weights (with early stopping), per-batch dropout seeds, DDP sharding of the training
-sampler, the history in checkpoints, and the ``last.ckpt`` / ``best.ckpt`` checkpoints. Each
-keeps its state in checkpoints where a resumed run needs it.
+sampler, the history in checkpoints, the ``last.ckpt`` / ``best.ckpt`` checkpoints, and the
+check that stops a run whose loss or weights turn NaN or infinite. Each keeps its state in
+checkpoints where a resumed run needs it.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from typing import Any
 
@@ -20,6 +22,8 @@ from ._config import TrainingConfig
 from ._data import EpochShuffleSampler
 
 _LAST_CHECKPOINT = "last.ckpt"
+
+log = logging.getLogger(__name__)
 
 
 class _EpochProgressBar(TQDMProgressBar):
@@ -147,3 +151,88 @@ def _checkpoint_callbacks(config: TrainingConfig, has_validation: bool) -> list[
     if has_validation:
         cbs.append(ModelCheckpoint(filename="best", monitor="val_loss", mode="min", **common))
     return cbs
+
+
+def nonfinite_tensors(net: torch.nn.Module) -> list[str]:
+    """Names of the parameters and buffers of ``net`` that hold NaN or infinite values."""
+    named = [*net.named_parameters(), *net.named_buffers()]
+    return [
+        name
+        for name, value in named
+        if value.is_floating_point() and not bool(torch.isfinite(value).all())
+    ]
+
+
+def nonfinite_message(what: str, *, lr: float, report: dict[str, int]) -> str:
+    """Error text for a run stopped on NaN or infinite values: where, and the likely causes."""
+    causes = []
+    if report["n_nonfinite_batches"]:
+        causes.append(
+            f"non-finite input or target values ({report['n_nonfinite_batches']} batches of the "
+            "first epoch held NaN or infinite values: impute or drop them)"
+        )
+    causes.append(
+        f"a learning rate too high (`lr={lr:g}`: try a tenth of it, or pick one with "
+        "`scmm.tl.lr_range_test`)"
+    )
+    if report["n_constant_targets"]:
+        causes.append(
+            f"cells whose targets carry no information ({report['n_constant_targets']} of "
+            f"{report['n_cells']} training cells have constant targets, e.g. no counts on the "
+            "target panel: drop them)"
+        )
+    if not report["n_nonfinite_batches"]:
+        causes.append("extreme input values (no NaN or infinite ones were seen)")
+    return f"{what}. Training was stopped. Likely causes: " + "; ".join(causes) + "."
+
+
+class _FiniteTraining(Callback):
+    """Stop training (``FloatingPointError``) when its loss or weights turn NaN or infinite.
+
+    Checked at the end of each epoch (a few device syncs), before any checkpoint of the epoch
+    is written. At the end of the first epoch, also logs how many training cells have constant
+    targets (left out of the correlation term of the loss), once per run.
+    """
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Log the first epoch's data report; raise on a non-finite loss or weights."""
+        epoch, max_epochs = int(trainer.current_epoch), int(pl_module.config.max_epochs)
+        report = pl_module.data_report()
+        if epoch == 0 and report["n_constant_targets"] and pl_module.config.loss != "mse":
+            level = (
+                logging.WARNING
+                if 2 * report["n_constant_targets"] > report["n_cells"]
+                else logging.INFO
+            )
+            log.log(
+                level,
+                "%d of %d training cells have constant targets: they carry no per-cell "
+                "correlation and are left out of the correlation term of the loss.",
+                report["n_constant_targets"],
+                report["n_cells"],
+            )
+        problems = []
+        for name, total in (("training", pl_module._loss_sum), ("validation", pl_module._val_sum)):
+            if total is not None and not bool(torch.isfinite(total)):
+                problems.append(f"the {name} loss is {float(total)}")
+        bad = nonfinite_tensors(pl_module.net)
+        if bad:
+            problems.append(
+                f"{len(bad)} weight tensors hold NaN or infinite values ({bad[0]}, ...)"
+            )
+        # under DDP every rank stops together (one rank raising alone would leave the others
+        # waiting); the loss is rank-local, the weights are the same on every rank
+        if trainer.strategy.reduce_boolean_decision(bool(problems), all=False) and not problems:
+            problems.append("another DDP rank's loss or weights are NaN or infinite")
+        if problems:
+            where = (
+                f"epoch {epoch + 1} of {max_epochs}"
+                if epoch < max_epochs
+                else "the BatchNorm pass over the SWA-averaged weights"
+            )
+            msg = nonfinite_message(
+                f"In {where}, " + " and ".join(problems),
+                lr=float(pl_module.config.lr),
+                report=report,
+            )
+            raise FloatingPointError(msg)

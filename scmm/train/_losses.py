@@ -3,6 +3,10 @@
 All functions take ``pred`` and ``target`` of shape ``(n_cells, n_features)`` and return a scalar
 tensor. They compute in float32 even under bf16 autocast: per-cell Pearson correlations over
 thousands of features lose too much precision in bf16.
+
+Each loss is finite with finite gradients for any finite input, including rows that are constant
+(a cell with no counts on a small protein panel has equal CLR values): a square root or log never
+sees 0 on a path that carries gradient.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from torch import nn
 __all__ = [
     "LOSSES",
     "correlation_loss",
+    "informative_rows",
     "mixed_loss",
     "mse_loss",
     "sparsity_penalty",
@@ -20,6 +25,11 @@ __all__ = [
 ]
 
 _EPS = 1e-8
+# a target row whose centred sum of squares is below this fraction of its sum of squares is
+# constant up to float32 rounding (the mean of equal values may differ from them by an ulp)
+_REL_VARIANCE = 1e-10
+# ``1 - 2**-24`` is the largest float32 below 1 (``1 - 1e-8`` rounds to 1.0 in float32)
+_GAP_BELOW_ONE = 2.0**-24
 
 
 def mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -27,20 +37,44 @@ def mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.mean((pred.float() - target.float()) ** 2)
 
 
+def informative_rows(target: torch.Tensor) -> torch.Tensor:
+    """Bool mask of the rows (cells) of ``target`` whose values vary.
+
+    A row counts as constant when its centred sum of squares is at most ``1e-10`` times its
+    sum of squares (equal values up to float32 rounding), or it is all zeros. Such a row has
+    no per-cell correlation to fit.
+    """
+    t = target.float()
+    tc = t - t.mean(dim=1, keepdim=True)
+    return (tc * tc).sum(dim=1) > _REL_VARIANCE * (t * t).sum(dim=1)
+
+
 def correlation_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Negative mean per-cell Pearson correlation (the competition's score, negated).
 
-    Each row (cell) of ``pred`` and ``target`` is centred and scaled; a row with zero variance
-    contributes a correlation of 0 (as in the openproblems metrics) instead of NaN.
+    Each row (cell) of ``pred`` and ``target`` is centred and scaled. Rows whose target is
+    constant (see :func:`informative_rows`) carry no information and are left out of the mean;
+    a row whose prediction is constant contributes a correlation of 0 (as in the openproblems
+    metrics) with a zero gradient. The square root only ever sees positive values, so the loss
+    and its gradient stay finite (``sqrt``'s gradient at 0 is infinite, and ``0 * inf`` is NaN).
+    A batch without informative rows gives 0.
     """
     p = pred.float()
     t = target.float()
     p = p - p.mean(dim=1, keepdim=True)
-    t = t - t.mean(dim=1, keepdim=True)
-    num = (p * t).sum(dim=1)
-    den = torch.sqrt((p * p).sum(dim=1) * (t * t).sum(dim=1))
-    corr = num / den.clamp_min(_EPS)
-    return -corr.mean()
+    tc = t - t.mean(dim=1, keepdim=True)
+    num = (p * tc).sum(dim=1)  # before den2, as before rows were left out: same gradient bits
+    tt = (tc * tc).sum(dim=1)
+    den2 = (p * p).sum(dim=1) * tt
+    informative = tt > _REL_VARIANCE * (t * t).sum(dim=1)
+    ok = informative & (den2 > _EPS * _EPS)
+    den = torch.sqrt(torch.where(ok, den2, torch.ones_like(den2)))
+    corr = torch.where(ok, num / den, torch.zeros_like(num))
+    # the plain mean when every row is informative (the same numbers as before rows were left
+    # out), else the mean over informative rows; `where`, not `if`: no device sync
+    n_informative = informative.sum()
+    partial = corr.sum() / n_informative.clamp_min(1)
+    return -torch.where(n_informative == corr.shape[0], corr.mean(), partial)
 
 
 def mixed_loss(
@@ -72,7 +106,8 @@ def sparsity_penalty(pred: torch.Tensor, kind: str, rho: float = 0.05) -> torch.
     if kind == "l1":
         return p.abs().mean()
     if kind == "kl":
-        rho_hat = torch.sigmoid(p).mean(dim=0).clamp(_EPS, 1 - _EPS)
+        # clamped away from 0 and 1 (the largest float32 below 1): the logs stay finite
+        rho_hat = torch.sigmoid(p).mean(dim=0).clamp(_EPS, 1 - _GAP_BELOW_ONE)
         kl = rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))
         return kl.mean()
     msg = f"`sparsity={kind!r}` is not supported; use None, 'kl' or 'l1'."

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ._config import TrainingConfig
-from ._losses import LOSSES, mixed_loss, sparsity_penalty, weight_penalty
+from ._losses import LOSSES, informative_rows, mixed_loss, sparsity_penalty, weight_penalty
 
 __all__ = ["PredictionModule"]
 
@@ -88,6 +88,10 @@ class PredictionModule(L.LightningModule):
         self._n_seen = 0
         self._val_sum = None
         self._n_val = 0
+        # what the first epoch's batches held (read by the training loop's finiteness check)
+        self._n_constant = None  # training cells whose loss targets are constant
+        self._n_checked = 0
+        self._nonfinite_data = None  # batches with NaN or infinite inputs or targets
 
     # maths ------------------------------------------------------------------------------------
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
@@ -101,16 +105,23 @@ class PredictionModule(L.LightningModule):
                     pred = pred + self.decoder_bias
         return pred
 
-    def data_loss(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Compute the configured loss (without penalties) against the targets ``y``."""
+    def _loss_targets(self, y: torch.Tensor) -> torch.Tensor:
+        """Return the targets the loss compares with (standardised when configured)."""
         if self.target_mean is not None:
             y = (y - self.target_mean) / self.target_std
+        return y
+
+    def data_loss(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Compute the configured loss (without penalties) against the targets ``y``."""
+        y = self._loss_targets(y)
         if self.config.loss == "mixed":
             return mixed_loss(pred, y, self.config.correlation_weight)
         return LOSSES[self.config.loss](pred, y)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         inputs, y = batch
+        if self.current_epoch == 0:
+            self._check_batch(inputs, y)
         pred = self(*inputs)
         loss = self.data_loss(pred, y)
         total = loss
@@ -135,6 +146,38 @@ class PredictionModule(L.LightningModule):
             "train_loss", loss.detach(), on_step=False, on_epoch=True, prog_bar=True, batch_size=n
         )
         return total
+
+    @torch.no_grad()
+    def _check_batch(self, inputs, y: torch.Tensor) -> None:
+        """Count constant target rows and batches with non-finite values (no device sync)."""
+        y = self._loss_targets(y)
+        constant = (~informative_rows(y)).sum()
+        bad = ~torch.isfinite(y).all()
+        for x in inputs:
+            if x.layout != torch.strided:  # sparse: its stored values
+                x = x._values() if x.layout == torch.sparse_coo else x.values()
+            bad = bad | ~torch.isfinite(x).all()
+        if self._n_constant is None:
+            self._n_constant, self._nonfinite_data = constant, bad.long()
+        else:
+            self._n_constant = self._n_constant + constant
+            self._nonfinite_data = self._nonfinite_data + bad.long()
+        self._n_checked += y.shape[0]
+
+    def data_report(self) -> dict[str, int]:
+        """Report what the first epoch's training batches held.
+
+        ``n_cells`` checked, ``n_constant_targets`` (cells whose loss targets are constant:
+        left out of the correlation term) and ``n_nonfinite_batches`` (batches with NaN or
+        infinite inputs or targets); all 0 before the first training batch.
+        """
+        if self._n_constant is None:
+            return {"n_cells": 0, "n_constant_targets": 0, "n_nonfinite_batches": 0}
+        return {
+            "n_cells": int(self._n_checked),
+            "n_constant_targets": int(self._n_constant),
+            "n_nonfinite_batches": int(self._nonfinite_data),
+        }
 
     def validation_step(self, batch, batch_idx: int) -> None:
         inputs, y = batch

@@ -50,8 +50,11 @@ from ._callbacks import (
     _BestWeights,
     _checkpoint_callbacks,
     _EpochProgressBar,
+    _FiniteTraining,
     _HistoryState,
     _ShardTraining,
+    nonfinite_message,
+    nonfinite_tensors,
 )
 from ._config import TrainingConfig
 from ._data import (
@@ -204,6 +207,20 @@ def train(
         ``resumed_from`` (checkpoint path or None), ``global_rank`` and ``world_size``. Under
         DDP, ``train_loss`` is rank-local; ``val_loss`` and the early-stopping decisions use
         the mean over ranks.
+
+    Raises
+    ------
+    FloatingPointError
+        When the training or validation loss, or the weights, turn NaN or infinite (checked
+        at the end of each epoch, and on the returned weights), naming the epoch and the
+        likely causes (learning rate too high, non-finite inputs or targets, cells with
+        constant targets). Training stops there; no checkpoint of that epoch is written.
+
+    Notes
+    -----
+    Training cells whose targets are constant (no per-cell correlation to fit, e.g. no counts
+    on a small protein panel) are left out of the correlation term of the loss; their count
+    is logged once, after the first epoch.
     """
     config = TrainingConfig() if config is None else config
     config.validate()
@@ -226,7 +243,13 @@ def train(
         target_std=target_std,
     )
     shard = _ShardTraining()
-    cbs: list[Callback] = [*callbacks, shard, _BatchSeed(torch_seed), _HistoryState()]
+    cbs: list[Callback] = [
+        *callbacks,
+        shard,
+        _BatchSeed(torch_seed),
+        _HistoryState(),
+        _FiniteTraining(),
+    ]
     best = None
     if config.patience is not None:
         cbs.append(EarlyStopping(monitor="val_loss", patience=int(config.patience), mode="min"))
@@ -308,6 +331,13 @@ def train(
         best_epoch = best.best_epoch
     _sync_from_rank0(trainer, net)
     net = net.cpu().eval()
+    bad = nonfinite_tensors(net)
+    if bad:  # e.g. SWA averaged a weight that overflowed
+        what = (
+            f"After training, {len(bad)} weight tensors hold NaN or infinite values ({bad[0]}, ...)"
+        )
+        msg = nonfinite_message(what, lr=float(config.lr), report=module.data_report())
+        raise FloatingPointError(msg)
     history: dict[str, Any] = copy.deepcopy(module.history)
     history.update(
         best_epoch=best_epoch,
