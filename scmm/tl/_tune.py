@@ -355,9 +355,12 @@ def _objective(
     def objective(trial) -> float:
         params = _trial_params(trial, space)
         trial.set_user_attr("fit_params", params)
-        pred = fit_and_predict(params)
+        try:
+            pred = fit_and_predict(params)
+        except FloatingPointError:  # training or its predictions diverged (not finite)
+            return float("nan")  # Optuna records a failed trial and goes on
         if not np.isfinite(pred).all():
-            return float("nan")  # diverged: Optuna records a failed trial and goes on
+            return float("nan")
         return float(metrics.pearson_per_cell(Y_tune, pred))
 
     return objective
