@@ -60,8 +60,10 @@ def _dataset(name: str) -> md.MuData:
         if name.startswith("reap"):
             both = scmm.datasets.reapseq_pbmc()
             _CACHE["reap23"] = both
-            for run in ("2", "3"):
-                _CACHE[f"reap{run}"] = both[both.obs["batch"] == f"run{run}"].copy()
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="var_names are not unique")
+                for run in ("2", "3"):
+                    _CACHE[f"reap{run}"] = both[both.obs["batch"] == f"run{run}"].copy()
         elif name == "pbmc10k":
             _CACHE[name] = scmm.datasets.pbmc10k_protein_200()
         elif name == "pbmc5prime":
@@ -130,7 +132,25 @@ def prepare(reference: str, query: str, min_cells_frac: float):
     }
     ref_sub = _subset(ref, genes, match["model_index"], match["shared"])
     qry_sub = _subset(qry, genes, match["measured_index"], match["shared"])
+    info["dropped_cells"] = [m.n_obs for m in (ref_sub, qry_sub)]
+    ref_sub, qry_sub = _with_counts(ref_sub), _with_counts(qry_sub)
+    info["dropped_cells"] = [
+        n - m.n_obs for n, m in zip(info["dropped_cells"], (ref_sub, qry_sub), strict=True)
+    ]
     return ref_sub, qry_sub, info
+
+
+def _with_counts(mdata: md.MuData) -> md.MuData:
+    """Drop cells without counts on these genes or proteins (as ``scmm._tasks.load_task``).
+
+    With a handful of shared proteins some cells have none (42 of REAP-seq's on its 6 proteins
+    shared with the 5′ set): their CLR row is constant, which makes ``fit_mlp``'s correlation
+    loss NaN.
+    """
+    keep = np.ones(mdata.n_obs, dtype=bool)
+    for mod in ("rna", "prot"):
+        keep &= np.asarray(mdata[mod].layers["counts"].sum(axis=1)).ravel() > 0
+    return mdata if keep.all() else mdata[keep].copy()
 
 
 # --- alignments: (reference, query) → (reference, query), never reading query proteins ----
@@ -212,7 +232,9 @@ def run_pair(pair: str, methods, seeds, align: str, min_cells_frac: float) -> li
         f">= {min_cells_frac:.0%} of the cells of both (first: {info['genes'][:8]})\n"
         f"proteins ({len(info['proteins'])}): {info['proteins']}\n"
         f"left out: reference only {info['left_out_reference']}; "
-        f"query only {info['left_out_query']}",
+        f"query only {info['left_out_query']}\n"
+        f"cells without counts on these genes or proteins, dropped: reference "
+        f"{info['dropped_cells'][0]}, query {info['dropped_cells'][1]}",
         flush=True,
     )
     ref, qry = ALIGNERS[align](ref, qry)
@@ -296,19 +318,19 @@ _FIELDS = [
 ]
 
 
-def _fmt(values) -> str:
+def _fmt(values, digits: int = 3) -> str:
     v = np.asarray(values, dtype=float)
     v = v[~np.isnan(v)]
     if v.size == 0:
         return "—"
-    return f"{v.mean():.3f}" + (f" ± {v.std(ddof=1):.3f}" if v.size > 1 else "")
+    return f"{v.mean():.{digits}f}" + (f" ± {v.std(ddof=1):.{digits}f}" if v.size > 1 else "")
 
 
 def summarise(rows: list[dict]) -> str:
     """Markdown table: one line per pair × method, transfer beside ceiling and mean profile."""
     df = pd.DataFrame(rows)
     for col in ("pearson_per_protein", "pearson_per_cell", "pearson_per_cell_std", "fit_seconds"):
-        df[col] = pd.to_numeric(df[col])
+        df[col] = df[col].astype(float)
     lines = [
         "| pair | align | method | seeds | genes | proteins | per-protein: transfer / ceiling "
         "(ratio) | per-cell: transfer / ceiling | per-cell std: transfer / ceiling | "
@@ -327,7 +349,7 @@ def summarise(rows: list[dict]) -> str:
                 f"{_fmt(c.pearson_per_protein)} ({ratio:.0%}) | {_fmt(t.pearson_per_cell)} / "
                 f"{_fmt(c.pearson_per_cell)} | {_fmt(t.pearson_per_cell_std)} / "
                 f"{_fmt(c.pearson_per_cell_std)} | {_fmt(mean.pearson_per_cell)} | "
-                f"{_fmt(t.fit_seconds)} / {_fmt(c.fit_seconds)} |"
+                f"{_fmt(t.fit_seconds, 1)} / {_fmt(c.fit_seconds, 1)} |"
             )
     return "\n".join(lines)
 
