@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import shutil
 import tempfile
 from pathlib import Path
@@ -122,11 +121,10 @@ def add_parser(sub) -> None:
 
 def _check_params(function, params: dict, method: str) -> None:
     """Raise an error naming the fix for an unknown, reserved or wrongly typed ``--param``."""
-    sig = inspect.signature(function)
+    from ..tl import keyword_parameters
+
     allowed = {
-        name: prm
-        for name, prm in sig.parameters.items()
-        if prm.kind is inspect.Parameter.KEYWORD_ONLY and name not in _RESERVED
+        name: prm for name, prm in keyword_parameters(function).items() if name not in _RESERVED
     }
     for key, value in params.items():
         if key in _RESERVED:

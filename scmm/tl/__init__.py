@@ -8,9 +8,15 @@ from ._ensemble import fit_ensemble
 from ._mlp import fit_mlp, lr_range_test
 from ._pathway import fit_pathway_mlp
 from ._peak_contributions import peak_contributions
+from ._training import FitOptions, NeuralFitOptions
+
+# for the CLI (not in __all__: no API)
+from ._training import keyword_parameters as keyword_parameters
 from ._tune import TuneResult, tune_mlp
 
 __all__ = [
+    "FitOptions",
+    "NeuralFitOptions",
     "TuneResult",
     "fit_autoencoder",
     "fit_baseline",

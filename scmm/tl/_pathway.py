@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal, Unpack
 
+import numpy as np
 from mudata import MuData
 
 from .. import _keys
-from .._docs import FIT_CONTRACT, FIT_WRITES, doc_params, training_doc
+from .._docs import FIT_KEYWORDS, FIT_WRITES, NEURAL_FIT_OPTIONS, doc_params, training_doc
+from .._utils import SeedLike
 from ..models import PathwayMLPModel
 from ..pp import pathway_connectivity
 from ..train import TrainingConfig
 from ._contract import fit_model
-from ._training import training_options
+from ._training import NeuralFitOptions, neural_options
 
 
 @doc_params(
-    training_options=training_doc("PathwayMLPModel"),
-    fit_contract=FIT_CONTRACT,
+    training=training_doc("PathwayMLPModel"),
+    fit_keywords=FIT_KEYWORDS,
+    fit_options=NEURAL_FIT_OPTIONS,
     fit_writes=FIT_WRITES,
 )
 def fit_pathway_mlp(
@@ -38,17 +41,14 @@ def fit_pathway_mlp(
     batchnorm: bool = True,
     sparse_backend: str = "coo",
     n_components: int = 64,
-    max_epochs: int | None = None,
     training: TrainingConfig | dict[str, Any] | None = None,
-    validation=None,
-    train=None,
+    train: np.ndarray | str | None = None,
     layer: str | None = None,
     target_layer: str | None = None,
-    svd_fit_on: str = "train",
+    svd_fit_on: Literal["train", "all"] = "train",
     key_added: str | None = None,
-    write_predictions: bool | str = True,
-    control_features: str | list[str] | None = "auto",
-    rng=None,
+    rng: SeedLike | np.random.Generator | None = None,
+    **options: Unpack[NeuralFitOptions],
 ) -> PathwayMLPModel:
     """Fit the pathway-sparse MLP: a gene branch masked by gene sets beside a dense SVD branch.
 
@@ -95,8 +95,12 @@ def fit_pathway_mlp(
         ``backend`` of :class:`scmm.nn.SparseLinear`.
     n_components
         Number of SVD components of the source.
-    {training_options}
-    {fit_contract}
+    {training}
+    {fit_keywords}
+
+    Other Parameters
+    ----------------
+    {fit_options}
 
     Returns
     -------
@@ -134,7 +138,7 @@ def fit_pathway_mlp(
         from ..datasets import gene_sets as load_gene_sets
 
         gene_sets = load_gene_sets(gene_sets)
-    training = training_options(training, max_epochs=max_epochs)
+    training, contract = neural_options(training, options, "fit_pathway_mlp")
     model = PathwayMLPModel(
         dense_hidden=dense_hidden,
         head_hidden=head_hidden,
@@ -173,10 +177,8 @@ def fit_pathway_mlp(
             target_layer=target_layer,
             key_added=key_added,
             svd_fit_on=svd_fit_on,
-            write_predictions=write_predictions,
-            control_features=control_features,
-            validation=validation,
             rng=rng,
+            **contract,
         )
     except BaseException:  # leave mdata as it was
         for holder, old in ((mdata[source].varm, saved[0]), (mdata.uns, saved[1])):
