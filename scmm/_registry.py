@@ -67,6 +67,7 @@ MODELS: dict[str, ModelEntry] = {
     "ridge": _baseline("ridge", ensemble=True),
     "knn": _baseline("knn", ensemble=True),
     "kernel_ridge": _baseline("kernel_ridge", ensemble=True),
+    "linear": ModelEntry("LinearModel", "fit_linear"),
     "mlp": ModelEntry("MLPModel", "fit_mlp", ensemble=True),
     "autoencoder": ModelEntry("AutoencoderModel", "fit_autoencoder", pairs=CITE),
     "pathway_mlp": ModelEntry(

@@ -5,6 +5,7 @@ from ._baseline import fit_baseline
 from ._contract import predict
 from ._deepsets import fit_deepsets
 from ._ensemble import fit_ensemble
+from ._linear import fit_linear
 from ._mlp import fit_mlp, lr_range_test
 from ._pathway import fit_pathway_mlp
 from ._peak_contributions import peak_contributions
@@ -22,6 +23,7 @@ __all__ = [
     "fit_baseline",
     "fit_deepsets",
     "fit_ensemble",
+    "fit_linear",
     "fit_mlp",
     "fit_pathway_mlp",
     "lr_range_test",
