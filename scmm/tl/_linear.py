@@ -90,7 +90,9 @@ def fit_linear(
     >>> prot = ad.AnnData(rng.normal(size=(60, 4)).astype("float32"))
     >>> prot.var_names = ["CD3", "CD4", "CD8", "CD19"]  # distinct from the gene names
     >>> mdata = md.MuData({"rna": rna, "prot": prot})
-    >>> model = scmm.tl.fit_linear(mdata, "rna", "prot", n_components=5, max_epochs=2, rng=0)
+    >>> model = scmm.tl.fit_linear(
+    ...     mdata, "rna", "prot", n_components=5, max_epochs=2, training={"verbose": False}, rng=0
+    ... )
     >>> mdata["prot"].layers["scmm_linear"].shape
     (60, 4)
     """
