@@ -39,7 +39,7 @@ def fit_pathway_mlp(
     head_hidden: list[int] | None = None,
     dropout: float = 0.2,
     batchnorm: bool = True,
-    sparse_backend: str = "coo",
+    sparse_backend: Literal["coo", "csr", "index_add", "dense_masked", "sparselinear"] = "coo",
     n_components: int = 64,
     training: TrainingConfig | dict[str, Any] | None = None,
     train: np.ndarray | str | None = None,
