@@ -82,7 +82,7 @@ def harmonize_protein_names(names: Iterable[str]) -> pd.DataFrame:
        barcode suffixes (``_`` or ``-`` then 6 or more of ``ACGTN``: ``CD3_AGGATCGA``) and
        assay prefixes (``ADT_``);
     2. upper-case (``CD8a`` → ``CD8A``, ``IgM`` → ``IGM``), spaces become ``-``;
-    3. map aliases (:data:`ALIASES`, matched without separators, so ``PD-1``, ``PD1`` and
+    3. map aliases (``ALIASES``, matched without separators, so ``PD-1``, ``PD1`` and
        ``pd.1`` are one key) to the CD number: ``PD-1`` → ``CD279``, ``PD-L1`` → ``CD274``,
        ``CTLA-4`` → ``CD152``, ``LAG-3`` → ``CD223``, ``CCR7`` → ``CD197``, ``CD8a`` →
        ``CD8``, ``HLA-DR``/``HLA-DRA``/``HLA.DR`` → ``HLA-DR``, ... ``CD45RA`` and

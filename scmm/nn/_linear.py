@@ -11,7 +11,7 @@ from ._mlp import SparseInputLinear
 
 
 class LinearMap(nn.Module):
-    """``y = W_1 x_1 + ... + W_k x_k + b``: one linear layer on the concatenated inputs.
+    """One linear layer on the concatenated inputs: ``y = W_1 x_1 + W_2 x_2 + b``.
 
     Each input has its own weight matrix (a :class:`SparseInputLinear`, so a torch sparse batch
     is multiplied without densifying it); the bias is shared.

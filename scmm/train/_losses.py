@@ -53,7 +53,7 @@ def correlation_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Negative mean per-cell Pearson correlation (the competition's score, negated).
 
     Each row (cell) of ``pred`` and ``target`` is centred and scaled. Rows whose target is
-    constant (see :func:`informative_rows`) carry no information and are left out of the mean;
+    constant (see ``informative_rows``) carry no information and are left out of the mean;
     a row whose prediction is constant contributes a correlation of 0 (as in the openproblems
     metrics) with a zero gradient. The square root only ever sees positive values, so the loss
     and its gradient stay finite (``sqrt``'s gradient at 0 is infinite, and ``0 * inf`` is NaN).
