@@ -18,6 +18,16 @@ def training_doc(model: str) -> str:
 """
 
 
+#: The data arguments of a ``fit_*`` (``mdata``, ``source``, ``target``).
+FIT_DATA = """\
+    mdata
+        Paired data holding ``source`` and ``target`` for the same cells.
+    source
+        Modality predicted from (normalised values in ``.X`` or ``layer``).
+    target
+        Modality to predict (values in ``.X`` or ``target_layer``).
+"""
+
 #: The fit-contract arguments from ``train`` to ``key_added``.
 _FIT_DATA = """\
     train

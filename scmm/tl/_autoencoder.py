@@ -8,7 +8,7 @@ import numpy as np
 from mudata import MuData
 
 from .. import _keys
-from .._docs import FIT_KEYWORDS, FIT_WRITES, NEURAL_FIT_OPTIONS, doc_params, training_doc
+from .._docs import FIT_DATA, FIT_KEYWORDS, FIT_WRITES, NEURAL_FIT_OPTIONS, doc_params, training_doc
 from .._utils import SeedLike
 from ..models import AutoencoderModel
 from ..train import TrainingConfig
@@ -17,6 +17,7 @@ from ._training import NeuralFitOptions, neural_options
 
 
 @doc_params(
+    fit_data=FIT_DATA,
     training=training_doc("AutoencoderModel"),
     fit_keywords=FIT_KEYWORDS,
     fit_options=NEURAL_FIT_OPTIONS,
@@ -57,12 +58,7 @@ def fit_autoencoder(
 
     Parameters
     ----------
-    mdata
-        Paired data holding ``source`` and ``target`` for the same cells.
-    source
-        Modality predicted from (normalised values in ``.X`` or ``layer``).
-    target
-        Modality to predict (values in ``.X`` or ``target_layer``).
+    {fit_data}
     reconstruction_weight
         Weight of the reconstruction loss (0: a plain MLP). The default 0.1 did as well as 0
         and better than 1 on ``bmmc_cite`` (see the benchmarks); larger weights trade target

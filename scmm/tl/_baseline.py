@@ -8,14 +8,16 @@ import numpy as np
 from mudata import MuData
 
 from .. import _keys
-from .._docs import FIT_KEYWORDS, FIT_OPTIONS, FIT_WRITES, doc_params
+from .._docs import FIT_DATA, FIT_KEYWORDS, FIT_OPTIONS, FIT_WRITES, doc_params
 from .._utils import SeedLike
 from ..models import BaselineModel, GeneActivityModel
 from ._contract import fit_model
 from ._training import FitOptions, contract_options
 
 
-@doc_params(fit_keywords=FIT_KEYWORDS, fit_options=FIT_OPTIONS, fit_writes=FIT_WRITES)
+@doc_params(
+    fit_data=FIT_DATA, fit_keywords=FIT_KEYWORDS, fit_options=FIT_OPTIONS, fit_writes=FIT_WRITES
+)
 def fit_baseline(
     mdata: MuData,
     source: str,
@@ -37,12 +39,7 @@ def fit_baseline(
 
     Parameters
     ----------
-    mdata
-        Paired data holding ``source`` and ``target`` for the same cells.
-    source
-        Modality predicted from (normalised values in ``.X`` or ``layer``).
-    target
-        Modality to predict (values in ``.X`` or ``target_layer``).
+    {fit_data}
     method
         ``"mean"``, ``"ridge"``, ``"knn"`` or ``"kernel_ridge"`` (see
         :class:`scmm.models.BaselineModel`), or ``"gene_activity"`` (ATAC → RNA: per gene,

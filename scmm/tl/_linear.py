@@ -8,7 +8,7 @@ import numpy as np
 from mudata import MuData
 
 from .. import _keys
-from .._docs import FIT_KEYWORDS, FIT_WRITES, NEURAL_FIT_OPTIONS, doc_params, training_doc
+from .._docs import FIT_DATA, FIT_KEYWORDS, FIT_WRITES, NEURAL_FIT_OPTIONS, doc_params, training_doc
 from .._utils import SeedLike
 from ..models import LinearModel
 from ..train import TrainingConfig
@@ -17,6 +17,7 @@ from ._training import NeuralFitOptions, neural_options
 
 
 @doc_params(
+    fit_data=FIT_DATA,
     training=training_doc("LinearModel"),
     fit_keywords=FIT_KEYWORDS,
     fit_options=NEURAL_FIT_OPTIONS,
@@ -50,12 +51,7 @@ def fit_linear(
 
     Parameters
     ----------
-    mdata
-        Paired data holding ``source`` and ``target`` for the same cells.
-    source
-        Modality predicted from (normalised values in ``.X`` or ``layer``).
-    target
-        Modality to predict (values in ``.X`` or ``target_layer``).
+    {fit_data}
     input
         ``"svd"`` (the default), ``"raw"`` or ``"svd+raw"``, as for :func:`fit_mlp`.
     n_components

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from mudata import MuData
 
 from .. import _keys
-from .._docs import FIT_KEYWORDS, FIT_WRITES, NEURAL_FIT_OPTIONS, doc_params, training_doc
+from .._docs import FIT_DATA, FIT_KEYWORDS, FIT_WRITES, NEURAL_FIT_OPTIONS, doc_params, training_doc
 from .._settings import settings
 from .._utils import SeedLike
 from .._validate import align_cells, check_modality, get_matrix
@@ -20,6 +20,7 @@ from ._training import NeuralFitOptions, neural_options
 
 
 @doc_params(
+    fit_data=FIT_DATA,
     training=training_doc("MLPModel"),
     fit_keywords=FIT_KEYWORDS,
     fit_options=NEURAL_FIT_OPTIONS,
@@ -55,12 +56,7 @@ def fit_mlp(
 
     Parameters
     ----------
-    mdata
-        Paired data holding ``source`` and ``target`` for the same cells.
-    source
-        Modality predicted from (normalised values in ``.X`` or ``layer``).
-    target
-        Modality to predict (values in ``.X`` or ``target_layer``).
+    {fit_data}
     preset
         A name of :data:`scmm.nn.MLP_PRESETS` (``"cite_svd"``, ``"multiome_raw"``,
         ``"svd_plus_raw"`` or ``"svd_plus_raw_wide"``); None picks the one matching
