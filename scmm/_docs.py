@@ -4,27 +4,32 @@ from __future__ import annotations
 
 
 def training_doc(model: str) -> str:
-    """Document the ``max_epochs``, ``training`` and ``validation`` of a neural ``fit_*``.
+    """Document the ``training`` of a neural ``fit_*``.
 
     ``model`` names the model class whose ``default_training()`` the options change.
     """
     return f"""\
-    max_epochs
-        Training epochs; None: those of ``training``, else the model's default.
     training
         Training options (learning rate, batch size, schedule, SWA, loss, penalties, early
         stopping, device, logging, checkpoints): a :class:`~scmm.train.TrainingConfig`, used as
         it is, or a dict of some of its fields, e.g. ``{{"lr": 1e-3, "batch_size": 128}}``, over
         the model's defaults (:meth:`scmm.models.{model}.default_training`). ``device`` and
         ``verbose`` left out take ``scmm.settings``' values.
-    validation
-        Bool mask over all cells (within ``train``) of validation cells, or a fraction of the
-        training cells; overrides ``training``'s ``validation_fraction``.
 """
 
 
-#: The fit-contract parameters (``train`` … ``rng``), as documented by every ``fit_*``.
-FIT_CONTRACT = """\
+#: The data arguments of a ``fit_*`` (``mdata``, ``source``, ``target``).
+FIT_DATA = """\
+    mdata
+        Paired data holding ``source`` and ``target`` for the same cells.
+    source
+        Modality predicted from (normalised values in ``.X`` or ``layer``).
+    target
+        Modality to predict (values in ``.X`` or ``target_layer``).
+"""
+
+#: The fit-contract arguments from ``train`` to ``key_added``.
+_FIT_DATA = """\
     train
         Training cells: a boolean mask, the name of a boolean ``.obs`` column, or ``None``
         for all cells.
@@ -38,6 +43,25 @@ FIT_CONTRACT = """\
         (transductive, as in the 2022 competition; targets of held-out cells are never used).
     key_added
         Output key; default ``"scmm_<method>"``.
+"""
+
+_FIT_RNG = """\
+    rng
+        Seed or :class:`numpy.random.Generator`.
+"""
+
+#: The fit-contract keywords every ``fit_*`` names (``train`` … ``rng``), then ``**options``.
+FIT_KEYWORDS = (
+    _FIT_DATA
+    + _FIT_RNG
+    + """\
+    **options
+        The *Other Parameters* below, as keywords.
+"""
+)
+
+#: The fit contract's output options (keywords of every ``fit_*``, :class:`scmm.tl.FitOptions`).
+FIT_OPTIONS = """\
     write_predictions
         Write the predictions for every cell to ``mdata[target].layers[key_added]``: in
         memory up to 2 GiB (``scmm.settings.memory_budget``), above it (``True``/``"auto"``)
@@ -52,9 +76,22 @@ FIT_CONTRACT = """\
         Isotype-control targets, left out of the held-out mean per-feature Pearson and scored
         apart (``scores['controls_pearson_per_feature']``): ``"auto"`` takes target names
         matching IgG, isotype, ctrl or control (any case), a list names them, ``None`` none.
-    rng
-        Seed or :class:`numpy.random.Generator`.
 """
+
+#: The keyword options of a neural ``fit_*`` (:class:`scmm.tl.NeuralFitOptions`).
+NEURAL_FIT_OPTIONS = (
+    """\
+    max_epochs
+        Training epochs; None: those of ``training``, else the model's default.
+    validation
+        Bool mask over all cells (within ``train``) of validation cells, or a fraction of the
+        training cells; overrides ``training``'s ``validation_fraction``.
+"""
+    + FIT_OPTIONS
+)
+
+#: All fit-contract parameters (``train`` … ``rng``), for a ``fit_*`` naming each of them.
+FIT_CONTRACT = _FIT_DATA + FIT_OPTIONS + _FIT_RNG
 
 
 #: What every ``fit_*`` writes into the MuData, for its *Returns* section.

@@ -161,8 +161,9 @@ def test_fit_and_model_class_defaults_agree(fit, cls):
     fit_params = inspect.signature(getattr(scmm.tl, fit)).parameters
     model_params = inspect.signature(getattr(scmm.models, cls)).parameters
     copied = set(fit_params) & set(TrainingConfig.__dataclass_fields__)
-    assert copied == {"max_epochs"}, copied
-    assert fit_params["max_epochs"].default is None  # the model's default
+    assert not copied, copied  # in `training`; `max_epochs` is one of the keyword options
+    assert fit_params["options"].kind is inspect.Parameter.VAR_KEYWORD
+    assert "max_epochs" in scmm.tl.NeuralFitOptions.__annotations__
     for name in set(fit_params) & set(model_params) - {"training"}:
         assert fit_params[name].default == model_params[name].default, name
 
@@ -238,3 +239,8 @@ def test_sparse_target_stays_sparse_and_matches_dense(monkeypatch):
     for key, value in dense_scores.items():
         assert sparse_scores[key] == pytest.approx(value), key
     assert sp.issparse(mdata["out"].X)
+
+
+def test_fit_unknown_keyword_names_the_function_and_its_options(paired):
+    with pytest.raises(TypeError, match=r"fit_mlp\(\) got unexpected keyword.*'hiden'.*max_epochs"):
+        scmm.tl.fit_mlp(paired, "rna", "prot", hiden=[8], max_epochs=1, rng=0)

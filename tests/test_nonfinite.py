@@ -207,7 +207,14 @@ def _fit_pathway_mlp(mdata):
     sets = {"S1": ["g1", "g2", "g3"], "S2": ["g4", "g5"], "S3": ["g6", "g7", "g8", "g9"]}
     genes = {"p0": "g1", "p1": "g4", "p2": "g6", "p3": "g2", "p4": "g30", "p5": None}
     return scmm.tl.fit_pathway_mlp(
-        mdata, "rna", "prot", gene_sets=sets, target_genes=genes, train="train", max_epochs=2, rng=0
+        mdata,
+        "rna",
+        "prot",
+        gene_sets=sets,
+        connectivity={"target_genes": genes},
+        train="train",
+        max_epochs=2,
+        rng=0,
     )
 
 

@@ -25,7 +25,12 @@ TARGET_GENES = {"p0": "g1", "p1": "g4", "p2": "g6", "p3": "g2", "p4": "g30", "p5
 
 
 def _fit(m, **kw):
-    args = {"gene_sets": SETS, "target_genes": TARGET_GENES, "hidden_per_target": 2, "rng": 0}
+    args = {
+        "gene_sets": SETS,
+        "connectivity": {"target_genes": TARGET_GENES},
+        "hidden_per_target": 2,
+        "rng": 0,
+    }
     return scmm.tl.fit_pathway_mlp(m, "rna", "prot", **{**args, **FAST, **kw})
 
 
@@ -87,7 +92,12 @@ def test_gene_set_prior_changes_the_fit():
     m = make_paired()
     _fit(m, key_added="a")
     other = {"S1": ["g10", "g11", "g1"], "S2": ["g20", "g4"], "S3": ["g6", "g33"]}
-    _fit(m, key_added="b", gene_sets=other, connectivity_key="pw2")
+    _fit(
+        m,
+        key_added="b",
+        gene_sets=other,
+        connectivity={"target_genes": TARGET_GENES, "key_added": "pw2"},
+    )
     _fit(m, key_added="c")
     layers = m["prot"].layers
     np.testing.assert_array_equal(layers["a"], layers["c"])

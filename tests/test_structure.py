@@ -65,3 +65,16 @@ def test_string_options_are_literal(ns, name, func):
                 f"{ns}.{name}: `{p.name}: {ann} = {p.default!r}` looks like an option; type it as "
                 "a Literal of its values (or add it to FREE_FORM_STRINGS if it names data)"
             )
+
+
+#: Public functions whose ``rng`` is not typed yet (their module is being edited elsewhere).
+RNG_UNTYPED = {"fit_ensemble"}
+
+
+@pytest.mark.parametrize(("ns", "name", "func"), PUBLIC, ids=[f"{n}.{f}" for n, f, _ in PUBLIC])
+def test_rng_is_typed(ns, name, func):
+    """Every public ``rng`` takes a seed or a Generator, and says so in its type."""
+    p = inspect.signature(func).parameters.get("rng")
+    if p is None or name in RNG_UNTYPED:
+        return
+    assert str(p.annotation) == "SeedLike | np.random.Generator | None", f"{ns}.{name}"

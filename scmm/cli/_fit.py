@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import shutil
 import tempfile
 from pathlib import Path
 
+from .._registry import MODELS
 from ._args import UsageError, add_common, add_inputs, input_files, parse_params
 from ._io import (
     FIT_RECORD,
@@ -19,22 +19,6 @@ from ._io import (
     read_inputs,
     write_json,
 )
-
-#: ``--method`` → (``scmm.tl`` function, fixed keyword arguments).
-METHODS: dict[str, tuple[str, dict]] = {
-    "mlp": ("fit_mlp", {}),
-    "autoencoder": ("fit_autoencoder", {}),
-    "pathway_mlp": ("fit_pathway_mlp", {}),
-    "deepsets": ("fit_deepsets", {}),
-    "ridge": ("fit_baseline", {"method": "ridge"}),
-    "kernel_ridge": ("fit_baseline", {"method": "kernel_ridge"}),
-    "knn": ("fit_baseline", {"method": "knn"}),
-    "mean": ("fit_baseline", {"method": "mean"}),
-    "gene_activity": ("fit_baseline", {"method": "gene_activity"}),
-}
-
-#: Methods that read gene–peak windows (``--assembly`` or ``--annotation``).
-NEEDS_WINDOWS = ("deepsets", "gene_activity")
 
 #: Arguments the command sets itself; ``--param`` may not.
 _RESERVED = ("train", "key_added", "rng", "verbose", "method", "windows_key", "write_predictions")
@@ -56,7 +40,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--method",
         default="mlp",
-        choices=sorted(METHODS),
+        choices=sorted(MODELS),
         help="model to fit (default: mlp); see the docs' Models pages",
     )
     split = p.add_mutually_exclusive_group()
@@ -122,11 +106,10 @@ def add_parser(sub) -> None:
 
 def _check_params(function, params: dict, method: str) -> None:
     """Raise an error naming the fix for an unknown, reserved or wrongly typed ``--param``."""
-    sig = inspect.signature(function)
+    from ..tl import keyword_parameters
+
     allowed = {
-        name: prm
-        for name, prm in sig.parameters.items()
-        if prm.kind is inspect.Parameter.KEYWORD_ONLY and name not in _RESERVED
+        name: prm for name, prm in keyword_parameters(function).items() if name not in _RESERVED
     }
     for key, value in params.items():
         if key in _RESERVED:
@@ -247,8 +230,8 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
 
     from .. import __version__, _keys, datasets, tl
 
-    fn_name, fixed = METHODS[args.method]
-    function = getattr(tl, fn_name)
+    entry = MODELS[args.method]
+    function = getattr(tl, entry.fit)
     params = parse_params(args.param)
     _check_params(function, params, args.method)
     report.step("reading the input")
@@ -263,11 +246,12 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
         raise UsageError(msg)
     normalize = _normalize(mdata, args, report)
     split = _split(mdata, args)
-    if args.method in NEEDS_WINDOWS:
+    if entry.windows:
         _windows(mdata, args, report)
+    params = {**entry.defaults, **params}
     recorded = dict(params)
-    if args.method == "pathway_mlp":
-        sets = params.setdefault("gene_sets", "hallmark")
+    if "gene_sets" in params:  # a collection name is read from the data folder
+        sets = params["gene_sets"]
         recorded["gene_sets"] = sets if isinstance(sets, str) else "given as JSON"
         if isinstance(sets, str):
             params["gene_sets"] = datasets.gene_sets(sets, data_dir=args.data_dir)
@@ -277,7 +261,7 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
         mdata,
         args.source,
         args.target,
-        **fixed,
+        **entry.fixed,
         **params,
         train=split["train"],
         key_added=key,

@@ -10,6 +10,7 @@ from ._deepsets import DeepSetsModel
 from ._ensemble import EnsembleModel
 from ._gene_activity import WINDOW_FIELDS as WINDOW_FIELDS
 from ._gene_activity import GeneActivityModel
+from ._linear import LinearModel
 from ._mlp import MLPModel
 from ._pathway import PathwayMLPModel
 from ._persist import load
@@ -22,6 +23,7 @@ __all__ = [
     "DeepSetsModel",
     "EnsembleModel",
     "GeneActivityModel",
+    "LinearModel",
     "MLPModel",
     "PathwayMLPModel",
     "load",

@@ -20,6 +20,7 @@ from anndata import AnnData
 from mudata import MuData
 
 from .. import _input_space
+from .._utils import SeedLike
 from .._validate import align_features, check_modality, fill_missing, get_matrix
 from . import _persist
 from ._binding import Binding
@@ -130,7 +131,7 @@ class BaseModel(Binding):
         target_features,
         X_svd=None,
         validation: np.ndarray | None = None,
-        rng=None,
+        rng: SeedLike | np.random.Generator | None = None,
     ) -> BaseModel:
         """Fit on matrices: ``X`` cells × source features, ``Y`` cells × targets.
 

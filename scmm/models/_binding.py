@@ -15,6 +15,7 @@ from anndata import AnnData
 from mudata import MuData
 
 from .. import _input_space
+from .._utils import SeedLike
 from .._validate import align_cells, check_modality, get_matrix, resolve_train
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ class Binding:
         layer: str | None = None,
         target_layer: str | None = None,
         validation: np.ndarray | None = None,
-        rng=None,
+        rng: SeedLike | np.random.Generator | None = None,
     ) -> BaseModel:
         """Fit on the modalities ``source`` → ``target`` of ``mdata`` and record that binding.
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._utils import as_generator
+from .._utils import SeedLike, as_generator
 from ..train import TrainingConfig, lr_range_test, seeded
 from ..train import predict as predict_net
 from ..train import train as train_net
@@ -156,7 +156,9 @@ class NeuralModel(BaseModel):
         inputs, net, gen = self._prepare(X, Y, X_svd=X_svd, rng=rng)
         self._train(net, inputs, Y, validation=validation, rng=gen)
 
-    def lr_range_test(self, X, Y, *, X_svd=None, rng=None, **kwargs: Any):
+    def lr_range_test(
+        self, X, Y, *, X_svd=None, rng: SeedLike | np.random.Generator | None = None, **kwargs: Any
+    ):
         """Fit the preprocessing on ``X`` and run :func:`scmm.train.lr_range_test`."""
         Y = self._as_targets(Y)
         inputs, net, gen = self._prepare(X, Y, X_svd=X_svd, rng=rng)

@@ -2,6 +2,7 @@
 
 from ._autoencoder import AutoencoderMLP
 from ._deepsets import DeepSetsNet, pair_features
+from ._linear import LinearMap
 from ._mlp import MLP, MLP_PRESETS, SparseInputLinear
 from ._pathway import PathwayMLP
 from ._sparse import SPARSE_BACKENDS, SparseLinear
@@ -12,6 +13,7 @@ __all__: list[str] = [
     "SPARSE_BACKENDS",
     "AutoencoderMLP",
     "DeepSetsNet",
+    "LinearMap",
     "PathwayMLP",
     "SparseInputLinear",
     "SparseLinear",

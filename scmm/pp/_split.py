@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from mudata import MuData
 
-from .._utils import as_generator
+from .._utils import SeedLike, as_generator
 from .._validate import obs_columns_listing
 
 
@@ -16,7 +16,7 @@ def split_cells(
     batch_key: str = "batch",
     test_fraction: float | None = None,
     key_added: str = "train",
-    rng=None,
+    rng: SeedLike | np.random.Generator | None = None,
     copy: bool = False,
 ) -> MuData | None:
     """Mark training cells in ``mdata.obs[key_added]``, for the ``train=`` argument of the fits.

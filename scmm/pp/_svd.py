@@ -6,7 +6,7 @@ import numpy as np
 from mudata import MuData
 
 from .. import _keys
-from .._utils import fit_svd, project
+from .._utils import SeedLike, fit_svd, project
 from .._validate import check_modality, get_matrix, resolve_train
 
 
@@ -18,7 +18,7 @@ def svd(
     layer: str | None = None,
     fit_on=None,
     key_added: str | None = None,
-    rng=None,
+    rng: SeedLike | np.random.Generator | None = None,
     copy: bool = False,
 ) -> MuData | None:
     """TruncatedSVD embedding of one modality.

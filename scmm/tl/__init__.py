@@ -5,17 +5,25 @@ from ._baseline import fit_baseline
 from ._contract import predict
 from ._deepsets import fit_deepsets
 from ._ensemble import fit_ensemble
+from ._linear import fit_linear
 from ._mlp import fit_mlp, lr_range_test
 from ._pathway import fit_pathway_mlp
 from ._peak_contributions import peak_contributions
+from ._training import FitOptions, NeuralFitOptions
+
+# for the CLI (not in __all__: no API)
+from ._training import keyword_parameters as keyword_parameters
 from ._tune import TuneResult, tune_mlp
 
 __all__ = [
+    "FitOptions",
+    "NeuralFitOptions",
     "TuneResult",
     "fit_autoencoder",
     "fit_baseline",
     "fit_deepsets",
     "fit_ensemble",
+    "fit_linear",
     "fit_mlp",
     "fit_pathway_mlp",
     "lr_range_test",

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, Unpack
 
+import numpy as np
 from mudata import MuData
 
 from .. import _keys
-from .._docs import FIT_CONTRACT, FIT_WRITES, doc_params, training_doc
+from .._docs import FIT_DATA, FIT_KEYWORDS, FIT_WRITES, NEURAL_FIT_OPTIONS, doc_params, training_doc
+from .._utils import SeedLike
 from ..models import AutoencoderModel
 from ..train import TrainingConfig
 from ._contract import fit_model
-from ._training import training_options
+from ._training import NeuralFitOptions, neural_options
 
 
 @doc_params(
-    training_options=training_doc("AutoencoderModel"),
-    fit_contract=FIT_CONTRACT,
+    fit_data=FIT_DATA,
+    training=training_doc("AutoencoderModel"),
+    fit_keywords=FIT_KEYWORDS,
+    fit_options=NEURAL_FIT_OPTIONS,
     fit_writes=FIT_WRITES,
 )
 def fit_autoencoder(
@@ -33,17 +37,14 @@ def fit_autoencoder(
     batchnorm: bool = True,
     n_components: int = 64,
     target_svd: int | None = None,
-    max_epochs: int | None = None,
     training: TrainingConfig | dict[str, Any] | None = None,
-    validation=None,
-    train=None,
+    train: np.ndarray | str | None = None,
     layer: str | None = None,
     target_layer: str | None = None,
-    svd_fit_on: str = "train",
+    svd_fit_on: Literal["train", "all"] = "train",
     key_added: str | None = None,
-    write_predictions: bool | str = True,
-    control_features: str | list[str] | None = "auto",
-    rng=None,
+    rng: SeedLike | np.random.Generator | None = None,
+    **options: Unpack[NeuralFitOptions],
 ) -> AutoencoderModel:
     """Fit an MLP regularised by an autoencoder: source SVD → embedding → targets and SVD.
 
@@ -57,12 +58,7 @@ def fit_autoencoder(
 
     Parameters
     ----------
-    mdata
-        Paired data holding ``source`` and ``target`` for the same cells.
-    source
-        Modality predicted from (normalised values in ``.X`` or ``layer``).
-    target
-        Modality to predict (values in ``.X`` or ``target_layer``).
+    {fit_data}
     reconstruction_weight
         Weight of the reconstruction loss (0: a plain MLP). The default 0.1 did as well as 0
         and better than 1 on ``bmmc_cite`` (see the benchmarks); larger weights trade target
@@ -86,8 +82,12 @@ def fit_autoencoder(
     target_svd
         None, or predict this many SVD coefficients of the targets, mapped back through the
         fixed components before the loss.
-    {training_options}
-    {fit_contract}
+    {training}
+    {fit_keywords}
+
+    Other Parameters
+    ----------------
+    {fit_options}
 
     Returns
     -------
@@ -113,7 +113,7 @@ def fit_autoencoder(
     >>> mdata["prot"].layers["scmm_autoencoder"].shape
     (60, 4)
     """
-    training = training_options(training, max_epochs=max_epochs)
+    training, contract = neural_options(training, options, "fit_autoencoder")
     model = AutoencoderModel(
         hidden=hidden,
         latent=latent,
@@ -137,10 +137,8 @@ def fit_autoencoder(
         target_layer=target_layer,
         key_added=key_added,
         svd_fit_on=svd_fit_on,
-        write_predictions=write_predictions,
-        control_features=control_features,
-        validation=validation,
         rng=rng,
+        **contract,
     )
     mdata[source].obsm[key_added] = model.embed(mdata[source])
     return model

@@ -2,43 +2,44 @@
 
 from __future__ import annotations
 
+from typing import Literal, Unpack
+
+import numpy as np
 from mudata import MuData
 
 from .. import _keys
-from .._docs import FIT_CONTRACT, FIT_WRITES, doc_params
+from .._docs import FIT_DATA, FIT_KEYWORDS, FIT_OPTIONS, FIT_WRITES, doc_params
+from .._utils import SeedLike
 from ..models import BaselineModel, GeneActivityModel
 from ._contract import fit_model
+from ._training import FitOptions, contract_options
 
 
-@doc_params(fit_contract=FIT_CONTRACT, fit_writes=FIT_WRITES)
+@doc_params(
+    fit_data=FIT_DATA, fit_keywords=FIT_KEYWORDS, fit_options=FIT_OPTIONS, fit_writes=FIT_WRITES
+)
 def fit_baseline(
     mdata: MuData,
     source: str,
     target: str,
     *,
-    method: str = "ridge",
+    method: Literal["mean", "ridge", "knn", "kernel_ridge", "gene_activity"] = "ridge",
     n_components: int = 32,
     n_neighbors: int = 20,
     windows_key: str = "windows",
-    train=None,
+    train: np.ndarray | str | None = None,
     layer: str | None = None,
     target_layer: str | None = None,
-    svd_fit_on: str = "train",
+    svd_fit_on: Literal["train", "all"] = "train",
     key_added: str | None = None,
-    write_predictions: bool | str = True,
-    control_features: str | list[str] | None = "auto",
-    rng=None,
+    rng: SeedLike | np.random.Generator | None = None,
+    **options: Unpack[FitOptions],
 ) -> BaselineModel | GeneActivityModel:
     """Fit a classical baseline from the source's SVD (or gene–peak windows) to the target.
 
     Parameters
     ----------
-    mdata
-        Paired data holding ``source`` and ``target`` for the same cells.
-    source
-        Modality predicted from (normalised values in ``.X`` or ``layer``).
-    target
-        Modality to predict (values in ``.X`` or ``target_layer``).
+    {fit_data}
     method
         ``"mean"``, ``"ridge"``, ``"knn"`` or ``"kernel_ridge"`` (see
         :class:`scmm.models.BaselineModel`), or ``"gene_activity"`` (ATAC → RNA: per gene,
@@ -51,7 +52,11 @@ def fit_baseline(
     windows_key
         Key in ``mdata.uns`` of the gene–peak windows from :func:`scmm.pp.gene_peak_windows`
         (``"gene_activity"`` only; the windows are stored in the model).
-    {fit_contract}
+    {fit_keywords}
+
+    Other Parameters
+    ----------------
+    {fit_options}
 
     Returns
     -------
@@ -72,6 +77,7 @@ def fit_baseline(
     >>> mdata["prot"].layers["scmm_knn"].shape
     (60, 4)
     """
+    contract = contract_options(options, FitOptions, "fit_baseline")
     if method == "gene_activity":
         from ._deepsets import get_windows
 
@@ -89,7 +95,6 @@ def fit_baseline(
         target_layer=target_layer,
         key_added=key_added or _keys.prediction(method),
         svd_fit_on=svd_fit_on,
-        write_predictions=write_predictions,
-        control_features=control_features,
         rng=rng,
+        **contract,
     )

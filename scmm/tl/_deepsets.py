@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, Unpack
 
+import numpy as np
 from mudata import MuData
 
 from .. import _keys
-from .._docs import FIT_CONTRACT, FIT_WRITES, doc_params, training_doc
+from .._docs import FIT_KEYWORDS, FIT_WRITES, NEURAL_FIT_OPTIONS, doc_params, training_doc
+from .._utils import SeedLike
 from ..models import WINDOW_FIELDS, DeepSetsModel
 from ..train import TrainingConfig
 from ._contract import fit_model
-from ._training import training_options
+from ._training import NeuralFitOptions, neural_options
 
 
 def get_windows(mdata: MuData, windows_key: str, source: str, target: str) -> dict[str, Any]:
@@ -48,7 +50,10 @@ def get_windows(mdata: MuData, windows_key: str, source: str, target: str) -> di
 
 
 @doc_params(
-    training_options=training_doc("DeepSetsModel"), fit_contract=FIT_CONTRACT, fit_writes=FIT_WRITES
+    training=training_doc("DeepSetsModel"),
+    fit_keywords=FIT_KEYWORDS,
+    fit_options=NEURAL_FIT_OPTIONS,
+    fit_writes=FIT_WRITES,
 )
 def fit_deepsets(
     mdata: MuData,
@@ -65,17 +70,14 @@ def fit_deepsets(
     standardize: bool = True,
     max_memory_mb: float = 1024.0,
     n_components: int = 64,
-    max_epochs: int | None = None,
     training: TrainingConfig | dict[str, Any] | None = None,
-    validation=None,
-    train=None,
+    train: np.ndarray | str | None = None,
     layer: str | None = None,
     target_layer: str | None = None,
-    svd_fit_on: str = "train",
+    svd_fit_on: Literal["train", "all"] = "train",
     key_added: str | None = None,
-    write_predictions: bool | str = True,
-    control_features: str | list[str] | None = "auto",
-    rng=None,
+    rng: SeedLike | np.random.Generator | None = None,
+    **options: Unpack[NeuralFitOptions],
 ) -> DeepSetsModel:
     """Fit a DeepSets model from each gene's window peaks (and the cell's ATAC SVD) to RNA.
 
@@ -126,8 +128,12 @@ def fit_deepsets(
         Memory budget (MiB) for ρ's activations of one batch and gene chunk.
     n_components
         SVD components of the source (the cell context).
-    {training_options}
-    {fit_contract}
+    {training}
+    {fit_keywords}
+
+    Other Parameters
+    ----------------
+    {fit_options}
 
     Returns
     -------
@@ -160,7 +166,7 @@ def fit_deepsets(
     (60, 3)
     """
     windows = get_windows(mdata, windows_key, source, target)
-    training = training_options(training, max_epochs=max_epochs)
+    training, contract = neural_options(training, options, "fit_deepsets")
     model = DeepSetsModel(
         channels=channels,
         phi_hidden=phi_hidden,
@@ -185,8 +191,6 @@ def fit_deepsets(
         target_layer=target_layer,
         key_added=key_added or _keys.prediction(model.name),
         svd_fit_on=svd_fit_on,
-        write_predictions=write_predictions,
-        control_features=control_features,
-        validation=validation,
         rng=rng,
+        **contract,
     )

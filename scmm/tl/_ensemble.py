@@ -23,7 +23,7 @@ from ..models import BaselineModel, DeepSetsModel, EnsembleModel, MLPModel
 from ._contract import _train_mask, check_pair, fit_params
 from ._deepsets import fit_deepsets, get_windows
 from ._mlp import fit_mlp
-from ._training import training_options
+from ._training import keyword_parameters, training_options
 
 logger = logging.getLogger("scmm")
 
@@ -40,6 +40,7 @@ _MLP_FIXED = (
     "svd_fit_on",
     "key_added",
     "write_predictions",
+    "control_features",
     "rng",
     "validation",
 )
@@ -73,9 +74,7 @@ def member_spec(method: str, options: dict[str, Any] | None = None) -> dict[str,
         fit, cls = (fit_mlp, MLPModel) if method == "mlp" else (fit_deepsets, DeepSetsModel)
         arch = _architecture(fit, cls)
         defaults = {
-            name: p.default
-            for name, p in inspect.signature(fit).parameters.items()
-            if p.kind == p.KEYWORD_ONLY and name not in _MLP_FIXED
+            name: p.default for name, p in keyword_parameters(fit).items() if name not in _MLP_FIXED
         }
         _check_options(method, options, defaults)
         args = {**defaults, **options}

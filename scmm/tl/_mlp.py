@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, Unpack
 
 import numpy as np
 import scipy.sparse as sp
 from mudata import MuData
 
 from .. import _keys
-from .._docs import FIT_CONTRACT, FIT_WRITES, doc_params, training_doc
+from .._docs import FIT_DATA, FIT_KEYWORDS, FIT_WRITES, NEURAL_FIT_OPTIONS, doc_params, training_doc
 from .._settings import settings
+from .._utils import SeedLike
 from .._validate import align_cells, check_modality, get_matrix
 from ..models import MLPModel
 from ..train import LRRangeResult, TrainingConfig
 from ._contract import _train_mask, fit_model
-from ._training import training_options
+from ._training import NeuralFitOptions, neural_options
 
 
 @doc_params(
-    training_options=training_doc("MLPModel"), fit_contract=FIT_CONTRACT, fit_writes=FIT_WRITES
+    fit_data=FIT_DATA,
+    training=training_doc("MLPModel"),
+    fit_keywords=FIT_KEYWORDS,
+    fit_options=NEURAL_FIT_OPTIONS,
+    fit_writes=FIT_WRITES,
 )
 def fit_mlp(
     mdata: MuData,
@@ -28,24 +33,21 @@ def fit_mlp(
     *,
     preset: str | None = None,
     hidden: list[int] | None = None,
-    skip: str | int | None = None,
+    skip: Literal["none", "all"] | int | None = None,
     dropout: float = 0.2,
     batchnorm: bool = True,
-    input: str = "svd+raw",
+    input: Literal["svd", "raw", "svd+raw"] = "svd+raw",
     n_components: int = 64,
     target_svd: int | None = None,
     max_raw_features: int | None = 300,
-    max_epochs: int | None = None,
     training: TrainingConfig | dict[str, Any] | None = None,
-    validation=None,
-    train=None,
+    train: np.ndarray | str | None = None,
     layer: str | None = None,
     target_layer: str | None = None,
-    svd_fit_on: str = "train",
+    svd_fit_on: Literal["train", "all"] = "train",
     key_added: str | None = None,
-    write_predictions: bool | str = True,
-    control_features: str | list[str] | None = "auto",
-    rng=None,
+    rng: SeedLike | np.random.Generator | None = None,
+    **options: Unpack[NeuralFitOptions],
 ) -> MLPModel:
     """Fit an MLP from the source modality to the target modality.
 
@@ -54,12 +56,7 @@ def fit_mlp(
 
     Parameters
     ----------
-    mdata
-        Paired data holding ``source`` and ``target`` for the same cells.
-    source
-        Modality predicted from (normalised values in ``.X`` or ``layer``).
-    target
-        Modality to predict (values in ``.X`` or ``target_layer``).
+    {fit_data}
     preset
         A name of :data:`scmm.nn.MLP_PRESETS` (``"cite_svd"``, ``"multiome_raw"``,
         ``"svd_plus_raw"`` or ``"svd_plus_raw_wide"``); None picks the one matching
@@ -86,8 +83,12 @@ def fit_mlp(
         With raw inputs, keep this many source features, those with the highest variance on the
         training cells (``None``: all). 300 scored above 1,000 on every benchmark split (see the
         MLP page of the docs).
-    {training_options}
-    {fit_contract}
+    {training}
+    {fit_keywords}
+
+    Other Parameters
+    ----------------
+    {fit_options}
 
     Returns
     -------
@@ -110,7 +111,7 @@ def fit_mlp(
     >>> mdata["prot"].layers["scmm_mlp"].shape
     (60, 4)
     """
-    training = training_options(training, max_epochs=max_epochs)
+    training, contract = neural_options(training, options, "fit_mlp")
     model = MLPModel(
         preset=preset,
         hidden=hidden,
@@ -133,10 +134,8 @@ def fit_mlp(
         target_layer=target_layer,
         key_added=key_added or _keys.prediction(model.name),
         svd_fit_on=svd_fit_on,
-        write_predictions=write_predictions,
-        control_features=control_features,
-        validation=validation,
         rng=rng,
+        **contract,
     )
 
 
@@ -150,20 +149,20 @@ def lr_range_test(
     n_steps: int = 100,
     preset: str | None = None,
     hidden: list[int] | None = None,
-    skip: str | int | None = None,
+    skip: Literal["none", "all"] | int | None = None,
     dropout: float = 0.2,
-    input: str = "svd+raw",
+    input: Literal["svd", "raw", "svd+raw"] = "svd+raw",
     n_components: int = 64,
     target_svd: int | None = None,
     weight_decay: float = 1e-2,
     batch_size: int = 64,
-    loss: str = "mixed",
+    loss: Literal["mse", "correlation", "mixed"] = "mixed",
     correlation_weight: float = 0.5,
     device: str | None = None,
     train=None,
     layer: str | None = None,
     target_layer: str | None = None,
-    rng=None,
+    rng: SeedLike | np.random.Generator | None = None,
 ) -> LRRangeResult:
     """Learning-rate range test of the MLP :func:`fit_mlp` would build.
 

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal, Unpack
 
+import numpy as np
 from mudata import MuData
 
 from .. import _keys
-from .._docs import FIT_CONTRACT, FIT_WRITES, doc_params, training_doc
+from .._docs import FIT_KEYWORDS, FIT_WRITES, NEURAL_FIT_OPTIONS, doc_params, training_doc
+from .._utils import SeedLike
 from ..models import PathwayMLPModel
 from ..pp import pathway_connectivity
 from ..train import TrainingConfig
 from ._contract import fit_model
-from ._training import training_options
+from ._training import NeuralFitOptions, neural_options
 
 
 @doc_params(
-    training_options=training_doc("PathwayMLPModel"),
-    fit_contract=FIT_CONTRACT,
+    training=training_doc("PathwayMLPModel"),
+    fit_keywords=FIT_KEYWORDS,
+    fit_options=NEURAL_FIT_OPTIONS,
     fit_writes=FIT_WRITES,
 )
 def fit_pathway_mlp(
@@ -28,27 +31,21 @@ def fit_pathway_mlp(
     *,
     gene_sets: str | Mapping[str, Iterable[str]],
     hidden_per_target: int = 2,
-    target_genes: str | Mapping[str, str | None] | None = None,
-    gene_symbols: str | None = None,
-    min_genes: int = 1,
-    connectivity_key: str = "pathway",
+    connectivity: Mapping[str, Any] | None = None,
     dense_hidden: list[int] | None = None,
     head_hidden: list[int] | None = None,
     dropout: float = 0.2,
     batchnorm: bool = True,
-    sparse_backend: str = "coo",
+    sparse_backend: Literal["coo", "csr", "index_add", "dense_masked", "sparselinear"] = "coo",
     n_components: int = 64,
-    max_epochs: int | None = None,
     training: TrainingConfig | dict[str, Any] | None = None,
-    validation=None,
-    train=None,
+    train: np.ndarray | str | None = None,
     layer: str | None = None,
     target_layer: str | None = None,
-    svd_fit_on: str = "train",
+    svd_fit_on: Literal["train", "all"] = "train",
     key_added: str | None = None,
-    write_predictions: bool | str = True,
-    control_features: str | list[str] | None = "auto",
-    rng=None,
+    rng: SeedLike | np.random.Generator | None = None,
+    **options: Unpack[NeuralFitOptions],
 ) -> PathwayMLPModel:
     """Fit the pathway-sparse MLP: a gene branch masked by gene sets beside a dense SVD branch.
 
@@ -65,8 +62,8 @@ def fit_pathway_mlp(
     mdata
         Paired data holding ``source`` and ``target`` for the same cells.
     source
-        Modality predicted from; its ``var_names`` (or ``var[gene_symbols]``) are gene
-        symbols.
+        Modality predicted from; its ``var_names`` (or the ``.var`` column named by
+        ``connectivity["gene_symbols"]``) are gene symbols.
     target
         Modality to predict (values in ``.X`` or ``target_layer``).
     gene_sets
@@ -75,14 +72,12 @@ def fit_pathway_mlp(
     hidden_per_target
         Pathway units per target feature. The original code used 10; with a few hundred
         training cells 2 did better on ``bmmc_cite`` (fewer weights to fit).
-    target_genes
-        How to find each target's gene (see :func:`scmm.pp.pathway_connectivity`).
-    gene_symbols
-        Column of ``mdata[source].var`` with gene symbols, when ``var_names`` are not symbols.
-    min_genes
-        Targets connected to fewer genes get no pathway units.
-    connectivity_key
-        Key of the connectivity written by :func:`scmm.pp.pathway_connectivity`.
+    connectivity
+        Further keywords of :func:`scmm.pp.pathway_connectivity`, which builds the mask:
+        ``target_genes`` (how to find each target's gene), ``gene_symbols`` (column of
+        ``mdata[source].var`` with gene symbols, when ``var_names`` are not symbols),
+        ``min_genes`` (targets connected to fewer genes get no pathway units; default 1) and
+        ``key_added`` (where the connectivity is written; default ``"pathway"``).
     dense_hidden
         Block widths of the dense branch on the SVD; None: ``[128]``.
     head_hidden
@@ -95,8 +90,12 @@ def fit_pathway_mlp(
         ``backend`` of :class:`scmm.nn.SparseLinear`.
     n_components
         Number of SVD components of the source.
-    {training_options}
-    {fit_contract}
+    {training}
+    {fit_keywords}
+
+    Other Parameters
+    ----------------
+    {fit_options}
 
     Returns
     -------
@@ -104,10 +103,10 @@ def fit_pathway_mlp(
     genes of the pathway branch). Writes
 
     {fit_writes}
-    ``mdata[source].varm[connectivity_key]`` : csr_matrix (n_source_vars, n_units)
+    ``mdata[source].varm['pathway']`` : csr_matrix (n_source_vars, n_units)
         The connectivity mask, ``n_units = n_targets × hidden_per_target`` (see
-        :func:`scmm.pp.pathway_connectivity`).
-    ``mdata.uns[connectivity_key]`` : dict
+        :func:`scmm.pp.pathway_connectivity`; the key is ``connectivity["key_added"]``).
+    ``mdata.uns['pathway']`` : dict
         Its coverage summary (see :func:`scmm.pp.pathway_connectivity`).
 
     Examples
@@ -134,7 +133,7 @@ def fit_pathway_mlp(
         from ..datasets import gene_sets as load_gene_sets
 
         gene_sets = load_gene_sets(gene_sets)
-    training = training_options(training, max_epochs=max_epochs)
+    training, contract = neural_options(training, options, "fit_pathway_mlp")
     model = PathwayMLPModel(
         dense_hidden=dense_hidden,
         head_hidden=head_hidden,
@@ -145,6 +144,8 @@ def fit_pathway_mlp(
         training=training,
     )
     key_added = key_added or _keys.prediction(model.name)
+    options = {"key_added": "pathway", **(connectivity or {})}
+    connectivity_key = options["key_added"]
     src = mdata.mod.get(source)
     saved = (
         None if src is None else src.varm.get(connectivity_key),
@@ -156,10 +157,7 @@ def fit_pathway_mlp(
         target,
         gene_sets=gene_sets,
         hidden_per_target=hidden_per_target,
-        target_genes=target_genes,
-        gene_symbols=gene_symbols,
-        min_genes=min_genes,
-        key_added=connectivity_key,
+        **options,
     )
     try:
         model.set_connectivity(mdata[source].varm[connectivity_key])
@@ -173,10 +171,8 @@ def fit_pathway_mlp(
             target_layer=target_layer,
             key_added=key_added,
             svd_fit_on=svd_fit_on,
-            write_predictions=write_predictions,
-            control_features=control_features,
-            validation=validation,
             rng=rng,
+            **contract,
         )
     except BaseException:  # leave mdata as it was
         for holder, old in ((mdata[source].varm, saved[0]), (mdata.uns, saved[1])):

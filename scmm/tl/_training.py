@@ -1,9 +1,12 @@
-"""The ``training`` and ``max_epochs`` arguments of the neural ``fit_*`` functions."""
+"""The ``training`` argument of the neural ``fit_*`` functions and their keyword options."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, TypedDict, get_args, get_type_hints
+
+import numpy as np
 
 from .._settings import settings
 from ..train import TrainingConfig
@@ -45,3 +48,77 @@ def training_options(
     if max_epochs is not None:
         options["max_epochs"] = max_epochs
     return options
+
+
+class FitOptions(TypedDict, total=False):
+    """The fit contract's output options, keywords of every ``scmm.tl.fit_*`` function.
+
+    Documented under *Other Parameters* of each ``fit_*`` function; their defaults are
+    ``write_predictions=True`` and ``control_features="auto"``.
+    """
+
+    write_predictions: bool | Literal["auto", "memory", "disk"]
+    control_features: Literal["auto"] | list[str] | None
+
+
+class NeuralFitOptions(FitOptions, total=False):
+    """:class:`FitOptions` and the training shortcuts of the neural ``fit_*`` functions.
+
+    ``max_epochs`` (default: the model's) replaces the one of ``training``; ``validation``
+    (a bool mask over the cells, or a fraction of the training cells) picks the validation
+    cells, overriding ``training``'s ``validation_fraction``.
+    """
+
+    max_epochs: int | None
+    validation: np.ndarray | float | None
+
+
+def contract_options(options: Mapping[str, Any], allowed: type, function: str) -> dict[str, Any]:
+    """Return ``options`` (keywords of ``function``) after checking them against ``allowed``."""
+    known = allowed.__required_keys__ | allowed.__optional_keys__
+    unknown = sorted(set(options) - known)
+    if unknown:
+        msg = (
+            f"{function}() got unexpected keyword arguments {unknown}; besides its own "
+            f"parameters it takes {', '.join(sorted(known))}."
+        )
+        raise TypeError(msg)
+    return dict(options)
+
+
+def neural_options(
+    training: TrainingConfig | Mapping[str, Any] | None,
+    options: Mapping[str, Any],
+    function: str,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a neural ``fit_*``'s keywords: the model's training options, the fit contract's."""
+    contract = contract_options(options, NeuralFitOptions, function)
+    max_epochs = contract.pop("max_epochs", None)
+    return training_options(training, max_epochs=max_epochs), contract
+
+
+#: The defaults of the keyword options (those of :func:`scmm.tl.fit_*` when left out).
+OPTION_DEFAULTS: dict[str, Any] = {
+    "max_epochs": None,
+    "validation": None,
+    "write_predictions": True,
+    "control_features": "auto",
+}
+
+
+def keyword_parameters(function) -> dict[str, inspect.Parameter]:
+    """Every keyword a ``fit_*`` takes: its keyword-only parameters and its ``**options`` keys."""
+    out = {}
+    for name, prm in inspect.signature(function).parameters.items():
+        if prm.kind is inspect.Parameter.KEYWORD_ONLY:
+            out[name] = prm
+        elif prm.kind is inspect.Parameter.VAR_KEYWORD:
+            (options,) = get_args(get_type_hints(function)[name])
+            for key, annotation in options.__annotations__.items():
+                out[key] = inspect.Parameter(
+                    key,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    default=OPTION_DEFAULTS[key],
+                    annotation=getattr(annotation, "__forward_arg__", annotation),
+                )
+    return out

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,7 @@ from mudata import MuData
 
 from .. import _keys, metrics
 from .._settings import settings
-from .._utils import as_generator
+from .._utils import SeedLike, as_generator
 from .._validate import align_cells, check_modality
 from ._contract import _h5_safe, _train_mask, _versions
 from ._mlp import fit_mlp
@@ -115,7 +115,7 @@ def tune_mlp(
     validation_fraction: float = 0.2,
     search_space: dict[str, Any] | None = None,
     fit_kwargs: dict[str, Any] | None = None,
-    input: str = "svd+raw",
+    input: Literal["svd", "raw", "svd+raw"] = "svd+raw",
     n_components: int = 64,
     max_epochs: int = 40,
     batch_size: int = 64,
@@ -124,7 +124,7 @@ def tune_mlp(
     target_layer: str | None = None,
     key_added: str | None = None,
     verbose: bool | None = None,
-    rng=None,
+    rng: SeedLike | np.random.Generator | None = None,
 ) -> TuneResult:
     """Search the architecture and training options of :func:`fit_mlp` with Optuna.
 

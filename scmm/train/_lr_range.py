@@ -20,6 +20,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
+from .._utils import SeedLike
 from ._config import TrainingConfig
 from ._data import RowBatchDataset, make_loader
 from ._module import PredictionModule
@@ -133,7 +134,7 @@ def lr_range_test(
     max_lr: float = 1.0,
     n_steps: int = 100,
     early_stop_threshold: float | None = 4.0,
-    rng: int | np.random.Generator | None = None,
+    rng: SeedLike | np.random.Generator | None = None,
     decoder: np.ndarray | None = None,
     decoder_bias: np.ndarray | None = None,
     target_mean: np.ndarray | None = None,

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from .._utils import SeedLike
+
 __all__ = ["seeded"]
 
 _LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
@@ -25,7 +27,7 @@ _RANK_ZERO_LOGGERS = (
 )
 
 
-def _seeds(rng: int | np.random.Generator | None, n: int) -> list[int]:
+def _seeds(rng: SeedLike | np.random.Generator | None, n: int) -> list[int]:
     """``n`` seeds drawn from ``rng`` (None means seed 0, as everywhere in scmm)."""
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng or 0)
     return [int(s) for s in gen.integers(0, 2**62, size=n)]
@@ -36,7 +38,7 @@ def _cuda_devices() -> list[int]:
 
 
 @contextlib.contextmanager
-def seeded(rng: int | np.random.Generator | None) -> Iterator[None]:
+def seeded(rng: SeedLike | np.random.Generator | None) -> Iterator[None]:
     """Context in which torch's global random state is seeded from ``rng``, then restored.
 
     Use it around network construction (weight initialisation) so that the same ``rng`` gives

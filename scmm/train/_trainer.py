@@ -44,6 +44,7 @@ from lightning.pytorch.callbacks import (
 )
 from torch import nn
 
+from .._utils import SeedLike
 from ._callbacks import (
     _LAST_CHECKPOINT,
     _BatchSeed,
@@ -76,7 +77,7 @@ def split_validation(
     *,
     validation: np.ndarray | None = None,
     fraction: float = 0.0,
-    rng: int | np.random.Generator | None = None,
+    rng: SeedLike | np.random.Generator | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Training and validation row indices.
 
@@ -157,7 +158,7 @@ def train(
     *,
     config: TrainingConfig | None = None,
     validation: np.ndarray | None = None,
-    rng: int | np.random.Generator | None = None,
+    rng: SeedLike | np.random.Generator | None = None,
     decoder: np.ndarray | None = None,
     decoder_bias: np.ndarray | None = None,
     target_mean: np.ndarray | None = None,

@@ -1,0 +1,42 @@
+"""Input checks shared by every ``pp`` and ``tl`` function, one module per idea.
+
+``_values``: the modalities and matrices a function reads (NaN, counts, predictions);
+``_cells``: the cells of two modalities matched, the training mask; ``_features``: a model's
+features found in new data.
+"""
+
+from .._settings import use_mudata_options
+from ._cells import align_cells, obs_columns_listing, resolve_train
+from ._features import PEAK_NAME_RE, align_features, fill_missing, match_features
+from ._values import (
+    _listing,
+    check_cells_have_counts,
+    check_finite,
+    check_finite_predictions,
+    check_modality,
+    check_nonnegative,
+    get_matrix,
+    prediction_layers,
+    warn_constant_rows,
+)
+
+use_mudata_options()  # every pp, tl, pl and models module reads MuData through here
+
+__all__ = [
+    "PEAK_NAME_RE",
+    "_listing",
+    "align_cells",
+    "align_features",
+    "check_cells_have_counts",
+    "check_finite",
+    "check_finite_predictions",
+    "check_modality",
+    "check_nonnegative",
+    "fill_missing",
+    "get_matrix",
+    "match_features",
+    "obs_columns_listing",
+    "prediction_layers",
+    "resolve_train",
+    "warn_constant_rows",
+]

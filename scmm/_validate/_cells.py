@@ -1,0 +1,74 @@
+"""Which cells: the source and target modalities' cells matched, the training mask."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from mudata import MuData
+
+from ._values import _listing
+
+
+def align_cells(source: AnnData, target: AnnData, source_arg: str, target_arg: str) -> np.ndarray:
+    """Positions in ``target`` of each cell of ``source``, matched by ``obs_names``.
+
+    Raises a ``ValueError`` with the count of unmatched cells when the modalities do not hold
+    the same cells.
+    """
+    if source.obs_names.equals(target.obs_names):
+        return np.arange(source.n_obs)
+    if not source.obs_names.is_unique or not target.obs_names.is_unique:
+        msg = "Cell names (`obs_names`) must be unique; call `.obs_names_make_unique()` first."
+        raise ValueError(msg)
+    idx = target.obs_names.get_indexer(source.obs_names)
+    n_missing = int((idx < 0).sum())
+    n_extra = target.n_obs - (source.n_obs - n_missing)
+    if n_missing or n_extra:
+        msg = (
+            f"`{source_arg}` and `{target_arg}` hold different cells: {n_missing} cells of "
+            f"{source_arg} are not in {target_arg} and {n_extra} cells of {target_arg} are not in "
+            f"{source_arg}. Subset the MuData to the paired cells (e.g. `mu.pp.intersect_obs`)."
+        )
+        raise ValueError(msg)
+    return idx
+
+
+def obs_columns_listing(mdata: MuData, mods: Sequence[str] | None = None) -> str:
+    """List the ``.obs`` columns of ``mdata`` and of its modalities ``mods`` (all: ``None``)."""
+    parts = [f"`mdata.obs` has: {_listing(mdata.obs.columns) or 'none'}"]
+    for mod in mdata.mod if mods is None else mods:
+        parts.append(f"`mdata[{mod!r}].obs` has: {_listing(mdata[mod].obs.columns) or 'none'}")
+    return "; ".join(parts)
+
+
+def resolve_train(train, obs: pd.DataFrame, *, arg: str = "train") -> np.ndarray:
+    """Turn ``train`` (None, a bool array or an ``obs`` column name) into a bool mask."""
+    n = len(obs)
+    if train is None:
+        return np.ones(n, dtype=bool)
+    if isinstance(train, str):
+        if train not in obs.columns:
+            msg = f"`{arg}={train!r}` is not a column of `.obs` (has: {_listing(obs.columns)})."
+            raise KeyError(msg)
+        col = obs[train]
+        if col.dtype != bool:
+            msg = f"`.obs[{train!r}]` must be boolean (True = training cell), got {col.dtype}."
+            raise ValueError(msg)
+        mask = col.to_numpy()
+    else:
+        mask = np.asarray(train)
+        if mask.dtype != bool:
+            msg = (
+                f"`{arg}` must be a boolean mask or an `.obs` column name, got dtype {mask.dtype}."
+            )
+            raise ValueError(msg)
+    if mask.shape != (n,):
+        msg = f"`{arg}` has {mask.shape[0] if mask.ndim else 0} entries but there are {n} cells."
+        raise ValueError(msg)
+    if not mask.any():
+        msg = f"`{arg}` selects no cells; select at least a few training cells."
+        raise ValueError(msg)
+    return mask

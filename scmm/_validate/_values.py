@@ -1,0 +1,158 @@
+"""Checks of the values a function reads: modalities, matrices, NaN, counts, predictions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from anndata import AnnData
+from mudata import MuData
+
+
+def _listing(names: Sequence[str], limit: int = 10) -> str:
+    names = list(names)
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f", … ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def check_modality(mdata: MuData, mod: str, arg: str) -> AnnData:
+    """Return ``mdata[mod]``, or raise a ``KeyError`` naming the argument and the modalities."""
+    if not isinstance(mdata, MuData):
+        msg = f"Expected a MuData object, got {type(mdata).__name__}."
+        raise TypeError(msg)
+    if mod not in mdata.mod:
+        msg = f"`{arg}={mod!r}` is not a modality of this MuData (has: {_listing(mdata.mod)})."
+        raise KeyError(msg)
+    return mdata.mod[mod]
+
+
+def get_matrix(adata: AnnData, layer: str | None, arg: str = "layer", *, backed: bool = False):
+    """Return ``adata.X`` or ``adata.layers[layer]``, checked for NaN/inf, never copied.
+
+    An on-disk (backed) sparse matrix is loaded into memory unless ``backed=True``, for callers
+    that read it a block of rows at a time (``scmm._utils.fit_svd``, ``scmm._utils.project``).
+    """
+    if layer is None:
+        X = adata.X
+        if X is None:
+            msg = (
+                f"`.X` is empty; pass `{arg}=` to use one of the layers ({_listing(adata.layers)})."
+            )
+            raise ValueError(msg)
+    else:
+        if layer not in adata.layers:
+            msg = f"`{arg}={layer!r}` is not a layer (has: {_listing(adata.layers) or 'none'})."
+            raise KeyError(msg)
+        X = adata.layers[layer]
+    if hasattr(X, "to_memory"):  # backed sparse dataset
+        if backed:
+            data = X.group["data"]
+            step = 1 << 24
+            for start in range(0, data.shape[0], step):
+                check_finite(data[start : start + step], arg)
+            return X
+        X = X.to_memory()
+    check_finite(X, arg if layer is not None else f"{arg}=None (.X)")
+    return X
+
+
+def check_finite(X, name: str) -> None:
+    """Raise a ``ValueError`` if ``X`` holds NaN or infinite values."""
+    data = X.data if sp.issparse(X) else np.asarray(X)
+    if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
+        n_bad = int((~np.isfinite(data)).sum())
+        msg = f"`{name}` holds {n_bad} NaN or infinite values; impute or drop them first."
+        raise ValueError(msg)
+
+
+def check_nonnegative(X, name: str) -> None:
+    """Raise a ``ValueError`` if ``X`` (expected to hold counts) has negative values."""
+    data = X.data if sp.issparse(X) else np.asarray(X)
+    if data.size and data.min() < 0:
+        msg = (
+            f"`{name}` has negative values but counts are expected; pass the raw counts "
+            "(e.g. `layer='counts'`)."
+        )
+        raise ValueError(msg)
+
+
+def check_cells_have_counts(X, name: str) -> None:
+    """Raise a ``ValueError`` if some cells (rows) of ``X`` have no counts at all."""
+    totals = np.asarray(X.sum(axis=1)).ravel()
+    n_empty = int((totals == 0).sum())
+    if n_empty:
+        msg = (
+            f"{n_empty} cells of `{name}` have no counts, so they cannot be normalised; drop "
+            "them first, e.g. `scanpy.pp.filter_cells(adata, min_counts=1)`."
+        )
+        raise ValueError(msg)
+
+
+def prediction_layers(adata: AnnData, keys, mod: str) -> list[str]:
+    """``keys`` (one layer name or several) as a list, each checked to be a layer of ``adata``."""
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    if not keys:
+        msg = "`keys` is empty; pass the prediction layer(s) to compare."
+        raise ValueError(msg)
+    missing = [k for k in keys if k not in adata.layers]
+    if missing:
+        msg = (
+            f"`keys` {missing} are not layers of {mod!r} (has: {list(adata.layers)}); run a "
+            "`scmm.tl.fit_*` call first."
+        )
+        raise KeyError(msg)
+    return keys
+
+
+def warn_constant_rows(Y, name: str) -> bool:
+    """Warn when every row of ``Y`` is constant (per-cell Pearson is 0 for all of them).
+
+    Returns whether it warned.
+    """
+    import warnings
+
+    if not Y.shape[0]:
+        return False
+    high, low = Y.max(axis=1), Y.min(axis=1)
+    if sp.issparse(Y):
+        high, low = high.toarray(), low.toarray()
+    if np.all(high == low):
+        warnings.warn(
+            f"All {len(Y)} {name} have constant target values: their per-cell Pearson is 0 "
+            "and says nothing about the model. Check `target_layer` and the normalisation.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return True
+    return False
+
+
+def check_finite_predictions(pred, key_added: str) -> None:
+    """Raise a ``FloatingPointError`` if ``pred`` holds NaN or infinite values.
+
+    Called before predictions are written, so that nothing is. ``pred`` (an array or a
+    read-only memory map of one on disk) is read a block of rows at a time. The message counts
+    the values and cells, names the first and last bad row (a contiguous block of bad rows
+    points at a block of inputs), and the likely causes.
+    """
+    n_rows = pred.shape[0]
+    step = max(1, 2**22 // max(1, pred.shape[1] if pred.ndim > 1 else 1))
+    n_bad, bad_rows = 0, []
+    for start in range(0, n_rows, step):
+        finite = np.isfinite(np.asarray(pred[start : start + step]))
+        if not finite.all():
+            n_bad += int(finite.size - finite.sum())
+            rows = ~finite.reshape(finite.shape[0], -1).all(axis=1)
+            bad_rows.append(start + np.flatnonzero(rows))
+    if not n_bad:
+        return
+    rows = np.concatenate(bad_rows)
+    msg = (
+        f"`{key_added}`: the model predicted {n_bad} NaN or infinite values, in {len(rows)} of "
+        f"{n_rows} cells (rows {rows[0]} to {rows[-1]}); nothing was written. Either its "
+        "weights are not finite (refit it with a lower `lr`), or the inputs of those cells lie "
+        "far outside the training values (e.g. raw counts where normalised values are "
+        "expected: see `scmm.pp.normalize`)."
+    )
+    raise FloatingPointError(msg)

@@ -1,0 +1,116 @@
+"""``fit_linear``: the linear model on the fit contract."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Unpack
+
+import numpy as np
+from mudata import MuData
+
+from .. import _keys
+from .._docs import FIT_DATA, FIT_KEYWORDS, FIT_WRITES, NEURAL_FIT_OPTIONS, doc_params, training_doc
+from .._utils import SeedLike
+from ..models import LinearModel
+from ..train import TrainingConfig
+from ._contract import fit_model
+from ._training import NeuralFitOptions, neural_options
+
+
+@doc_params(
+    fit_data=FIT_DATA,
+    training=training_doc("LinearModel"),
+    fit_keywords=FIT_KEYWORDS,
+    fit_options=NEURAL_FIT_OPTIONS,
+    fit_writes=FIT_WRITES,
+)
+def fit_linear(
+    mdata: MuData,
+    source: str,
+    target: str,
+    *,
+    input: Literal["svd", "raw", "svd+raw"] = "svd",
+    n_components: int = 64,
+    max_raw_features: int | None = 300,
+    target_svd: int | None = None,
+    dropout: float = 0.0,
+    training: TrainingConfig | dict[str, Any] | None = None,
+    train: np.ndarray | str | None = None,
+    layer: str | None = None,
+    target_layer: str | None = None,
+    svd_fit_on: Literal["train", "all"] = "train",
+    key_added: str | None = None,
+    rng: SeedLike | np.random.Generator | None = None,
+    **options: Unpack[NeuralFitOptions],
+) -> LinearModel:
+    """Fit a linear map from the source to the target, trained as the neural models are.
+
+    The inputs are those of :func:`fit_mlp` (the source's SVD, its raw features, or both); the
+    network is one :class:`scmm.nn.LinearMap`. Unlike ``fit_baseline(method="ridge")`` it is
+    trained by :func:`scmm.train.train`, so it takes every training option (e.g. the mixed
+    MSE–correlation loss, early stopping).
+
+    Parameters
+    ----------
+    {fit_data}
+    input
+        ``"svd"`` (the default), ``"raw"`` or ``"svd+raw"``, as for :func:`fit_mlp`.
+    n_components
+        Number of SVD components of the source.
+    max_raw_features
+        With raw inputs, keep this many source features (highest variance on the training
+        cells; ``None``: all).
+    target_svd
+        None, or k: predict k SVD coefficients of the targets, mapped back through the fixed
+        components (a reduced-rank linear map).
+    dropout
+        Dropout on the dense inputs during training.
+    {training}
+    {fit_keywords}
+
+    Other Parameters
+    ----------------
+    {fit_options}
+
+    Returns
+    -------
+    The fitted :class:`~scmm.models.LinearModel` (training history in ``model.history``).
+    Writes
+
+    {fit_writes}
+
+    Examples
+    --------
+    >>> import numpy as np, anndata as ad, mudata as md, scmm
+    >>> rng = np.random.default_rng(0)
+    >>> rna = ad.AnnData(np.log1p(rng.poisson(2.0, (60, 30))).astype("float32"))
+    >>> prot = ad.AnnData(rng.normal(size=(60, 4)).astype("float32"))
+    >>> prot.var_names = ["CD3", "CD4", "CD8", "CD19"]  # distinct from the gene names
+    >>> mdata = md.MuData({"rna": rna, "prot": prot})
+    >>> model = scmm.tl.fit_linear(
+    ...     mdata, "rna", "prot", n_components=5, max_epochs=2, training={"verbose": False}, rng=0
+    ... )
+    >>> mdata["prot"].layers["scmm_linear"].shape
+    (60, 4)
+    """
+    training, contract = neural_options(training, options, "fit_linear")
+    model = LinearModel(
+        input=input,
+        n_components=n_components,
+        max_raw_features=max_raw_features,
+        target_svd=target_svd,
+        dropout=dropout,
+        training=training,
+    )
+    return fit_model(
+        model,
+        mdata,
+        source,
+        target,
+        train=train,
+        layer=layer,
+        target_layer=target_layer,
+        key_added=key_added or _keys.prediction(model.name),
+        svd_fit_on=svd_fit_on,
+        rng=rng,
+        **contract,
+    )
