@@ -22,6 +22,7 @@ from ..pp._rng import as_generator
 from ._base import _MODEL_CLASSES, BaseModel
 from ._neural import NeuralModel
 from ._persist import load
+from ._reference_distance import ReferenceDistance, embed, input_encoder
 
 logger = logging.getLogger("scmm")
 
@@ -43,11 +44,20 @@ class EnsembleModel(BaseModel):
     towards weights shared by all targets, by a strength ``shrinkage`` chosen by
     cross-validation over the same folds (``stacking_weights`` in this module).
 
-    Interval: split-conformal on the OOF residuals, per target: the half-width ``q_j`` is the
-    ``⌈(n + 1)·interval⌉ / n`` empirical quantile of ``|y_ij − ŷ_ij|`` over the ``n`` training
-    cells (``ŷ`` the OOF ensemble prediction), and the interval is ``ŷ ± q_j``. For cells
-    exchangeable with the training cells about ``interval`` of the values fall inside; a
-    held-out donor or batch can shift that (see the ensemble page of the docs).
+    Interval: normalised split-conformal on the OOF residuals, per target. Each cell has a
+    scale ``σ(d) = 1 + β·max(d − 1, 0)``, an increasing function of its distance ``d`` to the
+    reference (:mod:`scmm.models._reference_distance`: k-NN distance in the input embedding
+    over the training cells' median; for an OOF cell, to the reference cells outside its own
+    fold, as a new cell sees the whole reference); ``β ≥ 0`` is fitted by least squares of the
+    cells' mean absolute OOF residual (each target over its mean) on ``max(d − 1, 0)``. The
+    half-width ``q_j`` is the ``⌈(n + 1)·interval⌉ / n`` empirical quantile of
+    ``|y_ij − ŷ_ij| / σ(d_i)`` over the ``n`` training cells (``ŷ`` the OOF ensemble
+    prediction), and the interval is ``ŷ ± q_j·σ(d)``. For cells exchangeable with the
+    training cells about ``interval`` of the values fall inside (``β`` is one number fitted
+    on all training cells, a negligible use of the calibration cells); cells far from the
+    reference (another lab, an unseen cell type) get wider intervals. Models whose members
+    read no SVD embedding (or saved before this existed) keep ``ŷ ± q_j``
+    (:attr:`sigma_slope` ``None``).
 
     Parameters
     ----------
@@ -101,6 +111,8 @@ class EnsembleModel(BaseModel):
         self.fitted: list[list[BaseModel]] = []
         self.weights: np.ndarray | None = None
         self.half_width: np.ndarray | None = None
+        #: ``β`` of the interval's scale ``σ(d) = 1 + β·max(d − 1, 0)``; None: constant width
+        self.sigma_slope: float | None = None
         #: Pull of each target's weights towards shared ones, chosen by cross-validation
         self.shrinkage: float | None = None
         self.oof_scores: dict[str, float] = {}
@@ -160,12 +172,32 @@ class EnsembleModel(BaseModel):
             logger.info("ensemble: fold %d/%d done", k + 1, K)
         self.weights, self.shrinkage, _ = stacking_weights(oof, Y, folds, noise)
         combined = np.einsum("mij,mj->ij", oof, self.weights)
-        self.half_width = conformal_half_width(Y - combined, self.params["interval"])
         self.oof_scores = _oof_scores(Y, oof, combined, self.member_names)
+        del oof
         self.fitted = [
             self._fit_member(spec, X, Y, X_svd, seeds[m, K : K + self._n_copies(spec)])
             for m, spec in enumerate(specs)
         ]
+        self._fit_interval(X, Y - combined, folds)
+
+    def _fit_interval(self, X, residuals: np.ndarray, folds: list[np.ndarray]) -> None:
+        """Fit the reference distance, the interval scale's slope and the half-widths."""
+        level = self.params["interval"]
+        encoder = input_encoder(self)
+        if encoder is None:
+            self.sigma_slope = None
+            self.half_width = conformal_half_width(residuals, level)
+            return
+        Z = embed(encoder, X)
+        state, kept, _ = ReferenceDistance.fit(Z)
+        fold_of = np.empty(X.shape[0], dtype=np.int64)
+        for k, val in enumerate(folds):
+            fold_of[val] = k
+        distance = state.ratio(Z, groups=(fold_of, fold_of[kept]))
+        self.sigma_slope = sigma_slope(distance, residuals)
+        scale = interval_scale(distance, self.sigma_slope)
+        self.half_width = conformal_half_width(residuals / scale[:, None], level)
+        self.reference_distance = state
 
     def _fit_member(self, spec, X, Y, X_svd, seeds) -> list[BaseModel]:
         out = []
@@ -195,17 +227,33 @@ class EnsembleModel(BaseModel):
             out += _mean_prediction(members, X) * w.astype(np.float32)
         return out
 
-    def interval_bounds(self, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Lower and upper bounds of the conformal interval around predictions ``pred``."""
+    def interval_bounds(
+        self, pred: np.ndarray, distance: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bounds of the conformal interval around predictions ``pred``.
+
+        ``distance`` holds each cell's reference-distance ratio (as ``scmm.tl.predict`` writes
+        it); needed when the interval widens with it (:attr:`sigma_slope` set).
+        """
         self._check_fitted()
         q = self.half_width.astype(np.float32)
-        return pred - q, pred + q
+        if self.sigma_slope is None:
+            return pred - q, pred + q
+        if distance is None or len(distance) != len(pred):
+            msg = (
+                "This ensemble's intervals widen with the reference distance; pass "
+                "`distance`, one value per row of `pred` (`scmm.tl.predict` does)."
+            )
+            raise ValueError(msg)
+        half = q[None] * interval_scale(distance, self.sigma_slope).astype(np.float32)[:, None]
+        return pred - half, pred + half
 
     def _get_state(self):
         meta = {
             "oof_scores": self.oof_scores,
             "n_fitted": [len(m) for m in self.fitted],
             "shrinkage": self.shrinkage,
+            "sigma_slope": self.sigma_slope,
         }
         arrays = {
             "ensemble.weights": self.weights.astype(np.float64),
@@ -217,6 +265,7 @@ class EnsembleModel(BaseModel):
         self.oof_scores = dict(meta["oof_scores"])
         self._n_fitted = list(meta["n_fitted"])
         self.shrinkage = meta.get("shrinkage")  # None: saved before the shrinkage existed
+        self.sigma_slope = meta.get("sigma_slope")  # None: constant-width intervals
         self.weights = np.asarray(arrays["ensemble.weights"])
         self.half_width = np.asarray(arrays["ensemble.half_width"])
 
@@ -465,6 +514,30 @@ def conformal_half_width(residuals: np.ndarray, level: float) -> np.ndarray:
     n = r.shape[0]
     rank = int(np.ceil((n + 1) * level))
     return r[min(rank, n) - 1]
+
+
+def sigma_slope(distance: np.ndarray, residuals: np.ndarray) -> float:
+    """``β ≥ 0`` of the scale ``1 + β·max(d − 1, 0)`` fitted to the absolute OOF residuals.
+
+    Each target's absolute residuals are divided by their mean (every target counts alike),
+    averaged over the targets per cell, and regressed (least squares, with an intercept
+    ``c``, at least a tenth of the mean) on ``max(d − 1, 0)``: ``β`` is the slope over ``c``,
+    0 where the slope is not positive.
+    """
+    r = np.abs(np.asarray(residuals, np.float64))
+    mean = r.mean(axis=0)
+    u = (r[:, mean > 0] / mean[mean > 0]).mean(axis=1) if (mean > 0).any() else None
+    x = np.clip(np.asarray(distance, np.float64) - 1.0, 0.0, None)
+    if u is None or x.var() == 0:
+        return 0.0
+    slope = float(np.cov(x, u, bias=True)[0, 1] / x.var())
+    intercept = max(float(u.mean() - slope * x.mean()), 0.1 * float(u.mean()))
+    return max(slope, 0.0) / intercept
+
+
+def interval_scale(distance: np.ndarray, slope: float) -> np.ndarray:
+    """``σ(d) = 1 + slope·max(d − 1, 0)`` per cell."""
+    return 1.0 + slope * np.clip(np.asarray(distance, np.float64) - 1.0, 0.0, None)
 
 
 def _mean_prediction(members: list[BaseModel], X) -> np.ndarray:

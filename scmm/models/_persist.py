@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ._base import _MODEL_CLASSES, BaseModel, prefixed
+from ._reference_distance import PREFIX as _DISTANCE
+from ._reference_distance import ReferenceDistance
 
 FORMAT_VERSION = 1
 _META_FILE = "model.json"
@@ -35,6 +37,8 @@ def save_model(model: BaseModel, path: str | os.PathLike, *, overwrite: bool = F
         raise FileExistsError(msg)
     meta, arrays = model._get_state()
     arrays = {**arrays, **{f"{_SPACE}{k}": v for k, v in model.input_arrays.items()}}
+    distance = ReferenceDistance.of(model)
+    arrays = {**arrays, **(distance.arrays() if distance is not None else {})}
     doc = {
         "format_version": FORMAT_VERSION,
         "scmm_version": __version__,
@@ -146,7 +150,8 @@ def load(path: str | os.PathLike) -> BaseModel:
     model.source_feature_ids = doc.get("source_feature_ids")
     model.input_space = doc.get("input_space")
     model.input_arrays = prefixed(arrays, _SPACE)
-    arrays = {k: v for k, v in arrays.items() if not k.startswith(_SPACE)}
+    model.reference_distance = ReferenceDistance.from_arrays(arrays)  # None: saved before it
+    arrays = {k: v for k, v in arrays.items() if not k.startswith((_SPACE, _DISTANCE))}
     model._set_state(doc["state"], arrays)
     model._load_parts(path)
     return model

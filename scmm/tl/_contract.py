@@ -44,6 +44,8 @@ from .._validate import (
 from ..models._base import BaseModel
 from ..models._ensemble import EnsembleModel
 from ..models._preprocess import SVD_FIT_ON
+from ..models._reference_distance import attach as attach_reference_distance
+from ..models._reference_distance import check_query
 from ..pp._svd import is_backed
 from ._prediction_store import predict_to_disk, rows_of
 from ._scores import column_means, control_names, held_out_scores, warn_below_mean_profile
@@ -216,6 +218,7 @@ def fit_model(
         rng=rng,
     )
     keep_input_space(model, src, space, arrays)
+    attach_reference_distance(model, X_train)  # saved with the model; read by `predict`
     # the training rows are not needed past here, only their mean (the scores' mean profile);
     # a row subset is a copy (e.g. 1.2 GiB of RNA at the 2022 competition's Multiome size)
     train_mean = column_means(Y_train)
@@ -347,8 +350,24 @@ def predict(
         ``n_matched_by_coordinates`` (peaks named with other separators or ``chr`` prefix),
         ``n_matched_by_id`` (through ``var['gene_ids']``).
 
+    ``data[source].obs[key_added + '_reference_distance']`` : float
+        How far each cell lies from the training cells: its mean distance to its 10 nearest
+        training cells (of at most 2,000 kept with the model) in the model's input SVD
+        embedding, over the median of the same for training cells (each leaving itself
+        out). About 1: like the reference; above ``reference_99`` (below): farther than 99%
+        of the reference's own cells. Absent for models without an SVD input or saved
+        before scmm stored it.
+    ``.uns[key_added]['reference_distance']`` : dict
+        ``share_beyond_reference_95`` and ``share_beyond_reference_99`` (share of the cells
+        beyond the reference's own 95th and 99th percentiles; about 0.05 and 0.01 for
+        cells like the reference), ``median_ratio``, ``reference_95``, ``reference_99``
+        (those percentiles as ratios) and ``n_neighbors``. When more than a quarter of the
+        cells lie beyond the 99th percentile, a :class:`UserWarning` says so with these
+        numbers.
+
     An :class:`~scmm.models.EnsembleModel` also writes its interval bounds next to the
-    predictions, under ``key_added + '_lower'`` and ``key_added + '_upper'``.
+    predictions, under ``key_added + '_lower'`` and ``key_added + '_upper'``; they widen with
+    the cell's reference distance.
 
     Predictions larger than the 2 GiB memory budget (``scmm._disk.MEMORY_BUDGET``; e.g.
     105,942 cells × 23,418 genes, 9.9 GB) are written to a ``.npy`` file in
@@ -399,6 +418,7 @@ def predict(
         min_feature_overlap=min_feature_overlap,
         normalize=normalize,
     )
+    shift = check_query(model, X, key_added)  # (ratio per source row, summary) or None
     shape = (len(rows), len(model.target_features))
     # an ensemble's interval bounds are computed from its predictions in memory
     n_bytes = 4 * shape[0] * shape[1]
@@ -413,7 +433,7 @@ def predict(
             pred = pred[rows]
         outputs = {key_added: pred}
         if isinstance(model, EnsembleModel):  # its interval travels with the prediction
-            bounds = model.interval_bounds(pred)
+            bounds = model.interval_bounds(pred, None if shift is None else shift[0][rows])
             outputs.update(zip(_keys.interval(key_added), bounds, strict=True))
     del X
     params = {
@@ -433,6 +453,9 @@ def predict(
                 values, index=src.obs_names.copy(), columns=pd.Index(model.target_features)
             )
     uns = {"params": _h5_safe(params), "features": report}
+    if shift is not None:
+        src.obs[f"{key_added}_reference_distance"] = shift[0]
+        uns["reference_distance"] = shift[1]
     if store == "disk":
         uns["predictions_path"] = str(path)
         _disk.log_on_disk(
