@@ -66,6 +66,10 @@ def test_registry_entries_are_complete():
         assert re.fullmatch(r"[0-9a-f]{64}", entry.sha256), relpath
         if entry.url is None:
             assert entry.note, f"{relpath}: no URL and no note on where to get it"
+        elif entry.url.startswith("https://ftp.ncbi.nlm.nih.gov/geo/samples/"):
+            # GEO supplementary file: .../GSMnnnnnn/suppl/<GSM>_<name>, named like relpath
+            assert entry.url.rsplit("/", 1)[-1] == relpath.rsplit("/", 1)[-1]
+            assert entry.source.startswith("GEO GSE")
         elif entry.url.startswith("https://raw.githubusercontent.com/"):
             # pinned to a commit, and the source names the same repo@commit:path
             repo, commit, path = re.fullmatch(
@@ -84,9 +88,12 @@ def test_registry_matches_readme_checksums():
     readme = DATA / "README.md"
     if not readme.is_file():
         pytest.skip(f"{readme} not found")
+    # the main block, and the `new:` lines of files added since (registered too)
     listed = dict(
         (m.group(2), m.group(1))
-        for m in re.finditer(r"^([0-9a-f]{64})\s+(\S+)$", readme.read_text(), re.MULTILINE)
+        for m in re.finditer(
+            r"^(?:new: )?([0-9a-f]{64})\s+(\S+)$", readme.read_text(), re.MULTILINE
+        )
     )
     assert listed == {k: v.sha256 for k, v in REGISTRY.items()}
 
@@ -222,11 +229,14 @@ LOADERS = {
     "pbmc10k_protein_200": {"rna": (200, 16727), "prot": (200, 14)},
     "mop_snare2": {"rna": (10309, 1677), "atac": (10309, 25734)},
     "pbmc_multiome": {"rna": (1000, 45), "atac": (1000, 174)},
+    "pbmc_5prime_cite": {"rna": (5000, 3000), "prot": (5000, 8)},
 }
+#: loaders with other parameters besides `data_dir` (tested in test_reference_data.py)
+OTHER_LOADERS = {"reapseq_pbmc"}
 
 
 def test_public_api():
-    assert set(LOADERS) | {
+    assert set(LOADERS) | OTHER_LOADERS | {
         "gene_annotation",
         "gene_sets",
         "fetch",

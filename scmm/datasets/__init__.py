@@ -12,6 +12,7 @@ from ._fetch import fetch
 from ._gene_sets import gene_sets
 from ._open_problems import read_open_problems_2022
 from ._paired import bmmc_cite, mop_snare2, pbmc10k_cite, pbmc10k_protein_200, pbmc_multiome
+from ._reference import pbmc_5prime_cite, reapseq_pbmc
 
 __all__ = [
     "bmmc_cite",
@@ -21,6 +22,8 @@ __all__ = [
     "mop_snare2",
     "pbmc10k_cite",
     "pbmc10k_protein_200",
+    "pbmc_5prime_cite",
     "pbmc_multiome",
     "read_open_problems_2022",
+    "reapseq_pbmc",
 ]

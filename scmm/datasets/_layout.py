@@ -102,6 +102,7 @@ def _mudata(mods: dict[str, ad.AnnData], obs_cols: tuple[str, ...] = ()) -> md.M
     with warnings.catch_warnings():
         # a gene and a protein may share a name (CD4); names are unique within each modality
         warnings.filterwarnings("ignore", message="var_names are not unique")
+        warnings.filterwarnings("ignore", message="Variable names are not unique")
         mdata = md.MuData(mods)
     for col in obs_cols:
         if col in first.obs:

@@ -4,7 +4,8 @@ Every entry is one file, byte for byte as published. ``relpath`` is its path ins
 directory (the layout of ``../shared/data``); ``sha256`` its checksum. ``url`` is where
 :func:`scmm.datasets.fetch` downloads it from: a raw GitHub URL pinned to a commit, or a PyPI
 wheel (``archive_member`` then names the file inside the wheel, and ``archive_sha256`` the
-wheel's own checksum). ``url=None`` means no pinned public URL is known; ``note`` says how to
+wheel's own checksum), or a GEO supplementary file on NCBI's server (over HTTPS).
+``url=None`` means no pinned public URL is known; ``note`` says how to
 get the file by hand.
 """
 
@@ -55,6 +56,11 @@ _NEURIPS = (
     "8aab86d85905e06f9aba40aa04815c7ebdf88f18",
 )
 _NEURIPS_DIR = "resources_test/common/openproblems_bmmc_cite_starter/openproblems_bmmc_cite_starter"
+_MULTIMODAL_EXPERIMENT = (
+    "schifferl/MultimodalExperiment",
+    "a5fe18307a562ecaeb539bba63472bedaf4cfd13",
+)
+_GEO_SAMPLES = "https://ftp.ncbi.nlm.nih.gov/geo/samples"
 _SCMOMAT = ("PeterZZQ/scMoMaT", "dbd954de4b1be415cdea543baf2856df0fda6992")
 _SCMOMAT_DIR = "data/real/MOp_5batches"
 
@@ -111,6 +117,44 @@ def _build() -> dict[str, DataFile]:
             ),
         )
     )
+    # Named CITE-seq references for cross-dataset work (REAP-seq: GEO GSE100501 supplements)
+    for gsm, name, sha in [
+        (
+            "GSM2685238",
+            "mRNA_2_PBMCs_matrix.txt.gz",
+            "e18f73fd4cef8ff1c04bea0888f032d71697d2d2562322082982681d013d36e5",
+        ),
+        (
+            "GSM2685239",
+            "mRNA_3_PBMCs_matrix.txt.gz",
+            "c45ccb45a50d8ee60e3b1a5360f1ac3525ec506ae179260884e185f514b7b161",
+        ),
+        (
+            "GSM2685243",
+            "protein_2_PBMCs_matrix.txt.gz",
+            "8fad104828b9488f4f7d4822744f4cf570807d10f5c2231ab5b33c73d5afe9a4",
+        ),
+        (
+            "GSM2685244",
+            "protein_3_PBMCs_matrix.txt.gz",
+            "48d9bd30b36a4f7da399f233355f4104f9236b71b78d052c02252f94a10578af",
+        ),
+    ]:
+        fname = f"{gsm}_{name}"
+        files.append(
+            DataFile(
+                f"cite/reapseq_pbmc/{fname}",
+                sha,
+                f"GEO GSE100501 {gsm} supplementary file:{fname}",
+                f"{_GEO_SAMPLES}/{gsm[:-3]}nnn/{gsm}/suppl/{fname}",
+                note="also in jaydu1/scVAEIT@5103235696b7c662fd54e1a6864c0c5cabd687ad",
+            )
+        )
+    for name, sha in [
+        ("scRNAseq.rda", "45707fbfd1ee845678622afd92b85d5fe97f3decae8b878e8aa6ab39f904c634"),
+        ("scADTseq.rda", "9b13c948c9e49423c3a1fd6de311fbf4d6852c0317824a282036bc332956a8f8"),
+    ]:
+        gh(f"cite/pbmc_5prime_totalseqc/{name}", sha, _MULTIMODAL_EXPERIMENT, f"data/{name}")
     # Paired RNA + ATAC
     for name, sha in [
         ("GxC1.npz", "44e48e6243954feafe0541f33b6b116093ca1ed4a25fc2f3ca146d89d1ab1bab"),
