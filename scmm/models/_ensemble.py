@@ -45,11 +45,15 @@ class EnsembleModel(BaseModel):
     cross-validation over the same folds (``stacking_weights`` in this module).
 
     Interval: normalised split-conformal on the OOF residuals, per target. Each cell has a
-    scale ``σ(d) = 1 + β·max(d − 1, 0)``, an increasing function of its distance ``d`` to the
+    scale ``σ(d) = (1 + β·max(d − 1, 0))·max(1, d / d₉₉)``, an increasing function of its
+    distance ``d`` to the
     reference (:mod:`scmm.models._reference_distance`: k-NN distance in the input embedding
     over the training cells' median; for an OOF cell, to the reference cells outside its own
     fold, as a new cell sees the whole reference); ``β ≥ 0`` is fitted by least squares of the
-    cells' mean absolute OOF residual (each target over its mean) on ``max(d − 1, 0)``. The
+    cells' mean absolute OOF residual (each target over its mean) on ``max(d − 1, 0)``, and
+    ``d₉₉`` is the reference's own 99th percentile of ``d``: beyond it there are (almost) no
+    reference cells to calibrate on, and the width is assumed to grow in proportion to the
+    distance (a model's error grows with how far it extrapolates). The
     half-width ``q_j`` is the ``⌈(n + 1)·interval⌉ / n`` empirical quantile of
     ``|y_ij − ŷ_ij| / σ(d_i)`` over the ``n`` training cells (``ŷ`` the OOF ensemble
     prediction), and the interval is ``ŷ ± q_j·σ(d)``. For cells exchangeable with the
@@ -195,7 +199,7 @@ class EnsembleModel(BaseModel):
             fold_of[val] = k
         distance = state.ratio(Z, groups=(fold_of, fold_of[kept]))
         self.sigma_slope = sigma_slope(distance, residuals)
-        scale = interval_scale(distance, self.sigma_slope)
+        scale = interval_scale(distance, self.sigma_slope, state.edge)
         self.half_width = conformal_half_width(residuals / scale[:, None], level)
         self.reference_distance = state
 
@@ -245,7 +249,8 @@ class EnsembleModel(BaseModel):
                 "`distance`, one value per row of `pred` (`scmm.tl.predict` does)."
             )
             raise ValueError(msg)
-        half = q[None] * interval_scale(distance, self.sigma_slope).astype(np.float32)[:, None]
+        scale = interval_scale(distance, self.sigma_slope, self.reference_distance.edge)
+        half = q[None] * scale.astype(np.float32)[:, None]
         return pred - half, pred + half
 
     def _get_state(self):
@@ -535,9 +540,14 @@ def sigma_slope(distance: np.ndarray, residuals: np.ndarray) -> float:
     return max(slope, 0.0) / intercept
 
 
-def interval_scale(distance: np.ndarray, slope: float) -> np.ndarray:
-    """``σ(d) = 1 + slope·max(d − 1, 0)`` per cell."""
-    return 1.0 + slope * np.clip(np.asarray(distance, np.float64) - 1.0, 0.0, None)
+def interval_scale(distance: np.ndarray, slope: float, edge: float) -> np.ndarray:
+    """``σ(d) = (1 + slope·max(d − 1, 0))·max(1, d / edge)`` per cell.
+
+    ``edge`` is the reference's own 99th percentile of ``d``: beyond it the reference has
+    (almost) no cells to calibrate on, and the width grows in proportion to the distance.
+    """
+    d = np.asarray(distance, np.float64)
+    return (1.0 + slope * np.clip(d - 1.0, 0.0, None)) * np.maximum(1.0, d / edge)
 
 
 def _mean_prediction(members: list[BaseModel], X) -> np.ndarray:
