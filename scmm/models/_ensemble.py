@@ -45,22 +45,22 @@ class EnsembleModel(BaseModel):
     cross-validation over the same folds (``stacking_weights`` in this module).
 
     Interval: normalised split-conformal on the OOF residuals, per target. Each cell has a
-    scale ``σ(d) = (1 + β·max(d − 1, 0))·max(1, d / d₉₉)``, an increasing function of its
-    distance ``d`` to the
-    reference (:mod:`scmm.models._reference_distance`: k-NN distance in the input embedding
-    over the training cells' median; for an OOF cell, to the reference cells outside its own
-    fold, as a new cell sees the whole reference); ``β ≥ 0`` is fitted by least squares of the
-    cells' mean absolute OOF residual (each target over its mean) on ``max(d − 1, 0)``, and
-    ``d₉₉`` is the reference's own 99th percentile of ``d``: beyond it there are (almost) no
-    reference cells to calibrate on, and the width is assumed to grow in proportion to the
-    distance (a model's error grows with how far it extrapolates). The
-    half-width ``q_j`` is the ``⌈(n + 1)·interval⌉ / n`` empirical quantile of
-    ``|y_ij − ŷ_ij| / σ(d_i)`` over the ``n`` training cells (``ŷ`` the OOF ensemble
-    prediction), and the interval is ``ŷ ± q_j·σ(d)``. For cells exchangeable with the
-    training cells about ``interval`` of the values fall inside (``β`` is one number fitted
-    on all training cells, a negligible use of the calibration cells); cells far from the
-    reference (another lab, an unseen cell type) get wider intervals. Models whose members
-    read no SVD embedding (or saved before this existed) keep ``ŷ ± q_j``
+    scale ``σ(d) = 1 + β·max(d / e − 1, 0)``, an increasing function of its distance ``d``
+    to the reference (:mod:`scmm.models._reference_distance`: k-NN distance in the input
+    embedding over the training cells' median; for an OOF cell, to the reference cells
+    outside its own fold, as a new cell sees the whole reference). ``e``
+    (:attr:`distance_edge`) is the 99th percentile of the OOF cells' ``d``: within it the
+    width is constant, so that cells exchangeable with the training cells keep split-conformal
+    coverage (their ``d`` is if anything smaller: the input SVD was fitted on the training
+    cells). Beyond it there are almost no cells to calibrate on, and the width grows with the
+    distance: ``β`` is the least-squares slope of the cells' mean absolute OOF residual (each
+    target over its mean) on ``max(d / e − 1, 0)``, over the intercept, and at least 1 (a
+    model's error grows at least in proportion to how far it extrapolates; on bmmc_cite's
+    donors the fitted slope is below 1). The half-width ``q_j`` is the ``⌈(n + 1)·interval⌉
+    / n`` empirical quantile of ``|y_ij − ŷ_ij| / σ(d_i)`` over the ``n`` training cells
+    (``ŷ`` the OOF ensemble prediction), and the interval is ``ŷ ± q_j·σ(d)``. Cells far
+    from the reference (another lab, an unseen cell type) get wider intervals. Models whose
+    members read no SVD embedding (or saved before this existed) keep ``ŷ ± q_j``
     (:attr:`sigma_slope` ``None``).
 
     Parameters
@@ -115,8 +115,10 @@ class EnsembleModel(BaseModel):
         self.fitted: list[list[BaseModel]] = []
         self.weights: np.ndarray | None = None
         self.half_width: np.ndarray | None = None
-        #: ``β`` of the interval's scale ``σ(d) = 1 + β·max(d − 1, 0)``; None: constant width
+        #: ``β`` of the interval's scale ``σ(d) = 1 + β·max(d / e − 1, 0)``; None: constant
         self.sigma_slope: float | None = None
+        #: ``e`` of that scale: the 99th percentile of the OOF cells' reference distance
+        self.distance_edge: float | None = None
         #: Pull of each target's weights towards shared ones, chosen by cross-validation
         self.shrinkage: float | None = None
         self.oof_scores: dict[str, float] = {}
@@ -198,8 +200,9 @@ class EnsembleModel(BaseModel):
         for k, val in enumerate(folds):
             fold_of[val] = k
         distance = state.ratio(Z, groups=(fold_of, fold_of[kept]))
-        self.sigma_slope = sigma_slope(distance, residuals)
-        scale = interval_scale(distance, self.sigma_slope, state.edge)
+        self.distance_edge = float(np.quantile(distance, EDGE_QUANTILE))
+        self.sigma_slope = sigma_slope(distance / self.distance_edge, residuals)
+        scale = interval_scale(distance, self.sigma_slope, self.distance_edge)
         self.half_width = conformal_half_width(residuals / scale[:, None], level)
         self.reference_distance = state
 
@@ -249,7 +252,7 @@ class EnsembleModel(BaseModel):
                 "`distance`, one value per row of `pred` (`scmm.tl.predict` does)."
             )
             raise ValueError(msg)
-        scale = interval_scale(distance, self.sigma_slope, self.reference_distance.edge)
+        scale = interval_scale(distance, self.sigma_slope, self.distance_edge)
         half = q[None] * scale.astype(np.float32)[:, None]
         return pred - half, pred + half
 
@@ -259,6 +262,7 @@ class EnsembleModel(BaseModel):
             "n_fitted": [len(m) for m in self.fitted],
             "shrinkage": self.shrinkage,
             "sigma_slope": self.sigma_slope,
+            "distance_edge": self.distance_edge,
         }
         arrays = {
             "ensemble.weights": self.weights.astype(np.float64),
@@ -271,6 +275,7 @@ class EnsembleModel(BaseModel):
         self._n_fitted = list(meta["n_fitted"])
         self.shrinkage = meta.get("shrinkage")  # None: saved before the shrinkage existed
         self.sigma_slope = meta.get("sigma_slope")  # None: constant-width intervals
+        self.distance_edge = meta.get("distance_edge")
         self.weights = np.asarray(arrays["ensemble.weights"])
         self.half_width = np.asarray(arrays["ensemble.half_width"])
 
@@ -521,33 +526,32 @@ def conformal_half_width(residuals: np.ndarray, level: float) -> np.ndarray:
     return r[min(rank, n) - 1]
 
 
-def sigma_slope(distance: np.ndarray, residuals: np.ndarray) -> float:
-    """``β ≥ 0`` of the scale ``1 + β·max(d − 1, 0)`` fitted to the absolute OOF residuals.
+#: Quantile of the OOF cells' reference distance beyond which the intervals widen.
+EDGE_QUANTILE = 0.99
 
-    Each target's absolute residuals are divided by their mean (every target counts alike),
-    averaged over the targets per cell, and regressed (least squares, with an intercept
-    ``c``, at least a tenth of the mean) on ``max(d − 1, 0)``: ``β`` is the slope over ``c``,
-    0 where the slope is not positive.
+
+def sigma_slope(relative: np.ndarray, residuals: np.ndarray) -> float:
+    """``β ≥ 1`` of the scale ``1 + β·max(r − 1, 0)`` (``r`` the distance over its edge).
+
+    Each target's absolute OOF residuals are divided by their mean (every target counts
+    alike), averaged over the targets per cell, and regressed (least squares) on
+    ``max(r − 1, 0)``: ``β`` is the slope over the intercept (the intercept at least a tenth
+    of the mean), and at least 1.
     """
     r = np.abs(np.asarray(residuals, np.float64))
     mean = r.mean(axis=0)
-    u = (r[:, mean > 0] / mean[mean > 0]).mean(axis=1) if (mean > 0).any() else None
-    x = np.clip(np.asarray(distance, np.float64) - 1.0, 0.0, None)
-    if u is None or x.var() == 0:
-        return 0.0
+    x = np.clip(np.asarray(relative, np.float64) - 1.0, 0.0, None)
+    if not (mean > 0).any() or x.var() == 0:
+        return 1.0
+    u = (r[:, mean > 0] / mean[mean > 0]).mean(axis=1)
     slope = float(np.cov(x, u, bias=True)[0, 1] / x.var())
     intercept = max(float(u.mean() - slope * x.mean()), 0.1 * float(u.mean()))
-    return max(slope, 0.0) / intercept
+    return max(slope / intercept, 1.0)
 
 
 def interval_scale(distance: np.ndarray, slope: float, edge: float) -> np.ndarray:
-    """``σ(d) = (1 + slope·max(d − 1, 0))·max(1, d / edge)`` per cell.
-
-    ``edge`` is the reference's own 99th percentile of ``d``: beyond it the reference has
-    (almost) no cells to calibrate on, and the width grows in proportion to the distance.
-    """
-    d = np.asarray(distance, np.float64)
-    return (1.0 + slope * np.clip(d - 1.0, 0.0, None)) * np.maximum(1.0, d / edge)
+    """``σ(d) = 1 + slope·max(d / edge − 1, 0)`` per cell."""
+    return 1.0 + slope * np.clip(np.asarray(distance, np.float64) / edge - 1.0, 0.0, None)
 
 
 def _mean_prediction(members: list[BaseModel], X) -> np.ndarray:

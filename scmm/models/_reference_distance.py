@@ -133,11 +133,6 @@ class ReferenceDistance:
         """Median leave-one-out statistic of the training cells (the ratio's unit)."""
         return float(max(self.quantiles[50], 1e-12))
 
-    @property
-    def edge(self) -> float:
-        """The reference's own 99th percentile of the ratio."""
-        return float(self.quantiles[99]) / self.scale
-
     def ratio(self, Z: np.ndarray, *, groups=None) -> np.ndarray:
         """Statistic of the cells ``Z`` over the reference's median (1: a typical training cell).
 
@@ -147,7 +142,7 @@ class ReferenceDistance:
 
     def summary(self, ratio: np.ndarray) -> dict[str, float]:
         """Share of cells beyond the reference's 95th and 99th percentiles, median ratio."""
-        q95, q99 = self.quantiles[95] / self.scale, self.edge
+        q95, q99 = self.quantiles[95] / self.scale, self.quantiles[99] / self.scale
         return {
             "share_beyond_reference_95": float((ratio > q95).mean()),
             "share_beyond_reference_99": float((ratio > q99).mean()),

@@ -271,8 +271,9 @@ def fit_ensemble(
         1: the same weights for every target), chosen by cross-validation over the folds.
     ``mdata.uns[key_added]['half_width']`` : ndarray (n_vars,)
         Interval half-width per target, for a cell at the reference's median distance (the
-        bounds multiply it by ``(1 + sigma_slope·max(d − 1, 0))·max(1, d / d₉₉)``, ``d`` the
-        cell's distance ratio, ``d₉₉`` the reference's 99th percentile of it).
+        bounds multiply it by ``1 + sigma_slope·max(d / e − 1, 0)``, ``d`` the cell's distance
+        ratio, ``e`` the 99th percentile of the training cells' out-of-fold ratio: constant
+        widths for cells like the training cells).
     ``mdata.uns[key_added]['sigma_slope']`` : float
         How fast the intervals widen with the distance ratio (absent when the members read no
         SVD embedding: constant widths).
