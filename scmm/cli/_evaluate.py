@@ -137,10 +137,29 @@ def _cell_mask(mdata, pred: pd.DataFrame, spec: str) -> np.ndarray:
     return mask
 
 
-def _aligned(pred: pd.DataFrame, measured) -> np.ndarray:
-    """Return the measured values of ``pred``'s cells and features, in its order."""
+def _aligned(
+    pred: pd.DataFrame, measured, report: Reporter
+) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """Return ``pred`` on the shared features and the measured values of its cells, aligned.
+
+    Features are paired by harmonised protein name (:func:`scmm.tl._scores.match_targets`);
+    the others (extra measured columns, isotype controls) are left out and reported.
+    """
+    from ..tl._scores import match_targets
+
     rows = measured.obs_names.get_indexer(pred.index)
-    cols = measured.var_names.get_indexer(pred.columns)
+    match = match_targets(pred.columns, measured.var_names)
+    cols = np.full(len(pred.columns), -1)
+    cols[match["model_index"]] = match["measured_index"]
+    left_out = {k: match[k] for k in ("left_out_model", "left_out_measured")}
+    if any(left_out.values()) and (cols >= 0).any():
+        report.step(
+            f"scoring the {len(match['shared'])} features both have; left out: predicted only "
+            f"{left_out['left_out_model'] or 'none'}, measured only "
+            f"{left_out['left_out_measured'] or 'none'}"
+        )
+        pred = pred.iloc[:, np.flatnonzero(cols >= 0)]
+        cols = cols[cols >= 0]
     if (rows < 0).any():
         msg = (
             f"{int((rows < 0).sum())} predicted cells have no measured values (e.g. "
@@ -154,7 +173,7 @@ def _aligned(pred: pd.DataFrame, measured) -> np.ndarray:
         )
         raise ValueError(msg)
     X = measured.X[rows][:, cols]
-    return np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64)
+    return pred, np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64), left_out
 
 
 def run(args: argparse.Namespace, report: Reporter) -> int:
@@ -165,7 +184,7 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
     pred = _predictions(mdata, args.target, args.key)
     if args.cells is not None:
         pred = pred[_cell_mask(mdata, pred, args.cells)]
-    y = _aligned(pred, _measured(mdata, args, report))
+    pred, y, left_out = _aligned(pred, _measured(mdata, args, report), report)
     p = pred.to_numpy(dtype=np.float64)
     per_feature = metrics.pearson_per_feature(y, p, average=False)
     scores = {
@@ -182,6 +201,7 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
             "cells": args.cells,
             **scores,
             "per_feature_pearson": dict(zip(pred.columns, map(float, per_feature), strict=True)),
+            **left_out,
         }
         write_json(doc, Path(args.json))
         report.step(f"wrote {args.json}")

@@ -23,6 +23,7 @@ svd_fit_on="train", rng=None, ...)``:
 from __future__ import annotations
 
 import logging
+import warnings
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -48,7 +49,13 @@ from ..models._reference_distance import attach as attach_reference_distance
 from ..models._reference_distance import check_query
 from ..pp._svd import is_backed
 from ._prediction_store import predict_to_disk, rows_of
-from ._scores import column_means, control_names, held_out_scores, warn_below_mean_profile
+from ._scores import (
+    column_means,
+    control_names,
+    held_out_scores,
+    match_targets,
+    warn_below_mean_profile,
+)
 
 logger = logging.getLogger("scmm")
 
@@ -289,6 +296,19 @@ def fit_model(
     return model
 
 
+def _warn_left_out(matched: dict, target: str) -> None:
+    """Warn that the query's target modality is another panel, naming what is left out."""
+    warnings.warn(
+        f"The query's {target!r} features differ from the model's targets: predictions go to "
+        f"the source's `.obsm`; {len(matched['shared'])} targets are measured in both "
+        "(names harmonised by `scmm.pp.harmonize_protein_names`, isotype controls left out), "
+        f"left out: model only {matched['left_out_model'][:20] or 'none'}, query only "
+        f"{matched['left_out_measured'][:20] or 'none'} (all in `.uns[key]['targets']`).",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 def predict(
     model: BaseModel,
     data: MuData | AnnData,
@@ -338,13 +358,19 @@ def predict(
     ``data[target].layers[key_added]`` : ndarray (n_obs, n_targets)
         Predictions for the target's cells (all must be present in the source).
 
-    otherwise
+    otherwise (also when the target modality holds another panel: features that differ from
+    the model's targets)
 
     ``data[source].obsm[key_added]`` (or ``adata.obsm[key_added]``) : DataFrame
         Predictions, one column per target feature.
 
     and ``.uns[key_added]['params']`` : dict
         The model kind, source and target.
+    ``.uns[key_added]['targets']`` : dict
+        Only when the target modality holds another panel: ``shared`` (harmonised names of
+        the targets measured in both, see :func:`scmm.pp.harmonize_protein_names`; isotype
+        controls never count), ``left_out_model`` and ``left_out_measured`` (the others, as
+        each side names them). A warning names them too.
     ``.uns[key_added]['features']`` : dict
         ``n_features`` (the model's), ``n_found`` in ``data``, ``fraction_found``,
         ``n_matched_by_coordinates`` (peaks named with other separators or ``chr`` prefix),
@@ -398,6 +424,7 @@ def predict(
         tgt = data.mod.get(model.target)
         holder = data
     rows = np.arange(src.n_obs)  # the source row of each output row
+    matched = None
     if tgt is not None:  # checked before predicting: nothing is written on an error
         rows = src.obs_names.get_indexer(tgt.obs_names)
         if (rows < 0).any():
@@ -407,11 +434,10 @@ def predict(
             )
             raise ValueError(msg)
         if list(tgt.var_names) != model.target_features:
-            msg = (
-                f"The {model.target!r} modality's features differ from the model's targets; "
-                "drop it (or predict from the source AnnData) to get a DataFrame in `.obsm`."
-            )
-            raise ValueError(msg)
+            # another panel: predictions go to the source's .obsm; the shared targets are listed
+            matched = match_targets(model.target_features, tgt.var_names)
+            _warn_left_out(matched, model.target)
+            tgt, rows = None, np.arange(src.n_obs)
     X, report = model.aligned_source(
         src,
         allow_missing_features=allow_missing_features,
@@ -456,6 +482,8 @@ def predict(
     if shift is not None:
         src.obs[f"{key_added}_reference_distance"] = shift[0]
         uns["reference_distance"] = shift[1]
+    if matched is not None:
+        uns["targets"] = {k: matched[k] for k in ("shared", "left_out_model", "left_out_measured")}
     if store == "disk":
         uns["predictions_path"] = str(path)
         _disk.log_on_disk(

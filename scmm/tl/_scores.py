@@ -7,7 +7,6 @@ it beats it, so the scores carry it and the gain, and a fit that does not beat i
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Sequence
 
@@ -16,9 +15,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .. import metrics
-
-#: Target names taken for isotype controls by ``control_features="auto"``.
-CONTROL_PATTERN = re.compile(r"igg|isotype|ctrl|control", re.IGNORECASE)
+from ..pp._protein_names import CONTROL_PATTERN, harmonize_protein_names
 
 
 def control_mask(names: pd.Index, controls: str | Sequence[str] | None) -> np.ndarray:
@@ -48,14 +45,13 @@ def control_names(names: pd.Index, controls: str | Sequence[str] | None) -> list
 
 
 def _scores(Y, P, ctrl: np.ndarray) -> dict:
-    keep = ~ctrl
-    per_feature = Y if keep.all() else Y[:, np.flatnonzero(keep)]
-    pred_feature = P if keep.all() else P[:, np.flatnonzero(keep)]
+    """Scores over the targets that are not controls (all of them when all are controls)."""
+    keep = ~ctrl if not ctrl.all() else np.ones_like(ctrl)
+    Y = Y if keep.all() else Y[:, np.flatnonzero(keep)]
+    P = P if keep.all() else P[:, np.flatnonzero(keep)]
     return {
         "pearson_per_cell": metrics.pearson_per_cell(Y, P),
-        "pearson_per_feature": metrics.pearson_per_feature(per_feature, pred_feature)
-        if keep.any()
-        else 0.0,
+        "pearson_per_feature": metrics.pearson_per_feature(Y, P) if not ctrl.all() else 0.0,
         "rmse": metrics.rmse(Y, P),
     }
 
@@ -70,9 +66,10 @@ def held_out_scores(Y_test, pred_test, train_mean, names: pd.Index, *, controls=
 
     ``train_mean`` is each target's mean over the training cells (see :func:`column_means`).
 
-    One flat dict of numbers (``pd.Series(scores)`` stays numeric). The mean per-feature
-    Pearson leaves out the isotype controls (``controls``, see :func:`control_mask`), which
-    carry no signal to predict; they are scored apart (``controls_pearson_per_feature``).
+    One flat dict of numbers (``pd.Series(scores)`` stays numeric). The scores (per-cell and
+    per-feature Pearson, RMSE) leave out the isotype controls (``controls``, see
+    :func:`control_mask`), which carry no signal to predict; they are scored apart
+    (``controls_pearson_per_feature``).
     """
     ctrl = control_mask(names, controls)
     reference = np.broadcast_to(np.asarray(train_mean, np.float32), Y_test.shape)
@@ -112,3 +109,92 @@ def warn_below_mean_profile(scores: dict, key: str) -> None:
             UserWarning,
             stacklevel=4,
         )
+
+
+def match_targets(model_targets, measured) -> dict:
+    """Pair a model's targets with a query's measured proteins by harmonised name.
+
+    Both name lists go through :func:`scmm.pp.harmonize_protein_names` (``CD3_TotalSeqB``
+    meets ``CD3``, ``PD-1`` meets ``CD279``, a second clone ``CD4_2`` meets only a
+    ``CD4_2``). Isotype controls are never paired.
+
+    Returns
+    -------
+    dict with ``shared`` (harmonised names, in the model's order), ``model_index`` and
+    ``measured_index`` (int arrays: the columns of each side, in that order),
+    ``left_out_model`` and ``left_out_measured`` (the other names, as each side writes them;
+    controls included).
+    """
+    model = harmonize_protein_names(model_targets)
+    query = harmonize_protein_names(measured)
+    usable = ~model["isotype_control"].to_numpy()
+    in_query = model.index.isin(query.index[~query["isotype_control"].to_numpy()])
+    shared = model.index[usable & in_query]
+    model_index = model.index.get_indexer(shared)
+    measured_index = query.index.get_indexer(shared)
+    left_model = np.setdiff1d(np.arange(len(model)), model_index)
+    left_query = np.setdiff1d(np.arange(len(query)), measured_index)
+    return {
+        "shared": [str(n) for n in shared],
+        "model_index": model_index,
+        "measured_index": measured_index,
+        "left_out_model": [str(n) for n in model["original_name"].to_numpy()[left_model]],
+        "left_out_measured": [str(n) for n in query["original_name"].to_numpy()[left_query]],
+    }
+
+
+def shared_target_scores(measured, measured_names, predicted, model_targets) -> dict:
+    """Score predictions on the proteins both the model and the query have.
+
+    Columns are paired by :func:`match_targets`; the others (extra query proteins, isotype
+    controls, targets the query did not measure) are left out and listed.
+
+    Parameters
+    ----------
+    measured
+        Measured values, cells × ``measured_names`` (dense or sparse), normalised as the
+        model's training targets were.
+    measured_names
+        The query's protein names.
+    predicted
+        Predictions, cells × ``model_targets``, the same cells in the same order.
+    model_targets
+        The model's target names.
+
+    Returns
+    -------
+    dict with ``n_cells``, ``n_shared``, ``pearson_per_cell``, ``pearson_per_feature`` (mean),
+    ``rmse``, ``per_feature_pearson`` (dict name → Pearson), and the lists ``shared``,
+    ``left_out_model``, ``left_out_measured``.
+
+    Raises
+    ------
+    ValueError
+        No protein in common, or other numbers of cells.
+    """
+    match = match_targets(model_targets, measured_names)
+    if not match["shared"]:
+        msg = (
+            f"The query measures none of the model's targets (model: "
+            f"{list(model_targets)[:8]}; query: {list(measured_names)[:8]}), even after "
+            "harmonising the names with `scmm.pp.harmonize_protein_names`."
+        )
+        raise ValueError(msg)
+    if measured.shape[0] != predicted.shape[0]:
+        msg = f"`measured` has {measured.shape[0]} cells, `predicted` {predicted.shape[0]}."
+        raise ValueError(msg)
+    y = measured[:, match["measured_index"]]
+    y = np.asarray(y.toarray() if sp.issparse(y) else y, dtype=np.float64)
+    p = np.asarray(predicted, dtype=np.float64)[:, match["model_index"]]
+    per_feature = np.atleast_1d(metrics.pearson_per_feature(y, p, average=False))
+    return {
+        "n_cells": int(y.shape[0]),
+        "n_shared": len(match["shared"]),
+        "pearson_per_cell": float(metrics.pearson_per_cell(y, p)) if y.shape[1] > 1 else np.nan,
+        "pearson_per_feature": float(np.mean(per_feature)),
+        "rmse": float(metrics.rmse(y, p)),
+        "per_feature_pearson": dict(zip(match["shared"], map(float, per_feature), strict=True)),
+        "shared": match["shared"],
+        "left_out_model": match["left_out_model"],
+        "left_out_measured": match["left_out_measured"],
+    }

@@ -1,0 +1,386 @@
+"""Reference → query transfer: predict another run's or another lab's proteins from RNA.
+
+    python benchmarks/transfer.py                                  # all pairs, ridge + mlp, 3 seeds
+    python benchmarks/transfer.py --methods ridge --seeds 0 1 2    # the fast half
+    python benchmarks/transfer.py --pairs reap2_to_reap3 --methods mlp --seeds 0
+    python benchmarks/transfer.py --summarise benchmarks/results/transfer/*.csv   # merge runs
+
+For every pair (reference → query) and method, three kinds of rows, all scored on the same
+held-out 20% of the query's cells (a random split per seed):
+
+- ``transfer``: the method fitted on every reference cell (after ``--align``), predicting the
+  query from its RNA;
+- ``ceiling``: the same method fitted on the other 80% of the query itself;
+- ``mean_profile``: the reference's mean protein profile for every query cell.
+
+Genes: those both datasets share by symbol and detect in at least ``--min-cells-frac`` of
+their cells (the same genes for every method, so fit times compare). Proteins: the targets
+both panels measure, matched by :func:`scmm.pp.harmonize_protein_names` (isotype controls
+left out). RNA is normalised (``log_cp10k``) and proteins (``clr``) within each dataset on
+these genes and proteins only, so both sides see the same features.
+
+Metrics: per-protein Pearson (the primary one), per-cell Pearson, and per-cell Pearson after
+standardising each protein within its own dataset (measured values over the query's scored
+cells, predictions over the same cells), which removes antibody-titration offsets no RNA model
+can know. Prints the genes and proteins of each pair, a Markdown table (mean ± sd over seeds)
+and writes it with a CSV of every row to ``--out``.
+
+New alignments and methods are one function each: add them to :data:`ALIGNERS` or
+:data:`METHODS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import anndata as ad
+import mudata as md
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+import scmm
+from scmm import metrics
+from scmm.tl._scores import match_targets
+
+# --- data --------------------------------------------------------------------------------
+
+_CACHE: dict[str, md.MuData] = {}
+
+
+def _dataset(name: str) -> md.MuData:
+    """Raw counts of ``reap2``, ``reap3``, ``reap23``, ``pbmc10k`` or ``pbmc5prime``."""
+    if name not in _CACHE:
+        if name.startswith("reap"):
+            both = scmm.datasets.reapseq_pbmc()
+            _CACHE["reap23"] = both
+            for run in ("2", "3"):
+                _CACHE[f"reap{run}"] = both[both.obs["batch"] == f"run{run}"].copy()
+        elif name == "pbmc10k":
+            _CACHE[name] = scmm.datasets.pbmc10k_protein_200()
+        elif name == "pbmc5prime":
+            _CACHE[name] = scmm.datasets.pbmc_5prime_cite()
+        else:
+            msg = f"unknown dataset {name!r}"
+            raise ValueError(msg)
+    return _CACHE[name]
+
+
+#: pair name → (reference, query, what shifts)
+PAIRS = {
+    "reap2_to_reap3": ("reap2", "reap3", "run (same lab)"),
+    "reap3_to_reap2": ("reap3", "reap2", "run (same lab)"),
+    "reap23_to_5prime": ("reap23", "pbmc5prime", "lab + chemistry"),
+    "pbmc10k_to_5prime": ("pbmc10k", "pbmc5prime", "lab + chemistry (10x 3′ → 5′)"),
+}
+
+
+def _counts(adata: ad.AnnData, cols) -> sp.csr_matrix | np.ndarray:
+    x = adata.layers["counts"] if "counts" in adata.layers else adata.X
+    return x[:, cols]
+
+
+def _subset(mdata: md.MuData, genes: pd.Index, prot_cols, prot_names) -> md.MuData:
+    """RNA on ``genes``, proteins ``prot_cols`` renamed ``prot_names``; normalised here."""
+    rna, prot = mdata["rna"], mdata["prot"]
+    new_rna = ad.AnnData(
+        sp.csr_matrix(_counts(rna, rna.var_names.get_indexer(genes)), dtype=np.float32),
+        obs=pd.DataFrame(index=rna.obs_names.copy()),
+        var=pd.DataFrame(index=genes.copy()),
+    )
+    new_prot = ad.AnnData(
+        np.asarray(_counts(prot, prot_cols), dtype=np.float32),
+        obs=pd.DataFrame(index=prot.obs_names.copy()),
+        var=pd.DataFrame(index=pd.Index(prot_names)),
+    )
+    if "batch" in rna.obs:
+        new_rna.obs["batch"] = rna.obs["batch"].to_numpy()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*names are not unique")
+        out = md.MuData({"rna": new_rna, "prot": new_prot})
+    scmm.pp.normalize(out, "rna", method="log_cp10k")
+    scmm.pp.normalize(out, "prot", method="clr")
+    return out
+
+
+def prepare(reference: str, query: str, min_cells_frac: float):
+    """Reference and query on their shared, detected genes and shared proteins."""
+    ref, qry = _dataset(reference), _dataset(query)
+    match = match_targets(ref["prot"].var_names, qry["prot"].var_names)
+    shared = pd.Index(ref["rna"].var_names).intersection(qry["rna"].var_names, sort=False)
+    keep = np.ones(len(shared), dtype=bool)
+    for m in (ref, qry):
+        x = _counts(m["rna"], m["rna"].var_names.get_indexer(shared))
+        detected = np.asarray((x > 0).sum(axis=0)).ravel()
+        keep &= detected >= min_cells_frac * m.n_obs
+    genes = shared[keep]
+    info = {
+        "n_genes": len(genes),
+        "n_shared_symbols": len(shared),
+        "proteins": match["shared"],
+        "left_out_reference": match["left_out_model"],
+        "left_out_query": match["left_out_measured"],
+        "genes": list(genes),
+    }
+    ref_sub = _subset(ref, genes, match["model_index"], match["shared"])
+    qry_sub = _subset(qry, genes, match["measured_index"], match["shared"])
+    return ref_sub, qry_sub, info
+
+
+# --- alignments: (reference, query) → (reference, query), never reading query proteins ----
+
+
+def align_none(reference: md.MuData, query: md.MuData) -> tuple[md.MuData, md.MuData]:
+    """No alignment: each dataset normalised on its own (today's behaviour)."""
+    return reference, query
+
+
+ALIGNERS: dict[str, Callable] = {"none": align_none}
+
+# --- methods: fit(mdata, train mask or None, seed) → fitted model, predictions in KEY -------
+
+KEY = "transfer_fit"
+
+
+def fit_ridge(mdata: md.MuData, train, seed: int):
+    """``scmm.tl.fit_baseline(method="ridge")`` on 32 SVD components (the accuracy benchmark's)."""
+    return scmm.tl.fit_baseline(
+        mdata, "rna", "prot", method="ridge", n_components=32, train=train, rng=seed, key_added=KEY
+    )
+
+
+def fit_mlp(mdata: md.MuData, train, seed: int):
+    """``scmm.tl.fit_mlp`` at the accuracy benchmark's CITE settings (40 epochs, batch 64)."""
+    return scmm.tl.fit_mlp(
+        mdata,
+        "rna",
+        "prot",
+        max_epochs=40,
+        batch_size=64,
+        train=train,
+        rng=seed,
+        verbose=False,
+        key_added=KEY,
+    )
+
+
+METHODS: dict[str, Callable] = {"ridge": fit_ridge, "mlp": fit_mlp}
+
+# --- scoring --------------------------------------------------------------------------------
+
+
+def _standardise(x: np.ndarray) -> np.ndarray:
+    sd = x.std(axis=0)
+    return (x - x.mean(axis=0)) / np.where(sd > 0, sd, np.nan)
+
+
+def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """Per-protein Pearson, per-cell Pearson, per-cell Pearson of within-dataset z-scores."""
+    constant = np.allclose(p, p[:1])
+    out = {
+        "pearson_per_protein": np.nan if constant else float(metrics.pearson_per_feature(y, p)),
+        "pearson_per_cell": float(metrics.pearson_per_cell(y, p)),
+        "pearson_per_cell_std": np.nan,
+    }
+    if not constant and y.shape[1] > 1:
+        out["pearson_per_cell_std"] = float(
+            metrics.pearson_per_cell(_standardise(y), _standardise(p))
+        )
+    return out
+
+
+def _predict(model, query: md.MuData, cells: np.ndarray) -> np.ndarray:
+    rna = query["rna"][cells].copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # shift warnings are expected on another dataset
+        scmm.tl.predict(model, rna, key_added="transfer")
+    return rna.obsm["transfer"][list(query["prot"].var_names)].to_numpy()
+
+
+def run_pair(pair: str, methods, seeds, align: str, min_cells_frac: float) -> list[dict]:
+    reference, query, shift = PAIRS[pair]
+    ref, qry, info = prepare(reference, query, min_cells_frac)
+    print(
+        f"\n## {pair}: {reference} ({ref.n_obs} cells) → {query} ({qry.n_obs} cells), {shift}\n"
+        f"genes: {info['n_genes']} of {info['n_shared_symbols']} shared symbols detected in "
+        f">= {min_cells_frac:.0%} of the cells of both (first: {info['genes'][:8]})\n"
+        f"proteins ({len(info['proteins'])}): {info['proteins']}\n"
+        f"left out: reference only {info['left_out_reference']}; "
+        f"query only {info['left_out_query']}",
+        flush=True,
+    )
+    ref, qry = ALIGNERS[align](ref, qry)
+    y_all = np.asarray(qry["prot"].X, dtype=np.float64)
+    base = {
+        "pair": pair,
+        "align": align,
+        "n_reference": ref.n_obs,
+        "n_genes": info["n_genes"],
+        "n_proteins": len(info["proteins"]),
+    }
+    rows = []
+    for seed in seeds:
+        test = np.zeros(qry.n_obs, dtype=bool)
+        test[np.random.default_rng(seed).permutation(qry.n_obs)[: qry.n_obs // 5]] = True
+        y = y_all[test]
+        ref_mean = np.asarray(ref["prot"].X).mean(axis=0)
+        rows.append(
+            {
+                **base,
+                "method": "mean_profile",
+                "setting": "mean_profile",
+                "seed": seed,
+                "n_query_scored": int(test.sum()),
+                "fit_seconds": 0.0,
+                **scores(y, np.broadcast_to(ref_mean, y.shape)),
+            }
+        )
+        for method in methods:
+            fit = METHODS[method]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                t0 = time.perf_counter()
+                model = fit(ref, None, seed)
+                t_ref = time.perf_counter() - t0
+                p_transfer = _predict(model, qry, test)
+                within = qry.copy()
+                t0 = time.perf_counter()
+                fit(within, ~test, seed)
+                t_q = time.perf_counter() - t0
+                p_ceiling = np.asarray(within["prot"].layers[KEY])[test]
+            for setting, p, secs in (
+                ("transfer", p_transfer, t_ref),
+                ("ceiling", p_ceiling, t_q),
+            ):
+                row = {
+                    **base,
+                    "method": method,
+                    "setting": setting,
+                    "seed": seed,
+                    "n_query_scored": int(test.sum()),
+                    "fit_seconds": round(secs, 2),
+                    **scores(y, p),
+                }
+                rows.append(row)
+                print(
+                    f"{pair} {method:5s} {setting:9s} seed {seed}: per-protein "
+                    f"{row['pearson_per_protein']:.3f}, per-cell {row['pearson_per_cell']:.3f}, "
+                    f"per-cell std {row['pearson_per_cell_std']:.3f}, fit {secs:.1f} s",
+                    flush=True,
+                )
+    return rows
+
+
+# --- tables ---------------------------------------------------------------------------------
+
+_FIELDS = [
+    "pair",
+    "align",
+    "method",
+    "setting",
+    "seed",
+    "n_reference",
+    "n_query_scored",
+    "n_genes",
+    "n_proteins",
+    "pearson_per_protein",
+    "pearson_per_cell",
+    "pearson_per_cell_std",
+    "fit_seconds",
+]
+
+
+def _fmt(values) -> str:
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    if v.size == 0:
+        return "—"
+    return f"{v.mean():.3f}" + (f" ± {v.std(ddof=1):.3f}" if v.size > 1 else "")
+
+
+def summarise(rows: list[dict]) -> str:
+    """Markdown table: one line per pair × method, transfer beside ceiling and mean profile."""
+    df = pd.DataFrame(rows)
+    for col in ("pearson_per_protein", "pearson_per_cell", "pearson_per_cell_std", "fit_seconds"):
+        df[col] = pd.to_numeric(df[col])
+    lines = [
+        "| pair | align | method | seeds | genes | proteins | per-protein: transfer / ceiling "
+        "(ratio) | per-cell: transfer / ceiling | per-cell std: transfer / ceiling | "
+        "mean profile per-cell | fit s: reference / query 80% |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (pair, align), g in df.groupby(["pair", "align"], sort=False):
+        mean = g[g.setting == "mean_profile"]
+        for method in [m for m in g.method.unique() if m != "mean_profile"]:
+            t = g[(g.method == method) & (g.setting == "transfer")]
+            c = g[(g.method == method) & (g.setting == "ceiling")]
+            ratio = t.pearson_per_protein.mean() / c.pearson_per_protein.mean()
+            lines.append(
+                f"| {pair} | {align} | {method} | {t.seed.nunique()} | {int(t.n_genes.iloc[0])} "
+                f"| {int(t.n_proteins.iloc[0])} | {_fmt(t.pearson_per_protein)} / "
+                f"{_fmt(c.pearson_per_protein)} ({ratio:.0%}) | {_fmt(t.pearson_per_cell)} / "
+                f"{_fmt(c.pearson_per_cell)} | {_fmt(t.pearson_per_cell_std)} / "
+                f"{_fmt(c.pearson_per_cell_std)} | {_fmt(mean.pearson_per_cell)} | "
+                f"{_fmt(t.fit_seconds)} / {_fmt(c.fit_seconds)} |"
+            )
+    return "\n".join(lines)
+
+
+def _read(paths) -> list[dict]:
+    rows: dict[tuple, dict] = {}
+    for path in paths:
+        with Path(path).open() as fh:
+            for row in csv.DictReader(fh):
+                rows[tuple(row[k] for k in ("pair", "align", "method", "setting", "seed"))] = row
+    return list(rows.values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument(
+        "--align",
+        default="none",
+        choices=list(ALIGNERS),
+        help="how reference and query are aligned before fitting (never with query proteins)",
+    )
+    parser.add_argument(
+        "--min-cells-frac",
+        type=float,
+        default=0.01,
+        help="keep genes detected in at least this fraction of the cells of both datasets",
+    )
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "transfer")
+    parser.add_argument("--tag", default="transfer", help="file name stem of the outputs")
+    parser.add_argument("--summarise", nargs="+", type=Path, default=None, metavar="CSV")
+    args = parser.parse_args()
+    if args.summarise:
+        print(summarise(_read(args.summarise)))
+        return
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{args.tag}_runs.csv"
+    rows: list[dict] = []
+    for pair in args.pairs:
+        rows += run_pair(pair, args.methods, args.seeds, args.align, args.min_cells_frac)
+        with path.open("w", newline="") as fh:  # after every pair: a stopped run keeps pairs
+            writer = csv.DictWriter(fh, fieldnames=_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+    table = summarise(rows)
+    (args.out / f"{args.tag}.md").write_text(table + "\n")
+    print("\n" + table)
+    print(f"\nwrote {path} and {args.out / f'{args.tag}.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""scmm.pp.harmonize_protein_names (one table of panel names) and scoring on shared proteins."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+import scmm
+from scmm import metrics
+from scmm.tl._scores import held_out_scores, shared_target_scores
+
+from .conftest import make_paired
+
+# (name as a panel writes it, harmonised name, isotype control)
+TABLE = [
+    # chemistry suffixes (10x TotalSeq A/B/C)
+    ("CD3_TotalSeqB", "CD3", False),
+    ("CD19-TotalSeqC", "CD19", False),
+    ("CD14 TotalSeq-A", "CD14", False),
+    ("CD16_TotalSeqC", "CD16", False),
+    # REAP-seq barcode suffixes
+    ("CD335_GTTTGTGG", "CD335", False),
+    ("HLA-DRA_TAGACGAC", "HLA-DR", False),
+    # upper case, kept otherwise
+    ("CD11b", "CD11B", False),
+    ("IgM", "IGM", False),  # surface IgM is a target, not a control
+    ("TCRVa7.2", "TCRVA7.2", False),
+    # aliases to the CD number
+    ("PD-1", "CD279", False),
+    ("PD-1_TotalSeqB", "CD279", False),
+    ("PD-L1", "CD274", False),
+    ("pdl2", "CD273", False),
+    ("CTLA-4", "CD152", False),
+    ("LAG-3", "CD223", False),
+    ("CCR7", "CD197", False),
+    ("4-1BB", "CD137", False),
+    ("CD8a", "CD8", False),
+    ("HLA.DR", "HLA-DR", False),
+    ("HLA_DR", "HLA-DR", False),
+    # isoforms stay apart from CD45
+    ("CD45RA_TotalSeqB", "CD45RA", False),
+    ("CD45RO", "CD45RO", False),
+    # controls
+    ("Mouse_IgG1_TGTGTATA", "MOUSE_IGG1", True),
+    ("Control_Rat_IgG1_TCACGGTA", "CONTROL_RAT_IGG1", True),
+    ("Rat-IgG2b", "RAT-IGG2B", True),
+    ("mouse IgG2a isotype Ctrl", "MOUSE-IGG2A-ISOTYPE-CTRL", True),
+    ("Blank", "BLANK", True),
+]
+
+
+@pytest.mark.parametrize(("original", "name", "control"), TABLE)
+def test_harmonised_name(original, name, control):
+    out = scmm.pp.harmonize_protein_names([original])
+    assert list(out.index) == [name]
+    assert out["original_name"].tolist() == [original]
+    assert out["isotype_control"].tolist() == [control]
+
+
+def test_duplicated_clones_kept_apart_in_input_order():
+    names = ["CD4_GTCCAGGC", "CD8_GTATCGAG", "CD4_CACGATTC", "CD8a_ACCCGCAC", "CD45", "CD45RA"]
+    out = scmm.pp.harmonize_protein_names(names)
+    assert list(out.index) == ["CD4", "CD8", "CD4_2", "CD8_2", "CD45", "CD45RA"]
+    assert list(out["target"]) == ["CD4", "CD8", "CD4", "CD8", "CD45", "CD45RA"]
+    assert out.index.is_unique
+
+
+def test_harmonising_is_idempotent():
+    names = ["CD4_GTCCAGGC", "CD4_CACGATTC", "CD4_TTTTTTTT", "PD-1", "Mouse_IgG1", "CD3_TotalSeqB"]
+    once = scmm.pp.harmonize_protein_names(names)
+    twice = scmm.pp.harmonize_protein_names(once.index)
+    assert (
+        list(twice.index)
+        == list(once.index)
+        == ["CD4", "CD4_2", "CD4_3", "CD279", "MOUSE_IGG1", "CD3"]
+    )
+    assert twice["isotype_control"].tolist() == once["isotype_control"].tolist()
+
+
+def test_existing_marker_is_not_reused():
+    out = scmm.pp.harmonize_protein_names(["CD4_2", "CD4", "CD4_ACGTACGT"])
+    assert list(out.index) == ["CD4_2", "CD4", "CD4_3"]
+
+
+def test_output_frame():
+    out = scmm.pp.harmonize_protein_names(pd.Index(["CD3_TotalSeqB"]))
+    assert out.index.name == "name"
+    assert list(out.columns) == ["original_name", "target", "isotype_control"]
+    assert out["isotype_control"].dtype == bool
+    assert scmm.pp.harmonize_protein_names([]).empty
+
+
+# --- scoring on the proteins both panels have -------------------------------------------
+
+
+def _panel(seed=0, n_cells=50, n=3):
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=(n_cells, n))
+    return y, y + 0.5 * rng.normal(size=(n_cells, n))
+
+
+def test_isotype_controls_do_not_change_the_scores():
+    """Fails before issue 30: RMSE and per-cell Pearson counted the control columns."""
+    y, p = _panel()
+    names = pd.Index(["CD3", "CD4", "CD19"])
+    base = held_out_scores(y, p, y.mean(axis=0), names)
+    rng = np.random.default_rng(1)
+    noise = 5 * rng.normal(size=(len(y), 2))  # controls: far off, unpredictable
+    y2, p2 = np.hstack([y, noise]), np.hstack([p, np.zeros_like(noise)])
+    with_ctrl = held_out_scores(
+        y2, p2, y2.mean(axis=0), names.append(pd.Index(["Mouse_IgG1", "Rat_IgG2b"]))
+    )
+    for key in ("rmse", "pearson_per_cell", "pearson_per_feature"):
+        assert with_ctrl[key] == pytest.approx(base[key]), key
+    assert with_ctrl["n_controls"] == 2
+
+
+def test_shared_target_scores_ignore_extra_columns():
+    y, p = _panel(n=3)
+    model_targets = ["CD3_TotalSeqB", "PD-1", "CD4_TotalSeqB"]
+    # the query: another naming, an extra protein, an isotype control, no CD4
+    rng = np.random.default_rng(2)
+    extra = rng.normal(size=(len(y), 2))
+    measured = np.column_stack([extra[:, 0], y[:, 1], y[:, 0], extra[:, 1]])
+    measured_names = ["CD56", "CD279_GAACCCGG", "CD3", "Mouse_IgG1"]
+    out = shared_target_scores(measured, measured_names, p, model_targets)
+    assert out["shared"] == ["CD3", "CD279"] and out["n_shared"] == 2
+    assert out["left_out_model"] == ["CD4_TotalSeqB"]
+    assert out["left_out_measured"] == ["CD56", "Mouse_IgG1"]
+    assert out["rmse"] == pytest.approx(metrics.rmse(y[:, :2], p[:, :2]))
+    assert out["pearson_per_feature"] == pytest.approx(
+        metrics.pearson_per_feature(y[:, :2], p[:, :2])
+    )
+    # an isotype control the model predicts too is not scored either
+    both = shared_target_scores(
+        np.column_stack([measured, extra[:, 1]]),
+        [*measured_names, "Rat_IgG2b"],
+        np.column_stack([p, extra[:, 1]]),
+        [*model_targets, "Rat_IgG2b"],
+    )
+    assert both["rmse"] == pytest.approx(out["rmse"])
+    with pytest.raises(ValueError, match="none of the model's targets"):
+        shared_target_scores(extra, ["CD56", "CD57"], p, model_targets)
+
+
+def test_predict_into_another_panel_lists_shared_targets():
+    mdata = make_paired(n_prot=3)
+    mdata["prot"].var_names = ["CD3_TotalSeqB", "PD-1_TotalSeqB", "CD4_TotalSeqB"]
+    mdata.update()
+    model = scmm.tl.fit_baseline(mdata, "rna", "prot", method="ridge", n_components=5)
+    query = make_paired(n_prot=3, seed=1)
+    query["prot"].var_names = ["CD3", "CD279", "Mouse_IgG1"]
+    query.update()
+    with pytest.warns(UserWarning, match=r"2 targets are measured in both.*CD4_TotalSeqB"):
+        scmm.tl.predict(model, query, key_added="pred")
+    assert "pred" not in query["prot"].layers
+    assert list(query["rna"].obsm["pred"].columns) == list(mdata["prot"].var_names)
+    assert query.uns["pred"]["targets"] == {
+        "shared": ["CD3", "CD279"],
+        "left_out_model": ["CD4_TotalSeqB"],
+        "left_out_measured": ["Mouse_IgG1"],
+    }
+
+
+def test_evaluate_scores_shared_features_only(capsys):
+    from scmm.cli._evaluate import _aligned
+    from scmm.cli._io import Reporter
+
+    y, p = _panel(n=3)
+    cells = [f"c{i}" for i in range(len(y))]
+    pred = pd.DataFrame(p, index=cells, columns=["CD3", "CD4", "CD19"])
+    measured = ad.AnnData(
+        np.column_stack([y[:, 2], y[:, 0], np.ones(len(y))]).astype(np.float32),
+        obs=pd.DataFrame(index=cells),
+        var=pd.DataFrame(index=["CD19_TotalSeqC", "CD3_TotalSeqC", "IgG1_ctrl"]),
+    )
+    pred2, values, left_out = _aligned(pred, measured, Reporter("evaluate", quiet=False))
+    assert list(pred2.columns) == ["CD3", "CD19"]
+    np.testing.assert_allclose(values, y[:, [0, 2]], rtol=1e-6)
+    assert left_out == {"left_out_model": ["CD4"], "left_out_measured": ["IgG1_ctrl"]}
+    assert "left out" in capsys.readouterr().err
