@@ -48,6 +48,7 @@ from ..models._preprocess import SVD_FIT_ON
 from ..models._reference_distance import attach as attach_reference_distance
 from ..models._reference_distance import check_query
 from ..pp._svd import is_backed
+from ._align import align_query
 from ._prediction_store import predict_to_disk, rows_of
 from ._scores import (
     column_means,
@@ -317,6 +318,7 @@ def predict(
     allow_missing_features: bool = False,
     min_feature_overlap: float = 0.5,
     normalize: bool = False,
+    align: str | None = None,
 ) -> None:
     """Predict the target modality for the cells of ``data`` and write it there.
 
@@ -350,6 +352,13 @@ def predict(
         model's training values first, as if ``scmm.pp.normalize`` had been run on ``data``
         (on all of its features, before the model's are picked; ``"tfidf"`` weighs the term
         frequencies by the training cells' IDF, stored with the model). ``data`` is not modified.
+    align
+        Align the cells of ``data`` (another dataset) to the model's training cells before
+        predicting, from their source values only: ``"standardize"`` (each feature to the
+        training mean and standard deviation), ``"moments"`` (the input embedding's mean and
+        standard deviation per component) or ``"symphony"`` (Symphony's mapping into the
+        fixed reference embedding); see :mod:`scmm.tl._align` and the transfer page of the
+        docs for how they compare. None (default): no alignment.
 
     Returns
     -------
@@ -444,6 +453,8 @@ def predict(
         min_feature_overlap=min_feature_overlap,
         normalize=normalize,
     )
+    if align is not None:
+        X = align_query(model, X, align)
     shift = check_query(model, X, key_added)  # (ratio per source row, summary) or None
     shape = (len(rows), len(model.target_features))
     # an ensemble's interval bounds are computed from its predictions in memory
@@ -467,6 +478,7 @@ def predict(
         "source": model.source,
         "target": model.target,
         "normalize": normalize,
+        "align": align,
     }
     if tgt is not None:
         where = f"mdata[{model.target!r}].layers[{key_added!r}]"
