@@ -61,8 +61,10 @@ def _dataset(name: str) -> md.MuData:
         if name.startswith("reap"):
             both = scmm.datasets.reapseq_pbmc()
             _CACHE["reap23"] = both
-            for run in ("2", "3"):
-                _CACHE[f"reap{run}"] = both[both.obs["batch"] == f"run{run}"].copy()
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="var_names are not unique")
+                for run in ("2", "3"):
+                    _CACHE[f"reap{run}"] = both[both.obs["batch"] == f"run{run}"].copy()
         elif name == "pbmc10k":
             _CACHE[name] = scmm.datasets.pbmc10k_protein_200()
         elif name == "pbmc5prime":
@@ -131,7 +133,25 @@ def prepare(reference: str, query: str, min_cells_frac: float):
     }
     ref_sub = _subset(ref, genes, match["model_index"], match["shared"])
     qry_sub = _subset(qry, genes, match["measured_index"], match["shared"])
+    info["dropped_cells"] = [m.n_obs for m in (ref_sub, qry_sub)]
+    ref_sub, qry_sub = _with_counts(ref_sub), _with_counts(qry_sub)
+    info["dropped_cells"] = [
+        n - m.n_obs for n, m in zip(info["dropped_cells"], (ref_sub, qry_sub), strict=True)
+    ]
     return ref_sub, qry_sub, info
+
+
+def _with_counts(mdata: md.MuData) -> md.MuData:
+    """Drop cells without counts on these genes or proteins (as ``scmm._tasks.load_task``).
+
+    With a handful of shared proteins some cells have none (42 of REAP-seq's on its 6 proteins
+    shared with the 5′ set): their CLR row is constant, which makes ``fit_mlp``'s correlation
+    loss NaN.
+    """
+    keep = np.ones(mdata.n_obs, dtype=bool)
+    for mod in ("rna", "prot"):
+        keep &= np.asarray(mdata[mod].layers["counts"].sum(axis=1)).ravel() > 0
+    return mdata if keep.all() else mdata[keep].copy()
 
 
 # --- alignments: (reference, query) → (reference, query), never reading query proteins ----
@@ -215,7 +235,9 @@ def run_pair(pair: str, methods, seeds, align: str, min_cells_frac: float) -> li
         f">= {min_cells_frac:.0%} of the cells of both (first: {info['genes'][:8]})\n"
         f"proteins ({len(info['proteins'])}): {info['proteins']}\n"
         f"left out: reference only {info['left_out_reference']}; "
-        f"query only {info['left_out_query']}",
+        f"query only {info['left_out_query']}\n"
+        f"cells without counts on these genes or proteins, dropped: reference "
+        f"{info['dropped_cells'][0]}, query {info['dropped_cells'][1]}",
         flush=True,
     )
     predict_align = align if align in PREDICT_ALIGN else None
