@@ -390,8 +390,10 @@ def predict(
         training cells (of at most 2,000 kept with the model) in the model's input SVD
         embedding, over the median of the same for training cells (each leaving itself
         out). About 1: like the reference; above ``reference_99`` (below): farther than 99%
-        of the reference's own cells. Absent for models without an SVD input or saved
-        before scmm stored it.
+        of the reference's own cells. Measured on the values before any ``align``: an
+        alignment moves the query's embedding onto the reference's without making its
+        predictions as good (see the transfer page). Absent for models without an SVD input
+        or saved before scmm stored it.
     ``.uns[key_added]['reference_distance']`` : dict
         ``share_beyond_reference_95`` and ``share_beyond_reference_99`` (share of the cells
         beyond the reference's own 95th and 99th percentiles; about 0.05 and 0.01 for
@@ -453,9 +455,10 @@ def predict(
         min_feature_overlap=min_feature_overlap,
         normalize=normalize,
     )
+    # (ratio per source row, summary) or None; before any alignment, which would hide the shift
+    shift = check_query(model, X, key_added)
     if align is not None:
         X = align_query(model, X, align)
-    shift = check_query(model, X, key_added)  # (ratio per source row, summary) or None
     shape = (len(rows), len(model.target_features))
     # an ensemble's interval bounds are computed from its predictions in memory
     n_bytes = 4 * shape[0] * shape[1]
