@@ -323,19 +323,19 @@ _FIELDS = [
 ]
 
 
-def _fmt(values) -> str:
+def _fmt(values, digits: int = 3) -> str:
     v = np.asarray(values, dtype=float)
     v = v[~np.isnan(v)]
     if v.size == 0:
         return "—"
-    return f"{v.mean():.3f}" + (f" ± {v.std(ddof=1):.3f}" if v.size > 1 else "")
+    return f"{v.mean():.{digits}f}" + (f" ± {v.std(ddof=1):.{digits}f}" if v.size > 1 else "")
 
 
 def summarise(rows: list[dict]) -> str:
     """Markdown table: one line per pair × method, transfer beside ceiling and mean profile."""
     df = pd.DataFrame(rows)
     for col in ("pearson_per_protein", "pearson_per_cell", "pearson_per_cell_std", "fit_seconds"):
-        df[col] = pd.to_numeric(df[col])
+        df[col] = df[col].astype(float)
     lines = [
         "| pair | align | method | seeds | genes | proteins | per-protein: transfer / ceiling "
         "(ratio) | per-cell: transfer / ceiling | per-cell std: transfer / ceiling | "
@@ -354,7 +354,7 @@ def summarise(rows: list[dict]) -> str:
                 f"{_fmt(c.pearson_per_protein)} ({ratio:.0%}) | {_fmt(t.pearson_per_cell)} / "
                 f"{_fmt(c.pearson_per_cell)} | {_fmt(t.pearson_per_cell_std)} / "
                 f"{_fmt(c.pearson_per_cell_std)} | {_fmt(mean.pearson_per_cell)} | "
-                f"{_fmt(t.fit_seconds)} / {_fmt(c.fit_seconds)} |"
+                f"{_fmt(t.fit_seconds, 1)} / {_fmt(c.fit_seconds, 1)} |"
             )
     return "\n".join(lines)
 
