@@ -48,6 +48,7 @@ import torch
 import scmm
 from scmm import metrics
 from scmm.metrics import match_targets
+from scmm.tl._align import ALIGN_METHODS
 
 # --- data --------------------------------------------------------------------------------
 
@@ -162,6 +163,8 @@ def align_none(reference: md.MuData, query: md.MuData) -> tuple[md.MuData, md.Mu
 
 
 ALIGNERS: dict[str, Callable] = {"none": align_none}
+#: alignments applied by ``scmm.tl.predict(..., align=...)`` to the query (see scmm/tl/_align.py)
+PREDICT_ALIGN = ALIGN_METHODS
 
 # --- methods: fit(mdata, train mask or None, seed) → fitted model, predictions in KEY -------
 
@@ -215,11 +218,11 @@ def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     return out
 
 
-def _predict(model, query: md.MuData, cells: np.ndarray) -> np.ndarray:
+def _predict(model, query: md.MuData, cells: np.ndarray, align: str | None = None) -> np.ndarray:
     rna = query["rna"][cells].copy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # shift warnings are expected on another dataset
-        scmm.tl.predict(model, rna, key_added="transfer")
+        scmm.tl.predict(model, rna, key_added="transfer", align=align)
     return rna.obsm["transfer"][list(query["prot"].var_names)].to_numpy()
 
 
@@ -237,7 +240,9 @@ def run_pair(pair: str, methods, seeds, align: str, min_cells_frac: float) -> li
         f"{info['dropped_cells'][0]}, query {info['dropped_cells'][1]}",
         flush=True,
     )
-    ref, qry = ALIGNERS[align](ref, qry)
+    predict_align = align if align in PREDICT_ALIGN else None
+    if predict_align is None:
+        ref, qry = ALIGNERS[align](ref, qry)
     y_all = np.asarray(qry["prot"].X, dtype=np.float64)
     base = {
         "pair": pair,
@@ -270,7 +275,7 @@ def run_pair(pair: str, methods, seeds, align: str, min_cells_frac: float) -> li
                 t0 = time.perf_counter()
                 model = fit(ref, None, seed)
                 t_ref = time.perf_counter() - t0
-                p_transfer = _predict(model, qry, test)
+                p_transfer = _predict(model, qry, test, predict_align)
                 within = qry.copy()
                 t0 = time.perf_counter()
                 fit(within, ~test, seed)
@@ -371,7 +376,7 @@ def main() -> None:
     parser.add_argument(
         "--align",
         default="none",
-        choices=list(ALIGNERS),
+        choices=[*ALIGNERS, *PREDICT_ALIGN],
         help="how reference and query are aligned before fitting (never with query proteins)",
     )
     parser.add_argument(

@@ -8,6 +8,7 @@ suite turns warnings into errors).
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import anndata as ad
@@ -119,12 +120,15 @@ def test_model_saved_before_the_record_still_loads(ridge, bmmc, tmp_path):
 def test_inputs_far_outside_training_warn(ridge, bmmc):
     query = _query(bmmc)
     query.X = query.X * 4  # e.g. log of counts per million instead of per 10,000
-    with pytest.warns(UserWarning, match=r"far outside.*median per-cell sum"):
+    # (such cells also lie far from the reference cells: the shift warning comes too)
+    with pytest.warns(UserWarning) as record:
         scmm.tl.predict(ridge, query)
+    assert any(re.search(r"far outside.*median per-cell sum", str(w.message)) for w in record)
     scaled = _query(bmmc)
     scaled.X = scaled.X.toarray() - 1.0
-    with pytest.warns(UserWarning, match=r"negative values"):
+    with pytest.warns(UserWarning) as record:
         scmm.tl.predict(ridge, scaled)
+    assert any("negative values" in str(w.message) for w in record)
 
 
 def test_fit_on_raw_counts_warns(bmmc):

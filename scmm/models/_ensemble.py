@@ -20,8 +20,10 @@ import numpy as np
 from .. import metrics
 from .._utils import as_generator
 from ._base import _MODEL_CLASSES, BaseModel
+from ._conformal import EDGE_QUANTILE, conformal_half_width, interval_scale, sigma_slope
 from ._neural import NeuralModel
 from ._persist import load
+from ._reference_distance import ReferenceDistance, embed, input_encoder
 
 logger = logging.getLogger("scmm")
 
@@ -43,11 +45,24 @@ class EnsembleModel(BaseModel):
     towards weights shared by all targets, by a strength ``shrinkage`` chosen by
     cross-validation over the same folds (``stacking_weights`` in this module).
 
-    Interval: split-conformal on the OOF residuals, per target: the half-width ``q_j`` is the
-    ``⌈(n + 1)·interval⌉ / n`` empirical quantile of ``|y_ij − ŷ_ij|`` over the ``n`` training
-    cells (``ŷ`` the OOF ensemble prediction), and the interval is ``ŷ ± q_j``. For cells
-    exchangeable with the training cells about ``interval`` of the values fall inside; a
-    held-out donor or batch can shift that (see the ensemble page of the docs).
+    Interval: normalised split-conformal on the OOF residuals, per target. Each cell has a
+    scale ``σ(d) = 1 + β·max(d / e − 1, 0)``, an increasing function of its distance ``d``
+    to the reference (:mod:`scmm.models._reference_distance`: k-NN distance in the input
+    embedding over the training cells' median; for an OOF cell, to the reference cells
+    outside its own fold, as a new cell sees the whole reference). ``e``
+    (:attr:`distance_edge`) is the 99th percentile of the OOF cells' ``d``: within it the
+    width is constant, so that cells exchangeable with the training cells keep split-conformal
+    coverage (their ``d`` is if anything smaller: the input SVD was fitted on the training
+    cells). Beyond it there are almost no cells to calibrate on, and the width grows with the
+    distance: ``β`` is the least-squares slope of the cells' mean absolute OOF residual (each
+    target over its mean) on ``max(d / e − 1, 0)``, over the intercept, and at least 1 (a
+    model's error grows at least in proportion to how far it extrapolates; on bmmc_cite's
+    donors the fitted slope is below 1). The half-width ``q_j`` is the ``⌈(n + 1)·interval⌉
+    / n`` empirical quantile of ``|y_ij − ŷ_ij| / σ(d_i)`` over the ``n`` training cells
+    (``ŷ`` the OOF ensemble prediction), and the interval is ``ŷ ± q_j·σ(d)``. Cells far
+    from the reference (another lab, an unseen cell type) get wider intervals. Models whose
+    members read no SVD embedding (or saved before this existed) keep ``ŷ ± q_j``
+    (:attr:`sigma_slope` ``None``).
 
     Parameters
     ----------
@@ -102,6 +117,10 @@ class EnsembleModel(BaseModel):
         self.fitted: list[list[BaseModel]] = []
         self.weights: np.ndarray | None = None
         self.half_width: np.ndarray | None = None
+        #: ``β`` of the interval's scale ``σ(d) = 1 + β·max(d / e − 1, 0)``; None: constant
+        self.sigma_slope: float | None = None
+        #: ``e`` of that scale: the 99th percentile of the OOF cells' reference distance
+        self.distance_edge: float | None = None
         #: Pull of each target's weights towards shared ones, chosen by cross-validation
         self.shrinkage: float | None = None
         self.oof_scores: dict[str, float] = {}
@@ -161,12 +180,33 @@ class EnsembleModel(BaseModel):
             logger.info("ensemble: fold %d/%d done", k + 1, K)
         self.weights, self.shrinkage, _ = stacking_weights(oof, Y, folds, noise)
         combined = np.einsum("mij,mj->ij", oof, self.weights)
-        self.half_width = conformal_half_width(Y - combined, self.params["interval"])
         self.oof_scores = _oof_scores(Y, oof, combined, self.member_names)
+        del oof
         self.fitted = [
             self._fit_member(spec, X, Y, X_svd, seeds[m, K : K + self._n_copies(spec)])
             for m, spec in enumerate(specs)
         ]
+        self._fit_interval(X, Y - combined, folds)
+
+    def _fit_interval(self, X, residuals: np.ndarray, folds: list[np.ndarray]) -> None:
+        """Fit the reference distance, the interval scale's slope and the half-widths."""
+        level = self.params["interval"]
+        encoder = input_encoder(self)
+        if encoder is None:
+            self.sigma_slope = None
+            self.half_width = conformal_half_width(residuals, level)
+            return
+        Z = embed(encoder, X)
+        state, kept, _ = ReferenceDistance.fit(Z)
+        fold_of = np.empty(X.shape[0], dtype=np.int64)
+        for k, val in enumerate(folds):
+            fold_of[val] = k
+        distance = state.ratio(Z, groups=(fold_of, fold_of[kept]))
+        self.distance_edge = float(np.quantile(distance, EDGE_QUANTILE))
+        self.sigma_slope = sigma_slope(distance / self.distance_edge, residuals)
+        scale = interval_scale(distance, self.sigma_slope, self.distance_edge)
+        self.half_width = conformal_half_width(residuals / scale[:, None], level)
+        self.reference_distance = state
 
     def _fit_member(self, spec, X, Y, X_svd, seeds) -> list[BaseModel]:
         out = []
@@ -196,17 +236,35 @@ class EnsembleModel(BaseModel):
             out += _mean_prediction(members, X) * w.astype(np.float32)
         return out
 
-    def interval_bounds(self, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Lower and upper bounds of the conformal interval around predictions ``pred``."""
+    def interval_bounds(
+        self, pred: np.ndarray, distance: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bounds of the conformal interval around predictions ``pred``.
+
+        ``distance`` holds each cell's reference-distance ratio (as ``scmm.tl.predict`` writes
+        it); needed when the interval widens with it (:attr:`sigma_slope` set).
+        """
         self._check_fitted()
         q = self.half_width.astype(np.float32)
-        return pred - q, pred + q
+        if self.sigma_slope is None:
+            return pred - q, pred + q
+        if distance is None or len(distance) != len(pred):
+            msg = (
+                "This ensemble's intervals widen with the reference distance; pass "
+                "`distance`, one value per row of `pred` (`scmm.tl.predict` does)."
+            )
+            raise ValueError(msg)
+        scale = interval_scale(distance, self.sigma_slope, self.distance_edge)
+        half = q[None] * scale.astype(np.float32)[:, None]
+        return pred - half, pred + half
 
     def _get_state(self):
         meta = {
             "oof_scores": self.oof_scores,
             "n_fitted": [len(m) for m in self.fitted],
             "shrinkage": self.shrinkage,
+            "sigma_slope": self.sigma_slope,
+            "distance_edge": self.distance_edge,
         }
         arrays = {
             "ensemble.weights": self.weights.astype(np.float64),
@@ -218,6 +276,8 @@ class EnsembleModel(BaseModel):
         self.oof_scores = dict(meta["oof_scores"])
         self._n_fitted = list(meta["n_fitted"])
         self.shrinkage = meta.get("shrinkage")  # None: saved before the shrinkage existed
+        self.sigma_slope = meta.get("sigma_slope")  # None: constant-width intervals
+        self.distance_edge = meta.get("distance_edge")
         self.weights = np.asarray(arrays["ensemble.weights"])
         self.half_width = np.asarray(arrays["ensemble.half_width"])
 
@@ -458,14 +518,6 @@ def seed_noise_reduction(first: np.ndarray, second: np.ndarray, n_seeds: int) ->
     """
     diff = np.asarray(first, np.float64) - np.asarray(second, np.float64)
     return (1.0 - 1.0 / n_seeds) * (diff**2).mean(axis=0) / 2.0
-
-
-def conformal_half_width(residuals: np.ndarray, level: float) -> np.ndarray:
-    """Per-target split-conformal half-width: the ⌈(n + 1)·level⌉-th smallest ``|residual|``."""
-    r = np.sort(np.abs(residuals), axis=0)
-    n = r.shape[0]
-    rank = int(np.ceil((n + 1) * level))
-    return r[min(rank, n) - 1]
 
 
 def _mean_prediction(members: list[BaseModel], X) -> np.ndarray:

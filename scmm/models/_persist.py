@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._reference_distance import PREFIX as _DISTANCE
+from ._reference_distance import ReferenceDistance
 from ._registry import _MODEL_CLASSES, prefixed
 
 if TYPE_CHECKING:
@@ -112,6 +114,8 @@ def save_model(model: BaseModel, path: str | os.PathLike, *, overwrite: bool = F
         raise FileExistsError(msg)
     meta, arrays = model._get_state()
     arrays = {**arrays, **{f"{_SPACE}{k}": v for k, v in model.input_arrays.items()}}
+    distance = ReferenceDistance.of(model)
+    arrays = {**arrays, **(distance.arrays() if distance is not None else {})}
     _check_finite(
         arrays,
         f"This {type(model).__name__}",
@@ -237,7 +241,8 @@ def load(path: str | os.PathLike) -> BaseModel:
     model.source_feature_ids = doc.get("source_feature_ids")
     model.input_space = doc.get("input_space")
     model.input_arrays = prefixed(arrays, _SPACE)
-    arrays = {k: v for k, v in arrays.items() if not k.startswith(_SPACE)}
+    model.reference_distance = ReferenceDistance.from_arrays(arrays)  # None: saved before it
+    arrays = {k: v for k, v in arrays.items() if not k.startswith((_SPACE, _DISTANCE))}
     model._set_state(doc["state"], arrays)
     token = _IN_PARENT.set(True)  # members are covered by this folder's record or warning
     try:

@@ -45,7 +45,9 @@ from .._validate import (
     warn_constant_rows,
 )
 from ..metrics import column_means, control_names, match_targets, warn_below_mean_profile
-from ..models import SVD_FIT_ON, BaseModel, EnsembleModel
+from ..models import SVD_FIT_ON, BaseModel, EnsembleModel, attach_reference_distance
+from ..models import check_query_distance as check_query
+from ._align import align_query
 from ._prediction_store import predict_to_disk, rows_of
 
 logger = logging.getLogger("scmm")
@@ -214,6 +216,7 @@ def fit_model(
         validation=validation,
         rng=rng,
     )
+    attach_reference_distance(model, X_train)  # saved with the model; read by `predict`
     # the training rows are not needed past here, only their mean (the scores' mean profile);
     # a row subset is a copy (e.g. 1.2 GiB of RNA at the 2022 competition's Multiome size)
     train_mean = column_means(Y_train)
@@ -308,6 +311,7 @@ def predict(
     allow_missing_features: bool = False,
     min_feature_overlap: float = 0.5,
     normalize: bool = False,
+    align: str | None = None,
 ) -> None:
     """Predict the target modality for the cells of ``data`` and write it there.
 
@@ -341,6 +345,13 @@ def predict(
         model's training values first, as if ``scmm.pp.normalize`` had been run on ``data``
         (on all of its features, before the model's are picked; ``"tfidf"`` weighs the term
         frequencies by the training cells' IDF, stored with the model). ``data`` is not modified.
+    align
+        Align the cells of ``data`` (another dataset) to the model's training cells before
+        predicting, from their source values only: ``"standardize"`` (each feature to the
+        training mean and standard deviation), ``"moments"`` (the input embedding's mean and
+        standard deviation per component) or ``"symphony"`` (Symphony's mapping into the
+        fixed reference embedding); see :mod:`scmm.tl._align` and the transfer page of the
+        docs for how they compare. None (default): no alignment.
 
     Returns
     -------
@@ -367,8 +378,26 @@ def predict(
         ``n_matched_by_coordinates`` (peaks named with other separators or ``chr`` prefix),
         ``n_matched_by_id`` (through ``var['gene_ids']``).
 
+    ``data[source].obs[key_added + '_reference_distance']`` : float
+        How far each cell lies from the training cells: its mean distance to its 10 nearest
+        training cells (of at most 2,000 kept with the model) in the model's input SVD
+        embedding, over the median of the same for training cells (each leaving itself
+        out). About 1: like the reference; above ``reference_99`` (below): farther than 99%
+        of the reference's own cells. Measured on the values before any ``align``: an
+        alignment moves the query's embedding onto the reference's without making its
+        predictions as good (see the transfer page). Absent for models without an SVD input
+        or saved before scmm stored it.
+    ``.uns[key_added]['reference_distance']`` : dict
+        ``share_beyond_reference_95`` and ``share_beyond_reference_99`` (share of the cells
+        beyond the reference's own 95th and 99th percentiles; about 0.05 and 0.01 for
+        cells like the reference), ``median_ratio``, ``reference_95``, ``reference_99``
+        (those percentiles as ratios) and ``n_neighbors``. When more than a quarter of the
+        cells lie beyond the 99th percentile, a :class:`UserWarning` says so with these
+        numbers.
+
     An :class:`~scmm.models.EnsembleModel` also writes its interval bounds next to the
-    predictions, under ``key_added + '_lower'`` and ``key_added + '_upper'``.
+    predictions, under ``key_added + '_lower'`` and ``key_added + '_upper'``; they widen with
+    the cell's reference distance.
 
     Predictions larger than the 2 GiB memory budget (``scmm.settings.memory_budget``; e.g.
     105,942 cells × 23,418 genes, 9.9 GB) are written to a ``.npy`` file in
@@ -420,6 +449,10 @@ def predict(
         min_feature_overlap=min_feature_overlap,
         normalize=normalize,
     )
+    # (ratio per source row, summary) or None; before any alignment, which would hide the shift
+    shift = check_query(model, X, key_added)
+    if align is not None:
+        X = align_query(model, X, align)
     shape = (len(rows), len(model.target_features))
     # an ensemble's interval bounds are computed from its predictions in memory
     n_bytes = 4 * shape[0] * shape[1]
@@ -440,7 +473,7 @@ def predict(
             pred = pred[rows]
         outputs = {key_added: pred}
         if isinstance(model, EnsembleModel):  # its interval travels with the prediction
-            bounds = model.interval_bounds(pred)
+            bounds = model.interval_bounds(pred, None if shift is None else shift[0][rows])
             outputs.update(zip(_keys.interval(key_added), bounds, strict=True))
     del X
     if tgt is not None and columns is not None:  # the query's order of the targets
@@ -450,6 +483,7 @@ def predict(
         "source": model.source,
         "target": model.target,
         "normalize": normalize,
+        "align": align,
     }
     if tgt is not None:
         where = f"mdata[{model.target!r}].layers[{key_added!r}]"
@@ -462,6 +496,9 @@ def predict(
                 values, index=src.obs_names.copy(), columns=pd.Index(model.target_features)
             )
     uns = {"params": _h5_safe(params), "features": report}
+    if shift is not None:
+        src.obs[f"{key_added}_reference_distance"] = shift[0]
+        uns["reference_distance"] = shift[1]
     if matched is not None:
         uns["targets"] = {k: matched[k] for k in ("shared", "left_out_model", "left_out_measured")}
     if store == "disk":

@@ -19,7 +19,7 @@ from .._settings import settings
 from .._validate import check_finite_predictions, get_matrix
 from ..metrics import column_means, control_names, held_out_scores, warn_below_mean_profile
 from ..models import BASELINE_METHODS as BASELINES
-from ..models import BaselineModel, DeepSetsModel, EnsembleModel, MLPModel
+from ..models import BaselineModel, DeepSetsModel, EnsembleModel, MLPModel, query_ratio
 from ._contract import _train_mask, check_pair, fit_params
 from ._deepsets import fit_deepsets, get_windows
 from ._mlp import fit_mlp
@@ -181,8 +181,11 @@ def fit_ensemble(
        weights shared by all targets as far as cross-validation over the same folds finds it
        helps (many noisy targets, such as genes, or few cells).
     3. Per target, the interval half-width is the conformal quantile of the absolute OOF
-       residuals of the combined prediction, so that about ``interval`` of the values of new
-       cells like the training cells fall inside.
+       residuals of the combined prediction, each divided by a scale that grows with the
+       cell's distance to the reference (its k-NN distance in the members' input embedding,
+       over the training cells' median), so that about ``interval`` of the values of new
+       cells like the training cells fall inside, and cells far from the reference get wider
+       intervals (see :class:`~scmm.models.EnsembleModel`).
     4. The members are refitted on all training cells; the prediction is their weighted sum.
 
     The cost is ``n_folds + 1`` fits of each member (``n_folds + n_seeds + 1`` for ``"mlp"``
@@ -252,7 +255,13 @@ def fit_ensemble(
         How far each target's weights were pulled towards the shared ones (0: not at all,
         1: the same weights for every target), chosen by cross-validation over the folds.
     ``mdata.uns[key_added]['half_width']`` : ndarray (n_vars,)
-        Interval half-width per target.
+        Interval half-width per target, for a cell at the reference's median distance (the
+        bounds multiply it by ``1 + sigma_slope·max(d / e − 1, 0)``, ``d`` the cell's distance
+        ratio, ``e`` the 99th percentile of the training cells' out-of-fold ratio: constant
+        widths for cells like the training cells).
+    ``mdata.uns[key_added]['sigma_slope']`` : float
+        How fast the intervals widen with the distance ratio (absent when the members read no
+        SVD embedding: constant widths).
     ``mdata.uns[key_added]['oof_scores']`` : dict
         Mean per-cell Pearson of each member's and of the combined OOF predictions on the
         training cells.
@@ -318,6 +327,8 @@ def fit_ensemble(
         )
     pred = model.predict_array(X)
     check_finite_predictions(pred, key_added)
+    distance = query_ratio(model, X)
+    distance = None if distance is None else distance[0]
     uns = {
         "params": fit_params(
             model.kind,
@@ -341,11 +352,12 @@ def fit_ensemble(
         "weights": dict(zip(methods, model.weights.astype(np.float32), strict=True)),
         "shrinkage": float(model.shrinkage),
         "half_width": model.half_width.astype(np.float32),
+        **({} if model.sigma_slope is None else {"sigma_slope": float(model.sigma_slope)}),
         "oof_scores": dict(model.oof_scores),
     }
     if not mask.all():
         scores = _held_out_scores(
-            model, tgt, target_layer, order, ~mask, pred, Y_train, control_features
+            model, tgt, target_layer, order, ~mask, pred, Y_train, control_features, distance
         )
         if scores is not None:
             uns["scores"] = scores
@@ -355,7 +367,7 @@ def fit_ensemble(
         inverse = np.empty_like(order)
         inverse[order] = np.arange(len(order))
         pred = pred[inverse]
-        lower, upper = model.interval_bounds(pred)
+        lower, upper = model.interval_bounds(pred, None if distance is None else distance[inverse])
         lower_key, upper_key = _keys.interval(key_added)
         tgt.layers[key_added] = pred
         tgt.layers[lower_key] = lower
@@ -407,7 +419,7 @@ def _dense(Y) -> np.ndarray:
 
 
 def _held_out_scores(
-    model, tgt, target_layer, order, test_mask, pred, Y_train, controls
+    model, tgt, target_layer, order, test_mask, pred, Y_train, controls, distance
 ) -> dict | None:
     test_idx = np.flatnonzero(test_mask)
     Y = tgt.X if target_layer is None else tgt.layers[target_layer]
@@ -416,7 +428,7 @@ def _held_out_scores(
         logger.info("held-out cells have missing targets: no held-out scores")
         return None
     p = pred[test_idx]
-    lower, upper = model.interval_bounds(p)
+    lower, upper = model.interval_bounds(p, None if distance is None else distance[test_idx])
     return {
         **held_out_scores(Y_test, p, column_means(Y_train), tgt.var_names, controls=controls),
         "interval_coverage": float(((Y_test >= lower) & (Y_test <= upper)).mean()),
