@@ -23,6 +23,11 @@ def prediction(method: str) -> str:
     return f"scmm_{method}"
 
 
+#: Suffixes of the lower and upper interval bounds' keys.
+INTERVAL_SUFFIXES = ("_lower", "_upper")
+
+
 def interval(key_added: str) -> tuple[str, str]:
     """Keys of the lower and upper interval bounds of prediction ``key_added``."""
-    return f"{key_added}_lower", f"{key_added}_upper"
+    lower, upper = INTERVAL_SUFFIXES
+    return key_added + lower, key_added + upper

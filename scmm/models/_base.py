@@ -43,6 +43,9 @@ class BaseModel(Binding):
     """
 
     kind: ClassVar[str] = "base"
+    #: Whether :func:`scmm.tl.predict` keeps the predictions in memory (never on disk), for
+    #: :meth:`derived_outputs` to read them.
+    predictions_in_memory: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -72,6 +75,18 @@ class BaseModel(Binding):
     def predict_array(self, X) -> np.ndarray:
         """Predict targets (float32, cells × targets) from a source matrix in training order."""
         raise NotImplementedError
+
+    # -- may override --------------------------------------------------------------------------
+    def derived_outputs(
+        self, pred: np.ndarray, distance: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """Arrays written beside predictions ``pred`` (e.g. interval bounds), by key suffix.
+
+        ``distance`` holds each cell's reference-distance ratio (``None`` where the model has
+        none). :func:`scmm.tl.predict` writes each array under ``key_added + suffix``, where
+        it writes the predictions. None by default.
+        """
+        return {}
 
     def _get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         raise NotImplementedError

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import metrics
+from .. import _keys, metrics
 from .._utils import as_generator
 from ._base import _MODEL_CLASSES, BaseModel
 from ._conformal import EDGE_QUANTILE, conformal_half_width, interval_scale, sigma_slope
@@ -235,6 +235,14 @@ class EnsembleModel(BaseModel):
         for members, w in zip(self.fitted, self.weights, strict=True):
             out += _mean_prediction(members, X) * w.astype(np.float32)
         return out
+
+    predictions_in_memory = True  # its interval bounds are computed from them
+
+    def derived_outputs(
+        self, pred: np.ndarray, distance: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """Return the conformal interval's bounds (suffixes ``"_lower"`` and ``"_upper"``)."""
+        return dict(zip(_keys.INTERVAL_SUFFIXES, self.interval_bounds(pred, distance), strict=True))
 
     def interval_bounds(
         self, pred: np.ndarray, distance: np.ndarray | None = None

@@ -45,7 +45,7 @@ from .._validate import (
     warn_constant_rows,
 )
 from ..metrics import column_means, control_names, match_targets, warn_below_mean_profile
-from ..models import SVD_FIT_ON, BaseModel, EnsembleModel, attach_reference_distance
+from ..models import SVD_FIT_ON, BaseModel, attach_reference_distance
 from ..models import check_query_distance as check_query
 from ._align import align_query
 from ._prediction_store import predict_to_disk, rows_of
@@ -454,9 +454,8 @@ def predict(
     if align is not None:
         X = align_query(model, X, align)
     shape = (len(rows), len(model.target_features))
-    # an ensemble's interval bounds are computed from its predictions in memory
     n_bytes = 4 * shape[0] * shape[1]
-    store = "memory" if isinstance(model, EnsembleModel) else _disk.storage(True, n_bytes, "")
+    store = "memory" if model.predictions_in_memory else _disk.storage(True, n_bytes, "")
     if store == "disk":
         path = _disk.new_path(key_added)
         predict_to_disk(model, X, rows, np.empty(0, np.int64), path)
@@ -472,9 +471,8 @@ def predict(
         if not np.array_equal(rows, np.arange(src.n_obs)):
             pred = pred[rows]
         outputs = {key_added: pred}
-        if isinstance(model, EnsembleModel):  # its interval travels with the prediction
-            bounds = model.interval_bounds(pred, None if shift is None else shift[0][rows])
-            outputs.update(zip(_keys.interval(key_added), bounds, strict=True))
+        derived = model.derived_outputs(pred, None if shift is None else shift[0][rows])
+        outputs.update({key_added + suffix: values for suffix, values in derived.items()})
     del X
     if tgt is not None and columns is not None:  # the query's order of the targets
         outputs = {key: values[:, columns] for key, values in outputs.items()}
