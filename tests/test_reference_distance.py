@@ -9,9 +9,9 @@ import mudata as md
 import numpy as np
 import pandas as pd
 import pytest
-from scmm.cli._tasks import load_task
 
 import scmm
+from scmm.cli._tasks import load_task
 from scmm.models._preprocess import InputEncoder
 from scmm.models._reference_distance import (
     WARN_SHARE,
