@@ -2,13 +2,13 @@
 
 from ._autoencoder import fit_autoencoder
 from ._baseline import fit_baseline
-from ._contract import predict
 from ._deepsets import fit_deepsets
 from ._ensemble import fit_ensemble
 from ._linear import fit_linear
 from ._mlp import fit_mlp, lr_range_test
 from ._pathway import fit_pathway_mlp
 from ._peak_contributions import peak_contributions
+from ._predict import predict
 from ._training import FitOptions, NeuralFitOptions
 
 # for the CLI (not in __all__: no API)
