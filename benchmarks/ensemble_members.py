@@ -29,14 +29,10 @@ import torch
 import scmm
 from scmm import metrics
 from scmm.cli._tasks import TASKS, _is_atac, load_task
-from scmm.models._ensemble import (
-    EnsembleModel,
-    conformal_half_width,
-    convex_weights,
-    make_folds,
-    seed_noise_reduction,
-    stacking_weights,
-)
+from scmm.models import EnsembleModel
+from scmm.models._conformal import conformal_half_width
+from scmm.models._ensemble import make_folds
+from scmm.models._stacking import convex_weights, seed_noise_reduction, stacking_weights
 from scmm.tl._ensemble import MEMBERS, member_spec
 
 #: The MLP member's options on ATAC inputs, as ``benchmarks/accuracy.py`` gives them.

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 import scmm
-from scmm.models._ensemble import (
+from scmm.models import EnsembleModel
+from scmm.models._ensemble import make_folds
+from scmm.models._stacking import (
     SHRINKAGE_GRID,
-    EnsembleModel,
     convex_weights,
-    make_folds,
     seed_noise_reduction,
     simplex_minimiser,
     stacking_weights,
