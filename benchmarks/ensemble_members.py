@@ -33,7 +33,7 @@ from scmm.models import EnsembleModel
 from scmm.models._conformal import conformal_half_width
 from scmm.models._ensemble import make_folds
 from scmm.models._stacking import convex_weights, seed_noise_reduction, stacking_weights
-from scmm.tl._ensemble import MEMBERS, member_spec
+from scmm.tl._ensemble_members import MEMBERS, member_spec
 
 #: The MLP member's options on ATAC inputs, as ``benchmarks/accuracy.py`` gives them.
 ATAC_MLP = {"training": {"batch_size": 256}, "max_epochs": 20}

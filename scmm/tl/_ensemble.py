@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import sys
 import time
@@ -18,87 +17,12 @@ from .._docs import FIT_CONTRACT, doc_params
 from .._settings import settings
 from .._validate import check_finite_predictions, get_matrix
 from ..metrics import column_means, control_names, held_out_scores, warn_below_mean_profile
-from ..models import BASELINE_METHODS as BASELINES
-from ..models import BaselineModel, DeepSetsModel, EnsembleModel, MLPModel, query_ratio
+from ..models import EnsembleModel, query_ratio
 from ._contract import _train_mask, check_pair, fit_params
-from ._deepsets import fit_deepsets, get_windows
-from ._mlp import fit_mlp
-from ._training import keyword_parameters, training_options
+from ._deepsets import get_windows
+from ._ensemble_members import DEFAULT_MEMBERS, _check_methods, member_spec
 
 logger = logging.getLogger("scmm")
-
-#: Member names ``fit_ensemble`` accepts.
-MEMBERS = (*BASELINES, "mlp", "deepsets")
-#: The default members; ``"deepsets"`` joins them where the data has gene–peak windows.
-DEFAULT_MEMBERS = ("ridge", "knn", "kernel_ridge", "mlp")
-#: ``fit_mlp`` keywords a member may not override (the ensemble sets them, or they would
-#: make the member fits collide).
-_MLP_FIXED = (
-    "train",
-    "layer",
-    "target_layer",
-    "svd_fit_on",
-    "key_added",
-    "write_predictions",
-    "control_features",
-    "rng",
-    "validation",
-)
-#: Training options a member may not set (the member fits would share the checkpoints).
-_TRAINING_FIXED = ("checkpoint_dir", "resume")
-
-
-def _architecture(fit, cls) -> list[str]:
-    """Return the keywords of ``fit`` that its model class ``cls`` takes (its own options)."""
-    own = set(inspect.signature(cls).parameters) - {"training"}
-    return [name for name in inspect.signature(fit).parameters if name in own]
-
-
-def member_spec(method: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Build the spec of one ensemble member: ``fit_baseline``, ``fit_mlp`` or ``fit_deepsets``.
-
-    Parameters
-    ----------
-    method
-        A name of :data:`MEMBERS`.
-    options
-        Keyword arguments replacing the defaults (those of ``fit_baseline`` for a baseline,
-        of ``fit_mlp`` for ``"mlp"``, of ``fit_deepsets`` for ``"deepsets"``).
-
-    Returns
-    -------
-    ``{"kind": ..., "params": ...}`` for :class:`~scmm.models.EnsembleModel`.
-    """
-    options = dict(options or {})
-    if method in ("mlp", "deepsets"):
-        fit, cls = (fit_mlp, MLPModel) if method == "mlp" else (fit_deepsets, DeepSetsModel)
-        arch = _architecture(fit, cls)
-        defaults = {
-            name: p.default for name, p in keyword_parameters(fit).items() if name not in _MLP_FIXED
-        }
-        _check_options(method, options, defaults)
-        args = {**defaults, **options}
-        training = training_options(args["training"], max_epochs=args["max_epochs"])
-        fixed = [k for k in _TRAINING_FIXED if training.get(k)]
-        if fixed:
-            msg = f"`member_options[{method!r}]['training']` may not set {fixed}."
-            raise ValueError(msg)
-        model = cls(**{k: args[k] for k in arch}, training=training)
-    else:
-        defaults = {"n_components": 32, "n_neighbors": 20, "alphas": None}
-        _check_options(method, options, defaults)
-        model = BaselineModel(method, **{**defaults, **options})
-    return {"kind": model.kind, "params": model.params}
-
-
-def _check_options(method: str, options: dict, allowed: dict) -> None:
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        msg = (
-            f"`member_options[{method!r}]` has unknown options {unknown}; "
-            f"use keywords of the member's fit function: {sorted(allowed)}."
-        )
-        raise ValueError(msg)
 
 
 def _has_windows(mdata: MuData, key: str, source: str, target: str) -> bool:
@@ -110,25 +34,6 @@ def _has_windows(mdata: MuData, key: str, source: str, target: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _check_methods(methods, member_options) -> list[str]:
-    methods = [methods] if isinstance(methods, str) else list(methods)
-    if not methods:
-        msg = f"`methods` is empty; pick members among {MEMBERS}."
-        raise ValueError(msg)
-    bad = [m for m in methods if m not in MEMBERS]
-    if bad:
-        msg = f"`methods` holds {bad}, not among {MEMBERS}."
-        raise ValueError(msg)
-    if len(set(methods)) != len(methods):
-        msg = f"`methods={methods}` names a member twice; list each once (use `n_seeds`)."
-        raise ValueError(msg)
-    extra = sorted(set(member_options or {}) - set(methods))
-    if extra:
-        msg = f"`member_options` has entries {extra} for methods not in `methods={methods}`."
-        raise ValueError(msg)
-    return methods
 
 
 def _groups(mdata: MuData, src, groupby: str | None, train_mask: np.ndarray):
