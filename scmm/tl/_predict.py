@@ -141,9 +141,9 @@ def predict(
         ``share_beyond_reference_95`` and ``share_beyond_reference_99`` (share of the cells
         beyond the reference's own 95th and 99th percentiles; about 0.05 and 0.01 for
         cells like the reference), ``median_ratio``, ``reference_95``, ``reference_99``
-        (those percentiles as ratios) and ``n_neighbors``. When more than a quarter of the
-        cells lie beyond the 99th percentile, a :class:`UserWarning` says so with these
-        numbers.
+        (those percentiles as ratios) and ``n_neighbors``. When more than 5% of the
+        cells lie beyond the 99th percentile (and so many are unlikely by chance: 1% are
+        expected), a :class:`UserWarning` says so with these numbers.
 
     An :class:`~scmm.models.EnsembleModel` also writes its interval bounds next to the
     predictions, under ``key_added + '_lower'`` and ``key_added + '_upper'``; they widen with
