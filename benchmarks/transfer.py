@@ -26,7 +26,10 @@ can know. Prints the genes and proteins of each pair, a Markdown table (mean ± 
 and writes it with a CSV of every row to ``--out``.
 
 New alignments and methods are one function each: add them to :data:`ALIGNERS` or
-:data:`METHODS`.
+:data:`METHODS`. :data:`VARIANTS` holds the ideas tried to close the cross-lab gap (feature
+transforms, joint SVD, Harmony, Symphony, reference-neighbour transfer ``seurat_knn``), each a
+function of the reference's and the query's arrays (``--methods`` takes their names too; see
+docs/transfer.md, "Closing the gap").
 """
 
 from __future__ import annotations
