@@ -237,7 +237,7 @@ def _ridge(Zr: np.ndarray, Yr: np.ndarray, Zq: np.ndarray) -> np.ndarray:
     return Zq @ coef.T + intercept
 
 
-def _knn_mean(Zr: np.ndarray, Yr: np.ndarray, Zq: np.ndarray, k: int = 20) -> np.ndarray:
+def _knn_mean(Zr: np.ndarray, Yr: np.ndarray, Zq: np.ndarray, k: int) -> np.ndarray:
     """Mean protein of each query cell's ``k`` nearest reference cells (cosine)."""
     from sklearn.neighbors import NearestNeighbors
 
@@ -295,6 +295,7 @@ def gap_variant(
     head: str = "ridge",
     genes: str = "all",
     targets: str = "clr",
+    n_neighbors: int = 20,
 ) -> np.ndarray:
     """Features → SVD (reference's, or joint reference + query) → optional Harmony → head.
 
@@ -317,6 +318,7 @@ def gap_variant(
             harmony=harmony,
             head=head,
             genes=genes,
+            n_neighbors=n_neighbors,
         )
         sd = p.std(axis=0)
         p = (p - p.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
@@ -332,7 +334,7 @@ def gap_variant(
         Z = _harmony(np.vstack([Zr, Zq]), batch, seed)
         Zr, Zq = Z[: len(Zr)], Z[len(Zr) :]
     if head == "knn":
-        return _knn_mean(Zr, ref.Y, Zq)
+        return _knn_mean(Zr, ref.Y, Zq, n_neighbors)
     return _ridge(Zr, ref.Y, Zq)
 
 
@@ -358,7 +360,7 @@ def symphony_variant(ref: Side, qry: Side, seed: int, *, k: int = 32, head: str 
         symphonypy.tl.map_embedding(a_q, a_ref, use_genes_column=None)
     Zr, Zq = np.asarray(a_ref.obsm["X_pca_harmony"]), np.asarray(a_q.obsm["X_pca_harmony"])
     if head == "knn":
-        return _knn_mean(Zr, ref.Y, Zq)
+        return _knn_mean(Zr, ref.Y, Zq, 20)
     return _ridge(Zr, ref.Y, Zq)
 
 
@@ -379,6 +381,7 @@ VARIANTS: dict[str, Callable] = {
     "ridge_symphony": symphony_variant,
     "seurat_knn": partial(gap_variant, joint=True, harmony=True, head="knn"),
     "seurat_knn_noharmony": partial(gap_variant, joint=True, head="knn"),
+    "seurat_knn_k50": partial(gap_variant, joint=True, harmony=True, head="knn", n_neighbors=50),
     "knn_symphony": partial(symphony_variant, head="knn"),
 }
 
