@@ -26,17 +26,24 @@ can know. Prints the genes and proteins of each pair, a Markdown table (mean ± 
 and writes it with a CSV of every row to ``--out``.
 
 New alignments and methods are one function each: add them to :data:`ALIGNERS` or
-:data:`METHODS`.
+:data:`METHODS`. :data:`VARIANTS` holds the ideas tried to close the cross-lab gap (feature
+transforms, joint SVD, Harmony, Symphony, reference-neighbour transfer ``seurat_knn``), each a
+function of the reference's and the query's arrays (``--methods`` takes their names too; see
+docs/transfer.md, "Closing the gap").
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import io
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import anndata as ad
 import mudata as md
@@ -47,7 +54,9 @@ import torch
 
 import scmm
 from scmm import metrics
+from scmm._utils._svd import fit_svd
 from scmm.metrics import match_targets
+from scmm.models._baseline import ridge_loo
 from scmm.tl._align import ALIGN_METHODS
 
 # --- data --------------------------------------------------------------------------------
@@ -195,6 +204,201 @@ def fit_mlp(mdata: md.MuData, train, seed: int):
 
 METHODS: dict[str, Callable] = {"ridge": fit_ridge, "mlp": fit_mlp}
 
+# --- gap variants: (reference, query, seed) → query predictions, on the normalised arrays ----
+# Each variant reads the reference's RNA, proteins and batches and the query's RNA only (never
+# its proteins): ``Side(X, Y, batch)`` with ``Y`` None on the query side. The ceiling row runs
+# the same variant with the query's other 80% as the reference.
+
+
+class Side(NamedTuple):
+    X: np.ndarray  # cells × genes, log_cp10k (dense)
+    Y: np.ndarray | None  # cells × proteins, clr (None on the query side)
+    batch: np.ndarray  # batch label per cell
+    counts: np.ndarray | None = None  # cells × proteins, raw counts (reference side only)
+
+
+def _zscore(X: np.ndarray, batch: np.ndarray) -> np.ndarray:
+    """Each gene standardised within each batch (constant genes → 0)."""
+    out = np.empty_like(X, dtype=np.float32)
+    for b in np.unique(batch):
+        rows = batch == b
+        x = X[rows]
+        sd = x.std(axis=0)
+        out[rows] = (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    return out
+
+
+def _svd(X: np.ndarray, k: int, seed: int) -> np.ndarray:
+    return np.asarray(fit_svd(X, k, seed), np.float64)
+
+
+def _ridge(Zr: np.ndarray, Yr: np.ndarray, Zq: np.ndarray) -> np.ndarray:
+    coef, intercept, _ = ridge_loo(Zr, np.asarray(Yr, np.float64), list(np.logspace(-2, 4, 13)))
+    return Zq @ coef.T + intercept
+
+
+def _knn_mean(Zr: np.ndarray, Yr: np.ndarray, Zq: np.ndarray, k: int) -> np.ndarray:
+    """Mean protein of each query cell's ``k`` nearest reference cells (cosine)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    nn = NearestNeighbors(n_neighbors=k, metric="cosine").fit(Zr)
+    idx = nn.kneighbors(Zq, return_distance=False)
+    return np.asarray(Yr, np.float64)[idx].mean(axis=1)
+
+
+def _harmony(Z: np.ndarray, batch: np.ndarray, seed: int) -> np.ndarray:
+    import harmonypy
+
+    meta = pd.DataFrame({"batch": pd.Categorical(batch.astype(str))})
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        ho = harmonypy.run_harmony(Z, meta, ["batch"], random_state=seed, verbose=False)
+    zc = np.asarray(ho.Z_corr)
+    return zc.T if zc.shape[0] != Z.shape[0] else zc
+
+
+def _features(ref: Side, qry: Side, how: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dataset feature transform: ``log`` (as is), ``z`` (per-batch gene z-score), ``bin``
+    (detected or not, then z-scored), ``rank`` (within-cell rank of the expressed genes)."""
+    if how == "log":
+        return ref.X, qry.X
+    if how == "bin":
+        return (
+            _zscore((ref.X > 0).astype(np.float32), ref.batch),
+            _zscore((qry.X > 0).astype(np.float32), qry.batch),
+        )
+    if how == "rank":
+        from scipy.stats import rankdata
+
+        def ranks(X):
+            r = rankdata(X, axis=1).astype(np.float32)
+            return r / X.shape[1]
+
+        return _zscore(ranks(ref.X), ref.batch), _zscore(ranks(qry.X), qry.batch)
+    return _zscore(ref.X, ref.batch), _zscore(qry.X, qry.batch)
+
+
+def _similar_detection(ref: Side, qry: Side, max_log2: float = 1.0) -> np.ndarray:
+    """Genes whose detection rate differs by at most 2**max_log2-fold (query RNA only)."""
+    dr, dq = (ref.X > 0).mean(axis=0), (qry.X > 0).mean(axis=0)
+    return np.abs(np.log2((dr + 1e-3) / (dq + 1e-3))) <= max_log2
+
+
+def gap_variant(
+    ref: Side,
+    qry: Side,
+    seed: int,
+    *,
+    features: str = "z",
+    k: int = 32,
+    joint: bool = False,
+    harmony: bool = False,
+    head: str = "ridge",
+    genes: str = "all",
+    targets: str = "clr",
+    n_neighbors: int = 20,
+) -> np.ndarray:
+    """Features → SVD (reference's, or joint reference + query) → optional Harmony → head.
+
+    ``targets="zlog"`` fits the head on each protein's log1p counts standardised within the
+    reference (no other protein enters a cell's value, unlike the CLR) and returns the
+    predictions' centred log-ratio over the proteins, each first standardised over the query
+    cells (a protein's scale in the query's CLR is unknown: taken equal for all).
+    """
+    if targets == "zlog":
+        y = np.log1p(np.asarray(ref.counts, np.float64))
+        sd = y.std(axis=0)
+        ref = ref._replace(Y=(y - y.mean(axis=0)) / np.where(sd > 0, sd, 1.0))
+        p = gap_variant(
+            ref,
+            qry,
+            seed,
+            features=features,
+            k=k,
+            joint=joint,
+            harmony=harmony,
+            head=head,
+            genes=genes,
+            n_neighbors=n_neighbors,
+        )
+        sd = p.std(axis=0)
+        p = (p - p.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+        return p - p.mean(axis=1, keepdims=True)
+    if genes == "similar_detection":
+        keep = _similar_detection(ref, qry)
+        ref, qry = ref._replace(X=ref.X[:, keep]), qry._replace(X=qry.X[:, keep])
+    Xr, Xq = _features(ref, qry, features)
+    V = _svd(np.vstack([Xr, Xq]) if joint else Xr, k, seed)
+    Zr, Zq = Xr @ V.T, Xq @ V.T
+    if harmony:
+        batch = np.concatenate([ref.batch, qry.batch])
+        Z = _harmony(np.vstack([Zr, Zq]), batch, seed)
+        Zr, Zq = Z[: len(Zr)], Z[len(Zr) :]
+    if head == "knn":
+        return _knn_mean(Zr, ref.Y, Zq, n_neighbors)
+    return _ridge(Zr, ref.Y, Zq)
+
+
+def symphony_variant(ref: Side, qry: Side, seed: int, *, k: int = 32, head: str = "ridge"):
+    """symphonypy: PCA of the scaled reference, Harmony over its batches, query mapped."""
+    import symphonypy
+
+    mean, sd = ref.X.mean(axis=0), ref.X.std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    Xr = (ref.X - mean) / sd
+    V = _svd(Xr, k, seed)
+    a_ref = ad.AnnData(ref.X.astype(np.float32))
+    a_ref.var["mean"], a_ref.var["std"] = mean, sd
+    a_ref.varm["PCs"] = V.T
+    a_ref.obsm["X_pca"] = Xr @ V.T
+    a_ref.obs["batch"] = pd.Categorical(ref.batch.astype(str))
+    a_q = ad.AnnData(qry.X.astype(np.float32))
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        if len(np.unique(ref.batch)) > 1:
+            symphonypy.pp.harmony_integrate(a_ref, "batch", random_seed=seed)
+        else:
+            a_ref.obsm["X_pca_harmony"] = a_ref.obsm["X_pca"]
+        symphonypy.tl.map_embedding(a_q, a_ref, use_genes_column=None)
+    Zr, Zq = np.asarray(a_ref.obsm["X_pca_harmony"]), np.asarray(a_q.obsm["X_pca_harmony"])
+    if head == "knn":
+        return _knn_mean(Zr, ref.Y, Zq, 20)
+    return _ridge(Zr, ref.Y, Zq)
+
+
+#: name → variant; ``ridge_np`` reimplements ``ridge`` (uncentred SVD of log values) as a check
+VARIANTS: dict[str, Callable] = {
+    "ridge_np": partial(gap_variant, features="log"),
+    "ridge_z": gap_variant,
+    "ridge_z_k16": partial(gap_variant, k=16),
+    "ridge_z_k64": partial(gap_variant, k=64),
+    "ridge_z_k128": partial(gap_variant, k=128),
+    "ridge_bin": partial(gap_variant, features="bin"),
+    "ridge_rank": partial(gap_variant, features="rank"),
+    "ridge_z_simdet": partial(gap_variant, genes="similar_detection"),
+    "ridge_zjoint": partial(gap_variant, joint=True),
+    "ridge_zjoint_harmony": partial(gap_variant, joint=True, harmony=True),
+    "ridge_z_zlog": partial(gap_variant, targets="zlog"),
+    "seurat_knn_zlog": partial(gap_variant, joint=True, harmony=True, head="knn", targets="zlog"),
+    "ridge_symphony": symphony_variant,
+    "seurat_knn": partial(gap_variant, joint=True, harmony=True, head="knn"),
+    "seurat_knn_noharmony": partial(gap_variant, joint=True, head="knn"),
+    "seurat_knn_k50": partial(gap_variant, joint=True, harmony=True, head="knn", n_neighbors=50),
+    "knn_symphony": partial(symphony_variant, head="knn"),
+}
+
+
+def _side(mdata: md.MuData, rows: np.ndarray | None = None, *, targets: bool = True) -> Side:
+    rna = mdata["rna"] if rows is None else mdata["rna"][rows]
+    X = rna.X.toarray() if sp.issparse(rna.X) else np.asarray(rna.X)
+    Y = counts = None
+    if targets:
+        prot = mdata["prot"] if rows is None else mdata["prot"][rows]
+        Y = np.asarray(prot.X, np.float64)
+        c = prot.layers["counts"]
+        counts = np.asarray(c.toarray() if sp.issparse(c) else c, np.float64)
+    batch = rna.obs["batch"].to_numpy() if "batch" in rna.obs else np.zeros(rna.n_obs)
+    return Side(X.astype(np.float32), Y, np.asarray(batch).astype(str), counts)
+
+
 # --- scoring --------------------------------------------------------------------------------
 
 
@@ -269,6 +473,19 @@ def run_pair(pair: str, methods, seeds, align: str, min_cells_frac: float) -> li
             }
         )
         for method in methods:
+            if method in VARIANTS:
+                variant, query_side = VARIANTS[method], _side(qry, test, targets=False)
+                query_side = query_side._replace(batch=np.full(int(test.sum()), "query"))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    t0 = time.perf_counter()
+                    p_transfer = variant(_side(ref), query_side, seed)
+                    t_ref = time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    p_ceiling = variant(_side(qry, ~test), query_side, seed)
+                    t_q = time.perf_counter() - t0
+                rows += _rows(base, pair, method, seed, test, y, p_transfer, p_ceiling, t_ref, t_q)
+                continue
             fit = METHODS[method]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -281,26 +498,30 @@ def run_pair(pair: str, methods, seeds, align: str, min_cells_frac: float) -> li
                 fit(within, ~test, seed)
                 t_q = time.perf_counter() - t0
                 p_ceiling = np.asarray(within["prot"].layers[KEY])[test]
-            for setting, p, secs in (
-                ("transfer", p_transfer, t_ref),
-                ("ceiling", p_ceiling, t_q),
-            ):
-                row = {
-                    **base,
-                    "method": method,
-                    "setting": setting,
-                    "seed": seed,
-                    "n_query_scored": int(test.sum()),
-                    "fit_seconds": round(secs, 2),
-                    **scores(y, p),
-                }
-                rows.append(row)
-                print(
-                    f"{pair} {method:5s} {setting:9s} seed {seed}: per-protein "
-                    f"{row['pearson_per_protein']:.3f}, per-cell {row['pearson_per_cell']:.3f}, "
-                    f"per-cell std {row['pearson_per_cell_std']:.3f}, fit {secs:.1f} s",
-                    flush=True,
-                )
+            rows += _rows(base, pair, method, seed, test, y, p_transfer, p_ceiling, t_ref, t_q)
+    return rows
+
+
+def _rows(base, pair, method, seed, test, y, p_transfer, p_ceiling, t_ref, t_q) -> list[dict]:
+    """The transfer and ceiling rows of one method and seed (printed as they come)."""
+    rows = []
+    for setting, p, secs in (("transfer", p_transfer, t_ref), ("ceiling", p_ceiling, t_q)):
+        row = {
+            **base,
+            "method": method,
+            "setting": setting,
+            "seed": seed,
+            "n_query_scored": int(test.sum()),
+            "fit_seconds": round(secs, 2),
+            **scores(y, p),
+        }
+        rows.append(row)
+        print(
+            f"{pair} {method:5s} {setting:9s} seed {seed}: per-protein "
+            f"{row['pearson_per_protein']:.3f}, per-cell {row['pearson_per_cell']:.3f}, "
+            f"per-cell std {row['pearson_per_cell_std']:.3f}, fit {secs:.1f} s",
+            flush=True,
+        )
     return rows
 
 
@@ -371,7 +592,9 @@ def _read(paths) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument(
+        "--methods", nargs="+", default=list(METHODS), choices=[*METHODS, *VARIANTS]
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument(
         "--align",
