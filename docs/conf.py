@@ -189,6 +189,8 @@ html_css_files = ["scmm.css"]  # long code lines wrap (see the file)
 suppress_warnings = [
     "mystnb.unknown_mime_type",  # e.g. widget outputs of progress bars
 ]
+if nb_execution_mode == "off":  # unexecuted tutorials have no glued numbers to fill in
+    suppress_warnings.append("mystnb.glue")
 
 
 # -- public names for objects defined in private modules ------------------------------------------
