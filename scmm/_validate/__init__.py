@@ -6,7 +6,13 @@ features found in new data.
 """
 
 from .._settings import use_mudata_options
-from ._cells import align_cells, obs_columns_listing, resolve_train
+from ._cells import (
+    align_cells,
+    obs_columns_listing,
+    paired_modalities,
+    resolve_train,
+    train_mask,
+)
 from ._features import PEAK_NAME_RE, align_features, fill_missing, match_features
 from ._values import (
     _listing,
@@ -36,7 +42,9 @@ __all__ = [
     "get_matrix",
     "match_features",
     "obs_columns_listing",
+    "paired_modalities",
     "prediction_layers",
     "resolve_train",
+    "train_mask",
     "warn_constant_rows",
 ]

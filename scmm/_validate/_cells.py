@@ -9,7 +9,7 @@ import pandas as pd
 from anndata import AnnData
 from mudata import MuData
 
-from ._values import _listing
+from ._values import _listing, check_modality
 
 
 def align_cells(source: AnnData, target: AnnData, source_arg: str, target_arg: str) -> np.ndarray:
@@ -72,3 +72,38 @@ def resolve_train(train, obs: pd.DataFrame, *, arg: str = "train") -> np.ndarray
         msg = f"`{arg}` selects no cells; select at least a few training cells."
         raise ValueError(msg)
     return mask
+
+
+def paired_modalities(
+    mdata: MuData, source: str, target: str
+) -> tuple[AnnData, AnnData, np.ndarray]:
+    """Return the ``source`` and ``target`` modalities of a fit and the cell order.
+
+    ``order[i]`` is the target row of source cell ``i`` (as :func:`align_cells` returns it).
+    """
+    src = check_modality(mdata, source, "source")
+    tgt = check_modality(mdata, target, "target")
+    if source == target:
+        msg = f"`source` and `target` are both {source!r}; pass two different modalities."
+        raise ValueError(msg)
+    return src, tgt, align_cells(src, tgt, f"source={source!r}", f"target={target!r}")
+
+
+def train_mask(mdata: MuData, source: AnnData, train, mod: str | None = None) -> np.ndarray:
+    """Return the training cells of a fit as a bool mask over ``source``'s cells.
+
+    ``train`` is None (all cells), a bool mask, or the name of a boolean column of
+    ``mdata.obs`` (matched to the source's cells by name) or of the source's ``.obs``.
+    """
+    if isinstance(train, str) and train in mdata.obs.columns:
+        col = mdata.obs[train].reindex(source.obs_names)
+        return resolve_train(train, pd.DataFrame({train: col.to_numpy()}), arg="train")
+    if isinstance(train, str) and train not in source.obs.columns:
+        mods = [mod] if mod is not None else [m for m in mdata.mod if mdata[m] is source]
+        msg = (
+            f"`train={train!r}` is not a column of `mdata.obs` or of the source's `.obs` "
+            f"({obs_columns_listing(mdata, mods)}). Mark training cells with "
+            "`scmm.pp.split_cells(mdata, ...)` (writes `mdata.obs['train']`)."
+        )
+        raise KeyError(msg)
+    return resolve_train(train, source.obs, arg="train")

@@ -10,13 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from anndata import AnnData
 from mudata import MuData
 
 from .. import _input_space
 from .._utils import SeedLike
-from .._validate import align_cells, check_modality, get_matrix, resolve_train
+from .._validate import get_matrix, paired_modalities, train_mask
 
 if TYPE_CHECKING:
     from ._base import BaseModel
@@ -77,18 +76,8 @@ class Binding:
         -------
         The fitted model.
         """
-        src = check_modality(mdata, source, "source")
-        tgt = check_modality(mdata, target, "target")
-        if source == target:
-            msg = f"`source` and `target` are both {source!r}; pass two different modalities."
-            raise ValueError(msg)
-        order = align_cells(src, tgt, f"source={source!r}", f"target={target!r}")
-        if isinstance(train, str) and train in mdata.obs.columns:  # as scmm.tl.fit_* read it
-            column = mdata.obs[train].reindex(src.obs_names).to_numpy()
-            mask = resolve_train(train, pd.DataFrame({train: column}), arg="train")
-        else:
-            mask = resolve_train(train, src.obs, arg="train")
-        rows = np.flatnonzero(mask)
+        src, tgt, order = paired_modalities(mdata, source, target)
+        rows = np.flatnonzero(train_mask(mdata, src, train, source))  # as scmm.tl.fit_* read it
         X = get_matrix(src, layer, "layer")[rows]
         Y = get_matrix(tgt, target_layer, "target_layer")[order[rows]]
         self.bind(src, tgt, X, Y, source=source, target=target, layers=(layer, target_layer))

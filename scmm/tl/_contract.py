@@ -27,7 +27,6 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
@@ -35,12 +34,10 @@ from mudata import MuData
 from .. import _disk, metrics
 from .._utils import is_backed
 from .._validate import (
-    align_cells,
     check_finite_predictions,
-    check_modality,
     get_matrix,
-    obs_columns_listing,
-    resolve_train,
+    paired_modalities,
+    train_mask,
     warn_constant_rows,
 )
 from ..metrics import column_means, control_names, warn_below_mean_profile
@@ -74,21 +71,6 @@ def _h5_safe(params: dict) -> dict:
     return out
 
 
-def _train_mask(mdata: MuData, source: AnnData, train, mod: str | None = None) -> np.ndarray:
-    if isinstance(train, str) and train in mdata.obs.columns:
-        col = mdata.obs[train].reindex(source.obs_names)
-        return resolve_train(train, pd.DataFrame({train: col.to_numpy()}), arg="train")
-    if isinstance(train, str) and train not in source.obs.columns:
-        mods = [mod] if mod is not None else [m for m in mdata.mod if mdata[m] is source]
-        msg = (
-            f"`train={train!r}` is not a column of `mdata.obs` or of the source's `.obs` "
-            f"({obs_columns_listing(mdata, mods)}). Mark training cells with "
-            "`scmm.pp.split_cells(mdata, ...)` (writes `mdata.obs['train']`)."
-        )
-        raise KeyError(msg)
-    return resolve_train(train, source.obs, arg="train")
-
-
 def check_pair(
     mdata: MuData, source: str, target: str, svd_fit_on: str
 ) -> tuple[AnnData, AnnData, np.ndarray]:
@@ -96,16 +78,10 @@ def check_pair(
 
     ``order[i]`` is the target row of source cell ``i`` (as ``align_cells`` returns it).
     """
-    src = check_modality(mdata, source, "source")
-    tgt = check_modality(mdata, target, "target")
-    if source == target:
-        msg = f"`source` and `target` are both {source!r}; pass two different modalities."
-        raise ValueError(msg)
     if svd_fit_on not in SVD_FIT_ON:
         msg = f"`svd_fit_on={svd_fit_on!r}` is not one of {SVD_FIT_ON}."
         raise ValueError(msg)
-    order = align_cells(src, tgt, f"source={source!r}", f"target={target!r}")
-    return src, tgt, order
+    return paired_modalities(mdata, source, target)
 
 
 def fit_params(
@@ -169,7 +145,7 @@ def fit_model(
         Y_all = Y_all.toarray() if sp.issparse(Y_all) else np.asarray(Y_all)
     identity = np.array_equal(order, np.arange(len(order)))
     Y_all = (Y_all if identity else Y_all[order]).astype(np.float32, copy=False)
-    mask = _train_mask(mdata, src, train, source)
+    mask = train_mask(mdata, src, train, source)
     train_idx = np.flatnonzero(mask)
     if validation is not None and not isinstance(validation, float):
         validation = np.asarray(validation, dtype=bool)

@@ -15,10 +15,10 @@ from mudata import MuData
 from .. import _keys
 from .._docs import FIT_CONTRACT, doc_params
 from .._settings import settings
-from .._validate import check_finite_predictions, get_matrix
+from .._validate import check_finite_predictions, get_matrix, train_mask
 from ..metrics import column_means, control_names, held_out_scores, warn_below_mean_profile
 from ..models import EnsembleModel, query_ratio
-from ._contract import _train_mask, check_pair, fit_params
+from ._contract import check_pair, fit_params
 from ._deepsets import get_windows
 from ._ensemble_members import DEFAULT_MEMBERS, _check_methods, member_spec
 
@@ -210,7 +210,7 @@ def fit_ensemble(
         model.windows = get_windows(mdata, windows_key, source, target)
     key_added = key_added or _keys.prediction(model.name)
     X = get_matrix(src, layer, "layer")  # a backed source is read into memory
-    mask = _train_mask(mdata, src, train)
+    mask = train_mask(mdata, src, train)
     train_idx = np.flatnonzero(mask)
     groups = _groups(mdata, src, groupby, mask)
     # only the training cells' targets are read and checked (others may be NaN)

@@ -12,10 +12,10 @@ from .. import _keys
 from .._docs import FIT_DATA, FIT_KEYWORDS, FIT_WRITES, NEURAL_FIT_OPTIONS, doc_params, training_doc
 from .._settings import settings
 from .._utils import SeedLike
-from .._validate import align_cells, check_modality, get_matrix
+from .._validate import align_cells, check_modality, get_matrix, train_mask
 from ..models import MLPModel
 from ..train import LRRangeResult, TrainingConfig
-from ._contract import _train_mask, fit_model
+from ._contract import fit_model
 from ._training import NeuralFitOptions, neural_options
 
 
@@ -242,7 +242,7 @@ def lr_range_test(
     X = get_matrix(src, layer, "layer")
     Y = get_matrix(tgt, target_layer, "target_layer")
     Y = (Y.toarray() if sp.issparse(Y) else np.asarray(Y))[order].astype(np.float32)
-    idx = np.flatnonzero(_train_mask(mdata, src, train))
+    idx = np.flatnonzero(train_mask(mdata, src, train))
     training = {
         "min_lr": min_lr,
         "weight_decay": weight_decay,

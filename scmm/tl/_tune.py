@@ -30,7 +30,8 @@ from .. import _keys, metrics
 from .._settings import settings
 from .._utils import SeedLike, as_generator
 from .._validate import align_cells, check_modality
-from ._contract import _h5_safe, _train_mask, _versions
+from .._validate import train_mask as training_cells
+from ._contract import _h5_safe, _versions
 from ._mlp import fit_mlp
 from ._tune_cells import _fit_and_tune_rows, _trial_data, _tuning_mask
 from ._tune_space import _SEARCHED, _check_fit_kwargs, _check_space, _trial_params, fit_mlp_kwargs
@@ -257,7 +258,7 @@ def tune_mlp(
     verbose = settings.verbose if verbose is None else bool(verbose)
     gen = as_generator(rng)
     order = align_cells(src, tgt, f"source={source!r}", f"target={target!r}")
-    train_mask = _train_mask(mdata, src, train)
+    train_mask = training_cells(mdata, src, train)
     tune_mask, groups = _tuning_mask(
         mdata, src, train_mask, validation, groupby, validation_fraction, gen
     )
