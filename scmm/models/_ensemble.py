@@ -11,6 +11,8 @@ on all training cells.
 from __future__ import annotations
 
 import logging
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +127,7 @@ class EnsembleModel(BaseModel):
         self.shrinkage: float | None = None
         self.oof_scores: dict[str, float] = {}
         self._groups: np.ndarray | None = None
+        self._progress: dict[str, float] | None = None  # per-fit progress (`fit(progress=)`)
         self._n_fitted: list[int] = []
         #: Gene–peak windows for DeepSets members (used while fitting; each member keeps its own)
         self.windows: dict[str, Any] | None = None
@@ -142,16 +145,22 @@ class EnsembleModel(BaseModel):
         cls = _MODEL_CLASSES[spec["kind"]]
         return self.params["n_seeds"] if issubclass(cls, NeuralModel) else 1
 
-    def fit(self, X, Y, *, groups: np.ndarray | None = None, **kwargs) -> EnsembleModel:
+    def fit(
+        self, X, Y, *, groups: np.ndarray | None = None, progress: bool = False, **kwargs
+    ) -> EnsembleModel:
         """Fit as :meth:`BaseModel.fit`, keeping each of ``groups`` within one fold.
 
         ``groups`` holds one label per training cell (e.g. the donor); None: random folds.
+        ``progress``: print one line on stderr per member fit (which, of how many): the
+        cross-fitting fits every member ``n_folds + 1`` times or more, minutes without a word
+        otherwise.
         """
         self._groups = groups
+        self._progress = {"done": 0, "start": time.perf_counter()} if progress else None
         try:
             return super().fit(X, Y, **kwargs)
         finally:
-            self._groups = None
+            self._groups, self._progress = None, None
 
     def _fit(self, X, Y, *, X_svd=None, validation=None, rng=None) -> None:
         n = X.shape[0]
@@ -170,10 +179,10 @@ class EnsembleModel(BaseModel):
         for k, val in enumerate(folds):
             tr = np.setdiff1d(np.arange(n), val)
             for m, spec in enumerate(specs):  # one fit per fold, whatever n_seeds
-                members = self._fit_member(spec, X[tr], Y[tr], X_svd, seeds[m, k : k + 1])
+                members = self._fit_member(spec, X[tr], Y[tr], X_svd, seeds[m, k : k + 1], n)
                 oof[m, val] = _mean_prediction(members, X[val])
                 if k == 0 and self._n_copies(spec) > 1:
-                    twin = self._fit_member(spec, X[tr], Y[tr], X_svd, twin_seeds[m : m + 1])
+                    twin = self._fit_member(spec, X[tr], Y[tr], X_svd, twin_seeds[m : m + 1], n)
                     noise[m] = seed_noise_reduction(
                         oof[m, val], _mean_prediction(twin, X[val]), self._n_copies(spec)
                     )
@@ -183,7 +192,7 @@ class EnsembleModel(BaseModel):
         self.oof_scores = _oof_scores(Y, oof, combined, self.member_names)
         del oof
         self.fitted = [
-            self._fit_member(spec, X, Y, X_svd, seeds[m, K : K + self._n_copies(spec)])
+            self._fit_member(spec, X, Y, X_svd, seeds[m, K : K + self._n_copies(spec)], n)
             for m, spec in enumerate(specs)
         ]
         self._fit_interval(X, Y - combined, folds)
@@ -208,7 +217,25 @@ class EnsembleModel(BaseModel):
         self.half_width = conformal_half_width(residuals / scale[:, None], level)
         self.reference_distance = state
 
-    def _fit_member(self, spec, X, Y, X_svd, seeds) -> list[BaseModel]:
+    def _report_member_fit(self, spec, n_cells: int, n_train: int, began: float) -> None:
+        """Print the progress line of one member fit (see :meth:`fit`'s ``progress``)."""
+        specs = self.params["members"]
+        # per member: one fit per fold, a second seed on the first fold (neural members
+        # averaged over seeds), then the final fit(s) on every training cell
+        total = sum(self.params["n_folds"] + (self._n_copies(s) > 1) + 1 for s in specs)
+        self._progress["done"] += 1
+        phase = "final, all training cells" if n_cells == n_train else "cross-fitting"
+        now = time.perf_counter()
+        print(
+            f"scmm: fit_ensemble: member fit {self._progress['done']}/{total}: "
+            f"{self.member_names[specs.index(spec)]} ({phase}, {n_cells} cells) "
+            f"{now - began:.1f} s (elapsed {now - self._progress['start']:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def _fit_member(self, spec, X, Y, X_svd, seeds, n_train: int) -> list[BaseModel]:
+        began = time.perf_counter()
         out = []
         for seed in seeds:
             model = self._build(spec)
@@ -226,6 +253,8 @@ class EnsembleModel(BaseModel):
                 rng=int(seed),
             )
             out.append(model)
+        if self._progress is not None:
+            self._report_member_fit(spec, X.shape[0], n_train, began)
         return out
 
     def predict_array(self, X) -> np.ndarray:

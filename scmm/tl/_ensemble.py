@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
-import time
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -220,16 +217,16 @@ def fit_ensemble(
     model.bind(
         src, tgt, X_train, Y_train, source=source, target=target, layers=(layer, target_layer)
     )
-    with _member_fit_lines(model, X_train.shape[0], on=settings.verbose):
-        model.fit(
-            X_train,
-            Y_train,
-            groups=groups,
-            source_features=src.var_names,
-            target_features=tgt.var_names,
-            X_svd=X if svd_fit_on == "all" and not mask.all() else None,
-            rng=rng,
-        )
+    model.fit(
+        X_train,
+        Y_train,
+        groups=groups,
+        progress=settings.verbose,
+        source_features=src.var_names,
+        target_features=tgt.var_names,
+        X_svd=X if svd_fit_on == "all" and not mask.all() else None,
+        rng=rng,
+    )
     pred = model.predict_array(X)
     check_finite_predictions(pred, key_added)
     distance = query_ratio(model, X)
@@ -279,44 +276,6 @@ def fit_ensemble(
         tgt.layers[upper_key] = upper
     mdata.uns[key_added] = uns
     return model
-
-
-@contextmanager
-def _member_fit_lines(model: EnsembleModel, n_train: int, *, on: bool):
-    """While fitting ``model``, print one line on stderr per member fit (which, of how many).
-
-    The cross-fitting fits every member ``n_folds + 1`` times or more: minutes without a
-    word otherwise. ``on``: ``scmm.settings.verbose`` (``scmm --quiet`` turns it off).
-    """
-    if not on:
-        yield
-        return
-    specs = model.params["members"]
-    names = model.member_names
-    # per member: one fit per fold, a second seed on the first fold (neural members averaged
-    # over seeds), then the final fit(s) on every training cell
-    total = sum(model.params["n_folds"] + (model._n_copies(s) > 1) + 1 for s in specs)
-    fit_member, done, start = model._fit_member, [0], time.perf_counter()
-
-    def fit_and_report(spec, X, *args, **kwargs):
-        began = time.perf_counter()
-        out = fit_member(spec, X, *args, **kwargs)
-        done[0] += 1
-        phase = "final, all training cells" if X.shape[0] == n_train else "cross-fitting"
-        print(
-            f"scmm: fit_ensemble: member fit {done[0]}/{total}: {names[specs.index(spec)]} "
-            f"({phase}, {X.shape[0]} cells) {time.perf_counter() - began:.1f} s (elapsed "
-            f"{time.perf_counter() - start:.0f} s)",
-            file=sys.stderr,
-            flush=True,
-        )
-        return out
-
-    model._fit_member = fit_and_report  # on this instance only, for this fit only
-    try:
-        yield
-    finally:
-        del model._fit_member
 
 
 def _dense(Y) -> np.ndarray:
