@@ -50,17 +50,18 @@ _FIT_RNG = """\
         Seed or :class:`numpy.random.Generator`.
 """
 
-#: The fit-contract keywords every ``fit_*`` names (``train`` … ``rng``), then ``**options``.
-FIT_KEYWORDS = (
-    _FIT_DATA
-    + _FIT_RNG
-    + """\
-    **options
-        The *Other Parameters* below, as keywords.
+_FIT_CONTRACT = """\
+    **contract
+        The fit-contract keywords (:class:`scmm.tl.FitKeywords`; with ``max_epochs`` and
+        ``validation`` for a neural model, :class:`scmm.tl.NeuralFitKeywords`), by name: those
+        above and the *Other Parameters*. Any other keyword raises a :class:`TypeError` naming
+        it and them.
 """
-)
 
-#: The fit contract's output options (keywords of every ``fit_*``, :class:`scmm.tl.FitOptions`).
+#: The fit-contract keywords of a ``fit_*`` (``train`` … ``rng``, then ``**contract``).
+FIT_KEYWORDS = _FIT_DATA + _FIT_RNG + _FIT_CONTRACT
+
+#: The fit contract's output options (keywords of every ``fit_*``, :class:`scmm.tl.FitKeywords`).
 FIT_OPTIONS = """\
     write_predictions
         Write the predictions for every cell to ``mdata[target].layers[key_added]``: in
@@ -78,7 +79,7 @@ FIT_OPTIONS = """\
         matching IgG, isotype, ctrl or control (any case), a list names them, ``None`` none.
 """
 
-#: The keyword options of a neural ``fit_*`` (:class:`scmm.tl.NeuralFitOptions`).
+#: The keyword options of a neural ``fit_*`` (:class:`scmm.tl.NeuralFitKeywords`).
 NEURAL_FIT_OPTIONS = (
     """\
     max_epochs
@@ -90,8 +91,8 @@ NEURAL_FIT_OPTIONS = (
     + FIT_OPTIONS
 )
 
-#: All fit-contract parameters (``train`` … ``rng``), for a ``fit_*`` naming each of them.
-FIT_CONTRACT = _FIT_DATA + FIT_OPTIONS + _FIT_RNG
+#: All fit-contract keywords (``train`` … ``rng``) in one *Parameters* section.
+FIT_CONTRACT = _FIT_DATA + FIT_OPTIONS + _FIT_RNG + _FIT_CONTRACT
 
 
 #: What every ``fit_*`` writes into the MuData, for its *Returns* section.

@@ -162,8 +162,8 @@ def test_fit_and_model_class_defaults_agree(fit, cls):
     model_params = inspect.signature(getattr(scmm.models, cls)).parameters
     copied = set(fit_params) & set(TrainingConfig.__dataclass_fields__)
     assert not copied, copied  # in `training`; `max_epochs` is one of the keyword options
-    assert fit_params["options"].kind is inspect.Parameter.VAR_KEYWORD
-    assert "max_epochs" in scmm.tl.NeuralFitOptions.__annotations__
+    assert fit_params["contract"].kind is inspect.Parameter.VAR_KEYWORD
+    assert "max_epochs" in scmm.tl.NeuralFitKeywords.__annotations__
     for name in set(fit_params) & set(model_params) - {"training"}:
         assert fit_params[name].default == model_params[name].default, name
 

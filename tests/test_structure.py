@@ -1,10 +1,12 @@
 """The scanpy function contract of STYLE.md, checked on every public pp/tl/pl function."""
 
 import inspect
+from typing import get_args, get_type_hints
 
 import pytest
 
 import scmm
+from scmm.tl import FitKeywords, keyword_parameters
 
 PUBLIC = [
     (ns, name, getattr(getattr(scmm, ns), name))
@@ -37,9 +39,40 @@ def test_signature_contract(ns, name, func):
         if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
             assert f"\n{p.name}\n" in f"\n{doc}\n", f"{ns}.{name}: `{p.name}` undocumented"
     if ns == "tl" and name.startswith("fit_"):
-        for arg in ("train", "layer", "target_layer", "key_added", "rng", "svd_fit_on"):
-            assert arg in names, f"{name} lacks the fit-contract argument `{arg}`"
         assert [p.name for p in positional] == ["mdata", "source", "target"]
+        keywords = _contract_keywords(func)
+        assert set(FitKeywords.__annotations__) <= set(keywords), f"{name}: not the fit contract"
+        copied = names & set(keywords)
+        assert not copied, f"{name} repeats the fit-contract keywords {copied} in its signature"
+        for key in keywords:
+            assert f"\n{key}\n" in f"\n{doc}\n", f"{ns}.{name}: `{key}` undocumented"
+
+
+def _contract_keywords(func) -> dict:
+    """The keys of a ``fit_*``'s ``**contract``: the one typed definition of the fit contract."""
+    var = [p for p in inspect.signature(func).parameters.values() if p.kind is p.VAR_KEYWORD]
+    assert [p.name for p in var] == ["contract"], f"{func.__name__} takes no `**contract`"
+    (typed,) = get_args(get_type_hints(func)["contract"])  # Unpack[FitKeywords] (PEP 692)
+    assert (
+        issubclass(typed, dict)
+        and FitKeywords.__annotations__.keys() <= typed.__annotations__.keys()
+    )
+    return typed.__annotations__
+
+
+FITS = [(name, func) for ns, name, func in PUBLIC if ns == "tl" and name.startswith("fit_")]
+
+
+@pytest.mark.parametrize(("name", "func"), FITS, ids=[n for n, _ in FITS])
+def test_misspelled_fit_keyword_is_refused(name, func):
+    """A keyword outside the fit contract raises the TypeError Python would, naming the valid."""
+    required = {
+        p.name: None
+        for p in inspect.signature(func).parameters.values()
+        if p.kind is p.KEYWORD_ONLY and p.default is p.empty
+    }
+    with pytest.raises(TypeError, match=r"unexpected keyword arguments \['trian'\].* train,"):
+        func(None, "rna", "prot", trian=None, **required)
 
 
 # Parameters whose string default names something in the data (a key, a column, a modality),
@@ -67,14 +100,12 @@ def test_string_options_are_literal(ns, name, func):
             )
 
 
-#: Public functions whose ``rng`` is not typed yet (their module is being edited elsewhere).
-RNG_UNTYPED = {"fit_ensemble"}
-
-
 @pytest.mark.parametrize(("ns", "name", "func"), PUBLIC, ids=[f"{n}.{f}" for n, f, _ in PUBLIC])
 def test_rng_is_typed(ns, name, func):
     """Every public ``rng`` takes a seed or a Generator, and says so in its type."""
     p = inspect.signature(func).parameters.get("rng")
-    if p is None or name in RNG_UNTYPED:
+    if ns == "tl" and name.startswith("fit_"):
+        p = keyword_parameters(func)["rng"]  # in `**contract`
+    if p is None:
         return
     assert str(p.annotation) == "SeedLike | np.random.Generator | None", f"{ns}.{name}"

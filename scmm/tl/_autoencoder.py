@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Unpack
+from typing import Any, Unpack
 
-import numpy as np
 from mudata import MuData
 
 from .. import _keys
 from .._docs import FIT_DATA, FIT_KEYWORDS, FIT_WRITES, NEURAL_FIT_OPTIONS, doc_params, training_doc
-from .._utils import SeedLike
 from ..models import AutoencoderModel
 from ..train import TrainingConfig
 from ._contract import fit_model
-from ._training import NeuralFitOptions, neural_options
+from ._training import NeuralFitKeywords, neural_options
 
 
 @doc_params(
@@ -38,13 +36,7 @@ def fit_autoencoder(
     n_components: int = 64,
     target_svd: int | None = None,
     training: TrainingConfig | dict[str, Any] | None = None,
-    train: np.ndarray | str | None = None,
-    layer: str | None = None,
-    target_layer: str | None = None,
-    svd_fit_on: Literal["train", "all"] = "train",
-    key_added: str | None = None,
-    rng: SeedLike | np.random.Generator | None = None,
-    **options: Unpack[NeuralFitOptions],
+    **contract: Unpack[NeuralFitKeywords],
 ) -> AutoencoderModel:
     """Fit an MLP regularised by an autoencoder: source SVD → embedding → targets and SVD.
 
@@ -113,7 +105,7 @@ def fit_autoencoder(
     >>> mdata["prot"].layers["scmm_autoencoder"].shape
     (60, 4)
     """
-    training, contract = neural_options(training, options, "fit_autoencoder")
+    training, contract = neural_options(training, contract, "fit_autoencoder")
     model = AutoencoderModel(
         hidden=hidden,
         latent=latent,
@@ -126,19 +118,7 @@ def fit_autoencoder(
         target_svd=target_svd,
         training=training,
     )
-    key_added = key_added or _keys.prediction(model.name)
-    fit_model(
-        model,
-        mdata,
-        source,
-        target,
-        train=train,
-        layer=layer,
-        target_layer=target_layer,
-        key_added=key_added,
-        svd_fit_on=svd_fit_on,
-        rng=rng,
-        **contract,
-    )
+    fit_model(model, mdata, source, target, **contract)
+    key_added = contract.get("key_added") or _keys.prediction(model.name)
     mdata[source].obsm[key_added] = model.embed(mdata[source])
     return model

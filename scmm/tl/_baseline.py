@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Literal, Unpack
 
-import numpy as np
 from mudata import MuData
 
-from .. import _keys
 from .._docs import FIT_DATA, FIT_KEYWORDS, FIT_OPTIONS, FIT_WRITES, doc_params
-from .._utils import SeedLike
 from ..models import BaselineModel, GeneActivityModel
 from ._contract import fit_model
-from ._training import FitOptions, contract_options
+from ._training import FitKeywords, fit_keywords
 
 
 @doc_params(
@@ -27,13 +24,7 @@ def fit_baseline(
     n_components: int = 32,
     n_neighbors: int = 20,
     windows_key: str = "windows",
-    train: np.ndarray | str | None = None,
-    layer: str | None = None,
-    target_layer: str | None = None,
-    svd_fit_on: Literal["train", "all"] = "train",
-    key_added: str | None = None,
-    rng: SeedLike | np.random.Generator | None = None,
-    **options: Unpack[FitOptions],
+    **contract: Unpack[FitKeywords],
 ) -> BaselineModel | GeneActivityModel:
     """Fit a classical baseline from the source's SVD (or gene–peak windows) to the target.
 
@@ -77,7 +68,7 @@ def fit_baseline(
     >>> mdata["prot"].layers["scmm_knn"].shape
     (60, 4)
     """
-    contract = contract_options(options, FitOptions, "fit_baseline")
+    contract = fit_keywords(contract, "fit_baseline")
     if method == "gene_activity":
         from ._deepsets import get_windows
 
@@ -85,16 +76,4 @@ def fit_baseline(
         model = GeneActivityModel(windows_key=windows_key).set_windows(windows)
     else:
         model = BaselineModel(method, n_components=n_components, n_neighbors=n_neighbors)
-    return fit_model(
-        model,
-        mdata,
-        source,
-        target,
-        train=train,
-        layer=layer,
-        target_layer=target_layer,
-        key_added=key_added or _keys.prediction(method),
-        svd_fit_on=svd_fit_on,
-        rng=rng,
-        **contract,
-    )
+    return fit_model(model, mdata, source, target, **contract)

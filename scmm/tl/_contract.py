@@ -31,7 +31,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
-from .. import _disk, metrics
+from .. import _disk, _keys, metrics
 from .._utils import is_backed
 from .._validate import (
     check_finite_predictions,
@@ -124,14 +124,18 @@ def fit_model(
     train=None,
     layer: str | None = None,
     target_layer: str | None = None,
-    key_added: str,
+    key_added: str | None = None,
     svd_fit_on: str = "train",
     write_predictions: bool | str = True,
     validation=None,
     control_features="auto",
     rng=None,
 ) -> BaseModel:
-    """Fit ``model`` following the fit contract and write its predictions into ``mdata``."""
+    """Fit ``model`` following the fit contract and write its predictions into ``mdata``.
+
+    ``key_added=None`` writes under ``"scmm_<model.name>"``.
+    """
+    key_added = key_added or _keys.prediction(model.name)
     src, tgt, order = check_pair(mdata, source, target, svd_fit_on)
     storage = _disk.storage(write_predictions, src.n_obs * tgt.n_vars * 4, "write_predictions")
     controls = control_names(tgt.var_names, control_features)  # checked before fitting

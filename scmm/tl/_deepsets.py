@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Unpack
+from typing import Any, Unpack
 
-import numpy as np
 from mudata import MuData
 
-from .. import _keys
 from .._docs import FIT_KEYWORDS, FIT_WRITES, NEURAL_FIT_OPTIONS, doc_params, training_doc
-from .._utils import SeedLike
 from ..models import WINDOW_FIELDS, DeepSetsModel
 from ..train import TrainingConfig
 from ._contract import fit_model
-from ._training import NeuralFitOptions, neural_options
+from ._training import NeuralFitKeywords, neural_options
 
 
 def get_windows(mdata: MuData, windows_key: str, source: str, target: str) -> dict[str, Any]:
@@ -71,13 +68,7 @@ def fit_deepsets(
     max_memory_mb: float = 1024.0,
     n_components: int = 64,
     training: TrainingConfig | dict[str, Any] | None = None,
-    train: np.ndarray | str | None = None,
-    layer: str | None = None,
-    target_layer: str | None = None,
-    svd_fit_on: Literal["train", "all"] = "train",
-    key_added: str | None = None,
-    rng: SeedLike | np.random.Generator | None = None,
-    **options: Unpack[NeuralFitOptions],
+    **contract: Unpack[NeuralFitKeywords],
 ) -> DeepSetsModel:
     """Fit a DeepSets model from each gene's window peaks (and the cell's ATAC SVD) to RNA.
 
@@ -165,8 +156,8 @@ def fit_deepsets(
     >>> mdata["rna"].layers["scmm_deepsets"].shape
     (60, 3)
     """
+    training, contract = neural_options(training, contract, "fit_deepsets")
     windows = get_windows(mdata, windows_key, source, target)
-    training, contract = neural_options(training, options, "fit_deepsets")
     model = DeepSetsModel(
         channels=channels,
         phi_hidden=phi_hidden,
@@ -181,16 +172,4 @@ def fit_deepsets(
         training=training,
     )
     model.set_windows(windows)
-    return fit_model(
-        model,
-        mdata,
-        source,
-        target,
-        train=train,
-        layer=layer,
-        target_layer=target_layer,
-        key_added=key_added or _keys.prediction(model.name),
-        svd_fit_on=svd_fit_on,
-        rng=rng,
-        **contract,
-    )
+    return fit_model(model, mdata, source, target, **contract)

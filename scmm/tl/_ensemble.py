@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,6 +18,7 @@ from ..models import EnsembleModel, query_ratio
 from ._contract import check_pair, fit_params
 from ._deepsets import get_windows
 from ._ensemble_members import DEFAULT_MEMBERS, _check_methods, member_spec
+from ._training import FIT_DEFAULTS, FitKeywords, fit_keywords
 
 logger = logging.getLogger("scmm")
 
@@ -62,14 +63,7 @@ def fit_ensemble(
     groupby: str | None = None,
     interval: float = 0.9,
     member_options: dict[str, dict[str, Any]] | None = None,
-    train=None,
-    layer: str | None = None,
-    target_layer: str | None = None,
-    svd_fit_on: str = "train",
-    key_added: str | None = None,
-    write_predictions: bool = True,
-    control_features: str | list[str] | None = "auto",
-    rng=None,
+    **contract: Unpack[FitKeywords],
 ) -> EnsembleModel:
     """Fit several models, stack them per target, and put a calibrated interval around it.
 
@@ -189,6 +183,13 @@ def fit_ensemble(
     >>> np.allclose(model.weights.sum(axis=0), 1.0)
     True
     """
+    contract = {**FIT_DEFAULTS, **fit_keywords(contract, "fit_ensemble")}
+    train, layer, target_layer = contract["train"], contract["layer"], contract["target_layer"]
+    svd_fit_on, key_added, rng = contract["svd_fit_on"], contract["key_added"], contract["rng"]
+    write_predictions, control_features = (
+        contract["write_predictions"],
+        contract["control_features"],
+    )
     if not isinstance(write_predictions, bool):
         msg = (
             f"`write_predictions={write_predictions!r}`: fit_ensemble keeps its predictions in "

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal, Unpack
 
-import numpy as np
 from mudata import MuData
 
-from .. import _keys
 from .._docs import FIT_DATA, FIT_KEYWORDS, FIT_WRITES, NEURAL_FIT_OPTIONS, doc_params, training_doc
-from .._utils import SeedLike
 from ..models import LinearModel
 from ..train import TrainingConfig
 from ._contract import fit_model
-from ._training import NeuralFitOptions, neural_options
+from ._training import NeuralFitKeywords, neural_options
 
 
 @doc_params(
@@ -34,13 +31,7 @@ def fit_linear(
     target_svd: int | None = None,
     dropout: float = 0.0,
     training: TrainingConfig | dict[str, Any] | None = None,
-    train: np.ndarray | str | None = None,
-    layer: str | None = None,
-    target_layer: str | None = None,
-    svd_fit_on: Literal["train", "all"] = "train",
-    key_added: str | None = None,
-    rng: SeedLike | np.random.Generator | None = None,
-    **options: Unpack[NeuralFitOptions],
+    **contract: Unpack[NeuralFitKeywords],
 ) -> LinearModel:
     """Fit a linear map from the source to the target, trained as the neural models are.
 
@@ -92,7 +83,7 @@ def fit_linear(
     >>> mdata["prot"].layers["scmm_linear"].shape
     (60, 4)
     """
-    training, contract = neural_options(training, options, "fit_linear")
+    training, contract = neural_options(training, contract, "fit_linear")
     model = LinearModel(
         input=input,
         n_components=n_components,
@@ -101,16 +92,4 @@ def fit_linear(
         dropout=dropout,
         training=training,
     )
-    return fit_model(
-        model,
-        mdata,
-        source,
-        target,
-        train=train,
-        layer=layer,
-        target_layer=target_layer,
-        key_added=key_added or _keys.prediction(model.name),
-        svd_fit_on=svd_fit_on,
-        rng=rng,
-        **contract,
-    )
+    return fit_model(model, mdata, source, target, **contract)

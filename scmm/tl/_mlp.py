@@ -8,7 +8,6 @@ import numpy as np
 import scipy.sparse as sp
 from mudata import MuData
 
-from .. import _keys
 from .._docs import FIT_DATA, FIT_KEYWORDS, FIT_WRITES, NEURAL_FIT_OPTIONS, doc_params, training_doc
 from .._settings import settings
 from .._utils import SeedLike
@@ -16,7 +15,7 @@ from .._validate import align_cells, check_modality, get_matrix, train_mask
 from ..models import MLPModel
 from ..train import LRRangeResult, TrainingConfig
 from ._contract import fit_model
-from ._training import NeuralFitOptions, neural_options
+from ._training import NeuralFitKeywords, neural_options
 
 
 @doc_params(
@@ -41,13 +40,7 @@ def fit_mlp(
     target_svd: int | None = None,
     max_raw_features: int | None = 300,
     training: TrainingConfig | dict[str, Any] | None = None,
-    train: np.ndarray | str | None = None,
-    layer: str | None = None,
-    target_layer: str | None = None,
-    svd_fit_on: Literal["train", "all"] = "train",
-    key_added: str | None = None,
-    rng: SeedLike | np.random.Generator | None = None,
-    **options: Unpack[NeuralFitOptions],
+    **contract: Unpack[NeuralFitKeywords],
 ) -> MLPModel:
     """Fit an MLP from the source modality to the target modality.
 
@@ -111,7 +104,7 @@ def fit_mlp(
     >>> mdata["prot"].layers["scmm_mlp"].shape
     (60, 4)
     """
-    training, contract = neural_options(training, options, "fit_mlp")
+    training, contract = neural_options(training, contract, "fit_mlp")
     model = MLPModel(
         preset=preset,
         hidden=hidden,
@@ -124,19 +117,7 @@ def fit_mlp(
         max_raw_features=max_raw_features,
         training=training,
     )
-    return fit_model(
-        model,
-        mdata,
-        source,
-        target,
-        train=train,
-        layer=layer,
-        target_layer=target_layer,
-        key_added=key_added or _keys.prediction(model.name),
-        svd_fit_on=svd_fit_on,
-        rng=rng,
-        **contract,
-    )
+    return fit_model(model, mdata, source, target, **contract)
 
 
 def lr_range_test(

@@ -5,17 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, Unpack
 
-import numpy as np
 from mudata import MuData
 
-from .. import _keys
 from .._docs import FIT_KEYWORDS, FIT_WRITES, NEURAL_FIT_OPTIONS, doc_params, training_doc
-from .._utils import SeedLike
 from ..models import PathwayMLPModel
 from ..pp import pathway_connectivity
 from ..train import TrainingConfig
 from ._contract import fit_model
-from ._training import NeuralFitOptions, neural_options
+from ._training import NeuralFitKeywords, neural_options
 
 
 @doc_params(
@@ -39,13 +36,7 @@ def fit_pathway_mlp(
     sparse_backend: Literal["coo", "csr", "index_add", "dense_masked", "sparselinear"] = "coo",
     n_components: int = 64,
     training: TrainingConfig | dict[str, Any] | None = None,
-    train: np.ndarray | str | None = None,
-    layer: str | None = None,
-    target_layer: str | None = None,
-    svd_fit_on: Literal["train", "all"] = "train",
-    key_added: str | None = None,
-    rng: SeedLike | np.random.Generator | None = None,
-    **options: Unpack[NeuralFitOptions],
+    **contract: Unpack[NeuralFitKeywords],
 ) -> PathwayMLPModel:
     """Fit the pathway-sparse MLP: a gene branch masked by gene sets beside a dense SVD branch.
 
@@ -129,11 +120,11 @@ def fit_pathway_mlp(
     >>> mdata.uns["pathway"]["coverage"]
     1.0
     """
+    training, contract = neural_options(training, contract, "fit_pathway_mlp")
     if isinstance(gene_sets, str):
         from ..datasets import gene_sets as load_gene_sets
 
         gene_sets = load_gene_sets(gene_sets)
-    training, contract = neural_options(training, options, "fit_pathway_mlp")
     model = PathwayMLPModel(
         dense_hidden=dense_hidden,
         head_hidden=head_hidden,
@@ -143,7 +134,6 @@ def fit_pathway_mlp(
         n_components=n_components,
         training=training,
     )
-    key_added = key_added or _keys.prediction(model.name)
     options = {"key_added": "pathway", **(connectivity or {})}
     connectivity_key = options["key_added"]
     src = mdata.mod.get(source)
@@ -161,19 +151,7 @@ def fit_pathway_mlp(
     )
     try:
         model.set_connectivity(mdata[source].varm[connectivity_key])
-        fit_model(
-            model,
-            mdata,
-            source,
-            target,
-            train=train,
-            layer=layer,
-            target_layer=target_layer,
-            key_added=key_added,
-            svd_fit_on=svd_fit_on,
-            rng=rng,
-            **contract,
-        )
+        fit_model(model, mdata, source, target, **contract)
     except BaseException:  # leave mdata as it was
         for holder, old in ((mdata[source].varm, saved[0]), (mdata.uns, saved[1])):
             if old is None:

@@ -1,4 +1,4 @@
-"""The ``training`` argument of the neural ``fit_*`` functions and their keyword options."""
+"""The ``training`` argument of the neural ``fit_*`` functions and the fit-contract keywords."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any, Literal, TypedDict, get_args, get_type_hints
 import numpy as np
 
 from .._settings import settings
+from .._utils import SeedLike
 from ..train import TrainingConfig
 
 _FIELDS = tuple(TrainingConfig.__dataclass_fields__)
@@ -50,19 +51,28 @@ def training_options(
     return options
 
 
-class FitOptions(TypedDict, total=False):
-    """The fit contract's output options, keywords of every ``scmm.tl.fit_*`` function.
+class FitKeywords(TypedDict, total=False):
+    """The fit contract's keywords, taken by name by every ``scmm.tl.fit_*`` function.
 
-    Documented under *Other Parameters* of each ``fit_*`` function; their defaults are
-    ``write_predictions=True`` and ``control_features="auto"``.
+    The one definition of them: each ``fit_*`` takes them as ``**contract`` (PEP 692), checks
+    them at run time (an unknown keyword raises a :class:`TypeError` naming it and these) and
+    hands them to the shared fit path. Documented in each ``fit_*``'s page; defaults in
+    :data:`FIT_DEFAULTS` (``svd_fit_on="train"``, ``write_predictions=True``,
+    ``control_features="auto"``, the others ``None``).
     """
 
+    train: np.ndarray | str | None
+    layer: str | None
+    target_layer: str | None
+    svd_fit_on: Literal["train", "all"]
+    key_added: str | None
+    rng: SeedLike | np.random.Generator | None
     write_predictions: bool | Literal["auto", "memory", "disk"]
     control_features: Literal["auto"] | list[str] | None
 
 
-class NeuralFitOptions(FitOptions, total=False):
-    """:class:`FitOptions` and the training shortcuts of the neural ``fit_*`` functions.
+class NeuralFitKeywords(FitKeywords, total=False):
+    """:class:`FitKeywords` and the training shortcuts of the neural ``fit_*`` functions.
 
     ``max_epochs`` (default: the model's) replaces the one of ``training``; ``validation``
     (a bool mask over the cells, or a fraction of the training cells) picks the validation
@@ -73,52 +83,64 @@ class NeuralFitOptions(FitOptions, total=False):
     validation: np.ndarray | float | None
 
 
-def contract_options(options: Mapping[str, Any], allowed: type, function: str) -> dict[str, Any]:
-    """Return ``options`` (keywords of ``function``) after checking them against ``allowed``."""
+#: The defaults of the fit-contract keywords (those of :func:`scmm.tl.fit_*` when left out).
+FIT_DEFAULTS: dict[str, Any] = {
+    "train": None,
+    "layer": None,
+    "target_layer": None,
+    "svd_fit_on": "train",
+    "key_added": None,
+    "rng": None,
+    "write_predictions": True,
+    "control_features": "auto",
+    "max_epochs": None,
+    "validation": None,
+}
+
+
+def fit_keywords(
+    contract: Mapping[str, Any], function: str, allowed: type = FitKeywords
+) -> dict[str, Any]:
+    """Return ``contract`` (the ``**contract`` of ``function``) after checking its names.
+
+    A name outside ``allowed`` raises the :class:`TypeError` Python would raise for an
+    unexpected keyword, naming the valid ones.
+    """
     known = allowed.__required_keys__ | allowed.__optional_keys__
-    unknown = sorted(set(options) - known)
+    unknown = sorted(set(contract) - known)
     if unknown:
         msg = (
             f"{function}() got unexpected keyword arguments {unknown}; besides its own "
             f"parameters it takes {', '.join(sorted(known))}."
         )
         raise TypeError(msg)
-    return dict(options)
+    return dict(contract)
 
 
 def neural_options(
     training: TrainingConfig | Mapping[str, Any] | None,
-    options: Mapping[str, Any],
+    contract: Mapping[str, Any],
     function: str,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split a neural ``fit_*``'s keywords: the model's training options, the fit contract's."""
-    contract = contract_options(options, NeuralFitOptions, function)
+    contract = fit_keywords(contract, function, NeuralFitKeywords)
     max_epochs = contract.pop("max_epochs", None)
     return training_options(training, max_epochs=max_epochs), contract
 
 
-#: The defaults of the keyword options (those of :func:`scmm.tl.fit_*` when left out).
-OPTION_DEFAULTS: dict[str, Any] = {
-    "max_epochs": None,
-    "validation": None,
-    "write_predictions": True,
-    "control_features": "auto",
-}
-
-
 def keyword_parameters(function) -> dict[str, inspect.Parameter]:
-    """Every keyword a ``fit_*`` takes: its keyword-only parameters and its ``**options`` keys."""
+    """Every keyword a ``fit_*`` takes: its keyword-only parameters and its ``**contract`` keys."""
     out = {}
     for name, prm in inspect.signature(function).parameters.items():
         if prm.kind is inspect.Parameter.KEYWORD_ONLY:
             out[name] = prm
         elif prm.kind is inspect.Parameter.VAR_KEYWORD:
-            (options,) = get_args(get_type_hints(function)[name])
-            for key, annotation in options.__annotations__.items():
+            (keywords,) = get_args(get_type_hints(function)[name])
+            for key, annotation in keywords.__annotations__.items():
                 out[key] = inspect.Parameter(
                     key,
                     inspect.Parameter.KEYWORD_ONLY,
-                    default=OPTION_DEFAULTS[key],
+                    default=FIT_DEFAULTS[key],
                     annotation=getattr(annotation, "__forward_arg__", annotation),
                 )
     return out
