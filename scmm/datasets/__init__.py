@@ -1,4 +1,4 @@
-"""Real paired single-cell datasets, gene annotations and gene sets.
+"""Real paired single-cell datasets, gene annotations and gene sets (and a synthetic toy).
 
 Files are looked up under ``data_dir=``, then ``$SCMM_DATA_DIR``, then a user cache; missing
 files with a public URL are downloaded with pooch and their sha256 checked (see
@@ -13,6 +13,7 @@ from ._gene_sets import gene_sets
 from ._open_problems import read_open_problems_2022
 from ._paired import bmmc_cite, mop_snare2, pbmc10k_cite, pbmc10k_protein_200, pbmc_multiome
 from ._reference import pbmc_5prime_cite, reapseq_pbmc
+from ._toy import toy_cite
 
 __all__ = [
     "bmmc_cite",
@@ -26,4 +27,5 @@ __all__ = [
     "pbmc_multiome",
     "read_open_problems_2022",
     "reapseq_pbmc",
+    "toy_cite",
 ]

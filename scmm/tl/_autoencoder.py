@@ -92,12 +92,8 @@ def fit_autoencoder(
 
     Examples
     --------
-    >>> import numpy as np, anndata as ad, mudata as md, scmm
-    >>> rng = np.random.default_rng(0)
-    >>> rna = ad.AnnData(np.log1p(rng.poisson(2.0, (60, 30))).astype("float32"))
-    >>> prot = ad.AnnData(rng.normal(size=(60, 4)).astype("float32"))
-    >>> prot.var_names = ["CD3", "CD4", "CD8", "CD19"]  # distinct from the gene names
-    >>> mdata = md.MuData({"rna": rna, "prot": prot})
+    >>> import scmm
+    >>> mdata = scmm.datasets.toy_cite()  # synthetic: 60 cells, 30 genes, 4 proteins
     >>> model = scmm.tl.fit_autoencoder(
     ...     mdata, "rna", "prot", hidden=[16], latent=4, n_components=5, max_epochs=2,
     ...     training={"verbose": False}, rng=0,

@@ -91,12 +91,8 @@ def fit_mlp(
 
     Examples
     --------
-    >>> import numpy as np, anndata as ad, mudata as md, scmm
-    >>> rng = np.random.default_rng(0)
-    >>> rna = ad.AnnData(np.log1p(rng.poisson(2.0, (60, 30))).astype("float32"))
-    >>> prot = ad.AnnData(rng.normal(size=(60, 4)).astype("float32"))
-    >>> prot.var_names = ["CD3", "CD4", "CD8", "CD19"]  # distinct from the gene names
-    >>> mdata = md.MuData({"rna": rna, "prot": prot})
+    >>> import scmm
+    >>> mdata = scmm.datasets.toy_cite()  # synthetic: 60 cells, 30 genes, 4 proteins
     >>> model = scmm.tl.fit_mlp(
     ...     mdata, "rna", "prot", hidden=[16], n_components=5, max_epochs=2,
     ...     training={"verbose": False}, rng=0,
@@ -205,12 +201,8 @@ def lr_range_test(
 
     Examples
     --------
-    >>> import numpy as np, anndata as ad, mudata as md, scmm
-    >>> rng = np.random.default_rng(0)
-    >>> rna = ad.AnnData(np.log1p(rng.poisson(2.0, (60, 30))).astype("float32"))
-    >>> prot = ad.AnnData(rng.normal(size=(60, 4)).astype("float32"))
-    >>> prot.var_names = ["CD3", "CD4", "CD8", "CD19"]  # distinct from the gene names
-    >>> mdata = md.MuData({"rna": rna, "prot": prot})
+    >>> import scmm
+    >>> mdata = scmm.datasets.toy_cite()  # synthetic: 60 cells, 30 genes, 4 proteins
     >>> result = scmm.tl.lr_range_test(
     ...     mdata, "rna", "prot", hidden=[16], n_components=5, n_steps=20, rng=0
     ... )

@@ -158,14 +158,10 @@ def predict(
 
     Examples
     --------
-    >>> import numpy as np, anndata as ad, mudata as md, scmm
-    >>> rng = np.random.default_rng(0)
-    >>> rna = ad.AnnData(np.log1p(rng.poisson(2.0, (60, 30))).astype("float32"))
-    >>> prot = ad.AnnData(rng.normal(size=(60, 4)).astype("float32"))
-    >>> prot.var_names = ["CD3", "CD4", "CD8", "CD19"]  # distinct from the gene names
-    >>> mdata = md.MuData({"rna": rna, "prot": prot})
+    >>> import mudata as md, scmm
+    >>> mdata = scmm.datasets.toy_cite()  # synthetic: 60 cells, 30 genes, 4 proteins
     >>> model = scmm.tl.fit_baseline(mdata, "rna", "prot", method="ridge", n_components=5)
-    >>> query = md.MuData({"rna": rna[:10].copy()})
+    >>> query = md.MuData({"rna": mdata["rna"][:10].copy()})
     >>> scmm.tl.predict(model, query)
     >>> query["rna"].obsm["scmm_ridge"].shape
     (10, 4)
