@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+import scmm
 import scmm.datasets as ds
 from scmm.datasets import _fetch
 from scmm.datasets._gene_sets import read_gmt
@@ -50,7 +51,7 @@ def _no_network(monkeypatch, tmp_path):
         msg = f"network disabled in tests ({url})"
         raise ConnectionError(msg)
 
-    monkeypatch.setattr(_fetch, "_DOWNLOADER", offline)
+    monkeypatch.setattr(scmm.settings, "downloader", offline)
 
 
 def _sha256(path: Path) -> str:
@@ -150,7 +151,7 @@ def test_fetch_without_url_never_downloads(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         pytest.fail("fetch tried to download a file without a URL")
 
-    monkeypatch.setattr(_fetch, "_download", fail)
+    monkeypatch.setattr(scmm.settings, "downloader", fail)
     rel = "cite/pbmc10k_protein_v3_200cells.h5ad"
     assert REGISTRY[rel].url is None
     with pytest.raises(FileNotFoundError, match=re.escape(rel)) as info:
@@ -172,7 +173,7 @@ def _serve(monkeypatch, content: bytes) -> list[str]:
         urls.append(url)
         Path(output_file).write_bytes(content)
 
-    monkeypatch.setattr(_fetch, "_DOWNLOADER", downloader)
+    monkeypatch.setattr(scmm.settings, "downloader", downloader)
     return urls
 
 
@@ -193,7 +194,9 @@ def test_fetch_download_lands_in_cache(tmp_path, monkeypatch):
     assert path == _fetch.cache_dir() / REL
     assert _sha256(path) == REGISTRY[REL].sha256
     # found in the cache next time: no second download
-    monkeypatch.setattr(_fetch, "_download", lambda *a: pytest.fail("downloaded twice"))
+    monkeypatch.setattr(
+        scmm.settings, "downloader", lambda *a, **k: pytest.fail("downloaded twice")
+    )
     assert ds.fetch(REL) == path
 
 
@@ -241,11 +244,24 @@ def test_public_api():
         "gene_sets",
         "fetch",
         "read_open_problems_2022",
+        "toy_cite",
     } == set(ds.__all__)
     for name in LOADERS:
         params = inspect.signature(getattr(ds, name)).parameters
         assert list(params) == ["data_dir"]
         assert params["data_dir"].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def test_toy_cite_is_synthetic_and_reproducible():
+    mdata = ds.toy_cite(9, n_genes=5, n_proteins=10, rng=1)
+    assert (mdata["rna"].shape, mdata["prot"].shape) == ((9, 5), (9, 10))
+    assert list(mdata["prot"].var_names[-3:]) == ["CD45RA", "prot8", "prot9"]
+    assert not set(mdata["rna"].var_names) & set(mdata["prot"].var_names)
+    again, other = ds.toy_cite(9, n_genes=5, n_proteins=10, rng=1), ds.toy_cite(9, n_genes=5)
+    np.testing.assert_array_equal(again["prot"].X, mdata["prot"].X)
+    assert not np.array_equal(other["rna"].X, mdata["rna"].X)
+    with pytest.raises(ValueError, match="n_genes=0"):
+        ds.toy_cite(n_genes=0)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ import pytest
 import scipy.sparse as sp
 from scipy.stats import pearsonr, spearmanr
 
+import scmm
 from scmm import metrics
 
 
@@ -72,7 +73,7 @@ def test_metrics_in_row_blocks_equal_whole_matrix(monkeypatch, sparse):
         "rmse": metrics.rmse(y, p),
         "spearman": metrics.spearman_per_cell(y, p, average=False),
     }
-    monkeypatch.setattr(metrics._correlation, "_BLOCK_ROWS", 7)  # 8 blocks, the last one short
+    monkeypatch.setattr(scmm.settings, "block_rows", 7)  # 8 blocks, the last one short
     Y = sp.csr_matrix(y) if sparse else y
     np.testing.assert_allclose(metrics.pearson_per_cell(Y, p, average=False), whole["cell"])
     blocked = metrics.pearson_per_feature(Y, p, average=False)

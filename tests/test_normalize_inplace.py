@@ -75,14 +75,13 @@ def test_dense_normalised_in_its_own_memory(method):
 
 def test_small_blocks_give_the_same_values(monkeypatch):
     """Several row blocks (bounded in rows and in stored entries) walk every entry once."""
-    from scmm.pp import _normalize
-
-    X = _counts(n_obs=97)
+    X = _counts(n_obs=97, n_vars=2_000)  # ~660 stored entries a row: over 512 per budget row
     expected = _mdata(sp.csr_matrix(X))
     scmm.pp.normalize(expected, "m", method="tfidf")
-    for rows, nnz in ((8, 1 << 24), (1 << 13, 40), (7, 1)):
-        monkeypatch.setattr(_normalize, "_BLOCK_ROWS", rows)
-        monkeypatch.setattr(_normalize, "_BLOCK_NNZ", nnz)
+    # 8: blocks of ~6 rows (entries bound) or 8 columns of the CSC; 1: a row over the entry
+    # budget is a block of its own; 10,000: one block
+    for rows in (8, 1, 10_000):
+        monkeypatch.setattr(scmm.settings, "block_rows", rows)
         for wrap in (sp.csr_matrix, sp.csc_matrix, np.array):
             mdata = _mdata(wrap(X))
             scmm.pp.normalize(mdata, "m", method="tfidf", keep_counts=False)
@@ -208,3 +207,10 @@ def test_kept_counts_path_matches_scanpy_and_muon(method, fmt):
     assert sp.issparse(got) and got.dtype == np.float32
     np.testing.assert_allclose(_dense(got), _dense(ref.X), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(_dense(mdata["m"].layers["counts"]), X)
+
+
+@pytest.mark.parametrize("rows", [0, -1, 2.5, True])
+def test_block_rows_must_be_a_positive_whole_number(rows):
+    with pytest.raises(ValueError, match="block_rows"):
+        scmm.settings.block_rows = rows
+    assert scmm.settings.block_rows == 8_192

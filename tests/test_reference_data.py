@@ -108,11 +108,11 @@ def _tsv(n_genes: int, n_cells: int, *, short_row: int | None = None, crlf=False
     return gzip.compress((end.join(lines) + end).encode())
 
 
-def test_read_dense_tsv_streams_and_strips_cr(tmp_path, monkeypatch):
-    monkeypatch.setattr("scmm.datasets._reference._CHUNK_ROWS", 7)  # several blocks
+def test_read_dense_tsv_streams_and_strips_cr(tmp_path):
     path = tmp_path / "m.txt.gz"
     path.write_bytes(_tsv(30, 12, crlf=True))
-    features, barcodes, X = read_dense_tsv(path)
+    features, barcodes, X = read_dense_tsv(path, block_rows=7)  # several blocks
+    assert (X != read_dense_tsv(path)[2]).nnz == 0  # one block: the same matrix
     assert list(features[:2]) == ["G0", "G1"] and len(features) == 30
     assert barcodes[-1] == "CELL11-s4"  # no trailing \r
     assert isinstance(X, sp.csr_matrix) and X.shape == (12, 30)

@@ -99,7 +99,7 @@ def backed_pair(tmp_path, monkeypatch):
     path = tmp_path / "rna.h5ad"
     rna.write_h5ad(path)
     backed = ad.read_h5ad(path, backed="r")
-    monkeypatch.setattr("scmm._utils._rows.BLOCK_ROWS", 64)  # several blocks
+    monkeypatch.setattr(scmm.settings, "block_rows", 64)  # several blocks
     return rna, prot, backed
 
 
@@ -167,7 +167,7 @@ def test_input_encoder_reads_a_row_subset_like_the_copy(monkeypatch):
     from scmm._utils import RowSubset
     from scmm.models._preprocess import InputEncoder
 
-    monkeypatch.setattr("scmm._utils._rows.BLOCK_ROWS", 100)  # several blocks
+    monkeypatch.setattr(scmm.settings, "block_rows", 100)  # several blocks
     X = sp.random(1_000, 500, density=0.05, format="csr", dtype=np.float32, random_state=3)
     X.data = np.log1p(10 * X.data)
     rows = np.flatnonzero(np.arange(1_000) % 3 != 0)

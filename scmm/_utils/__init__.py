@@ -6,11 +6,10 @@ in ``pyproject.toml``).
 
 from ._protein_names import CONTROL_PATTERN, harmonize_protein_names
 from ._rng import SeedLike, as_generator, seed_from
-from ._rows import BLOCK_ROWS, RowSubset, is_backed, row_blocks
+from ._rows import RowSubset, is_backed, row_blocks
 from ._svd import fit_svd, project
 
 __all__ = [
-    "BLOCK_ROWS",
     "CONTROL_PATTERN",
     "RowSubset",
     "SeedLike",

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 import scipy.sparse as sp
 
-#: Rows per block of :func:`row_blocks` (read at call time, so tests may lower it).
-BLOCK_ROWS = 8_192
+from .._settings import settings
 
 
 def is_backed(X) -> bool:
@@ -89,7 +88,7 @@ def row_blocks(
         Every block as CSR, a dense ``X`` included; else a sparse or backed ``X`` gives CSR
         blocks and a dense one ndarray blocks.
     block
-        Rows read at a time (``None``: :data:`BLOCK_ROWS`).
+        Rows read at a time (``None``: ``scmm.settings.block_rows``, read at each call).
 
     Yields
     ------
@@ -97,7 +96,7 @@ def row_blocks(
     block.
     """
     n = X.shape[0]
-    block = BLOCK_ROWS if block is None else block
+    block = settings.block_rows if block is None else block
     rows = None if rows is None else np.asarray(rows)
     for start in range(0, n, block):
         stop = min(start + block, n)

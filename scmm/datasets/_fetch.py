@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .._settings import settings
 from ._registry import REGISTRY, DataFile
 
 logger = logging.getLogger(__name__)
@@ -19,9 +20,6 @@ ENV_DATA_DIR = "SCMM_DATA_DIR"
 ENV_CACHE_DIR = "SCMM_CACHE_DIR"
 #: Environment variable that, set to ``1``, forbids downloads (tests, air-gapped machines).
 ENV_OFFLINE = "SCMM_OFFLINE"
-
-# Passed to ``pooch.retrieve(downloader=...)``; ``None`` lets pooch choose (HTTP).
-_DOWNLOADER = None
 
 
 def cache_dir() -> Path:
@@ -67,7 +65,7 @@ def _download(entry: DataFile, cache: Path) -> Path:
             known_hash=f"sha256:{entry.sha256}",
             fname=target.name,
             path=target.parent,
-            downloader=_DOWNLOADER,
+            downloader=settings.downloader,
         )
         return Path(out)
     # A file inside a wheel: fetch the (checksummed) wheel, extract the member, check it too.
@@ -78,7 +76,7 @@ def _download(entry: DataFile, cache: Path) -> Path:
         fname=entry.url.rsplit("/", 1)[-1],
         path=archives,
         processor=pooch.Unzip(members=[entry.archive_member]),
-        downloader=_DOWNLOADER,
+        downloader=settings.downloader,
     )
     member = Path(extracted[0])
     digest = _sha256(member)
@@ -100,8 +98,9 @@ def fetch(relpath: str, data_dir: str | os.PathLike | None = None) -> Path:
 
     The file is looked up, in order, under ``data_dir``, under ``$SCMM_DATA_DIR`` and in the
     user cache (``scmm.datasets._fetch.cache_dir()``). If it is in none of them and a public
-    URL is registered, it is downloaded with :mod:`pooch` into the cache and its sha256 checked
-    (unless ``$SCMM_OFFLINE=1``). ``data_dir`` and ``$SCMM_DATA_DIR`` are only read, never
+    URL is registered, it is downloaded with :mod:`pooch` (through
+    ``scmm.settings.downloader`` when set) into the cache and its sha256 checked (unless
+    ``$SCMM_OFFLINE=1``). ``data_dir`` and ``$SCMM_DATA_DIR`` are only read, never
     written (they may be read-only).
 
     Parameters

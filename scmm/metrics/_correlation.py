@@ -13,9 +13,10 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.stats import rankdata
 
+from .._settings import settings
 from .._utils import row_blocks
 
-_BLOCK_ROWS = 2048
+_MAX_BLOCK_ROWS = 2048  # at most (float64 copies), and at most `scmm.settings.block_rows`
 
 
 def _matrix(x, name: str):
@@ -56,8 +57,9 @@ def _pair(measured, predicted):
 
 
 def _row_blocks(y, p):
-    """Float64, finite-checked ``(measured, predicted)`` blocks of at most ``_BLOCK_ROWS`` rows."""
-    blocks = zip(row_blocks(y, block=_BLOCK_ROWS), row_blocks(p, block=_BLOCK_ROWS), strict=True)
+    """Float64, finite-checked ``(measured, predicted)`` blocks of rows, a bounded number."""
+    rows = min(settings.block_rows, _MAX_BLOCK_ROWS)
+    blocks = zip(row_blocks(y, block=rows), row_blocks(p, block=rows), strict=True)
     for (_, yb), (_, pb) in blocks:
         yield _float64(yb, "measured"), _float64(pb, "predicted")
 

@@ -12,24 +12,34 @@ from anndata import AnnData
 from mudata import MuData
 
 from .. import _disk
+from .._settings import settings
 from .._validate import check_cells_have_counts, check_modality, check_nonnegative, get_matrix
 
 NormalizeMethod = Literal["log_cp10k", "clr", "tfidf"]
 KeepCounts = bool | Literal["auto", "memory", "disk"]
 _METHODS = get_args(NormalizeMethod)
 TARGET_SUM = 1e4  # counts per cell after scaling, for both "log_cp10k" and "tfidf"
-_BLOCK_ROWS = 8192  # rows of a CSR (columns of a CSC) per block of the in-place path ...
-_BLOCK_NNZ = 1 << 22  # ... and at most this many stored entries (4 Mi: ≈ 64 MiB of temporaries)
+# A block of the in-place path holds at most `scmm.settings.block_rows` rows of a CSR (columns
+# of a CSC) and at most this many stored entries per row of that budget (default 8,192 × 512 =
+# 4 Mi entries: ≈ 64 MiB of temporaries).
+_ENTRIES_PER_ROW = 512
+
+
+def _budget() -> tuple[int, int]:
+    """Rows and stored entries a block may hold (read from ``scmm.settings`` at each call)."""
+    rows = settings.block_rows
+    return rows, rows * _ENTRIES_PER_ROW
 
 
 def _blocks(indptr: np.ndarray):
     """``(start, end)`` of consecutive compressed rows, bounded in rows and stored entries."""
     n, nnz = len(indptr) - 1, int(indptr[-1])
+    max_rows, max_nnz = _budget()
     s = 0
     while s < n:
         # Python ints, capped at nnz: no overflow of an int32 ``indptr`` near 2**31 entries
-        last = min(int(indptr[s]) + _BLOCK_NNZ, nnz)
-        e = min(s + _BLOCK_ROWS, int(np.searchsorted(indptr, last, "right")) - 1)
+        last = min(int(indptr[s]) + max_nnz, nnz)
+        e = min(s + max_rows, int(np.searchsorted(indptr, last, "right")) - 1)
         e = max(e, s + 1)
         yield s, e
         s = e
@@ -37,7 +47,8 @@ def _blocks(indptr: np.ndarray):
 
 def _dense_step(n_vars: int) -> int:
     """Rows per block of a dense matrix, bounded like :func:`_blocks`."""
-    return max(1, min(_BLOCK_ROWS, _BLOCK_NNZ // max(n_vars, 1)))
+    max_rows, max_nnz = _budget()
+    return max(1, min(max_rows, max_nnz // max(n_vars, 1)))
 
 
 def _sums(X) -> tuple[np.ndarray, np.ndarray]:
@@ -349,8 +360,9 @@ def _check_raw_counts(adata: AnnData, counts, source: str | None, where: str, me
     data = _buffer(counts).reshape(-1)
     if np.issubdtype(data.dtype, np.integer):
         return
-    for s in range(0, data.size, _BLOCK_NNZ):
-        block = data[s : s + _BLOCK_NNZ]
+    step = _budget()[1]
+    for s in range(0, data.size, step):
+        block = data[s : s + step]
         bad = block != np.rint(block)
         if bad.any():
             example = float(block[np.argmax(bad)])
