@@ -18,6 +18,12 @@ def training_doc(model: str) -> str:
 """
 
 
+#: The ``data_dir`` argument of the :mod:`scmm.datasets` loaders.
+DATA_DIR = """\
+    data_dir
+        Directory with the data files; see :func:`scmm.datasets.fetch` for the search order.
+"""
+
 #: The data arguments of a ``fit_*`` (``mdata``, ``source``, ``target``).
 FIT_DATA = """\
     mdata
@@ -111,6 +117,24 @@ FIT_WRITES = """\
         ``controls_pearson_per_feature`` when there are isotype controls (named in
         ``params['control_features']``).
 """
+
+
+def fit_doc(model: str | None = None):
+    """Fill the shared fragments of a ``fit_*`` docstring; ``model``: its neural model class.
+
+    ``{fit_data}``, ``{fit_keywords}`` (the contract keywords, then the *Other Parameters*
+    section: :data:`NEURAL_FIT_OPTIONS` for a neural model, else :data:`FIT_OPTIONS`),
+    ``{fit_writes}`` and, for a neural model, ``{training}`` (:func:`training_doc`).
+    """
+    options = FIT_OPTIONS if model is None else NEURAL_FIT_OPTIONS
+    fragments = {
+        "fit_data": FIT_DATA,
+        "fit_keywords": FIT_KEYWORDS + "\n    Other Parameters\n    ----------------\n" + options,
+        "fit_writes": FIT_WRITES,
+    }
+    if model is not None:
+        fragments["training"] = training_doc(model)
+    return doc_params(**fragments)
 
 
 def doc_params(**fragments: str):

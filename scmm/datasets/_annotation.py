@@ -8,6 +8,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from .._docs import DATA_DIR, doc_params
 from ._fetch import fetch
 
 PathLike = str | os.PathLike
@@ -18,6 +19,7 @@ _ANNOTATION = {
 }
 
 
+@doc_params(data_dir=DATA_DIR)
 def gene_annotation(
     assembly: Literal["hg38", "mm10"], *, data_dir: PathLike | None = None
 ) -> pd.DataFrame:
@@ -35,8 +37,7 @@ def gene_annotation(
     ----------
     assembly
         ``"hg38"`` or ``"mm10"``. Peaks must be on the same assembly.
-    data_dir
-        Directory with the data files; see :func:`scmm.datasets.fetch` for the search order.
+    {data_dir}
 
     Returns
     -------

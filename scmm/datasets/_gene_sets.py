@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .._docs import DATA_DIR, doc_params
 from ._fetch import fetch
 
 PathLike = str | os.PathLike
@@ -45,6 +46,7 @@ def read_gmt(path: PathLike) -> dict[str, list[str]]:
     return sets
 
 
+@doc_params(data_dir=DATA_DIR)
 def gene_sets(name: PathLike, *, data_dir: PathLike | None = None) -> dict[str, list[str]]:
     """Gene sets (human symbols) from MSigDB v7.5.1 or a GMT file.
 
@@ -54,8 +56,7 @@ def gene_sets(name: PathLike, *, data_dir: PathLike | None = None) -> dict[str, 
         ``"hallmark"`` (50 hallmark sets), ``"c2"`` (2,982 canonical pathways),
         ``"reactome"`` (the 1,615 ``REACTOME_`` sets of c2), or the path of a GMT file.
         Prefer Reactome (and c2's ``WP_`` sets): openly licensed, unlike KEGG and BioCarta.
-    data_dir
-        Directory with the data files; see :func:`scmm.datasets.fetch` for the search order.
+    {data_dir}
 
     Returns
     -------

@@ -15,12 +15,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._docs import DATA_DIR, doc_params
 from ._fetch import fetch
 from ._layout import _OBS_COLS, _add_peak_coords, _categorical, _mudata, _quiet_read, _set_counts
 
 PathLike = str | os.PathLike
 
 
+@doc_params(data_dir=DATA_DIR)
 def bmmc_cite(*, data_dir: PathLike | None = None) -> md.MuData:
     """Bone-marrow CITE-seq starter set of the NeurIPS 2021 benchmark: 600 cells, two donors.
 
@@ -31,8 +33,7 @@ def bmmc_cite(*, data_dir: PathLike | None = None) -> md.MuData:
 
     Parameters
     ----------
-    data_dir
-        Directory with the data files; see :func:`scmm.datasets.fetch` for the search order.
+    {data_dir}
 
     Returns
     -------
@@ -60,6 +61,7 @@ def bmmc_cite(*, data_dir: PathLike | None = None) -> md.MuData:
     return _mudata(mods, _OBS_COLS)
 
 
+@doc_params(data_dir=DATA_DIR)
 def pbmc10k_cite(*, data_dir: PathLike | None = None) -> md.MuData:
     """10x PBMC 10k CITE-seq by scMDC: 6,661 cells, 1,000 HVGs, 14 ADTs, no gene or protein names.
 
@@ -71,8 +73,7 @@ def pbmc10k_cite(*, data_dir: PathLike | None = None) -> md.MuData:
 
     Parameters
     ----------
-    data_dir
-        Directory with the data files; see :func:`scmm.datasets.fetch` for the search order.
+    {data_dir}
 
     Returns
     -------
@@ -107,6 +108,7 @@ def pbmc10k_cite(*, data_dir: PathLike | None = None) -> md.MuData:
     return _mudata(mods, _OBS_COLS)
 
 
+@doc_params(data_dir=DATA_DIR)
 def pbmc10k_protein_200(*, data_dir: PathLike | None = None) -> md.MuData:
     """200 cells of 10x PBMC 10k CITE-seq (scvi-tools' test file): 16,727 genes, 14 proteins.
 
@@ -115,8 +117,7 @@ def pbmc10k_protein_200(*, data_dir: PathLike | None = None) -> md.MuData:
 
     Parameters
     ----------
-    data_dir
-        Directory with the data files; see :func:`scmm.datasets.fetch` for the search order.
+    {data_dir}
 
     Returns
     -------
@@ -140,6 +141,7 @@ def pbmc10k_protein_200(*, data_dir: PathLike | None = None) -> md.MuData:
     return _mudata({"rna": rna, "prot": prot})
 
 
+@doc_params(data_dir=DATA_DIR)
 def mop_snare2(*, data_dir: PathLike | None = None) -> md.MuData:
     """Mouse primary motor cortex, SNARE-seq2 (scMoMaT's ``MOp_5batches`` chunk 1).
 
@@ -151,8 +153,7 @@ def mop_snare2(*, data_dir: PathLike | None = None) -> md.MuData:
 
     Parameters
     ----------
-    data_dir
-        Directory with the data files; see :func:`scmm.datasets.fetch` for the search order.
+    {data_dir}
 
     Returns
     -------
@@ -193,6 +194,7 @@ def mop_snare2(*, data_dir: PathLike | None = None) -> md.MuData:
     return _mudata(mods, (*_OBS_COLS, "cluster_remapped"))
 
 
+@doc_params(data_dir=DATA_DIR)
 def pbmc_multiome(*, data_dir: PathLike | None = None) -> md.MuData:
     """1,000 PBMCs, 10x Multiome, muon's test file: 45 marker genes and 174 peaks (**hg38**).
 
@@ -202,8 +204,7 @@ def pbmc_multiome(*, data_dir: PathLike | None = None) -> md.MuData:
 
     Parameters
     ----------
-    data_dir
-        Directory with the data files; see :func:`scmm.datasets.fetch` for the search order.
+    {data_dir}
 
     Returns
     -------

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .._docs import DATA_DIR, doc_params
 from .._utils import harmonize_protein_names
 from ._fetch import fetch
 from ._layout import _categorical, _mudata, _set_counts
@@ -148,6 +149,7 @@ def _reap_run(run: int, data_dir: PathLike | None) -> tuple[ad.AnnData, ad.AnnDa
     return rna, _protein(prot_x.toarray(), antibodies, obs)
 
 
+@doc_params(data_dir=DATA_DIR)
 def reapseq_pbmc(run: int | None = None, *, data_dir: PathLike | None = None) -> md.MuData:
     """REAP-seq PBMCs (Peterson et al. 2017, GEO GSE100501): runs 2 and 3 of one lab.
 
@@ -164,8 +166,7 @@ def reapseq_pbmc(run: int | None = None, *, data_dir: PathLike | None = None) ->
     run
         ``2`` (3,158 cells), ``3`` (4,330 cells) or ``None`` for both, concatenated (7,488
         cells; the runs share genes and antibodies).
-    data_dir
-        Directory with the data files; see :func:`scmm.datasets.fetch` for the search order.
+    {data_dir}
 
     Returns
     -------
@@ -227,6 +228,7 @@ def _read_rda(path: Path) -> tuple[pd.Index, pd.Index, np.ndarray]:
     return rows, cols, np.asarray(arr.values)
 
 
+@doc_params(data_dir=DATA_DIR)
 def pbmc_5prime_cite(*, data_dir: PathLike | None = None) -> md.MuData:
     """10x 5′ PBMCs with TotalSeq-C antibodies (MultimodalExperiment's example data).
 
@@ -238,8 +240,7 @@ def pbmc_5prime_cite(*, data_dir: PathLike | None = None) -> md.MuData:
 
     Parameters
     ----------
-    data_dir
-        Directory with the data files; see :func:`scmm.datasets.fetch` for the search order.
+    {data_dir}
 
     Returns
     -------

@@ -13,9 +13,24 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.stats import rankdata
 
+from .._docs import doc_params
 from .._settings import settings
 from .._utils import row_blocks
 
+#: The arguments every score takes, documented once.
+_PAIR = """\
+    measured
+        Measured values, cells × features.
+    predicted
+        Predicted values of the same shape.
+"""
+_PER_CELL = (
+    _PAIR
+    + """\
+    average
+        Return the mean over cells; otherwise one value per cell.
+"""
+)
 _MAX_BLOCK_ROWS = 2048  # at most (float64 copies), and at most `scmm.settings.block_rows`
 
 
@@ -89,6 +104,7 @@ def _rowwise(measured, predicted, transform=None) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float64)
 
 
+@doc_params(per_cell=_PER_CELL)
 def pearson_per_cell(measured, predicted, *, average: bool = True) -> float | np.ndarray:
     """Pearson correlation of each cell's predicted and measured profile.
 
@@ -98,12 +114,7 @@ def pearson_per_cell(measured, predicted, *, average: bool = True) -> float | np
 
     Parameters
     ----------
-    measured
-        Measured values, cells × features.
-    predicted
-        Predicted values of the same shape.
-    average
-        Return the mean over cells; otherwise one value per cell.
+    {per_cell}
 
     Returns
     -------
@@ -121,15 +132,13 @@ def pearson_per_cell(measured, predicted, *, average: bool = True) -> float | np
     return float(r.mean()) if average else r
 
 
+@doc_params(pair=_PAIR)
 def pearson_per_feature(measured, predicted, *, average: bool = True) -> float | np.ndarray:
     """Pearson correlation of each feature across cells.
 
     Parameters
     ----------
-    measured
-        Measured values, cells × features.
-    predicted
-        Predicted values of the same shape.
+    {pair}
     average
         Return the mean over features; otherwise one value per feature.
 
@@ -161,6 +170,7 @@ def pearson_per_feature(measured, predicted, *, average: bool = True) -> float |
     return float(r.mean()) if average else r
 
 
+@doc_params(per_cell=_PER_CELL)
 def spearman_per_cell(measured, predicted, *, average: bool = True) -> float | np.ndarray:
     """Spearman rank correlation of each cell's predicted and measured profile.
 
@@ -168,12 +178,7 @@ def spearman_per_cell(measured, predicted, *, average: bool = True) -> float | n
 
     Parameters
     ----------
-    measured
-        Measured values, cells × features.
-    predicted
-        Predicted values of the same shape.
-    average
-        Return the mean over cells; otherwise one value per cell.
+    {per_cell}
 
     Returns
     -------
@@ -190,15 +195,13 @@ def spearman_per_cell(measured, predicted, *, average: bool = True) -> float | n
     return float(r.mean()) if average else r
 
 
+@doc_params(pair=_PAIR)
 def rmse(measured, predicted) -> float:
     """Root mean squared error over all entries.
 
     Parameters
     ----------
-    measured
-        Measured values, cells × features.
-    predicted
-        Predicted values of the same shape.
+    {pair}
 
     Returns
     -------

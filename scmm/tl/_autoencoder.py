@@ -7,20 +7,14 @@ from typing import Any, Unpack
 from mudata import MuData
 
 from .. import _keys
-from .._docs import FIT_DATA, FIT_KEYWORDS, FIT_WRITES, NEURAL_FIT_OPTIONS, doc_params, training_doc
+from .._docs import fit_doc
 from ..models import AutoencoderModel
 from ..train import TrainingConfig
 from ._contract import fit_model
 from ._training import NeuralFitKeywords, neural_options
 
 
-@doc_params(
-    fit_data=FIT_DATA,
-    training=training_doc("AutoencoderModel"),
-    fit_keywords=FIT_KEYWORDS,
-    fit_options=NEURAL_FIT_OPTIONS,
-    fit_writes=FIT_WRITES,
-)
+@fit_doc("AutoencoderModel")
 def fit_autoencoder(
     mdata: MuData,
     source: str,
@@ -76,10 +70,6 @@ def fit_autoencoder(
         fixed components before the loss.
     {training}
     {fit_keywords}
-
-    Other Parameters
-    ----------------
-    {fit_options}
 
     Returns
     -------

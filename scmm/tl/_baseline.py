@@ -6,15 +6,13 @@ from typing import Literal, Unpack
 
 from mudata import MuData
 
-from .._docs import FIT_DATA, FIT_KEYWORDS, FIT_OPTIONS, FIT_WRITES, doc_params
+from .._docs import fit_doc
 from ..models import BaselineModel, GeneActivityModel
 from ._contract import fit_model
 from ._training import FitKeywords, fit_keywords
 
 
-@doc_params(
-    fit_data=FIT_DATA, fit_keywords=FIT_KEYWORDS, fit_options=FIT_OPTIONS, fit_writes=FIT_WRITES
-)
+@fit_doc()
 def fit_baseline(
     mdata: MuData,
     source: str,
@@ -44,10 +42,6 @@ def fit_baseline(
         Key in ``mdata.uns`` of the gene–peak windows from :func:`scmm.pp.gene_peak_windows`
         (``"gene_activity"`` only; the windows are stored in the model).
     {fit_keywords}
-
-    Other Parameters
-    ----------------
-    {fit_options}
 
     Returns
     -------

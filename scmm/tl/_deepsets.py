@@ -6,7 +6,7 @@ from typing import Any, Unpack
 
 from mudata import MuData
 
-from .._docs import FIT_KEYWORDS, FIT_WRITES, NEURAL_FIT_OPTIONS, doc_params, training_doc
+from .._docs import fit_doc
 from ..models import WINDOW_FIELDS, DeepSetsModel
 from ..train import TrainingConfig
 from ._contract import fit_model
@@ -46,12 +46,7 @@ def get_windows(mdata: MuData, windows_key: str, source: str, target: str) -> di
     return windows
 
 
-@doc_params(
-    training=training_doc("DeepSetsModel"),
-    fit_keywords=FIT_KEYWORDS,
-    fit_options=NEURAL_FIT_OPTIONS,
-    fit_writes=FIT_WRITES,
-)
+@fit_doc("DeepSetsModel")
 def fit_deepsets(
     mdata: MuData,
     source: str = "atac",
@@ -121,10 +116,6 @@ def fit_deepsets(
         SVD components of the source (the cell context).
     {training}
     {fit_keywords}
-
-    Other Parameters
-    ----------------
-    {fit_options}
 
     Returns
     -------

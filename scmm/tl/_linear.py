@@ -6,20 +6,14 @@ from typing import Any, Literal, Unpack
 
 from mudata import MuData
 
-from .._docs import FIT_DATA, FIT_KEYWORDS, FIT_WRITES, NEURAL_FIT_OPTIONS, doc_params, training_doc
+from .._docs import fit_doc
 from ..models import LinearModel
 from ..train import TrainingConfig
 from ._contract import fit_model
 from ._training import NeuralFitKeywords, neural_options
 
 
-@doc_params(
-    fit_data=FIT_DATA,
-    training=training_doc("LinearModel"),
-    fit_keywords=FIT_KEYWORDS,
-    fit_options=NEURAL_FIT_OPTIONS,
-    fit_writes=FIT_WRITES,
-)
+@fit_doc("LinearModel")
 def fit_linear(
     mdata: MuData,
     source: str,
@@ -57,10 +51,6 @@ def fit_linear(
         Dropout on the dense inputs during training.
     {training}
     {fit_keywords}
-
-    Other Parameters
-    ----------------
-    {fit_options}
 
     Returns
     -------

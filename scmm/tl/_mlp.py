@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 from mudata import MuData
 
-from .._docs import FIT_DATA, FIT_KEYWORDS, FIT_WRITES, NEURAL_FIT_OPTIONS, doc_params, training_doc
+from .._docs import FIT_DATA, doc_params, fit_doc
 from .._settings import settings
 from .._utils import SeedLike
 from .._validate import align_cells, check_modality, get_matrix, train_mask
@@ -18,13 +18,7 @@ from ._contract import fit_model
 from ._training import NeuralFitKeywords, neural_options
 
 
-@doc_params(
-    fit_data=FIT_DATA,
-    training=training_doc("MLPModel"),
-    fit_keywords=FIT_KEYWORDS,
-    fit_options=NEURAL_FIT_OPTIONS,
-    fit_writes=FIT_WRITES,
-)
+@fit_doc("MLPModel")
 def fit_mlp(
     mdata: MuData,
     source: str,
@@ -79,10 +73,6 @@ def fit_mlp(
     {training}
     {fit_keywords}
 
-    Other Parameters
-    ----------------
-    {fit_options}
-
     Returns
     -------
     The fitted :class:`~scmm.models.MLPModel` (training history in ``model.history``). Writes
@@ -116,6 +106,7 @@ def fit_mlp(
     return fit_model(model, mdata, source, target, **contract)
 
 
+@doc_params(fit_data=FIT_DATA)
 def lr_range_test(
     mdata: MuData,
     source: str,
@@ -149,12 +140,7 @@ def lr_range_test(
 
     Parameters
     ----------
-    mdata
-        Paired data holding ``source`` and ``target`` for the same cells.
-    source
-        Modality predicted from.
-    target
-        Modality to predict.
+    {fit_data}
     min_lr
         Smallest learning rate (first step).
     max_lr

@@ -7,7 +7,7 @@ from typing import Any, Literal, Unpack
 
 from mudata import MuData
 
-from .._docs import FIT_KEYWORDS, FIT_WRITES, NEURAL_FIT_OPTIONS, doc_params, training_doc
+from .._docs import fit_doc
 from ..models import PathwayMLPModel
 from ..pp import pathway_connectivity
 from ..train import TrainingConfig
@@ -15,12 +15,7 @@ from ._contract import fit_model
 from ._training import NeuralFitKeywords, neural_options
 
 
-@doc_params(
-    training=training_doc("PathwayMLPModel"),
-    fit_keywords=FIT_KEYWORDS,
-    fit_options=NEURAL_FIT_OPTIONS,
-    fit_writes=FIT_WRITES,
-)
+@fit_doc("PathwayMLPModel")
 def fit_pathway_mlp(
     mdata: MuData,
     source: str,
@@ -83,10 +78,6 @@ def fit_pathway_mlp(
         Number of SVD components of the source.
     {training}
     {fit_keywords}
-
-    Other Parameters
-    ----------------
-    {fit_options}
 
     Returns
     -------

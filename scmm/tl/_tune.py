@@ -27,6 +27,7 @@ import pandas as pd
 from mudata import MuData
 
 from .. import _keys, metrics
+from .._docs import FIT_DATA, doc_params
 from .._settings import settings
 from .._utils import SeedLike, as_generator
 from .._validate import align_cells, check_modality
@@ -104,6 +105,7 @@ def _trials_table(study) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["number", "score", "duration", "state", *_SEARCHED])
 
 
+@doc_params(fit_data=FIT_DATA)
 def tune_mlp(
     mdata: MuData,
     source: str,
@@ -149,12 +151,7 @@ def tune_mlp(
 
     Parameters
     ----------
-    mdata
-        Paired data holding ``source`` and ``target`` for the same cells.
-    source
-        Modality predicted from.
-    target
-        Modality to predict.
+    {fit_data}
     n_trials
         Number of trials (None: until ``timeout``).
     timeout
