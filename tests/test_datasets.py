@@ -245,6 +245,7 @@ def test_public_api():
         "fetch",
         "read_open_problems_2022",
         "toy_cite",
+        "toy_multiome",
     } == set(ds.__all__)
     for name in LOADERS:
         params = inspect.signature(getattr(ds, name)).parameters
@@ -262,6 +263,9 @@ def test_toy_cite_is_synthetic_and_reproducible():
     assert not np.array_equal(other["rna"].X, mdata["rna"].X)
     with pytest.raises(ValueError, match="n_genes=0"):
         ds.toy_cite(n_genes=0)
+    multiome = ds.toy_multiome(5)
+    assert (multiome["rna"].shape, multiome["atac"].shape) == ((5, 3), (5, 24))
+    assert {"chrom", "start", "end", "strand", "gene_name"} <= set(multiome["rna"].var.columns)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from ._gene_sets import gene_sets
 from ._open_problems import read_open_problems_2022
 from ._paired import bmmc_cite, mop_snare2, pbmc10k_cite, pbmc10k_protein_200, pbmc_multiome
 from ._reference import pbmc_5prime_cite, reapseq_pbmc
-from ._toy import toy_cite
+from ._toy import toy_cite, toy_multiome
 
 __all__ = [
     "bmmc_cite",
@@ -28,4 +28,5 @@ __all__ = [
     "read_open_problems_2022",
     "reapseq_pbmc",
     "toy_cite",
+    "toy_multiome",
 ]

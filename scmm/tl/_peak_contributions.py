@@ -97,19 +97,11 @@ def peak_contributions(
 
     Examples
     --------
-    >>> import numpy as np, pandas as pd, anndata as ad, mudata as md, scmm
-    >>> rng = np.random.default_rng(0)
-    >>> genes = pd.DataFrame({
-    ...     "chrom": "chr1", "start": [10_000, 110_000, 210_000], "end": [20_000, 120_000, 220_000],
-    ...     "strand": "+", "gene_name": ["A", "B", "C"],
-    ... })
-    >>> atac = ad.AnnData(np.log1p(rng.poisson(1.0, (60, 24))).astype("float32"))
-    >>> atac.var_names = [f"chr1_{s}_{s + 500}" for s in range(0, 240_000, 10_000)]
-    >>> rna = ad.AnnData(np.log1p(rng.poisson(2.0, (60, 3))).astype("float32"))
-    >>> rna.var_names = ["A", "B", "C"]
-    >>> mdata = md.MuData({"rna": rna, "atac": atac})
+    >>> import scmm
+    >>> mdata = scmm.datasets.toy_multiome()  # synthetic: 60 cells, genes A, B, C, 24 peaks
     >>> scmm.pp.gene_peak_windows(
-    ...     mdata, annotation=genes, upstream=20_000, downstream=20_000, check_assembly=False
+    ...     mdata, annotation=mdata["rna"].var, upstream=20_000, downstream=20_000,
+    ...     check_assembly=False,
     ... )
     >>> model = scmm.tl.fit_deepsets(
     ...     mdata, "atac", "rna", n_components=5, max_epochs=2, training={"verbose": False},
