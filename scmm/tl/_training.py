@@ -56,9 +56,9 @@ class FitKeywords(TypedDict, total=False):
 
     The one definition of them: each ``fit_*`` takes them as ``**contract`` (PEP 692), checks
     them at run time (an unknown keyword raises a :class:`TypeError` naming it and these) and
-    hands them to the shared fit path. Documented in each ``fit_*``'s page; defaults in
-    :data:`FIT_DEFAULTS` (``svd_fit_on="train"``, ``write_predictions=True``,
-    ``control_features="auto"``, the others ``None``).
+    hands them to the shared fit path. Documented in each ``fit_*``'s page; left out, they
+    default to ``svd_fit_on="train"``, ``write_predictions=True``, ``control_features="auto"``
+    and ``None`` for the others.
     """
 
     train: np.ndarray | str | None
