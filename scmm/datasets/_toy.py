@@ -1,4 +1,4 @@
-"""``toy_cite``: a tiny synthetic CITE-seq MuData for examples and tests (no files, no network)."""
+"""Tiny synthetic MuData (CITE-seq, Multiome) for examples and tests: no files, no network."""
 
 from __future__ import annotations
 
