@@ -297,3 +297,24 @@ def test_module_standardises_each_batch_of_targets():
         PredictionModule(net, TrainingConfig(), target_mean=mean)
     with pytest.raises(ValueError, match="decoder"):
         PredictionModule(net, TrainingConfig(), decoder=np.eye(4), target_mean=mean, target_std=std)
+
+
+@pytest.mark.parametrize(
+    ("values", "flagged"),
+    [
+        ([1.0, -2.0], False),
+        ([3e38, 3e38], False),  # finite values whose float32 sum overflows
+        ([1.0, float("nan")], True),
+        ([1.0, float("inf")], True),
+        ([-float("inf"), 1.0], True),
+        ([float("inf"), -float("inf")], True),
+    ],
+)
+def test_nonfinite_tensors_names_exactly_the_nonfinite_weights(values, flagged):
+    from scmm.train._callbacks import nonfinite_tensors
+
+    net = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([values]))
+        net.bias.fill_(0.0)
+    assert nonfinite_tensors(net) == (["weight"] if flagged else [])

@@ -104,7 +104,13 @@ class _BatchSeed(Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         key = [self.seed, trainer.current_epoch, batch_idx, trainer.global_rank]
-        torch.manual_seed(int(np.random.default_rng(key).integers(0, 2**62)))
+        seed = int(np.random.default_rng(key).integers(0, 2**62))
+        if pl_module.device.type == "cpu":
+            # the generator dropout draws from on CPU; `torch.manual_seed` also queues seeds
+            # for CUDA, XPU and MTIA, formatting a stack trace for each (0.2 ms a batch)
+            torch.default_generator.manual_seed(seed)
+        else:
+            torch.manual_seed(seed)
 
 
 class _ShardTraining(Callback):
@@ -153,14 +159,22 @@ def _checkpoint_callbacks(config: TrainingConfig, has_validation: bool) -> list[
     return cbs
 
 
+def _has_nonfinite(value: torch.Tensor) -> bool:
+    """Whether ``value`` holds NaN or infinite values.
+
+    A NaN or infinite value makes the sum NaN or infinite, so a finite sum (one pass, no
+    mask) proves every value finite; only a non-finite sum (also reached by finite values
+    that overflow) takes the elementwise test. Run every epoch: for the default MLP's 1.3 M
+    weights on one CPU thread, 0.9 ms instead of the elementwise test's 7 ms.
+    """
+    with torch.no_grad():
+        return not bool(torch.isfinite(value.sum())) and not bool(torch.isfinite(value).all())
+
+
 def nonfinite_tensors(net: torch.nn.Module) -> list[str]:
     """Names of the parameters and buffers of ``net`` that hold NaN or infinite values."""
     named = [*net.named_parameters(), *net.named_buffers()]
-    return [
-        name
-        for name, value in named
-        if value.is_floating_point() and not bool(torch.isfinite(value).all())
-    ]
+    return [name for name, value in named if value.is_floating_point() and _has_nonfinite(value)]
 
 
 def nonfinite_message(what: str, *, lr: float, report: dict[str, int]) -> str:
