@@ -1,4 +1,7 @@
-"""fit_ensemble on the one fit path: predictions and bounds on disk, backed sources, validation."""
+"""The one fit path as fit_ensemble takes it: bounds on disk, backed sources, validation.
+
+Also the contract that now holds for every model: held-out targets may be missing.
+"""
 
 from __future__ import annotations
 
@@ -154,3 +157,20 @@ def test_validation_reaches_the_neural_members():
             mdata, "rna", "prot", train="train", validation=~train, key_added="x", **kw
         )
     assert _state(mdata) == before
+
+
+def test_every_model_reads_only_the_training_targets():
+    """Missing (NaN) held-out targets change nothing but the scores, for any model."""
+    mdata = make_paired(n_cells=120)
+    nan = mdata.copy()
+    nan["prot"].X[~nan.obs["train"].to_numpy()] = np.nan
+    kw = {"method": "ridge", "n_components": 5, "train": "train", "rng": 0}
+    scmm.tl.fit_baseline(mdata, "rna", "prot", **kw)
+    scmm.tl.fit_baseline(nan, "rna", "prot", **kw)
+    np.testing.assert_array_equal(
+        nan["prot"].layers["scmm_ridge"], mdata["prot"].layers["scmm_ridge"]
+    )
+    assert "scores" in mdata.uns["scmm_ridge"] and "scores" not in nan.uns["scmm_ridge"]
+    nan["prot"].X[1, 0] = np.nan  # a training cell's (cell 0 is held out)
+    with pytest.raises(ValueError, match=r"target_layer=None \(.X\)` holds 1 NaN"):
+        scmm.tl.fit_baseline(nan, "rna", "prot", key_added="x", **kw)

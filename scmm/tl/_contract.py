@@ -217,7 +217,7 @@ def fit_model(
             pred_test = pred[test_idx] if subset else None
             if not identity:
                 pred = pred[inverse]
-            outputs = {"": pred, **derived(model, pred, _rows(distance, inverse, identity))}
+            outputs = {"": pred, **derived(model, pred, _take(distance, inverse))}
         elif storage == "disk":
             pred_test = predict_to_disk(model, X, inverse, test_idx, path, distance)
             files = output_paths(model, path).items()  # read-only, h5mu-writable views:
@@ -295,8 +295,8 @@ def _reference_ratio(model: BaseModel, X) -> np.ndarray | None:
     return None if found is None else found[0]
 
 
-def _rows(values: np.ndarray | None, rows: np.ndarray, identity: bool) -> np.ndarray | None:
-    return values if values is None or identity else values[rows]
+def _take(values: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    return None if values is None else values[rows]
 
 
 def _held_out_scores(
@@ -327,7 +327,7 @@ def _held_out_scores(
     scores = metrics.held_out_scores(
         Y_test, pred_test, train_mean, tgt.var_names, controls=controls
     )
-    scores.update(model.extra_scores(Y_test, pred_test, _rows(distance, test_idx, False)))
+    scores.update(model.extra_scores(Y_test, pred_test, _take(distance, test_idx)))
     if not (model.predicts_mean_profile or constant):
         warn_below_mean_profile(scores, key_added)
     logger.info("%s held-out scores: %s", key_added, scores)

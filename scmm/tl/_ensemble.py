@@ -91,7 +91,11 @@ def fit_ensemble(
     averaging ``n_seeds`` fits lowers their error, so that the weights trust the average as
     much as it deserves),
     and the OOF predictions hold members × training cells × targets floats (fine for proteins;
-    for 23,418 genes of 10,000 cells and four members, 3.7 GB).
+    for 23,418 genes of 10,000 cells and four members, 3.7 GB). A backed source
+    (``anndata.read_h5ad(..., backed="r")``) is never loaded into memory: every member reads
+    it a block of rows at a time, its folds' rows as views. The fit contract holds as for
+    every ``fit_*`` (it is the same code): predictions and interval bounds over the memory
+    budget go to disk, and an error leaves the MuData as it was.
 
     Parameters
     ----------
