@@ -207,24 +207,13 @@ def fit_model(
     }
     inverse = order if identity else np.argsort(order)  # target row → source row
     distance = _reference_ratio(model, X)  # per source row, for derived outputs and scores
-    outputs, path, pred_test = {}, None, None
-    if storage == "disk":
-        path = _disk.new_path(key_added)
+    path = _disk.new_path(key_added) if storage == "disk" else None
+    outputs, pred_test = {}, None
     try:
-        if storage == "memory":
-            pred = model.predict_array(X)
-            check_finite_predictions(pred, key_added)
-            pred_test = pred[test_idx] if subset else None
-            if not identity:
-                pred = pred[inverse]
-            outputs = {"": pred, **derived(model, pred, _take(distance, inverse))}
-        elif storage == "disk":
-            pred_test = predict_to_disk(model, X, inverse, test_idx, path, distance)
-            files = output_paths(model, path).items()  # read-only, h5mu-writable views:
-            outputs = {s: np.asarray(np.load(p, mmap_mode="r")) for s, p in files}
-        for suffix, values in outputs.items():
-            if suffix or path is not None:  # the in-memory predictions are checked above
-                check_finite_predictions(values, key_added + suffix)
+        if storage is not None:
+            outputs, pred_test = _predictions(
+                model, X, path, inverse, test_idx, distance, key_added
+            )
         if subset:
             scores = _held_out_scores(
                 model, X, tgt, target_layer, order[test_idx], test_idx, pred_test,
@@ -233,8 +222,6 @@ def fit_model(
             )  # fmt: skip
             if scores is not None:
                 uns["scores"] = scores
-        if path is not None:
-            uns["predictions_path"] = str(path)
     except BaseException:
         if path is not None:
             for p in output_paths(model, path).values():
@@ -244,6 +231,7 @@ def fit_model(
     for suffix, values in outputs.items():
         tgt.layers[key_added + suffix] = values
     if path is not None:
+        uns["predictions_path"] = str(path)
         for suffix, p in output_paths(model, path).items():
             _disk.log_on_disk(
                 f"{key_added}{suffix}: " + ("predictions" if not suffix else "derived output"),
@@ -255,6 +243,32 @@ def fit_model(
             )
     mdata.uns[key_added] = uns
     return model
+
+
+def _predictions(model, X, path, inverse, test_idx, distance, key_added: str):
+    """Predict every cell, in memory (``path`` None) or to ``path`` and the files beside it.
+
+    Returns the predictions and derived outputs in target row order (``inverse[t]`` the source
+    row of target row ``t``), by key suffix (``""``: the predictions; on disk read-only,
+    h5mu-writable views of the files), and the held-out cells' (source rows ``test_idx``)
+    predictions or None. Raises before anything is written if a value is not finite.
+    """
+    if path is not None:
+        pred_test = predict_to_disk(model, X, inverse, test_idx, path, distance)
+        files = output_paths(model, path).items()
+        outputs = {s: np.asarray(np.load(p, mmap_mode="r")) for s, p in files}
+        for suffix, values in outputs.items():
+            check_finite_predictions(values, key_added + suffix)
+        return outputs, pred_test
+    pred = model.predict_array(X)
+    check_finite_predictions(pred, key_added)
+    pred_test = pred[test_idx] if len(test_idx) else None
+    if not np.array_equal(inverse, np.arange(len(inverse))):
+        pred = pred[inverse]
+    extra = derived(model, pred, _take(distance, inverse))
+    for suffix, values in extra.items():
+        check_finite_predictions(values, key_added + suffix)
+    return {"": pred, **extra}, pred_test
 
 
 def _validation_of_training(validation, mask: np.ndarray):
