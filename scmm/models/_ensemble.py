@@ -148,7 +148,7 @@ class EnsembleModel(BaseModel):
         """Whether every member reads an on-disk (backed) source a block of rows at a time.
 
         Then the cross-fitting hands each member its folds' rows as views of the source
-        (:class:`~scmm._utils.RowSubset`), never copies of an on-disk matrix.
+        (row subsets read a block at a time), never copies of an on-disk matrix.
         """
         return all(self._build(spec).reads_backed for spec in self.params["members"])
 
