@@ -83,7 +83,7 @@ class BaseModel(Binding):
     ) -> dict[str, np.ndarray]:
         """Arrays written beside predictions ``pred`` (e.g. interval bounds), by key suffix.
 
-        One array (cells × targets, float32) per suffix of :attr:`output_suffixes`, each row
+        One array (cells × targets, float32) per suffix of ``output_suffixes``, each row
         computed from the same row of ``pred`` alone: the fit functions and
         :func:`scmm.tl.predict` call it a block of rows at a time when the predictions go to
         disk, and write each array under ``key_added + suffix`` where they write the
@@ -99,7 +99,7 @@ class BaseModel(Binding):
 
         ``Y`` holds the cells' measured targets (dense, or CSR for :attr:`sparse_targets`),
         ``pred`` their predictions and ``distance`` their reference-distance ratios (where
-        the model has :attr:`output_suffixes`, else None). The fit functions add them to
+        the model has ``output_suffixes``, else None). The fit functions add them to
         ``.uns[key_added]['scores']``. None by default.
         """
         return {}
