@@ -201,19 +201,13 @@ def test_fit_trains_on_row_views_not_copies(monkeypatch):
     )
     assert seen == [RowSubset]
     monkeypatch.undo()
-    # the same fit on copies of the training rows (what the contract did before) is identical
-    monkeypatch.setattr("scmm.tl._contract.rows_of", lambda X, rows, model: X[rows])
-    copy = scmm.tl.fit_mlp(
-        mdata,
-        "rna",
-        "prot",
-        train="train",
-        key_added="copy",
-        training={"verbose": False, "logger": None},
-        **kw,
-    )
+    # the same fit on a copy of the training rows (what the contract did before): a MuData
+    # of the training cells alone, all of them training cells, is identical
+    train = mdata.obs["train"].to_numpy()
+    copied = md.MuData({m: mdata[m][train].copy() for m in ("rna", "prot")})
+    copy = scmm.tl.fit_mlp(copied, "rna", "prot", training={"verbose": False, "logger": None}, **kw)
     assert copy.encoder.raw_columns is not None
-    np.testing.assert_array_equal(mdata["prot"].layers["scmm_mlp"], mdata["prot"].layers["copy"])
+    np.testing.assert_array_equal(mdata["prot"].layers["scmm_mlp"], copy.predict(mdata))
 
 
 def test_write_predictions_false_scores_without_the_layer():
@@ -278,7 +272,8 @@ def _permuted_target(mdata, seed=0):
 def test_predictions_on_disk_equal_in_memory(fit, tmp_path, monkeypatch, caplog):
     """``write_predictions='disk'``: the same values, a read-only layer mapped from the file."""
     monkeypatch.setenv("SCMM_DISK_DIR", str(tmp_path))
-    monkeypatch.setattr("scmm.tl._prediction_store._BLOCK_BYTES", 4 * 6 * 7)  # blocks of 7 cells
+    # blocks of 7 cells: a block's predictions take at most 1/8 of the memory budget
+    monkeypatch.setattr(scmm.settings, "memory_budget", 8 * 4 * 6 * 7)
     mdata = _permuted_target(make_paired(n_cells=150, n_genes=40))
     kw = {"n_components": 8, "train": "train", "rng": 0}
     if fit == "ridge":
@@ -352,7 +347,6 @@ def test_failed_fit_leaves_no_prediction_file(tmp_path, monkeypatch):
 def test_predict_over_the_budget_writes_to_disk(into, tmp_path, monkeypatch, caplog):
     """``scmm.tl.predict`` keeps predictions over the memory budget on disk: same values."""
     monkeypatch.setenv("SCMM_DISK_DIR", str(tmp_path))
-    monkeypatch.setattr("scmm.tl._prediction_store._BLOCK_BYTES", 4 * 6 * 7)  # blocks of 7 cells
     mdata = _permuted_target(make_paired(n_cells=150, n_genes=40))
     model = scmm.tl.fit_baseline(
         mdata, "rna", "prot", method="ridge", n_components=8, write_predictions=False, rng=0
@@ -360,6 +354,7 @@ def test_predict_over_the_budget_writes_to_disk(into, tmp_path, monkeypatch, cap
     query = mdata if into == "layer" else md.MuData({"rna": mdata["rna"].copy()})
     scmm.tl.predict(model, query, key_added="mem")
     assert list(tmp_path.iterdir()) == [] and "predictions_path" not in query.uns["mem"]
+    # just under the predictions' size: to disk, in blocks of 18 cells (1/8 of the budget)
     monkeypatch.setattr(scmm.settings, "memory_budget", 150 * 6 * 4 - 1)
     with caplog.at_level("WARNING", logger="scmm"):
         scmm.tl.predict(model, query, key_added="disk")

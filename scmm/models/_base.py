@@ -43,9 +43,10 @@ class BaseModel(Binding):
     """
 
     kind: ClassVar[str] = "base"
-    #: Whether :func:`scmm.tl.predict` keeps the predictions in memory (never on disk), for
-    #: :meth:`derived_outputs` to read them.
-    predictions_in_memory: ClassVar[bool] = False
+    #: Key suffixes of the arrays :meth:`derived_outputs` returns (e.g. ``("_lower",
+    #: "_upper")``); empty: none. Known before predicting, so that the fit contract and
+    #: :func:`scmm.tl.predict` can open their files when the predictions go to disk.
+    output_suffixes: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -82,9 +83,32 @@ class BaseModel(Binding):
     ) -> dict[str, np.ndarray]:
         """Arrays written beside predictions ``pred`` (e.g. interval bounds), by key suffix.
 
-        ``distance`` holds each cell's reference-distance ratio (``None`` where the model has
-        none). :func:`scmm.tl.predict` writes each array under ``key_added + suffix``, where
-        it writes the predictions. None by default.
+        One array (cells × targets, float32) per suffix of ``output_suffixes``, each row
+        computed from the same row of ``pred`` alone: the fit functions and
+        :func:`scmm.tl.predict` call it a block of rows at a time when the predictions go to
+        disk, and write each array under ``key_added + suffix`` where they write the
+        predictions. ``distance`` holds each row's reference-distance ratio (``None`` where
+        the model has none). None by default.
+        """
+        return {}
+
+    def extra_scores(
+        self, Y: np.ndarray, pred: np.ndarray, distance: np.ndarray | None = None
+    ) -> dict[str, float]:
+        """Scores of held-out cells beyond the fit contract's (e.g. an interval's coverage).
+
+        ``Y`` holds the cells' measured targets (dense, or CSR for :attr:`sparse_targets`),
+        ``pred`` their predictions and ``distance`` their reference-distance ratios (where
+        the model has ``output_suffixes``, else None). The fit functions add them to
+        ``.uns[key_added]['scores']``. None by default.
+        """
+        return {}
+
+    def fit_summary(self) -> dict[str, Any]:
+        """Return what the fit learned worth reading beside the predictions (h5mu-writable).
+
+        The fit functions add each entry to ``.uns[key_added]`` (e.g. an ensemble's weights).
+        None by default.
         """
         return {}
 

@@ -22,6 +22,7 @@ from .. import _keys, metrics
 from .._utils import as_generator
 from ._base import _MODEL_CLASSES, BaseModel
 from ._conformal import EDGE_QUANTILE, conformal_half_width, interval_scale, sigma_slope
+from ._folds import fold_rows, fold_validation, make_folds
 from ._neural import NeuralModel
 from ._persist import load
 from ._reference_distance import ReferenceDistance, embed, input_encoder
@@ -88,6 +89,7 @@ class EnsembleModel(BaseModel):
     """
 
     kind = "ensemble"
+    output_suffixes = _keys.INTERVAL_SUFFIXES  # the interval's bounds
 
     def __init__(
         self,
@@ -141,6 +143,15 @@ class EnsembleModel(BaseModel):
     def _build(spec: dict[str, Any]) -> BaseModel:
         return _MODEL_CLASSES[spec["kind"]](**spec["params"])
 
+    @property
+    def reads_backed(self) -> bool:
+        """Whether every member reads an on-disk (backed) source a block of rows at a time.
+
+        Then the cross-fitting hands each member its folds' rows as views of the source
+        (row subsets read a block at a time), never copies of an on-disk matrix.
+        """
+        return all(self._build(spec).reads_backed for spec in self.params["members"])
+
     def _n_copies(self, spec: dict[str, Any]) -> int:
         cls = _MODEL_CLASSES[spec["kind"]]
         return self.params["n_seeds"] if issubclass(cls, NeuralModel) else 1
@@ -153,7 +164,10 @@ class EnsembleModel(BaseModel):
         ``groups`` holds one label per training cell (e.g. the donor); None: random folds.
         ``progress``: print one line on stderr per member fit (which, of how many): the
         cross-fitting fits every member ``n_folds + 1`` times or more, minutes without a word
-        otherwise.
+        otherwise. ``validation`` (a mask over the training cells, or a fraction) goes to every
+        member fit, restricted to the cells that fit trains on: the neural members hold those
+        cells out for early stopping, the others ignore it. The validation cells still count
+        for the weights and the intervals (they are training cells).
         """
         self._groups = groups
         self._progress = {"done": 0, "start": time.perf_counter()} if progress else None
@@ -178,13 +192,15 @@ class EnsembleModel(BaseModel):
         noise = np.zeros((len(specs), Y.shape[1]))
         for k, val in enumerate(folds):
             tr = np.setdiff1d(np.arange(n), val)
+            fold = (fold_rows(X, tr), Y[tr], X_svd, fold_validation(validation, tr))
+            X_val = fold_rows(X, val)
             for m, spec in enumerate(specs):  # one fit per fold, whatever n_seeds
-                members = self._fit_member(spec, X[tr], Y[tr], X_svd, seeds[m, k : k + 1], n)
-                oof[m, val] = _mean_prediction(members, X[val])
+                members = self._fit_member(spec, *fold, seeds[m, k : k + 1], n)
+                oof[m, val] = _mean_prediction(members, X_val)
                 if k == 0 and self._n_copies(spec) > 1:
-                    twin = self._fit_member(spec, X[tr], Y[tr], X_svd, twin_seeds[m : m + 1], n)
+                    twin = self._fit_member(spec, *fold, twin_seeds[m : m + 1], n)
                     noise[m] = seed_noise_reduction(
-                        oof[m, val], _mean_prediction(twin, X[val]), self._n_copies(spec)
+                        oof[m, val], _mean_prediction(twin, X_val), self._n_copies(spec)
                     )
             logger.info("ensemble: fold %d/%d done", k + 1, K)
         self.weights, self.shrinkage, _ = stacking_weights(oof, Y, folds, noise)
@@ -192,7 +208,9 @@ class EnsembleModel(BaseModel):
         self.oof_scores = _oof_scores(Y, oof, combined, self.member_names)
         del oof
         self.fitted = [
-            self._fit_member(spec, X, Y, X_svd, seeds[m, K : K + self._n_copies(spec)], n)
+            self._fit_member(
+                spec, X, Y, X_svd, validation, seeds[m, K : K + self._n_copies(spec)], n
+            )
             for m, spec in enumerate(specs)
         ]
         self._fit_interval(X, Y - combined, folds)
@@ -234,7 +252,7 @@ class EnsembleModel(BaseModel):
             flush=True,
         )
 
-    def _fit_member(self, spec, X, Y, X_svd, seeds, n_train: int) -> list[BaseModel]:
+    def _fit_member(self, spec, X, Y, X_svd, validation, seeds, n_train: int) -> list[BaseModel]:
         began = time.perf_counter()
         out = []
         for seed in seeds:
@@ -250,6 +268,7 @@ class EnsembleModel(BaseModel):
                 source_features=self.source_features,
                 target_features=self.target_features,
                 X_svd=X_svd,
+                validation=validation,
                 rng=int(seed),
             )
             out.append(model)
@@ -265,13 +284,32 @@ class EnsembleModel(BaseModel):
             out += _mean_prediction(members, X) * w.astype(np.float32)
         return out
 
-    predictions_in_memory = True  # its interval bounds are computed from them
-
     def derived_outputs(
         self, pred: np.ndarray, distance: np.ndarray | None = None
     ) -> dict[str, np.ndarray]:
         """Return the conformal interval's bounds (suffixes ``"_lower"`` and ``"_upper"``)."""
         return dict(zip(_keys.INTERVAL_SUFFIXES, self.interval_bounds(pred, distance), strict=True))
+
+    def extra_scores(
+        self, Y: np.ndarray, pred: np.ndarray, distance: np.ndarray | None = None
+    ) -> dict[str, float]:
+        """``interval_coverage`` (share of ``Y`` inside the interval) and ``interval_width``."""
+        lower, upper = self.interval_bounds(pred, distance)
+        return {
+            "interval_coverage": float(((Y >= lower) & (Y <= upper)).mean()),
+            "interval_width": float((upper - lower).mean()),
+        }
+
+    def fit_summary(self) -> dict[str, Any]:
+        """Weights per member, shrinkage, half-widths, ``sigma_slope`` and the OOF scores."""
+        self._check_fitted()
+        return {
+            "weights": dict(zip(self.member_names, self.weights.astype(np.float32), strict=True)),
+            "shrinkage": float(self.shrinkage),
+            "half_width": self.half_width.astype(np.float32),
+            **({} if self.sigma_slope is None else {"sigma_slope": float(self.sigma_slope)}),
+            "oof_scores": dict(self.oof_scores),
+        }
 
     def interval_bounds(
         self, pred: np.ndarray, distance: np.ndarray | None = None
@@ -328,33 +366,6 @@ class EnsembleModel(BaseModel):
             [load(folder / _MEMBERS_DIR / f"{m}_{s}") for s in range(count)]
             for m, count in enumerate(self._n_fitted)
         ]
-
-
-def make_folds(n: int, n_folds: int, groups, gen: np.random.Generator) -> list[np.ndarray]:
-    """Split ``n`` cells into ``n_folds`` folds (sorted index arrays), whole groups together.
-
-    Without groups the cells are permuted and cut into near-equal folds. With groups, the
-    groups are shuffled and each is given to the fold holding the fewest cells so far.
-    """
-    if groups is None:
-        if n < 2 * n_folds:
-            msg = f"{n} training cells are too few for `n_folds={n_folds}`; lower `n_folds`."
-            raise ValueError(msg)
-        return [np.sort(f) for f in np.array_split(gen.permutation(n), n_folds)]
-    labels, codes = np.unique(np.asarray(groups), return_inverse=True)
-    if len(labels) < n_folds:
-        msg = (
-            f"The training cells hold {len(labels)} groups, fewer than `n_folds={n_folds}`; "
-            f"pass `n_folds={len(labels)}` or fewer (at least 2), or `groupby=None`."
-        )
-        raise ValueError(msg)
-    sizes = np.bincount(codes)
-    fold_of = np.empty(len(labels), dtype=int)
-    load_ = np.zeros(n_folds)
-    for g in gen.permutation(len(labels)):
-        fold_of[g] = int(np.argmin(load_))
-        load_[fold_of[g]] += sizes[g]
-    return [np.flatnonzero(fold_of[codes] == k) for k in range(n_folds)]
 
 
 def _mean_prediction(members: list[BaseModel], X) -> np.ndarray:

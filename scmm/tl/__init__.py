@@ -9,13 +9,14 @@ from ._mlp import fit_mlp, lr_range_test
 from ._pathway import fit_pathway_mlp
 from ._peak_contributions import peak_contributions
 from ._predict import predict
-from ._training import FitKeywords, NeuralFitKeywords
+from ._training import EnsembleFitKeywords, FitKeywords, NeuralFitKeywords
 
 # for the CLI (not in __all__: no API)
 from ._training import keyword_parameters as keyword_parameters
 from ._tune import TuneResult, tune_mlp
 
 __all__ = [
+    "EnsembleFitKeywords",
     "FitKeywords",
     "NeuralFitKeywords",
     "TuneResult",

@@ -9,6 +9,8 @@ svd_fit_on="train", rng=None, ...)``:
   (matched by ``obs_names``);
 - the input SVD is fitted on the training cells (``svd_fit_on="train"``) or on all cells'
   *inputs* (``"all"``; targets of held-out cells are never used);
+- only the training cells' targets are read for fitting (checked: no NaN); the held-out
+  cells' targets only score the predictions, and may be missing (NaN: no scores);
 - writes predictions for all cells to ``mdata[target].layers[key_added]`` (unless
   ``write_predictions=False``) and parameters (and, when there are held-out cells, their
   scores) to ``mdata.uns[key_added]``; predictions larger than
@@ -18,6 +20,15 @@ svd_fit_on="train", rng=None, ...)``:
 - never copies the training (or held-out) rows of a sparse or backed source for models that
   read row blocks (they get a ``RowSubset``, read a block of rows at a time);
 - leaves the MuData untouched if anything fails, and returns the fitted model.
+
+Every ``fit_*`` builds its model and calls :func:`fit_model`, the one fit path. A model adds to
+it through hooks of :class:`~scmm.models.BaseModel`, never through a case of its own here:
+:meth:`~scmm.models.BaseModel.derived_outputs` (layers beside the predictions, e.g. an
+ensemble's interval bounds: in memory or on disk with them),
+:meth:`~scmm.models.BaseModel.extra_scores` (held-out scores beyond the contract's) and
+:meth:`~scmm.models.BaseModel.fit_summary` (further ``.uns[key_added]`` entries); a ``fit_*``
+passes its own ``.uns`` parameters (``params``) and further keywords of ``model.fit``
+(``fit_kwargs``, e.g. an ensemble's ``groups``).
 """
 
 from __future__ import annotations
@@ -41,8 +52,8 @@ from .._validate import (
     warn_constant_rows,
 )
 from ..metrics import column_means, control_names, warn_below_mean_profile
-from ..models import SVD_FIT_ON, BaseModel, attach_reference_distance
-from ._prediction_store import predict_to_disk, rows_of
+from ..models import SVD_FIT_ON, BaseModel, attach_reference_distance, query_ratio
+from ._prediction_store import derived, output_paths, predict_to_disk, rows_of
 
 logger = logging.getLogger("scmm")
 
@@ -130,41 +141,39 @@ def fit_model(
     validation=None,
     control_features="auto",
     rng=None,
+    params: dict[str, Any] | None = None,
+    fit_kwargs: dict[str, Any] | None = None,
 ) -> BaseModel:
     """Fit ``model`` following the fit contract and write its predictions into ``mdata``.
 
-    ``key_added=None`` writes under ``"scmm_<model.name>"``.
+    ``key_added=None`` writes under ``"scmm_<model.name>"``. The arguments from ``train`` to
+    ``rng`` are the contract's (see the module); ``params`` are the fit function's own entries
+    of ``.uns[key_added]['params']`` (default ``model.params``), ``fit_kwargs`` further keyword
+    arguments of ``model.fit`` (e.g. ``{"groups": ..., "progress": ...}`` of
+    :meth:`scmm.models.EnsembleModel.fit`).
     """
     key_added = key_added or _keys.prediction(model.name)
     src, tgt, order = check_pair(mdata, source, target, svd_fit_on)
-    storage = _disk.storage(write_predictions, src.n_obs * tgt.n_vars * 4, "write_predictions")
+    n_bytes = src.n_obs * tgt.n_vars * 4  # per layer: the predictions and each derived output
+    storage = _disk.storage(
+        write_predictions, n_bytes * (1 + len(model.output_suffixes)), "write_predictions"
+    )
     controls = control_names(tgt.var_names, control_features)  # checked before fitting
     X = get_matrix(src, layer, "layer", backed=True)
     if is_backed(X) and not model.reads_backed:
         X = X.to_memory()
-    Y_all = get_matrix(tgt, target_layer, "target_layer")
-    if sp.issparse(Y_all) and model.sparse_targets:  # densified a batch at a time
-        Y_all = sp.csr_matrix(Y_all)
-    else:
-        Y_all = Y_all.toarray() if sp.issparse(Y_all) else np.asarray(Y_all)
-    identity = np.array_equal(order, np.arange(len(order)))
-    Y_all = (Y_all if identity else Y_all[order]).astype(np.float32, copy=False)
     mask = train_mask(mdata, src, train, source)
-    train_idx = np.flatnonzero(mask)
-    if validation is not None and not isinstance(validation, float):
-        validation = np.asarray(validation, dtype=bool)
-        if validation.shape != (src.n_obs,):
-            msg = f"`validation` must be a bool mask over the {src.n_obs} cells."
-            raise ValueError(msg)
-        if (validation & ~mask).any():
-            msg = "`validation` selects cells outside `train`; pick validation cells among them."
-            raise ValueError(msg)
-        validation = validation[train_idx]
+    train_idx, test_idx = np.flatnonzero(mask), np.flatnonzero(~mask)
     subset = not mask.all()
+    validation = _validation_of_training(validation, mask)
+    identity = np.array_equal(order, np.arange(len(order)))
+    # only the training cells' targets are read (and checked): others may be missing
+    Y_train = _targets(
+        tgt, target_layer, None if identity and not subset else order[train_idx], model
+    )
     # "all": the SVD reads every cell's inputs in place (no stacked copy of the source)
     X_svd = X if svd_fit_on == "all" and subset else None
     X_train = rows_of(X, train_idx, model) if subset else X
-    Y_train = Y_all[train_idx] if subset else Y_all
     model.bind(
         src, tgt, X_train, Y_train, source=source, target=target, layers=(layer, target_layer)
     )
@@ -176,6 +185,7 @@ def fit_model(
         X_svd=X_svd,
         validation=validation,
         rng=rng,
+        **(fit_kwargs or {}),
     )
     attach_reference_distance(model, X_train)  # saved with the model; read by `predict`
     # the training rows are not needed past here, only their mean (the scores' mean profile);
@@ -185,7 +195,7 @@ def fit_model(
     uns = {
         "params": fit_params(
             model.kind,
-            model.params,
+            model.params if params is None else params,
             source=source,
             target=target,
             layer=layer,
@@ -194,58 +204,147 @@ def fit_model(
             write_predictions=write_predictions,
             n_train_cells=int(mask.sum()),
             controls=controls,
-        )
+        ),
+        **model.fit_summary(),
     }
-    test_idx = np.flatnonzero(~mask)
     inverse = order if identity else np.argsort(order)  # target row → source row
-    pred, path, pred_test = None, None, None
-    if storage == "memory":
-        pred = model.predict_array(X)
-        check_finite_predictions(pred, key_added)
-    elif storage == "disk":
-        path = _disk.new_path(key_added)
+    distance = _reference_ratio(model, X)  # per source row, for derived outputs and scores
+    path = _disk.new_path(key_added) if storage == "disk" else None
+    outputs, pred_test = {}, None
     try:
-        if path is not None:
-            pred_test = predict_to_disk(model, X, inverse, test_idx, path)
-            check_finite_predictions(np.load(path, mmap_mode="r"), key_added)
-        if subset:
-            # metrics read a block of rows at a time: a sparse target is not densified
-            Y_test = Y_all[test_idx]
-            if pred_test is None:
-                pred_test = (
-                    pred[test_idx]
-                    if pred is not None
-                    else model.predict_array(rows_of(X, test_idx, model))
-                )
-                check_finite_predictions(pred_test, key_added)
-            constant = warn_constant_rows(Y_test, "held-out cells")
-            uns["scores"] = metrics.held_out_scores(
-                Y_test, pred_test, train_mean, tgt.var_names, controls=control_features
+        if storage is not None:
+            outputs, pred_test = _predictions(
+                model, X, path, inverse, test_idx, distance, key_added
             )
-            del pred_test
-            if not (model.predicts_mean_profile or constant):
-                warn_below_mean_profile(uns["scores"], key_added)
-            logger.info("%s held-out scores: %s", key_added, uns["scores"])
-        if pred is not None and not identity:
-            pred = pred[inverse]
-        if path is not None:
-            pred = np.asarray(np.load(path, mmap_mode="r"))  # read-only, h5mu-writable view
-            uns["predictions_path"] = str(path)
+        if subset:
+            scores = _held_out_scores(
+                model, X, tgt, target_layer, order[test_idx], test_idx, pred_test,
+                train_mean=train_mean, distance=distance, controls=control_features,
+                key_added=key_added,
+            )  # fmt: skip
+            if scores is not None:
+                uns["scores"] = scores
     except BaseException:
         if path is not None:
-            path.unlink(missing_ok=True)
+            for p in output_paths(model, path).values():
+                p.unlink(missing_ok=True)
         raise
     # every output is ready: write them together
-    if pred is not None:
-        tgt.layers[key_added] = pred
+    for suffix, values in outputs.items():
+        tgt.layers[key_added + suffix] = values
     if path is not None:
-        _disk.log_on_disk(
-            f"{key_added}: predictions",
-            (tgt.n_obs, tgt.n_vars),
-            tgt.n_obs * tgt.n_vars * 4,
-            _disk.reason(write_predictions, "write_predictions"),
-            path,
-            f"mdata[{target!r}].layers[{key_added!r}]",
-        )
+        uns["predictions_path"] = str(path)
+        for suffix, p in output_paths(model, path).items():
+            _disk.log_on_disk(
+                f"{key_added}{suffix}: " + ("predictions" if not suffix else "derived output"),
+                (tgt.n_obs, tgt.n_vars),
+                n_bytes,
+                _disk.reason(write_predictions, "write_predictions"),
+                p,
+                f"mdata[{target!r}].layers[{key_added + suffix!r}]",
+            )
     mdata.uns[key_added] = uns
     return model
+
+
+def _predictions(model, X, path, inverse, test_idx, distance, key_added: str):
+    """Predict every cell, in memory (``path`` None) or to ``path`` and the files beside it.
+
+    Returns the predictions and derived outputs in target row order (``inverse[t]`` the source
+    row of target row ``t``), by key suffix (``""``: the predictions; on disk read-only,
+    h5mu-writable views of the files), and the held-out cells' (source rows ``test_idx``)
+    predictions or None. Raises before anything is written if a value is not finite.
+    """
+    if path is not None:
+        pred_test = predict_to_disk(model, X, inverse, test_idx, path, distance)
+        files = output_paths(model, path).items()
+        outputs = {s: np.asarray(np.load(p, mmap_mode="r")) for s, p in files}
+        for suffix, values in outputs.items():
+            check_finite_predictions(values, key_added + suffix)
+        return outputs, pred_test
+    pred = model.predict_array(X)
+    check_finite_predictions(pred, key_added)
+    pred_test = pred[test_idx] if len(test_idx) else None
+    if not np.array_equal(inverse, np.arange(len(inverse))):
+        pred = pred[inverse]
+    extra = derived(model, pred, _take(distance, inverse))
+    for suffix, values in extra.items():
+        check_finite_predictions(values, key_added + suffix)
+    return {"": pred, **extra}, pred_test
+
+
+def _validation_of_training(validation, mask: np.ndarray):
+    """Return ``validation`` (None, a fraction, or a mask over all cells) for the training cells."""
+    if validation is None or isinstance(validation, float):
+        return validation
+    validation = np.asarray(validation, dtype=bool)
+    if validation.shape != mask.shape:
+        msg = f"`validation` must be a bool mask over the {len(mask)} cells."
+        raise ValueError(msg)
+    if (validation & ~mask).any():
+        msg = "`validation` selects cells outside `train`; pick validation cells among them."
+        raise ValueError(msg)
+    return validation[mask]
+
+
+def _targets(tgt: AnnData, target_layer: str | None, rows: np.ndarray | None, model: BaseModel):
+    """Return the target values of ``rows`` (None: all, in order), checked, as ``model`` takes them.
+
+    Float32; CSR where the target is sparse and the model takes it so (densified a batch at a
+    time), else dense.
+    """
+    Y = get_matrix(tgt if rows is None else tgt[rows], target_layer, "target_layer")
+    return _as_model_targets(Y, model)
+
+
+def _as_model_targets(Y, model: BaseModel):
+    if sp.issparse(Y) and model.sparse_targets:
+        return sp.csr_matrix(Y).astype(np.float32, copy=False)
+    return (Y.toarray() if sp.issparse(Y) else np.asarray(Y)).astype(np.float32, copy=False)
+
+
+def _reference_ratio(model: BaseModel, X) -> np.ndarray | None:
+    """Each source row's reference-distance ratio, where the model's derived outputs read it."""
+    if not model.output_suffixes:
+        return None
+    found = query_ratio(model, X)
+    return None if found is None else found[0]
+
+
+def _take(values: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    return None if values is None else values[rows]
+
+
+def _held_out_scores(
+    model: BaseModel,
+    X,
+    tgt: AnnData,
+    target_layer: str | None,
+    target_rows: np.ndarray,
+    test_idx: np.ndarray,
+    pred_test: np.ndarray | None,
+    *,
+    train_mean: np.ndarray,
+    distance: np.ndarray | None,
+    controls,
+    key_added: str,
+) -> dict | None:
+    """Scores of the held-out cells (source rows ``test_idx``); None when targets are missing."""
+    Y = tgt.X if target_layer is None else tgt.layers[target_layer]  # checked by `_targets`
+    # metrics read a block of rows at a time: a sparse target is not densified
+    Y_test = _as_model_targets(Y[target_rows], model)
+    if not np.isfinite(Y_test.data if sp.issparse(Y_test) else Y_test).all():
+        logger.info("%s: held-out cells have missing targets: no held-out scores", key_added)
+        return None
+    if pred_test is None:
+        pred_test = model.predict_array(rows_of(X, test_idx, model))
+        check_finite_predictions(pred_test, key_added)
+    constant = warn_constant_rows(Y_test, "held-out cells")
+    scores = metrics.held_out_scores(
+        Y_test, pred_test, train_mean, tgt.var_names, controls=controls
+    )
+    scores.update(model.extra_scores(Y_test, pred_test, _take(distance, test_idx)))
+    if not (model.predicts_mean_profile or constant):
+        warn_below_mean_profile(scores, key_added)
+    logger.info("%s held-out scores: %s", key_added, scores)
+    return scores

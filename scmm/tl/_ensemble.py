@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Unpack
 
 import numpy as np
-import scipy.sparse as sp
 from mudata import MuData
 
-from .. import _keys
 from .._docs import FIT_CONTRACT, doc_params
 from .._settings import settings
-from .._validate import check_finite_predictions, get_matrix, train_mask
-from ..metrics import column_means, control_names, held_out_scores, warn_below_mean_profile
-from ..models import EnsembleModel, query_ratio
-from ._contract import check_pair, fit_params
+from .._validate import train_mask
+from ..models import EnsembleModel
+from ._contract import check_pair, fit_model
 from ._deepsets import get_windows
 from ._ensemble_members import DEFAULT_MEMBERS, _check_methods, member_spec
-from ._training import FIT_DEFAULTS, FitKeywords, fit_keywords
-
-logger = logging.getLogger("scmm")
+from ._training import EnsembleFitKeywords, fit_keywords
 
 
 def _has_windows(mdata: MuData, key: str, source: str, target: str) -> bool:
@@ -63,7 +57,7 @@ def fit_ensemble(
     groupby: str | None = None,
     interval: float = 0.9,
     member_options: dict[str, dict[str, Any]] | None = None,
-    **contract: Unpack[FitKeywords],
+    **contract: Unpack[EnsembleFitKeywords],
 ) -> EnsembleModel:
     """Fit several models, stack them per target, and put a calibrated interval around it.
 
@@ -89,7 +83,11 @@ def fit_ensemble(
     averaging ``n_seeds`` fits lowers their error, so that the weights trust the average as
     much as it deserves),
     and the OOF predictions hold members × training cells × targets floats (fine for proteins;
-    for 23,418 genes of 10,000 cells and four members, 3.7 GB).
+    for 23,418 genes of 10,000 cells and four members, 3.7 GB). A backed source
+    (``anndata.read_h5ad(..., backed="r")``) is never loaded into memory: every member reads
+    it a block of rows at a time, its folds' rows as views. The fit contract holds as for
+    every ``fit_*`` (it is the same code): predictions and interval bounds over the memory
+    budget go to disk, and an error leaves the MuData as it was.
 
     Parameters
     ----------
@@ -130,6 +128,14 @@ def fit_ensemble(
     member_options
         Per member, keyword arguments replacing its fit function's defaults, e.g.
         ``{"mlp": {"max_epochs": 20}, "ridge": {"n_components": 64}}``.
+    validation
+        Validation cells of the neural members, as in :func:`scmm.tl.fit_mlp` (their
+        validation loss, and early stopping with ``training``'s ``patience``): a bool mask
+        over all cells (within ``train``) or a fraction of the training cells. Each member
+        fit holds out those among its own training cells (a fold's, or all of them for the
+        final fits); the other members ignore it, and the validation cells still count for
+        the weights and the intervals (they are training cells). None: the members'
+        ``training`` options decide (by default none).
     {fit_contract}
 
     Returns
@@ -138,11 +144,13 @@ def fit_ensemble(
     ``model.weights``). Writes
 
     ``mdata[target].layers[key_added]`` : ndarray (n_obs, n_vars)
-        Combined predictions for every cell (unless ``write_predictions=False``).
+        Combined predictions for every cell (unless ``write_predictions=False``; a read-only
+        memory map of a ``.npy`` file when they are written to disk).
     ``mdata[target].layers[key_added + '_lower']`` : ndarray (n_obs, n_vars)
-        Lower interval bound (unless ``write_predictions=False``).
+        Lower interval bound (unless ``write_predictions=False``; on disk with the
+        predictions, in a file beside theirs named with the suffix).
     ``mdata[target].layers[key_added + '_upper']`` : ndarray (n_obs, n_vars)
-        Upper interval bound (unless ``write_predictions=False``).
+        Upper interval bound (likewise).
     ``mdata.uns[key_added]['params']`` : dict
         The arguments, member names and package versions.
     ``mdata.uns[key_added]['weights']`` : dict
@@ -183,119 +191,33 @@ def fit_ensemble(
     >>> np.allclose(model.weights.sum(axis=0), 1.0)
     True
     """
-    contract = {**FIT_DEFAULTS, **fit_keywords(contract, "fit_ensemble")}
-    train, layer, target_layer = contract["train"], contract["layer"], contract["target_layer"]
-    svd_fit_on, key_added, rng = contract["svd_fit_on"], contract["key_added"], contract["rng"]
-    write_predictions, control_features = (
-        contract["write_predictions"],
-        contract["control_features"],
-    )
-    if not isinstance(write_predictions, bool):
-        msg = (
-            f"`write_predictions={write_predictions!r}`: fit_ensemble keeps its predictions in "
-            "memory; pass True or False (False, then `scmm.tl.predict` for the cells you need)."
-        )
-        raise ValueError(msg)
+    contract = fit_keywords(contract, "fit_ensemble", EnsembleFitKeywords)
+    train, svd_fit_on = contract.get("train"), contract.get("svd_fit_on", "train")
     windows_key = (member_options or {}).get("deepsets", {}).get("windows_key", "windows")
     if methods is None:
         with_windows = _has_windows(mdata, windows_key, source, target)
         methods = (*DEFAULT_MEMBERS, "deepsets") if with_windows else DEFAULT_MEMBERS
     methods = _check_methods(methods, member_options)
-    src, tgt, order = check_pair(mdata, source, target, svd_fit_on)
+    src, _, _ = check_pair(mdata, source, target, svd_fit_on)
     specs = [member_spec(m, (member_options or {}).get(m)) for m in methods]
     model = EnsembleModel(specs, n_folds=n_folds, n_seeds=n_seeds, interval=interval)
     if "deepsets" in methods:
         model.windows = get_windows(mdata, windows_key, source, target)
-    key_added = key_added or _keys.prediction(model.name)
-    X = get_matrix(src, layer, "layer")  # a backed source is read into memory
-    mask = train_mask(mdata, src, train)
-    train_idx = np.flatnonzero(mask)
-    groups = _groups(mdata, src, groupby, mask)
-    # only the training cells' targets are read and checked (others may be NaN)
-    Y_train = _dense(get_matrix(tgt[order[train_idx]], target_layer, "target_layer"))
-    controls = control_names(tgt.var_names, control_features)
-    X_train = X[train_idx] if not mask.all() else X
-    model.bind(
-        src, tgt, X_train, Y_train, source=source, target=target, layers=(layer, target_layer)
-    )
-    model.fit(
-        X_train,
-        Y_train,
-        groups=groups,
-        progress=settings.verbose,
-        source_features=src.var_names,
-        target_features=tgt.var_names,
-        X_svd=X if svd_fit_on == "all" and not mask.all() else None,
-        rng=rng,
-    )
-    pred = model.predict_array(X)
-    check_finite_predictions(pred, key_added)
-    distance = query_ratio(model, X)
-    distance = None if distance is None else distance[0]
-    uns = {
-        "params": fit_params(
-            model.kind,
-            {
-                "methods": methods,
-                "members": model.member_names,
-                "n_seeds": n_seeds,
-                "n_folds": n_folds,
-                "groupby": groupby,
-                "interval": interval,
-            },
-            source=source,
-            target=target,
-            layer=layer,
-            target_layer=target_layer,
-            svd_fit_on=svd_fit_on,
-            write_predictions=write_predictions,
-            n_train_cells=int(mask.sum()),
-            controls=controls,
-        ),
-        "weights": dict(zip(methods, model.weights.astype(np.float32), strict=True)),
-        "shrinkage": float(model.shrinkage),
-        "half_width": model.half_width.astype(np.float32),
-        **({} if model.sigma_slope is None else {"sigma_slope": float(model.sigma_slope)}),
-        "oof_scores": dict(model.oof_scores),
+    groups = _groups(mdata, src, groupby, train_mask(mdata, src, train, source))
+    own = {
+        "methods": methods,
+        "members": model.member_names,
+        "n_seeds": n_seeds,
+        "n_folds": n_folds,
+        "groupby": groupby,
+        "interval": interval,
     }
-    if not mask.all():
-        scores = _held_out_scores(
-            model, tgt, target_layer, order, ~mask, pred, Y_train, control_features, distance
-        )
-        if scores is not None:
-            uns["scores"] = scores
-            warn_below_mean_profile(scores, key_added)
-            logger.info("%s held-out scores: %s", key_added, scores)
-    if write_predictions:
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(len(order))
-        pred = pred[inverse]
-        lower, upper = model.interval_bounds(pred, None if distance is None else distance[inverse])
-        lower_key, upper_key = _keys.interval(key_added)
-        tgt.layers[key_added] = pred
-        tgt.layers[lower_key] = lower
-        tgt.layers[upper_key] = upper
-    mdata.uns[key_added] = uns
-    return model
-
-
-def _dense(Y) -> np.ndarray:
-    return np.asarray(Y.toarray() if sp.issparse(Y) else Y, dtype=np.float32)
-
-
-def _held_out_scores(
-    model, tgt, target_layer, order, test_mask, pred, Y_train, controls, distance
-) -> dict | None:
-    test_idx = np.flatnonzero(test_mask)
-    Y = tgt.X if target_layer is None else tgt.layers[target_layer]
-    Y_test = _dense(Y[order[test_idx]])
-    if not np.isfinite(Y_test).all():
-        logger.info("held-out cells have missing targets: no held-out scores")
-        return None
-    p = pred[test_idx]
-    lower, upper = model.interval_bounds(p, None if distance is None else distance[test_idx])
-    return {
-        **held_out_scores(Y_test, p, column_means(Y_train), tgt.var_names, controls=controls),
-        "interval_coverage": float(((Y_test >= lower) & (Y_test <= upper)).mean()),
-        "interval_width": float((upper - lower).mean()),
-    }
+    return fit_model(
+        model,
+        mdata,
+        source,
+        target,
+        **contract,
+        params=own,
+        fit_kwargs={"groups": groups, "progress": settings.verbose},
+    )

@@ -21,7 +21,7 @@ from ..models import BaseModel
 from ..models import check_query_distance as check_query
 from ._align import align_query
 from ._contract import _h5_safe
-from ._prediction_store import predict_to_disk
+from ._prediction_store import derived, output_paths, predict_to_disk
 
 
 def _target_order(names: pd.Index, targets: list[str]) -> np.ndarray | None:
@@ -145,16 +145,18 @@ def predict(
         cells lie beyond the 99th percentile (and so many are unlikely by chance: 1% are
         expected), a :class:`UserWarning` says so with these numbers.
 
-    An :class:`~scmm.models.EnsembleModel` also writes its interval bounds next to the
-    predictions, under ``key_added + '_lower'`` and ``key_added + '_upper'``; they widen with
-    the cell's reference distance.
+    A model with derived outputs (:meth:`~scmm.models.BaseModel.derived_outputs`) writes them
+    next to the predictions, e.g. an :class:`~scmm.models.EnsembleModel` its interval bounds
+    under ``key_added + '_lower'`` and ``key_added + '_upper'`` (they widen with the cell's
+    reference distance).
 
     Predictions larger than the 2 GiB memory budget (``scmm.settings.memory_budget``; e.g.
     105,942 cells × 23,418 genes, 9.9 GB) are written to a ``.npy`` file in
     ``$SCMM_DISK_DIR`` (default ``./scmm_disk``) a block of cells at a time, and the layer
     (or the DataFrame) reads them from there as a read-only memory map; one logged line says
-    where, and ``.uns[key_added]['predictions_path']`` records it. An ensemble's predictions
-    and bounds stay in memory.
+    where, and ``.uns[key_added]['predictions_path']`` records it. Derived outputs (an
+    ensemble's bounds) count towards the budget and go to disk with the predictions, each to
+    a file beside theirs named with its suffix (one logged line each).
 
     Examples
     --------
@@ -200,16 +202,21 @@ def predict(
     if align is not None:
         X = align_query(model, X, align)
     shape = (len(rows), len(model.target_features))
-    n_bytes = 4 * shape[0] * shape[1]
-    store = "memory" if model.predictions_in_memory else _disk.storage(True, n_bytes, "")
+    n_bytes = 4 * shape[0] * shape[1]  # per layer: the predictions and each derived output
+    store = _disk.storage(True, n_bytes * (1 + len(model.output_suffixes)), "")
+    distance = None if shift is None else shift[0]  # per source row
     if store == "disk":
         path = _disk.new_path(key_added)
-        predict_to_disk(model, X, rows, np.empty(0, np.int64), path)
-        outputs = {key_added: np.asarray(np.load(path, mmap_mode="r"))}  # read-only view
+        files = output_paths(model, path)
+        predict_to_disk(model, X, rows, np.empty(0, np.int64), path, distance)
+        # read-only views of the files
+        outputs = {key_added + s: np.asarray(np.load(p, mmap_mode="r")) for s, p in files.items()}
         try:
-            check_finite_predictions(outputs[key_added], key_added)
+            for key, values in outputs.items():
+                check_finite_predictions(values, key)
         except FloatingPointError:
-            path.unlink(missing_ok=True)
+            for p in files.values():
+                p.unlink(missing_ok=True)
             raise
     else:
         pred = model.predict_array(X)
@@ -217,8 +224,8 @@ def predict(
         if not np.array_equal(rows, np.arange(src.n_obs)):
             pred = pred[rows]
         outputs = {key_added: pred}
-        derived = model.derived_outputs(pred, None if shift is None else shift[0][rows])
-        outputs.update({key_added + suffix: values for suffix, values in derived.items()})
+        extra = derived(model, pred, None if distance is None else distance[rows])
+        outputs.update({key_added + suffix: values for suffix, values in extra.items()})
     del X
     if tgt is not None and columns is not None:  # the query's order of the targets
         outputs = {key: values[:, columns] for key, values in outputs.items()}
@@ -230,11 +237,11 @@ def predict(
         "align": align,
     }
     if tgt is not None:
-        where = f"mdata[{model.target!r}].layers[{key_added!r}]"
+        where = f"mdata[{model.target!r}].layers"
         for key, values in outputs.items():
             tgt.layers[key] = values
     else:
-        where = ("adata" if holder is src else f"mdata[{model.source!r}]") + f".obsm[{key_added!r}]"
+        where = ("adata" if holder is src else f"mdata[{model.source!r}]") + ".obsm"
         for key, values in outputs.items():
             src.obsm[key] = pd.DataFrame(
                 values, index=src.obs_names.copy(), columns=pd.Index(model.target_features)
@@ -247,12 +254,13 @@ def predict(
         uns["targets"] = {k: matched[k] for k in ("shared", "left_out_model", "left_out_measured")}
     if store == "disk":
         uns["predictions_path"] = str(path)
-        _disk.log_on_disk(
-            f"{key_added}: predictions",
-            shape,
-            n_bytes,
-            _disk.reason(True, ""),
-            path,
-            where,
-        )
+        for suffix, p in files.items():
+            _disk.log_on_disk(
+                f"{key_added}{suffix}: " + ("predictions" if not suffix else "derived output"),
+                shape,
+                n_bytes,
+                _disk.reason(True, ""),
+                p,
+                f"{where}[{key_added + suffix!r}]",
+            )
     holder.uns[key_added] = uns

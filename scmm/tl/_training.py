@@ -83,6 +83,15 @@ class NeuralFitKeywords(FitKeywords, total=False):
     validation: np.ndarray | float | None
 
 
+class EnsembleFitKeywords(FitKeywords, total=False):
+    """:class:`FitKeywords` and ``validation``, of :func:`scmm.tl.fit_ensemble`.
+
+    ``validation`` picks the validation cells of the ensemble's neural members.
+    """
+
+    validation: np.ndarray | float | None
+
+
 #: The defaults of the fit-contract keywords (those of :func:`scmm.tl.fit_*` when left out).
 FIT_DEFAULTS: dict[str, Any] = {
     "train": None,
