@@ -54,6 +54,7 @@ import torch
 
 import scmm
 from scmm import metrics
+from scmm._keys import INTERVAL_SUFFIXES
 from scmm._utils._svd import fit_svd
 from scmm.metrics import match_targets
 from scmm.models._baseline import ridge_loo
@@ -202,7 +203,36 @@ def fit_mlp(mdata: md.MuData, train, seed: int):
     )
 
 
-METHODS: dict[str, Callable] = {"ridge": fit_ridge, "mlp": fit_mlp}
+#: the members of the ``ensemble`` method (the default's fast ones; no MLP)
+ENSEMBLE_MEMBERS = ("ridge", "knn", "kernel_ridge")
+
+
+def fit_ensemble(mdata: md.MuData, train, seed: int):
+    """``scmm.tl.fit_ensemble`` of :data:`ENSEMBLE_MEMBERS`, 90% intervals.
+
+    Folds are the reference's batches where the training cells hold several (``groupby``,
+    REAP-seq runs 2 + 3: one fold per run), random 5 folds otherwise. Only the training
+    cells' proteins are read (the query's are used for scoring only).
+    """
+    rna = mdata["rna"]
+    batch = rna.obs["batch"] if "batch" in rna.obs else None
+    mask = np.ones(rna.n_obs, dtype=bool) if train is None else np.asarray(train)
+    n_batches = 0 if batch is None else batch[mask].nunique()
+    return scmm.tl.fit_ensemble(
+        mdata,
+        "rna",
+        "prot",
+        methods=ENSEMBLE_MEMBERS,
+        groupby="batch" if n_batches > 1 else None,
+        n_folds=min(5, n_batches) if n_batches > 1 else 5,
+        interval=0.9,
+        train=train,
+        rng=seed,
+        key_added=KEY,
+    )
+
+
+METHODS: dict[str, Callable] = {"ridge": fit_ridge, "mlp": fit_mlp, "ensemble": fit_ensemble}
 
 # --- gap variants: (reference, query, seed) → query predictions, on the normalised arrays ----
 # Each variant reads the reference's RNA, proteins and batches and the query's RNA only (never
@@ -422,12 +452,37 @@ def scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     return out
 
 
-def _predict(model, query: md.MuData, cells: np.ndarray, align: str | None = None) -> np.ndarray:
+def _predict(
+    model, query: md.MuData, cells: np.ndarray, align: str | None = None
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """Predictions for the query's ``cells`` and their interval bounds (None: no interval)."""
     rna = query["rna"][cells].copy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # shift warnings are expected on another dataset
         scmm.tl.predict(model, rna, key_added="transfer", align=align)
-    return rna.obsm["transfer"][list(query["prot"].var_names)].to_numpy()
+    names = list(query["prot"].var_names)
+    keys = [f"transfer{suffix}" for suffix in INTERVAL_SUFFIXES]
+    bounds = None
+    if all(k in rna.obsm for k in keys):
+        bounds = tuple(rna.obsm[k][names].to_numpy() for k in keys)
+    return rna.obsm["transfer"][names].to_numpy(), bounds
+
+
+def interval_scores(y: np.ndarray, bounds) -> dict[str, float]:
+    """Coverage of the intervals (all values; the worst protein's) and their mean width."""
+    if bounds is None:
+        return {
+            "interval_coverage": np.nan,
+            "interval_coverage_worst": np.nan,
+            "interval_width": np.nan,
+        }
+    lower, upper = bounds
+    inside = (y >= lower) & (y <= upper)
+    return {
+        "interval_coverage": float(inside.mean()),
+        "interval_coverage_worst": float(inside.mean(axis=0).min()),
+        "interval_width": float((upper - lower).mean()),
+    }
 
 
 def run_pair(pair: str, methods, seeds, align: str, min_cells_frac: float) -> list[dict]:
@@ -492,20 +547,43 @@ def run_pair(pair: str, methods, seeds, align: str, min_cells_frac: float) -> li
                 t0 = time.perf_counter()
                 model = fit(ref, None, seed)
                 t_ref = time.perf_counter() - t0
-                p_transfer = _predict(model, qry, test, predict_align)
+                p_transfer, b_transfer = _predict(model, qry, test, predict_align)
                 within = qry.copy()
                 t0 = time.perf_counter()
                 fit(within, ~test, seed)
                 t_q = time.perf_counter() - t0
-                p_ceiling = np.asarray(within["prot"].layers[KEY])[test]
-            rows += _rows(base, pair, method, seed, test, y, p_transfer, p_ceiling, t_ref, t_q)
+                layers = within["prot"].layers
+                p_ceiling = np.asarray(layers[KEY])[test]
+                b_ceiling = None
+                if all(f"{KEY}{s}" in layers for s in INTERVAL_SUFFIXES):
+                    b_ceiling = tuple(
+                        np.asarray(layers[f"{KEY}{s}"])[test] for s in INTERVAL_SUFFIXES
+                    )
+            rows += _rows(
+                base,
+                pair,
+                method,
+                seed,
+                test,
+                y,
+                p_transfer,
+                p_ceiling,
+                t_ref,
+                t_q,
+                (b_transfer, b_ceiling),
+            )
     return rows
 
 
-def _rows(base, pair, method, seed, test, y, p_transfer, p_ceiling, t_ref, t_q) -> list[dict]:
+def _rows(
+    base, pair, method, seed, test, y, p_transfer, p_ceiling, t_ref, t_q, bounds=(None, None)
+) -> list[dict]:
     """The transfer and ceiling rows of one method and seed (printed as they come)."""
     rows = []
-    for setting, p, secs in (("transfer", p_transfer, t_ref), ("ceiling", p_ceiling, t_q)):
+    for setting, p, secs, b in (
+        ("transfer", p_transfer, t_ref, bounds[0]),
+        ("ceiling", p_ceiling, t_q, bounds[1]),
+    ):
         row = {
             **base,
             "method": method,
@@ -514,12 +592,19 @@ def _rows(base, pair, method, seed, test, y, p_transfer, p_ceiling, t_ref, t_q) 
             "n_query_scored": int(test.sum()),
             "fit_seconds": round(secs, 2),
             **scores(y, p),
+            **interval_scores(y, b),
         }
         rows.append(row)
+        coverage = (
+            ""
+            if b is None
+            else f", 90% interval coverage {row['interval_coverage']:.1%} (worst protein "
+            f"{row['interval_coverage_worst']:.1%}, width {row['interval_width']:.2f})"
+        )
         print(
             f"{pair} {method:5s} {setting:9s} seed {seed}: per-protein "
             f"{row['pearson_per_protein']:.3f}, per-cell {row['pearson_per_cell']:.3f}, "
-            f"per-cell std {row['pearson_per_cell_std']:.3f}, fit {secs:.1f} s",
+            f"per-cell std {row['pearson_per_cell_std']:.3f}, fit {secs:.1f} s{coverage}",
             flush=True,
         )
     return rows
@@ -542,6 +627,9 @@ _FIELDS = [
     "pearson_per_cell_std",
     "fit_seconds",
 ]
+#: the interval columns (empty for methods without intervals)
+_INTERVAL_FIELDS = ["interval_coverage", "interval_coverage_worst", "interval_width"]
+_FIELDS += _INTERVAL_FIELDS
 
 
 def _fmt(values, digits: int = 3) -> str:
@@ -557,11 +645,21 @@ def summarise(rows: list[dict]) -> str:
     df = pd.DataFrame(rows)
     for col in ("pearson_per_protein", "pearson_per_cell", "pearson_per_cell_std", "fit_seconds"):
         df[col] = df[col].astype(float)
+    for col in _INTERVAL_FIELDS:  # absent from CSVs written before they existed
+        df[col] = pd.to_numeric(df[col], errors="coerce") if col in df else np.nan
+    with_intervals = df[_INTERVAL_FIELDS[0]].notna().any()
     lines = [
         "| pair | align | method | seeds | genes | proteins | per-protein: transfer / ceiling "
         "(ratio) | per-cell: transfer / ceiling | per-cell std: transfer / ceiling | "
-        "mean profile per-cell | fit s: reference / query 80% |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "mean profile per-cell | fit s: reference / query 80% |"
+        + (
+            " 90% interval coverage: transfer / ceiling | worst protein: transfer / ceiling "
+            "| mean width: transfer / ceiling |"
+            if with_intervals
+            else ""
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|---|"
+        + ("---|---|---|" if with_intervals else ""),
     ]
     for (pair, align), g in df.groupby(["pair", "align"], sort=False):
         mean = g[g.setting == "mean_profile"]
@@ -576,8 +674,22 @@ def summarise(rows: list[dict]) -> str:
                 f"{_fmt(c.pearson_per_cell)} | {_fmt(t.pearson_per_cell_std)} / "
                 f"{_fmt(c.pearson_per_cell_std)} | {_fmt(mean.pearson_per_cell)} | "
                 f"{_fmt(t.fit_seconds, 1)} / {_fmt(c.fit_seconds, 1)} |"
+                + (_interval_cells(t, c) if with_intervals else "")
             )
     return "\n".join(lines)
+
+
+def _interval_cells(t: pd.DataFrame, c: pd.DataFrame) -> str:
+    """Coverage (%), the worst protein's coverage (%) and mean width: transfer / ceiling."""
+
+    def pct(v):
+        return _fmt(100 * np.asarray(v, float), 1)
+
+    return (
+        f" {pct(t.interval_coverage)} / {pct(c.interval_coverage)} | "
+        f"{pct(t.interval_coverage_worst)} / {pct(c.interval_coverage_worst)} | "
+        f"{_fmt(t.interval_width, 2)} / {_fmt(c.interval_width, 2)} |"
+    )
 
 
 def _read(paths) -> list[dict]:

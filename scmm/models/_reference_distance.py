@@ -204,9 +204,23 @@ def query_ratio(model, X) -> tuple[np.ndarray, ReferenceDistance] | None:
     return state.ratio(embed(encoder, X)), state
 
 
-def shift_message(summary: dict[str, float], key: str) -> str:
-    """Return the warning for a query far from the reference: the numbers, what to do."""
-    return (
+#: Coverage of an ensemble's nominal 90% intervals measured on query values
+#: (``benchmarks/transfer.py --methods ensemble``, 3 seeds; docs, *Across datasets*), quoted
+#: by the shift warning: (what was measured, coverage).
+MEASURED_COVERAGE = (
+    ("another run of the same lab (REAP-seq run to run)", "91%"),
+    ("another lab and chemistry (REAP-seq → 10x 5′ PBMC)", "3%"),
+    ("10x 3′ → 10x 5′ PBMC", "39%"),
+)
+
+
+def shift_message(summary: dict[str, float], key: str, interval: float | None = None) -> str:
+    """Return the warning for a query far from the reference: the numbers, what to do.
+
+    ``interval``: the nominal coverage of the model's prediction intervals (an ensemble's),
+    or None when the model has none; then the warning says how far to trust them.
+    """
+    out = (
         f"{summary['share_beyond_reference_99']:.0%} of the query cells lie farther from the "
         f"reference than 99% of the reference's own cells do (median distance ratio "
         f"{summary['median_ratio']:.2f}; expected about 1% and 1.0 for cells like the "
@@ -214,6 +228,16 @@ def shift_message(summary: dict[str, float], key: str) -> str:
         f"and protein levels may be offset. Check `.obs['{key}_reference_distance']` per cell "
         "and type; consider a reference from the same technology and tissue, or the query's "
         "own measured proteins for a few cells to check against."
+    )
+    if interval is None:
+        return out
+    measured = "; ".join(f"{what}: {cov}" for what, cov in MEASURED_COVERAGE)
+    return out + (
+        f" The {interval:.0%} intervals `{key}_lower` / `{key}_upper` are calibrated on the "
+        "reference's cells and under-cover on shifted cells: they widen with the distance, but "
+        "the error across labs is mostly each antibody's level offset, which no RNA distance "
+        f"sees. Coverage of nominal 90% intervals measured on query values: {measured}. Do not "
+        "read them as error bars for this query."
     )
 
 
@@ -241,5 +265,8 @@ def check_query(model, X, key: str) -> tuple[np.ndarray, dict[str, float]] | Non
     ratio, state = found
     summary = state.summary(ratio)
     if shifted(summary["share_beyond_reference_99"], len(ratio)):
-        warnings.warn(shift_message(summary, key), UserWarning, stacklevel=3)
+        interval = None  # the nominal coverage of the model's intervals, if it has any
+        if getattr(model, "half_width", None) is not None:
+            interval = model.params.get("interval")
+        warnings.warn(shift_message(summary, key, interval), UserWarning, stacklevel=3)
     return ratio.astype(np.float32), summary
