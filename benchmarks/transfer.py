@@ -452,23 +452,31 @@ def peer_totalvi(genes: ad.AnnData, proteins: np.ndarray, query: ad.AnnData, see
 PEERS: dict[str, Callable] = {"scipenn": peer_scipenn, "totalvi": peer_totalvi}
 
 
+#: ``--no-peer-ceiling`` sets this False: peers' transfer rows only (their ceiling fits are slow)
+PEER_CEILING = {"fit": True}
+
+
 def _peer(method: str, ref: md.MuData, qry: md.MuData, test: np.ndarray, seed: int):
-    """Transfer and ceiling predictions of a peer for the scored query cells, and fit seconds."""
+    """Transfer and ceiling predictions of a peer for the scored query cells, and fit seconds.
+
+    The ceiling's prediction is None (no row) when ``PEER_CEILING["fit"]`` is False.
+    """
     query, _ = _peer_counts(qry, test, "query")
     query.obs["batch"] = pd.Categorical(np.full(query.n_obs, "query"))
-    preds, seconds = [], []
-    for reference, rows in ((ref, None), (qry, ~test)):
+    preds, seconds = [None, None], [np.nan, np.nan]
+    settings = ((ref, None), (qry, ~test)) if PEER_CEILING["fit"] else ((ref, None),)
+    for i, (reference, rows) in enumerate(settings):
         genes, proteins = _peer_counts(reference, rows, "ref")
         load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
         t0 = time.perf_counter()
         counts = PEERS[method](genes, proteins, query.copy(), seed)
-        seconds.append(time.perf_counter() - t0)
+        seconds[i] = time.perf_counter() - t0
         print(
             f"{method}: {genes.n_obs} reference cells → {query.n_obs} query cells, "
-            f"{seconds[-1]:.0f} s, load before (1/5/15 min) {load}",
+            f"{seconds[i]:.0f} s, load before (1/5/15 min) {load}",
             flush=True,
         )
-        preds.append(_clr(counts, qry["prot"].var_names))
+        preds[i] = _clr(counts, qry["prot"].var_names)
     return preds[0], preds[1], seconds[0], seconds[1]
 
 
@@ -583,6 +591,8 @@ def _rows(base, pair, method, seed, test, y, p_transfer, p_ceiling, t_ref, t_q) 
     """The transfer and ceiling rows of one method and seed (printed as they come)."""
     rows = []
     for setting, p, secs in (("transfer", p_transfer, t_ref), ("ceiling", p_ceiling, t_q)):
+        if p is None:  # a peer run with --no-peer-ceiling
+            continue
         row = {
             **base,
             "method": method,
@@ -685,6 +695,12 @@ def main() -> None:
         default=0.01,
         help="keep genes detected in at least this fraction of the cells of both datasets",
     )
+    parser.add_argument(
+        "--peer-ceiling",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also fit the peers (scipenn, totalvi) within the query (the ceiling rows)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "transfer")
     parser.add_argument("--tag", default="transfer", help="file name stem of the outputs")
@@ -694,6 +710,7 @@ def main() -> None:
         print(summarise(_read(args.summarise)))
         return
     torch.set_num_threads(args.threads)
+    PEER_CEILING["fit"] = args.peer_ceiling
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{args.tag}_runs.csv"
     rows: list[dict] = []
