@@ -153,20 +153,13 @@ def fit_totalvi(mdata, task: Task, test: np.ndarray, seed: int) -> dict[str, np.
 def fit_scipenn(mdata, task: Task, test: np.ndarray, seed: int) -> np.ndarray:
     """sciPENN at its defaults (but ``min_genes=0``); held-out predictions in the target space.
 
-    sciPENN predicts proteins in its own space (per-cell total-normalised, ``log1p``, z-scored
-    with the training cells' mean and sd): the z-scores are mapped back with the training cells'
-    mean and sd (``ddof=1``, as ``scanpy.pp.scale``), ``expm1``-ed to normalised counts and then
-    CLR-transformed by ``scmm.pp.normalize`` like the targets.
+    The training cells' RNA and proteins and the held-out cells' RNA go to
+    :func:`scipenn_counts`; its normalised counts are CLR-transformed by ``scmm.pp.normalize``
+    like the targets.
     """
-    import tempfile
-
     import anndata as ad
     import pandas as pd
-    import scanpy as sc
 
-    sciPENN_API = _import_scipenn()
-    np.random.seed(seed)  # sciPENN draws its validation cells with numpy's global state
-    torch.manual_seed(seed)
     rna, prot = mdata[task.source], mdata[task.target]
     genes = ad.AnnData(
         rna.layers["counts"].copy(),
@@ -178,28 +171,122 @@ def fit_scipenn(mdata, task: Task, test: np.ndarray, seed: int) -> np.ndarray:
         obs=pd.DataFrame(index=prot.obs_names[~test].astype(str)),
         var=pd.DataFrame(index=prot.var_names.astype(str)),
     )
+    counts = scipenn_counts(genes[~test].copy(), proteins, genes[test].copy(), seed)
+    return _to_target_space(counts, task, prot.var_names)
+
+
+def scipenn_counts(
+    genes, proteins, query, seed: int, *, batch_key: str | None = None
+) -> np.ndarray:
+    """sciPENN fitted on ``genes`` and ``proteins`` (raw counts), predicting ``query``'s proteins.
+
+    ``sciPENN_API(gene_trainsets=[genes], protein_trainsets=[proteins], gene_test=query)`` at
+    its defaults but ``min_genes=0`` (the default 200 would drop query cells with fewer
+    detected genes); ``batch_key`` (a column of both training AnnData's ``obs``) is passed as
+    ``train_batchkeys=[batch_key]``, so that sciPENN standardises each batch on its own, and
+    the query is one test batch. sciPENN predicts proteins in its own space (per-cell
+    total-normalised, ``log1p``, z-scored within each training batch): the z-scores are mapped
+    back with the training cells' mean and sd (``ddof=1``, as ``scanpy.pp.scale``; averaged
+    over the batches, weighted by their cells), then ``expm1``-ed. Returns the query cells'
+    normalised protein counts (cells × proteins, in ``query``'s order).
+    """
+    import tempfile
+
+    import scanpy as sc
+
+    sciPENN_API = _import_scipenn()
+    np.random.seed(seed)  # sciPENN draws its validation cells with numpy's global state
+    torch.manual_seed(seed)
     # training proteins in sciPENN's space, for the way back (its own preprocessing, replayed)
     space = proteins.copy()
     sc.pp.normalize_total(space)
     sc.pp.log1p(space)
-    mean, sd = space.X.mean(axis=0), space.X.std(axis=0, ddof=1)
-    sd[sd == 0] = 1.0
-    # min_genes=0: the default 200 would drop held-out cells with fewer detected genes
+    x = np.asarray(space.X)
+    batches = space.obs[batch_key].to_numpy() if batch_key else np.zeros(space.n_obs)
+    mean, sd = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+    for b in np.unique(batches):
+        rows = batches == b
+        s = x[rows].std(axis=0, ddof=1)
+        mean += rows.mean() * x[rows].mean(axis=0)
+        sd += rows.mean() * np.where(s > 0, s, 1.0)
     api = sciPENN_API(
-        [genes[~test].copy()], [proteins], genes[test].copy(), min_genes=0, use_gpu=False
+        [genes],
+        [proteins],
+        query,
+        train_batchkeys=[batch_key] if batch_key else None,
+        min_genes=0,
+        use_gpu=False,
     )
     # a fresh folder, so that it never loads old weights; relative, as sciPENN 0.9.6 loops
     # forever making the folders of an absolute path
     with tempfile.TemporaryDirectory() as weights:
         api.train(weights_dir=os.path.relpath(weights))
     predicted = api.predict()
-    order = predicted.obs_names.get_indexer(genes.obs_names[test])
+    order = predicted.obs_names.get_indexer(query.obs_names)
     if (order < 0).any():
-        msg = f"sciPENN returned no prediction for {int((order < 0).sum())} held-out cells."
+        msg = f"sciPENN returned no prediction for {int((order < 0).sum())} query cells."
         raise RuntimeError(msg)
     z = np.asarray(predicted.X)[order]
-    counts = np.clip(np.expm1(z * sd + mean), 0.0, None)
-    return _to_target_space(counts, task, prot.var_names)
+    return np.clip(np.expm1(z * sd + mean), 0.0, None)
+
+
+def totalvi_query_counts(
+    genes, proteins: np.ndarray, query, seed: int, *, batch_key: str = "batch"
+) -> np.ndarray:
+    """totalVI reference → query mapping (scArches); the query cells' imputed protein counts.
+
+    The scvi-tools tutorials' recipe: the reference model as in "Integration of CITE-seq and
+    scRNA-seq data" (``TOTALVI(latent_distribution="normal", n_layers_decoder=2)``, every
+    training default) with the scArches parameters of "CITE-seq reference mapping with
+    totalVI" / "Reference mapping with scvi-tools" (``use_layer_norm="both",
+    use_batch_norm="none"``, which ``load_query_data`` needs to update only the new batch's
+    weights), fitted on the raw counts of ``genes`` with ``proteins`` in
+    ``obsm["protein_expression"]`` and ``obs[batch_key]`` as batch; then
+    ``TOTALVI.prepare_query_anndata`` and ``TOTALVI.load_query_data(query, model)`` with the
+    query's proteins all zero (its own batch: totalVI reads them as missing), ``train(
+    max_epochs=200, plan_kwargs=dict(weight_decay=0.0, scale_adversarial_loss=0.0))`` and
+    ``get_normalized_expression(n_samples=25, return_mean=True, transform_batch=<the
+    reference's batches>, include_protein_background=True, sample_protein_mixing=False)`` for
+    the query cells (the tutorial's imputed proteins: the measured counts hold the background).
+    ``query.obs[batch_key]`` must name batches the reference does not have. Returns the query
+    cells' protein counts (cells × proteins).
+    """
+    scvi = _import_scvi()
+    scvi.settings.seed = seed
+    reference = genes.copy()
+    reference.obsm["protein_expression"] = np.asarray(proteins, dtype=np.float32)
+    scvi.model.TOTALVI.setup_anndata(
+        reference, batch_key=batch_key, protein_expression_obsm_key="protein_expression"
+    )
+    model = scvi.model.TOTALVI(
+        reference,
+        latent_distribution="normal",
+        n_layers_decoder=2,
+        use_layer_norm="both",
+        use_batch_norm="none",
+    )
+    model.train(enable_progress_bar=False)
+    mapped = query.copy()
+    mapped.obsm["protein_expression"] = np.zeros(
+        (mapped.n_obs, proteins.shape[1]), dtype=np.float32
+    )
+    scvi.model.TOTALVI.prepare_query_anndata(mapped, model)
+    query_model = scvi.model.TOTALVI.load_query_data(mapped, model)
+    query_model.train(
+        max_epochs=200,
+        plan_kwargs={"weight_decay": 0.0, "scale_adversarial_loss": 0.0},
+        enable_progress_bar=False,
+    )
+    _, predicted = query_model.get_normalized_expression(
+        mapped,
+        n_samples=25,
+        return_mean=True,
+        transform_batch=list(np.unique(reference.obs[batch_key].astype(str))),
+        include_protein_background=True,
+        sample_protein_mixing=False,
+        return_numpy=True,
+    )
+    return np.asarray(predicted)
 
 
 def fit_multivi(

@@ -29,7 +29,9 @@ New alignments and methods are one function each: add them to :data:`ALIGNERS` o
 :data:`METHODS`. :data:`VARIANTS` holds the ideas tried to close the cross-lab gap (feature
 transforms, joint SVD, Harmony, Symphony, reference-neighbour transfer ``seurat_knn``), each a
 function of the reference's and the query's arrays (``--methods`` takes their names too; see
-docs/transfer.md, "Closing the gap").
+docs/transfer.md, "Closing the gap"). :data:`PEERS` runs sciPENN and totalVI (fit code in
+``benchmarks/peers.py``; their own environment, docs/transfer.md, "Peers on the transfer
+pairs") on the same pairs, splits and scores.
 """
 
 from __future__ import annotations
@@ -429,6 +431,85 @@ def _side(mdata: md.MuData, rows: np.ndarray | None = None, *, targets: bool = T
     return Side(X.astype(np.float32), Y, np.asarray(batch).astype(str), counts)
 
 
+# --- peers: sciPENN and totalVI (benchmarks/peers.py), given raw counts as their APIs intend ---
+# Each gets the reference's RNA and protein counts (shared genes and proteins, every reference
+# cell; for the ceiling the query's other 80%) and the scored query cells' RNA counts, never
+# their proteins; its predicted protein counts are CLR-transformed like the targets.
+
+
+def _peer_counts(mdata: md.MuData, rows: np.ndarray | None, prefix: str):
+    """Raw RNA counts of ``rows`` (AnnData; ``obs["batch"]``) and their raw protein counts."""
+    rows = np.ones(mdata.n_obs, dtype=bool) if rows is None else rows
+    rna = mdata["rna"][rows]
+    batch = rna.obs["batch"].astype(str).to_numpy() if "batch" in rna.obs else "reference"
+    genes = ad.AnnData(
+        sp.csr_matrix(rna.layers["counts"], dtype=np.float32),
+        obs=pd.DataFrame({"batch": batch}, index=[f"{prefix}{i}" for i in range(rna.n_obs)]).astype(
+            {"batch": "category"}
+        ),
+        var=pd.DataFrame(index=rna.var_names.astype(str)),
+    )
+    c = mdata["prot"][rows].layers["counts"]
+    return genes, np.asarray(c.toarray() if sp.issparse(c) else c, np.float32)
+
+
+def _clr(counts: np.ndarray, names) -> np.ndarray:
+    """Predicted protein counts → ``scmm.pp.normalize(method="clr")``, as the targets."""
+    prot = ad.AnnData(np.asarray(counts, np.float32), var=pd.DataFrame(index=pd.Index(names)))
+    out = md.MuData({"prot": prot})
+    scmm.pp.normalize(out, "prot", method="clr", layer=None, check_counts=False)
+    return np.asarray(out["prot"].X, np.float64)
+
+
+def peer_scipenn(genes: ad.AnnData, proteins: np.ndarray, query: ad.AnnData, seed: int):
+    """:func:`peers.scipenn_counts`: reference RNA + proteins as one trainset (its batches as
+    ``train_batchkeys`` where it has several), the query's RNA as ``gene_test``."""
+    from peers import scipenn_counts
+
+    prot = ad.AnnData(proteins, obs=genes.obs.copy())
+    several = genes.obs["batch"].nunique() > 1
+    return scipenn_counts(genes, prot, query, seed, batch_key="batch" if several else None)
+
+
+def peer_totalvi(genes: ad.AnnData, proteins: np.ndarray, query: ad.AnnData, seed: int):
+    """:func:`peers.totalvi_query_counts`: totalVI on the reference, the query mapped into it
+    with its proteins missing (scvi-tools' tutorials)."""
+    from peers import totalvi_query_counts
+
+    return totalvi_query_counts(genes, proteins, query, seed)
+
+
+PEERS: dict[str, Callable] = {"scipenn": peer_scipenn, "totalvi": peer_totalvi}
+
+
+#: ``--no-peer-ceiling`` sets this False: peers' transfer rows only (their ceiling fits are slow)
+PEER_CEILING = {"fit": True}
+
+
+def _peer(method: str, ref: md.MuData, qry: md.MuData, test: np.ndarray, seed: int):
+    """Transfer and ceiling predictions of a peer for the scored query cells, and fit seconds.
+
+    The ceiling's prediction is None (no row) when ``PEER_CEILING["fit"]`` is False.
+    """
+    query, _ = _peer_counts(qry, test, "query")
+    query.obs["batch"] = pd.Categorical(np.full(query.n_obs, "query"))
+    preds, seconds = [None, None], [np.nan, np.nan]
+    settings = ((ref, None), (qry, ~test)) if PEER_CEILING["fit"] else ((ref, None),)
+    for i, (reference, rows) in enumerate(settings):
+        genes, proteins = _peer_counts(reference, rows, "ref")
+        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+        t0 = time.perf_counter()
+        counts = PEERS[method](genes, proteins, query.copy(), seed)
+        seconds[i] = time.perf_counter() - t0
+        print(
+            f"{method}: {genes.n_obs} reference cells → {query.n_obs} query cells, "
+            f"{seconds[i]:.0f} s, load before (1/5/15 min) {load}",
+            flush=True,
+        )
+        preds[i] = _clr(counts, qry["prot"].var_names)
+    return preds[0], preds[1], seconds[0], seconds[1]
+
+
 # --- scoring --------------------------------------------------------------------------------
 
 
@@ -541,6 +622,10 @@ def run_pair(pair: str, methods, seeds, align: str, min_cells_frac: float) -> li
                     t_q = time.perf_counter() - t0
                 rows += _rows(base, pair, method, seed, test, y, p_transfer, p_ceiling, t_ref, t_q)
                 continue
+            if method in PEERS:
+                peer = _peer(method, ref, qry, test, seed)
+                rows += _rows(base, pair, method, seed, test, y, *peer)
+                continue
             fit = METHODS[method]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -584,6 +669,8 @@ def _rows(
         ("transfer", p_transfer, t_ref, bounds[0]),
         ("ceiling", p_ceiling, t_q, bounds[1]),
     ):
+        if p is None:  # a peer run with --no-peer-ceiling
+            continue
         row = {
             **base,
             "method": method,
@@ -705,7 +792,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
     parser.add_argument(
-        "--methods", nargs="+", default=list(METHODS), choices=[*METHODS, *VARIANTS]
+        "--methods", nargs="+", default=list(METHODS), choices=[*METHODS, *VARIANTS, *PEERS]
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument(
@@ -720,6 +807,12 @@ def main() -> None:
         default=0.01,
         help="keep genes detected in at least this fraction of the cells of both datasets",
     )
+    parser.add_argument(
+        "--peer-ceiling",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also fit the peers (scipenn, totalvi) within the query (the ceiling rows)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "transfer")
     parser.add_argument("--tag", default="transfer", help="file name stem of the outputs")
@@ -729,6 +822,7 @@ def main() -> None:
         print(summarise(_read(args.summarise)))
         return
     torch.set_num_threads(args.threads)
+    PEER_CEILING["fit"] = args.peer_ceiling
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{args.tag}_runs.csv"
     rows: list[dict] = []
