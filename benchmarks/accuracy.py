@@ -27,35 +27,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _methods import METHODS
 
 import scmm
 from scmm import metrics
-from scmm.cli._tasks import METHODS as SINGLE_METHODS
-from scmm.cli._tasks import TASKS, Method, _fit_with, _is_atac, load_task
+from scmm.datasets import TASKS, load_task
 from scmm.models._ensemble import _mean_prediction
-
-#: Tasks whose training cells hold several batches (``mop_snare2``: 10 samples): the
-#: ensemble keeps each batch within one fold (``groupby="batch"``), as its docs advise.
-SEVERAL_TRAINING_BATCHES = ("mop_snare2",)
-
-#: The single methods plus the stacked ensemble of ``scmm.tl.fit_ensemble`` at its defaults
-#: (its MLP member takes the benchmark's ATAC settings of the single MLP; ATAC tasks get their
-#: gene–peak windows, so the default members include DeepSets there).
-METHODS = {
-    **SINGLE_METHODS,
-    "ensemble": Method(
-        _fit_with(
-            "fit_ensemble",
-            windows=_is_atac,
-            member_options=lambda t: (
-                {"mlp": {"training": {"batch_size": 256}, "max_epochs": 20}}
-                if _is_atac(t)
-                else None
-            ),
-            groupby=lambda t: "batch" if t.dataset in SEVERAL_TRAINING_BATCHES else None,
-        )
-    ),
-}
 
 QUICK = {"tasks": ["bmmc_cite"], "methods": ["mean", "ridge", "kernel_ridge", "mlp"], "seeds": [0]}
 
@@ -65,7 +42,7 @@ def run(
 ) -> list[dict]:
     rows = []
     for task_name in tasks:
-        mdata, task = load_task(task_name)
+        mdata, task = load_task(task_name, windows=TASKS[task_name].assembly is not None)
         y = mdata[task.target].X
         y = y.toarray() if hasattr(y, "toarray") else np.asarray(y)
         test = ~mdata.obs["train"].reindex(mdata[task.target].obs_names).to_numpy()

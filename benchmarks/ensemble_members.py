@@ -28,7 +28,8 @@ import torch
 
 import scmm
 from scmm import metrics
-from scmm.cli._tasks import TASKS, _is_atac, load_task
+from scmm.cli._demo import settings
+from scmm.datasets import TASKS, load_task
 from scmm.models import EnsembleModel
 from scmm.models._conformal import conformal_half_width
 from scmm.models._ensemble import make_folds
@@ -36,7 +37,7 @@ from scmm.models._stacking import convex_weights, seed_noise_reduction, stacking
 from scmm.tl._ensemble_members import MEMBERS, member_spec
 
 #: The MLP member's options on ATAC inputs, as ``benchmarks/accuracy.py`` gives them.
-ATAC_MLP = {"training": {"batch_size": 256}, "max_epochs": 20}
+ATAC_MLP = settings("mlp", TASKS["mop_snare2"])
 
 
 def _fit(name, X, Y, src, tgt, atac: bool, seed: int):
@@ -173,7 +174,7 @@ def main() -> None:
     X = src.X[train]
     Y = tgt.X[tgt.obs_names.get_indexer(src.obs_names[train])]
     Y = np.asarray(Y.toarray() if hasattr(Y, "toarray") else Y, np.float32)
-    atac = _is_atac(task)
+    atac = task.source == "atac"
     if not args.holdout:
         for seed in args.seeds:
             folds = make_folds(X.shape[0], args.n_folds, None, np.random.default_rng(seed))

@@ -9,7 +9,7 @@
     python benchmarks/peers.py --summarise benchmarks/results/peers*/peers_runs.csv
 
 The tasks, their normalisation and their splits are those of ``benchmarks/accuracy.py``
-(:func:`scmm.cli._tasks.load_task`); scmm's ``mlp`` and ``kernel_ridge`` run at their benchmark
+(:func:`scmm.datasets.load_task`); scmm's ``mlp`` and ``kernel_ridge`` run at their benchmark
 defaults in the same process, on the same split, with ``svd_fit_on="train"`` and ``"all"``.
 
 totalVI follows the scvi-tools tutorial "Integration of CITE-seq and scRNA-seq data", which
@@ -56,11 +56,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _methods import METHODS
 from accuracy import _merge_runs, _write_csv, summarise
 
 import scmm
 from scmm import metrics
-from scmm.cli._tasks import METHODS, TASKS, Task, load_task
+from scmm.datasets import TASKS, Task, load_task
 
 CITE_TASKS = [name for name, t in TASKS.items() if (t.source, t.target) == ("rna", "prot")]
 SCMM_METHODS = ("mlp", "kernel_ridge")

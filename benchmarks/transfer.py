@@ -154,7 +154,7 @@ def prepare(reference: str, query: str, min_cells_frac: float):
 
 
 def _with_counts(mdata: md.MuData) -> md.MuData:
-    """Drop cells without counts on these genes or proteins (as ``scmm._tasks.load_task``).
+    """Drop cells without counts on these genes or proteins (as :func:`scmm.datasets.load_task`).
 
     With a handful of shared proteins some cells have none (42 of REAP-seq's on its 6 proteins
     shared with the 5′ set): their CLR row is constant, which makes ``fit_mlp``'s correlation
@@ -197,10 +197,9 @@ def fit_mlp(mdata: md.MuData, train, seed: int):
         "rna",
         "prot",
         max_epochs=40,
-        batch_size=64,
+        training={"batch_size": 64, "verbose": False},
         train=train,
         rng=seed,
-        verbose=False,
         key_added=KEY,
     )
 

@@ -137,6 +137,22 @@ def fit_doc(model: str | None = None):
     return doc_params(**fragments)
 
 
+def class_params(cls: type, *, skip: tuple[str, ...] = ("training",)) -> str:
+    """Return the *Parameters* entries of ``cls``'s docstring, less ``skip``, as a fragment.
+
+    So that a ``fit_*`` function documents its model's options in the class's words, once.
+    """
+    lines = cls.__doc__.split("    Parameters\n    ----------\n", 1)[1].split("\n\n", 1)[0]
+    entries: list[list[str]] = []
+    for line in lines.splitlines():
+        if not line.strip():  # the end of the section
+            break
+        if not line.startswith("     "):  # a parameter name: a new entry
+            entries.append([])
+        entries[-1].append(line)
+    return "".join("\n".join(entry) + "\n" for entry in entries if entry[0].strip() not in skip)
+
+
 def doc_params(**fragments: str):
     """Substitute ``{name}`` lines of a docstring with shared fragments (as scanpy does).
 

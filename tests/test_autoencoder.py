@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import scmm
-from scmm.cli._tasks import load_task
+from scmm.datasets import load_task
 from scmm.models import AutoencoderModel
 from scmm.nn import MLP, AutoencoderMLP
 from scmm.train import seeded

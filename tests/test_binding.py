@@ -49,6 +49,10 @@ def test_fit_mudata_predicts_through_tl_predict_with_every_check(normalised, nam
     scmm.tl.predict(ref, query, key_added="ref")
     key = f"scmm_{model.name}"
     np.testing.assert_array_equal(query["rna"].obsm[key], query["rna"].obsm["ref"])
+    # and how far the new cells lie from the training cells, as for the tl-fitted model
+    np.testing.assert_allclose(
+        query["rna"].obs[f"{key}_reference_distance"], query["rna"].obs["ref_reference_distance"]
+    )
     counts = ad.AnnData(
         normalised["rna"].layers["counts"][:20].copy(), var=normalised["rna"].var[[]].copy()
     )
@@ -64,3 +68,13 @@ def test_fit_mudata_argument_errors(normalised):
     with pytest.raises(ValueError, match="both 'rna'"):
         model.fit_mudata(normalised, "rna", "rna")
     assert not model.is_fitted
+
+
+def test_a_refit_replaces_the_reference_distance(normalised):
+    model = scmm.models.BaselineModel("ridge", n_components=5)
+    model.fit_mudata(normalised, "rna", "prot", train="train", rng=0)
+    first = model.reference_distance
+    train = normalised.obs["train"].to_numpy()
+    model.fit_mudata(normalised, "rna", "prot", train=~train, rng=0)
+    assert model.reference_distance is not first
+    assert len(model.reference_distance.reference) == (~train).sum()

@@ -246,6 +246,9 @@ def test_public_api():
         "read_open_problems_2022",
         "toy_cite",
         "toy_multiome",
+        "load_task",
+        "TASKS",
+        "Task",
     } == set(ds.__all__)
     for name in LOADERS:
         params = inspect.signature(getattr(ds, name)).parameters

@@ -81,12 +81,9 @@ def test_needs_windows():
 @pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # TF-IDF of empty peaks
 def test_real_mop_snare2(data_dir):
     """On real nuclei gene activity alone is weak but well defined (no NaN, finite)."""
-    from scmm.cli._tasks import ensure_windows, load_task
-
-    mdata, task = load_task("mop_snare2", data_dir=data_dir)
-    ann = scmm.datasets.gene_annotation("mm10", data_dir=data_dir)
-    scmm.pp.gene_peak_windows(mdata, annotation=ann)
-    ensure_windows(mdata, task)  # already there: a no-op
+    mdata, _ = scmm.datasets.load_task("mop_snare2", windows=True, data_dir=data_dir)
+    assert mdata.uns["windows"]["params"]["rna"] == "rna"  # the task's windows, mm10 genes
+    assert mdata.uns["windows"]["pairs"].shape == (mdata["rna"].n_vars, mdata["atac"].n_vars)
     scmm.tl.fit_baseline(mdata, "atac", "rna", method="gene_activity", train="train")
     pred = mdata["rna"].layers["scmm_gene_activity"]
     assert np.isfinite(pred).all()

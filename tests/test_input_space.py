@@ -19,7 +19,7 @@ import pytest
 import scipy.sparse as sp
 
 import scmm
-from scmm.cli._tasks import load_task
+from scmm.datasets import load_task
 
 from .conftest import make_paired
 

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import torch
 
 import scmm
-from scmm.cli._tasks import load_task
+from scmm.datasets import load_task
 from scmm.models import PathwayMLPModel
 from scmm.nn import PathwayMLP, SparseLinear
 

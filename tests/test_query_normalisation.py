@@ -17,7 +17,7 @@ import pytest
 import scipy.sparse as sp
 
 import scmm
-from scmm.cli._tasks import load_task
+from scmm.datasets import load_task
 
 _CALL = r"scmm\.pp\.normalize\(mdata, 'rna', method='log_cp10k'\)"
 

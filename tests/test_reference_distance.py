@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import scmm
-from scmm.cli._tasks import load_task
+from scmm.datasets import load_task
 from scmm.models._preprocess import InputEncoder
 from scmm.models._reference_distance import (
     WARN_SHARE,

@@ -6,7 +6,6 @@ import pytest
 
 import scmm
 from scmm._registry import MODELS, ensemble_members
-from scmm.cli._tasks import METHODS as TASK_METHODS
 from scmm.models import BaseModel
 from scmm.tl import keyword_parameters
 
@@ -43,13 +42,34 @@ def test_every_model_class_is_listed():
     assert classes - NOT_LISTED == {entry.model for entry in MODELS.values()}
 
 
-def test_cli_and_benchmarks_read_the_table(capsys):
-    assert list(TASK_METHODS) == list(MODELS)
+@pytest.mark.parametrize(
+    "argv",
+    [["fit", "--method", "no_such_model", "--source", "a", "--target", "b", "--out", "x"],
+     ["demo", "--methods", "no_such_model"]],
+)  # fmt: skip
+def test_the_command_line_reads_the_table(argv, capsys):
     from scmm.cli import main
 
-    argv = ["fit", "--method", "no_such_model", "--source", "a", "--target", "b", "--out", "x"]
     assert main(argv) != 0
     assert ", ".join(repr(name) for name in sorted(MODELS)) in capsys.readouterr().err
+
+
+def test_tasks_name_their_loader_and_the_demo_s_models_apply():
+    from scmm.cli._demo import applies_to
+
+    for name, task in scmm.datasets.TASKS.items():
+        assert task.dataset in scmm.datasets.__all__, name
+        runs = {m for m in MODELS if applies_to(m, task)}
+        assert {"mean", "ridge", "mlp"} <= runs
+        assert ("pathway_mlp" in runs) == (task.source == "rna" and task.gene_names)
+        assert ("deepsets" in runs) == (task.assembly is not None)
+
+
+def test_load_task_refuses_unknown_names_and_windows_without_peaks():
+    with pytest.raises(ValueError, match="not a task; pass one of"):
+        scmm.datasets.load_task("no_such_task")
+    with pytest.raises(ValueError, match="pass `windows=False`"):
+        scmm.datasets.load_task("bmmc_cite", windows=True)
 
 
 def test_ensemble_members_are_the_registry_s(paired):

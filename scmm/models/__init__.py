@@ -16,7 +16,6 @@ from ._pathway import PathwayMLPModel
 from ._persist import load
 from ._preprocess import SVD_FIT_ON as SVD_FIT_ON
 from ._reference_distance import ReferenceDistance as ReferenceDistance
-from ._reference_distance import attach as attach_reference_distance  # noqa: F401
 from ._reference_distance import check_query as check_query_distance  # noqa: F401
 from ._reference_distance import embed as embed
 from ._reference_distance import input_encoder as input_encoder

@@ -202,6 +202,7 @@ class BaseModel(Binding):
             raise ValueError(msg)
         self.source_features = [str(f) for f in source_features]
         self.target_features = [str(f) for f in target_features]
+        self.reference_distance = None  # a new fit: the old one's no longer applies
         self._fit(X, self._as_targets(Y), X_svd=X_svd, validation=validation, rng=rng)
         return self
 

@@ -16,6 +16,7 @@ from mudata import MuData
 from .. import _input_space
 from .._utils import SeedLike
 from .._validate import get_matrix, paired_modalities, train_mask
+from ._reference_distance import attach
 
 if TYPE_CHECKING:
     from ._base import BaseModel
@@ -81,7 +82,7 @@ class Binding:
         X = get_matrix(src, layer, "layer")[rows]
         Y = get_matrix(tgt, target_layer, "target_layer")[order[rows]]
         self.bind(src, tgt, X, Y, source=source, target=target, layers=(layer, target_layer))
-        return self.fit(  # type: ignore[attr-defined]  (BaseModel.fit)
+        self.fit(  # type: ignore[attr-defined]  (BaseModel.fit)
             X,
             Y,
             source_features=src.var_names,
@@ -89,6 +90,17 @@ class Binding:
             validation=validation,
             rng=rng,
         )
+        self.fit_reference_distance(X)
+        return self
+
+    def fit_reference_distance(self, X_train) -> None:
+        """Fit how far new cells lie from the training rows ``X_train`` (read by ``predict``).
+
+        In the model's input embedding (its SVD); kept as it is when the fit already made it
+        (the ensemble does, for its intervals), skipped for a model that reads no SVD.
+        """
+        if getattr(self, "reference_distance", None) is None:
+            attach(self, X_train)
 
     def bind(
         self,

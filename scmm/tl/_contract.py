@@ -52,7 +52,7 @@ from .._validate import (
     warn_constant_rows,
 )
 from ..metrics import column_means, control_names, warn_below_mean_profile
-from ..models import SVD_FIT_ON, BaseModel, attach_reference_distance, query_ratio
+from ..models import SVD_FIT_ON, BaseModel, query_ratio
 from ._prediction_store import derived, output_paths, predict_to_disk, rows_of
 
 logger = logging.getLogger("scmm")
@@ -187,7 +187,7 @@ def fit_model(
         rng=rng,
         **(fit_kwargs or {}),
     )
-    attach_reference_distance(model, X_train)  # saved with the model; read by `predict`
+    model.fit_reference_distance(X_train)  # saved with the model; read by `predict`
     # the training rows are not needed past here, only their mean (the scores' mean profile);
     # a row subset is a copy (e.g. 1.2 GiB of RNA at the 2022 competition's Multiome size)
     train_mean = column_means(Y_train)

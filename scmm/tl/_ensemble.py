@@ -7,7 +7,7 @@ from typing import Any, Unpack
 import numpy as np
 from mudata import MuData
 
-from .._docs import FIT_CONTRACT, doc_params
+from .._docs import FIT_CONTRACT, FIT_DATA, doc_params
 from .._settings import settings
 from .._validate import train_mask
 from ..models import EnsembleModel
@@ -45,7 +45,7 @@ def _groups(mdata: MuData, src, groupby: str | None, train_mask: np.ndarray):
     return values.astype(str)
 
 
-@doc_params(fit_contract=FIT_CONTRACT)
+@doc_params(fit_data=FIT_DATA, fit_contract=FIT_CONTRACT)
 def fit_ensemble(
     mdata: MuData,
     source: str,
@@ -91,12 +91,7 @@ def fit_ensemble(
 
     Parameters
     ----------
-    mdata
-        Paired data holding ``source`` and ``target`` for the same cells.
-    source
-        Modality predicted from (normalised values in ``.X`` or ``layer``).
-    target
-        Modality to predict (values in ``.X`` or ``target_layer``).
+    {fit_data}
     methods
         Members, among ``"mean"``, ``"ridge"``, ``"knn"``, ``"kernel_ridge"`` (as
         :func:`scmm.tl.fit_baseline`), ``"mlp"`` (as :func:`scmm.tl.fit_mlp`) and

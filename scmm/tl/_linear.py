@@ -6,7 +6,7 @@ from typing import Any, Literal, Unpack
 
 from mudata import MuData
 
-from .._docs import fit_doc
+from .._docs import class_params, doc_params, fit_doc
 from ..models import LinearModel
 from ..train import TrainingConfig
 from ._contract import fit_model
@@ -14,6 +14,7 @@ from ._training import NeuralFitKeywords, neural_options
 
 
 @fit_doc("LinearModel")
+@doc_params(model_params=class_params(LinearModel))
 def fit_linear(
     mdata: MuData,
     source: str,
@@ -37,18 +38,7 @@ def fit_linear(
     Parameters
     ----------
     {fit_data}
-    input
-        ``"svd"`` (the default), ``"raw"`` or ``"svd+raw"``, as for :func:`fit_mlp`.
-    n_components
-        Number of SVD components of the source.
-    max_raw_features
-        With raw inputs, keep this many source features (highest variance on the training
-        cells; ``None``: all).
-    target_svd
-        None, or k: predict k SVD coefficients of the targets, mapped back through the fixed
-        components (a reduced-rank linear map).
-    dropout
-        Dropout on the dense inputs during training.
+    {model_params}
     {training}
     {fit_keywords}
 
