@@ -57,3 +57,23 @@ def test_linear_model_defaults():
     assert config.swa is False and config.max_epochs == 20
     with pytest.raises(ValueError, match="input='pca'"):
         LinearModel(input="pca")
+
+
+@pytest.mark.parametrize(("input", "target_svd"), [("svd", None), ("svd+raw", None), ("svd", 2)])
+def test_training_starts_at_the_least_squares_map(paired, input, target_svd):
+    """With a learning rate of ~0 the fit is the closed-form (tiny-ridge) least-squares map."""
+    paired.obs["train"] = np.arange(paired.n_obs) % 4 != 0
+    training = {"lr": 1e-12, "min_lr": 0.0, "swa": False, "verbose": False}
+    model = scmm.tl.fit_linear(paired, "rna", "prot", input=input, n_components=5,
+                               target_svd=target_svd, max_epochs=1, training=training,
+                               train="train", write_predictions=False, rng=0)  # fmt: skip
+    train = paired.obs["train"].to_numpy()
+    X, Y = paired["rna"].X[train], paired["prot"].X[train]
+    parts = [p.toarray() if hasattr(p, "toarray") else p for p in model.encoder.transform(X)]
+    A = np.hstack([*parts, np.ones((X.shape[0], 1))])
+    T = model.target_encoder.encode(np.asarray(Y))
+    gram = A.T @ A
+    ridge = np.diag(np.r_[1e-3 * np.diag(gram)[:-1], 0.0])  # 1e-3 of each input's own scale
+    W = np.linalg.solve(gram + ridge, A.T @ T)
+    expected = model.target_encoder.decode((A @ W).astype(np.float32))
+    np.testing.assert_allclose(model.predict_array(X), expected, rtol=1e-3, atol=1e-3)
