@@ -121,7 +121,24 @@ def _subset(mdata: md.MuData, genes: pd.Index, prot_cols, prot_names) -> md.MuDa
         out = md.MuData({"rna": new_rna, "prot": new_prot})
     scmm.pp.normalize(out, "rna", method="log_cp10k")
     scmm.pp.normalize(out, "prot", method="clr")
+    if PROTEIN_CLR["over"] == "panel":  # as a user normalises: CLR over the whole panel
+        panel = ad.AnnData(np.asarray(_counts(prot, slice(None)), dtype=np.float32))
+        panel.var_names = [f"p{i}" for i in range(panel.n_vars)]
+        panel.obs_names = prot.obs_names.copy()
+        whole = md.MuData({"prot": panel})
+        scmm.pp.normalize(whole, "prot", method="clr")
+        out["prot"].X = np.asarray(whole["prot"].X[:, prot_cols], dtype=np.float32)
     return out
+
+
+def _row_name(method: str) -> str:
+    """The rows of a ``--clr-over panel`` run are named apart: they score other targets."""
+    return method if PROTEIN_CLR["over"] == "shared" else f"{method}_clr_panel"
+
+
+#: ``over``: ``"shared"`` (CLR over the proteins both panels measure) or ``"panel"`` (over the
+#: dataset's whole panel, controls included, then the shared ones taken): ``--clr-over``.
+PROTEIN_CLR = {"over": "shared"}
 
 
 def prepare(reference: str, query: str, min_cells_frac: float):
@@ -599,7 +616,7 @@ def run_pair(pair: str, methods, seeds, align: str, min_cells_frac: float) -> li
         rows.append(
             {
                 **base,
-                "method": "mean_profile",
+                "method": _row_name("mean_profile"),
                 "setting": "mean_profile",
                 "seed": seed,
                 "n_query_scored": int(test.sum()),
@@ -672,7 +689,7 @@ def _rows(
             continue
         row = {
             **base,
-            "method": method,
+            "method": _row_name(method),
             "setting": setting,
             "seed": seed,
             "n_query_scored": int(test.sum()),
@@ -748,8 +765,9 @@ def summarise(rows: list[dict]) -> str:
         + ("---|---|---|" if with_intervals else ""),
     ]
     for (pair, align), g in df.groupby(["pair", "align"], sort=False):
-        mean = g[g.setting == "mean_profile"]
-        for method in [m for m in g.method.unique() if m != "mean_profile"]:
+        for method in g[g.setting != "mean_profile"].method.unique():
+            panel = method.endswith("_clr_panel")  # its mean profile is of the same targets
+            mean = g[(g.setting == "mean_profile") & (g.method.str.endswith("_clr_panel") == panel)]
             t = g[(g.method == method) & (g.setting == "transfer")]
             c = g[(g.method == method) & (g.setting == "ceiling")]
             ratio = t.pearson_per_protein.mean() / c.pearson_per_protein.mean()
@@ -812,6 +830,13 @@ def main() -> None:
         default=True,
         help="also fit the peers (scipenn, totalvi) within the query (the ceiling rows)",
     )
+    parser.add_argument(
+        "--clr-over",
+        choices=("shared", "panel"),
+        default="shared",
+        help="proteins the CLR of each dataset is taken over: the shared ones (default) or "
+        "its whole panel (as a user normalises their own data), then the shared ones kept",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "transfer")
     parser.add_argument("--tag", default="transfer", help="file name stem of the outputs")
@@ -822,6 +847,7 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     PEER_CEILING["fit"] = args.peer_ceiling
+    PROTEIN_CLR["over"] = args.clr_over
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{args.tag}_runs.csv"
     rows: list[dict] = []
