@@ -116,6 +116,18 @@ def test_swa_weights_are_mean_of_epoch_snapshots():
     assert hist["epoch"] == list(range(8))
 
 
+def test_one_epoch_is_trained_not_averaged_back_to_the_initial_weights():
+    """SWA averages the weights at each SWA epoch's start: of one epoch, only the initial ones."""
+    X, Y = _problem(n=256)
+    start = {k: v.detach().clone() for k, v in _net().named_parameters()}
+    net, hist = train(_net(), X, Y, config=_cfg(max_epochs=1, swa=True), rng=0)
+    assert hist["swa_start_epoch"] is None  # nothing trained to average: SWA skipped
+    moved = [not torch.allclose(p.detach(), start[k]) for k, p in net.named_parameters()]
+    assert all(moved)
+    with pytest.raises(ValueError, match=r"must be in \[1, max_epochs=4\)"):
+        TrainingConfig(max_epochs=4, swa_start=0)
+
+
 def test_default_swa_start_counts_optimiser_steps():
     cfg = TrainingConfig(max_epochs=40)
     assert cfg.swa_start_epoch(84) == 5  # ceil(400 / 84): a large training set

@@ -49,9 +49,11 @@ class TrainingConfig:
         one-cycle schedule ends at ``swa_start`` at the latest; from then on the SWA learning
         rate ``swa_lr`` takes over. The returned weights are the average of the weights at the
         start of each epoch from ``swa_start`` on (lightning's convention), with BatchNorm
-        statistics recomputed in one extra pass over the training cells.
+        statistics recomputed in one extra pass over the training cells. With
+        ``max_epochs=1`` there is nothing trained to average (the only such weights are the
+        initial ones), so SWA is skipped (:meth:`uses_swa`).
     swa_start
-        First (0-based) epoch of the SWA phase. None: the first epoch after
+        First (0-based) epoch of the SWA phase, at least 1. None: the first epoch after
         400 optimiser steps (``SWA_WARMUP_STEPS``), at ``int(0.75 * max_epochs)`` at the latest.
         Counting steps rather than epochs lets larger training sets average over more of the
         run: on ``pbmc10k_cite`` (84 steps per epoch) SWA from epoch 5 instead of 30 gave
@@ -195,8 +197,12 @@ class TrainingConfig:
                 "`swa=False` to use `patience`."
             )
             raise ValueError(msg)
-        if self.swa and not 0 <= self.swa_start_epoch() < self.max_epochs:
-            msg = f"`swa_start={self.swa_start}` must be in [0, max_epochs={self.max_epochs})."
+        if self.swa and self.max_epochs > 1 and not 1 <= self.swa_start_epoch() < self.max_epochs:
+            msg = (
+                f"`swa_start={self.swa_start}` must be in [1, max_epochs={self.max_epochs}): the "
+                "average takes the weights at the start of each SWA epoch, so from epoch 0 it "
+                "would average in the untrained initial weights."
+            )
             raise ValueError(msg)
         if int(self.num_nodes) < 1:
             msg = f"`num_nodes={self.num_nodes}` must be >= 1."
@@ -212,6 +218,10 @@ class TrainingConfig:
             raise ValueError(msg)
 
     # derived values -------------------------------------------------------------------------
+    def uses_swa(self) -> bool:
+        """Whether training averages weights: ``swa``, and more than one epoch to average."""
+        return bool(self.swa) and int(self.max_epochs) > 1
+
     def swa_start_epoch(self, steps_per_epoch: int | None = None) -> int:
         """0-based first SWA epoch for ``steps_per_epoch`` optimiser steps per epoch.
 

@@ -224,7 +224,7 @@ class PredictionModule(L.LightningModule):
         and move the weights away from the average. Here that epoch only runs the forward
         passes (the closure).
         """
-        if self.config.swa and epoch >= self.config.max_epochs:
+        if self.config.uses_swa() and epoch >= self.config.max_epochs:
             if optimizer_closure is not None:
                 optimizer_closure()
             return

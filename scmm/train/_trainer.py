@@ -305,8 +305,8 @@ def train(
             len(train_rows), config.batch_size, shuffle=True, world_size=world_size
         )[2]
         module.total_steps = steps_per_epoch * config.schedule_epochs_value(steps_per_epoch)
-        swa_start = config.swa_start_epoch(steps_per_epoch) if config.swa else None
-        if config.swa:  # its start depends on the steps per epoch, known only now
+        swa_start = config.swa_start_epoch(steps_per_epoch) if config.uses_swa() else None
+        if config.uses_swa():  # its start depends on the steps per epoch, known only now
             swa = StochasticWeightAveraging(
                 swa_lrs=config.swa_lr_value,
                 swa_epoch_start=swa_start + 1,  # lightning: 1-based
