@@ -348,14 +348,18 @@ def gap_variant(
     """Features → SVD (reference's, or joint reference + query) → optional Harmony → head.
 
     ``targets="zlog"`` fits the head on each protein's log1p counts standardised within the
-    reference (no other protein enters a cell's value, unlike the CLR) and returns the
+    reference (``"zlog_batch"``: within each of its batches; no other protein enters a cell's
+    value, unlike the CLR) and returns the
     predictions' centred log-ratio over the proteins, each first standardised over the query
     cells (a protein's scale in the query's CLR is unknown: taken equal for all).
     """
-    if targets == "zlog":
+    if targets in ("zlog", "zlog_batch"):
         y = np.log1p(np.asarray(ref.counts, np.float64))
-        sd = y.std(axis=0)
-        ref = ref._replace(Y=(y - y.mean(axis=0)) / np.where(sd > 0, sd, 1.0))
+        if targets == "zlog_batch":  # each reference batch on its own, as sciPENN does
+            ref = ref._replace(Y=_zscore(y, ref.batch))
+        else:
+            sd = y.std(axis=0)
+            ref = ref._replace(Y=(y - y.mean(axis=0)) / np.where(sd > 0, sd, 1.0))
         p = gap_variant(
             ref,
             qry,
@@ -425,6 +429,11 @@ VARIANTS: dict[str, Callable] = {
     "ridge_zjoint": partial(gap_variant, joint=True),
     "ridge_zjoint_harmony": partial(gap_variant, joint=True, harmony=True),
     "ridge_z_zlog": partial(gap_variant, targets="zlog"),
+    "ridge_z_zlogb": partial(gap_variant, targets="zlog_batch"),
+    "ridge_z_zlogb_k128": partial(gap_variant, targets="zlog_batch", k=128),
+    "seurat_knn_zlogb": partial(
+        gap_variant, joint=True, harmony=True, head="knn", targets="zlog_batch"
+    ),
     "seurat_knn_zlog": partial(gap_variant, joint=True, harmony=True, head="knn", targets="zlog"),
     "ridge_symphony": symphony_variant,
     "seurat_knn": partial(gap_variant, joint=True, harmony=True, head="knn"),
