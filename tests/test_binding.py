@@ -78,3 +78,17 @@ def test_a_refit_replaces_the_reference_distance(normalised):
     model.fit_mudata(normalised, "rna", "prot", train=~train, rng=0)
     assert model.reference_distance is not first
     assert len(model.reference_distance.reference) == (~train).sum()
+
+
+def test_fit_mudata_is_the_fit_path_of_scmm_tl(normalised):
+    """Same keywords, same result: ``svd_fit_on="all"`` included; misspelt keywords refused."""
+    build, fit = MODELS["ridge"]
+    model = build().fit_mudata(normalised, "rna", "prot", train="train", svd_fit_on="all", rng=0)
+    ref = fit(normalised, train="train", svd_fit_on="all", rng=0, write_predictions=False)
+    np.testing.assert_array_equal(model.predict(normalised), ref.predict(normalised))
+    other = build().fit_mudata(normalised, "rna", "prot", train="train", rng=0)
+    assert not np.array_equal(model.predict(normalised), other.predict(normalised))
+    with pytest.raises(TypeError, match="unexpected keyword arguments \\['trian'\\]"):
+        build().fit_mudata(normalised, "rna", "prot", trian="train")
+    with pytest.raises(ValueError, match="svd_fit_on='test'"):
+        build().fit_mudata(normalised, "rna", "prot", svd_fit_on="test")

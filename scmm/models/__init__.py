@@ -6,6 +6,12 @@ from ._base import BaseModel
 # facts of the models that scmm.tl reads (not in __all__: no API)
 from ._baseline import METHODS as BASELINE_METHODS  # noqa: F401
 from ._baseline import BaselineModel
+from ._binding import BindingKeywords
+from ._binding import FitData as FitData
+from ._binding import as_model_targets as as_model_targets
+from ._binding import check_pair as check_pair
+from ._binding import fit_cells as fit_cells
+from ._binding import rows_of as rows_of
 from ._deepsets import DeepSetsModel
 from ._ensemble import EnsembleModel
 from ._gene_activity import WINDOW_FIELDS as WINDOW_FIELDS
@@ -25,6 +31,7 @@ __all__ = [
     "AutoencoderModel",
     "BaseModel",
     "BaselineModel",
+    "BindingKeywords",
     "DeepSetsModel",
     "EnsembleModel",
     "GeneActivityModel",

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import logging
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import scipy.sparse as sp
@@ -43,17 +43,21 @@ from anndata import AnnData
 from mudata import MuData
 
 from .. import _disk, _keys, metrics
-from .._utils import is_backed
 from .._validate import (
     check_finite_predictions,
-    get_matrix,
-    paired_modalities,
-    train_mask,
     warn_constant_rows,
 )
-from ..metrics import column_means, control_names, warn_below_mean_profile
-from ..models import SVD_FIT_ON, BaseModel, query_ratio
-from ._prediction_store import derived, output_paths, predict_to_disk, rows_of
+from ..metrics import control_names, warn_below_mean_profile
+from ..models import (
+    BaseModel,
+    BindingKeywords,
+    as_model_targets,
+    check_pair,
+    fit_cells,
+    query_ratio,
+    rows_of,
+)
+from ._prediction_store import derived, output_paths, predict_to_disk
 
 logger = logging.getLogger("scmm")
 
@@ -80,19 +84,6 @@ def _h5_safe(params: dict) -> dict:
             v = list(v)
         out[k] = v
     return out
-
-
-def check_pair(
-    mdata: MuData, source: str, target: str, svd_fit_on: str
-) -> tuple[AnnData, AnnData, np.ndarray]:
-    """Check the arguments every fit shares; return the two modalities and the cell order.
-
-    ``order[i]`` is the target row of source cell ``i`` (as ``align_cells`` returns it).
-    """
-    if svd_fit_on not in SVD_FIT_ON:
-        msg = f"`svd_fit_on={svd_fit_on!r}` is not one of {SVD_FIT_ON}."
-        raise ValueError(msg)
-    return paired_modalities(mdata, source, target)
 
 
 def fit_params(
@@ -132,66 +123,39 @@ def fit_model(
     source: str,
     target: str,
     *,
-    train=None,
-    layer: str | None = None,
-    target_layer: str | None = None,
     key_added: str | None = None,
-    svd_fit_on: str = "train",
     write_predictions: bool | str = True,
     validation=None,
     control_features="auto",
-    rng=None,
     params: dict[str, Any] | None = None,
     fit_kwargs: dict[str, Any] | None = None,
+    **binding: Unpack[BindingKeywords],
 ) -> BaseModel:
     """Fit ``model`` following the fit contract and write its predictions into ``mdata``.
 
-    ``key_added=None`` writes under ``"scmm_<model.name>"``. The arguments from ``train`` to
-    ``rng`` are the contract's (see the module); ``params`` are the fit function's own entries
-    of ``.uns[key_added]['params']`` (default ``model.params``), ``fit_kwargs`` further keyword
-    arguments of ``model.fit`` (e.g. ``{"groups": ..., "progress": ...}`` of
-    :meth:`scmm.models.EnsembleModel.fit`).
+    ``key_added=None`` writes under ``"scmm_<model.name>"``. The keywords are the contract's
+    (see the module; ``binding`` those of :class:`~scmm.models.BindingKeywords`, the cells and
+    values the fit reads, handed to the models' one fit path); ``params`` are the fit
+    function's own entries of ``.uns[key_added]['params']`` (default ``model.params``),
+    ``fit_kwargs`` further keyword arguments of ``model.fit`` (e.g. ``{"groups": ...,
+    "progress": ...}`` of :meth:`scmm.models.EnsembleModel.fit`).
     """
     key_added = key_added or _keys.prediction(model.name)
-    src, tgt, order = check_pair(mdata, source, target, svd_fit_on)
+    layer, target_layer = binding.get("layer"), binding.get("target_layer")
+    svd_fit_on = binding.get("svd_fit_on", "train")
+    src, tgt, _ = check_pair(mdata, source, target, svd_fit_on)
     n_bytes = src.n_obs * tgt.n_vars * 4  # per layer: the predictions and each derived output
     storage = _disk.storage(
         write_predictions, n_bytes * (1 + len(model.output_suffixes)), "write_predictions"
     )
     controls = control_names(tgt.var_names, control_features)  # checked before fitting
-    X = get_matrix(src, layer, "layer", backed=True)
-    if is_backed(X) and not model.reads_backed:
-        X = X.to_memory()
-    mask = train_mask(mdata, src, train, source)
-    train_idx, test_idx = np.flatnonzero(mask), np.flatnonzero(~mask)
+    fitted = fit_cells(
+        model, mdata, source, target, validation=validation, fit_kwargs=fit_kwargs, **binding
+    )
+    src, tgt, order, X, mask = fitted.src, fitted.tgt, fitted.order, fitted.X, fitted.mask
+    test_idx = np.flatnonzero(~mask)
     subset = not mask.all()
-    validation = _validation_of_training(validation, mask)
     identity = np.array_equal(order, np.arange(len(order)))
-    # only the training cells' targets are read (and checked): others may be missing
-    Y_train = _targets(
-        tgt, target_layer, None if identity and not subset else order[train_idx], model
-    )
-    # "all": the SVD reads every cell's inputs in place (no stacked copy of the source)
-    X_svd = X if svd_fit_on == "all" and subset else None
-    X_train = rows_of(X, train_idx, model) if subset else X
-    model.bind(
-        src, tgt, X_train, Y_train, source=source, target=target, layers=(layer, target_layer)
-    )
-    model.fit(
-        X_train,
-        Y_train,
-        source_features=src.var_names,
-        target_features=tgt.var_names,
-        X_svd=X_svd,
-        validation=validation,
-        rng=rng,
-        **(fit_kwargs or {}),
-    )
-    model.fit_reference_distance(X_train)  # saved with the model; read by `predict`
-    # the training rows are not needed past here, only their mean (the scores' mean profile);
-    # a row subset is a copy (e.g. 1.2 GiB of RNA at the 2022 competition's Multiome size)
-    train_mean = column_means(Y_train)
-    del X_train, Y_train
     uns = {
         "params": fit_params(
             model.kind,
@@ -219,7 +183,7 @@ def fit_model(
         if subset:
             scores = _held_out_scores(
                 model, X, tgt, target_layer, order[test_idx], test_idx, pred_test,
-                train_mean=train_mean, distance=distance, controls=control_features,
+                train_mean=fitted.train_mean, distance=distance, controls=control_features,
                 key_added=key_added,
             )  # fmt: skip
             if scores is not None:
@@ -273,36 +237,6 @@ def _predictions(model, X, path, inverse, test_idx, distance, key_added: str):
     return {"": pred, **extra}, pred_test
 
 
-def _validation_of_training(validation, mask: np.ndarray):
-    """Return ``validation`` (None, a fraction, or a mask over all cells) for the training cells."""
-    if validation is None or isinstance(validation, float):
-        return validation
-    validation = np.asarray(validation, dtype=bool)
-    if validation.shape != mask.shape:
-        msg = f"`validation` must be a bool mask over the {len(mask)} cells."
-        raise ValueError(msg)
-    if (validation & ~mask).any():
-        msg = "`validation` selects cells outside `train`; pick validation cells among them."
-        raise ValueError(msg)
-    return validation[mask]
-
-
-def _targets(tgt: AnnData, target_layer: str | None, rows: np.ndarray | None, model: BaseModel):
-    """Return the target values of ``rows`` (None: all, in order), checked, as ``model`` takes them.
-
-    Float32; CSR where the target is sparse and the model takes it so (densified a batch at a
-    time), else dense.
-    """
-    Y = get_matrix(tgt if rows is None else tgt[rows], target_layer, "target_layer")
-    return _as_model_targets(Y, model)
-
-
-def _as_model_targets(Y, model: BaseModel):
-    if sp.issparse(Y) and model.sparse_targets:
-        return sp.csr_matrix(Y).astype(np.float32, copy=False)
-    return (Y.toarray() if sp.issparse(Y) else np.asarray(Y)).astype(np.float32, copy=False)
-
-
 def _reference_ratio(model: BaseModel, X) -> np.ndarray | None:
     """Each source row's reference-distance ratio, where the model's derived outputs read it."""
     if not model.output_suffixes:
@@ -330,9 +264,9 @@ def _held_out_scores(
     key_added: str,
 ) -> dict | None:
     """Scores of the held-out cells (source rows ``test_idx``); None when targets are missing."""
-    Y = tgt.X if target_layer is None else tgt.layers[target_layer]  # checked by `_targets`
+    Y = tgt.X if target_layer is None else tgt.layers[target_layer]  # checked by `fit_cells`
     # metrics read a block of rows at a time: a sparse target is not densified
-    Y_test = _as_model_targets(Y[target_rows], model)
+    Y_test = as_model_targets(Y[target_rows], model)
     if not np.isfinite(Y_test.data if sp.issparse(Y_test) else Y_test).all():
         logger.info("%s: held-out cells have missing targets: no held-out scores", key_added)
         return None

@@ -10,8 +10,8 @@ from mudata import MuData
 from .._docs import FIT_CONTRACT, FIT_DATA, doc_params
 from .._settings import settings
 from .._validate import train_mask
-from ..models import EnsembleModel
-from ._contract import check_pair, fit_model
+from ..models import EnsembleModel, check_pair
+from ._contract import fit_model
 from ._deepsets import get_windows
 from ._ensemble_members import DEFAULT_MEMBERS, _check_methods, member_spec
 from ._training import EnsembleFitKeywords, fit_keywords

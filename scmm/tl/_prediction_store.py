@@ -14,18 +14,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
 from .._settings import settings
-from .._utils import RowSubset, is_backed
-from ..models import BaseModel
-
-
-def rows_of(X, rows: np.ndarray, model: BaseModel):
-    """``X[rows]``: a block-read view of a sparse or backed ``X`` for models that read those."""
-    if model.reads_backed and (sp.issparse(X) or is_backed(X)):
-        return RowSubset(X, rows)
-    return X[rows]
+from ..models import BaseModel, rows_of
 
 
 def derived_path(path: Path, suffix: str) -> Path:

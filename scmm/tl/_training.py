@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any, Literal, TypedDict, get_args, get_type_hints
+from typing import Any, Literal, get_args, get_type_hints
 
 import numpy as np
 
 from .._settings import settings
-from .._utils import SeedLike
+from ..models import BindingKeywords
 from ..train import TrainingConfig
 
 _FIELDS = tuple(TrainingConfig.__dataclass_fields__)
@@ -51,22 +51,19 @@ def training_options(
     return options
 
 
-class FitKeywords(TypedDict, total=False):
+class FitKeywords(BindingKeywords, total=False):
     """The fit contract's keywords, taken by name by every ``scmm.tl.fit_*`` function.
 
-    The one definition of them: each ``fit_*`` takes them as ``**contract`` (PEP 692), checks
+    The one definition of them (``train``, ``layer``, ``target_layer``, ``svd_fit_on`` and ``rng``
+    from :class:`scmm.models.BindingKeywords`, which every model's ``fit_mudata`` takes too):
+    each ``fit_*`` takes them as ``**contract`` (PEP 692), checks
     them at run time (an unknown keyword raises a :class:`TypeError` naming it and these) and
     hands them to the shared fit path. Documented in each ``fit_*``'s page; left out, they
     default to ``svd_fit_on="train"``, ``write_predictions=True``, ``control_features="auto"``
     and ``None`` for the others.
     """
 
-    train: np.ndarray | str | None
-    layer: str | None
-    target_layer: str | None
-    svd_fit_on: Literal["train", "all"]
     key_added: str | None
-    rng: SeedLike | np.random.Generator | None
     write_predictions: bool | Literal["auto", "memory", "disk"]
     control_features: Literal["auto"] | list[str] | None
 
