@@ -23,7 +23,7 @@ from ._reference_distance import attach
 
 
 class BindingKeywords(TypedDict, total=False):
-    """Which cells and values a fit reads: the keywords of :meth:`Binding.fit_mudata`.
+    """Which cells and values a fit reads: the keywords of :meth:`BaseModel.fit_mudata`.
 
     Defined once: :class:`scmm.tl.FitKeywords` (every ``scmm.tl.fit_*``) extends them. Left
     out: all cells, ``.X`` of both modalities, ``svd_fit_on="train"``, ``rng=None``.
