@@ -39,10 +39,6 @@ class BindingKeywords(TypedDict, total=False):
 class FitData(NamedTuple):
     """What a fit on a MuData read, for the outputs written after it (``scmm.tl``)."""
 
-    src: AnnData
-    tgt: AnnData
-    #: ``order[i]``: the target row of source cell ``i``.
-    order: np.ndarray
     #: The source values of every cell (backed where the model reads backed data).
     X: Any
     #: The training cells, over the source's cells.
@@ -100,6 +96,7 @@ def fit_cells(
     *,
     validation=None,
     fit_kwargs: dict[str, Any] | None = None,
+    pair: tuple[AnnData, AnnData, np.ndarray] | None = None,
     **options: Unpack[BindingKeywords],
 ) -> FitData:
     """Fit ``model`` on the training cells of ``mdata`` and record its binding: the one path.
@@ -108,11 +105,12 @@ def fit_cells(
     training cells' targets are read (and checked); a sparse or backed source is read a block
     of rows at a time by models that can (never copied); ``svd_fit_on="all"`` fits the input
     SVD on every cell's source values in place. ``fit_kwargs`` are further keywords of
-    ``model.fit`` (e.g. an ensemble's ``groups``).
+    ``model.fit`` (e.g. an ensemble's ``groups``); ``pair`` the result of :func:`check_pair`
+    when the caller has it already (not checked again).
     """
     layer, target_layer = options.get("layer"), options.get("target_layer")
     svd_fit_on = options.get("svd_fit_on", "train")
-    src, tgt, order = check_pair(mdata, source, target, svd_fit_on)
+    src, tgt, order = pair or check_pair(mdata, source, target, svd_fit_on)
     X = get_matrix(src, layer, "layer", backed=True)
     if is_backed(X) and not model.reads_backed:
         X = X.to_memory()
@@ -143,7 +141,7 @@ def fit_cells(
         **(fit_kwargs or {}),
     )
     model.fit_reference_distance(X_train)  # saved with the model; read by `predict`
-    return FitData(src, tgt, order, X, mask, column_means(Y_train))
+    return FitData(X, mask, column_means(Y_train))
 
 
 if TYPE_CHECKING:

@@ -143,16 +143,18 @@ def fit_model(
     key_added = key_added or _keys.prediction(model.name)
     layer, target_layer = binding.get("layer"), binding.get("target_layer")
     svd_fit_on = binding.get("svd_fit_on", "train")
-    src, tgt, _ = check_pair(mdata, source, target, svd_fit_on)
+    pair = check_pair(mdata, source, target, svd_fit_on)
+    src, tgt, order = pair
     n_bytes = src.n_obs * tgt.n_vars * 4  # per layer: the predictions and each derived output
     storage = _disk.storage(
         write_predictions, n_bytes * (1 + len(model.output_suffixes)), "write_predictions"
     )
     controls = control_names(tgt.var_names, control_features)  # checked before fitting
     fitted = fit_cells(
-        model, mdata, source, target, validation=validation, fit_kwargs=fit_kwargs, **binding
-    )
-    src, tgt, order, X, mask = fitted.src, fitted.tgt, fitted.order, fitted.X, fitted.mask
+        model, mdata, source, target, validation=validation, fit_kwargs=fit_kwargs, pair=pair,
+        **binding,
+    )  # fmt: skip
+    X, mask = fitted.X, fitted.mask
     test_idx = np.flatnonzero(~mask)
     subset = not mask.all()
     identity = np.array_equal(order, np.arange(len(order)))

@@ -171,12 +171,8 @@ def fit_ensemble(
 
     Examples
     --------
-    >>> import numpy as np, anndata as ad, mudata as md, scmm
-    >>> rng = np.random.default_rng(0)
-    >>> rna = ad.AnnData(np.log1p(rng.poisson(2.0, (80, 30))).astype("float32"))
-    >>> prot = ad.AnnData(rng.normal(size=(80, 4)).astype("float32"))
-    >>> prot.var_names = ["CD3", "CD4", "CD8", "CD19"]  # distinct from the gene names
-    >>> mdata = md.MuData({"rna": rna, "prot": prot})
+    >>> import numpy as np, scmm
+    >>> mdata = scmm.datasets.toy_cite(80)  # synthetic: 80 cells, 30 genes, 4 proteins
     >>> model = scmm.tl.fit_ensemble(
     ...     mdata, "rna", "prot", methods=["mean", "ridge"], n_folds=3,
     ...     member_options={"ridge": {"n_components": 5}},
