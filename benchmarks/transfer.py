@@ -250,7 +250,52 @@ def fit_ensemble(mdata: md.MuData, train, seed: int):
     )
 
 
-METHODS: dict[str, Callable] = {"ridge": fit_ridge, "mlp": fit_mlp, "ensemble": fit_ensemble}
+def _batch_standardised(mdata: md.MuData, train) -> md.MuData:
+    """A copy whose training cells' RNA is standardised within each of their batches.
+
+    Each gene of each batch is given the pooled training cells' mean and standard deviation
+    (the per-gene standardisation of ``predict(align="standardize")``, applied to every
+    reference batch): what training with a ``batch_key=`` would feed the network. One batch:
+    unchanged.
+    """
+    rows = np.ones(mdata.n_obs, dtype=bool) if train is None else np.asarray(train)
+    rna = mdata["rna"]
+    if "batch" not in rna.obs or rna.obs["batch"][rows].nunique() < 2:
+        return mdata
+    out = mdata.copy()
+    X = out["rna"].X
+    X = np.asarray(X.toarray() if sp.issparse(X) else X, np.float64)
+    batch = rna.obs["batch"].astype(str).to_numpy()
+    pooled_mean, pooled_sd = X[rows].mean(axis=0), X[rows].std(axis=0)
+    for b in np.unique(batch[rows]):
+        cells = rows & (batch == b)
+        mean, sd = X[cells].mean(axis=0), X[cells].std(axis=0)
+        scale = np.where(sd > 0, pooled_sd / np.where(sd > 0, sd, 1.0), 0.0)
+        X[cells] = (X[cells] - mean) * scale + pooled_mean
+    out["rna"].X = X.astype(np.float32)
+    return out
+
+
+def fit_batch(fit: Callable, mdata: md.MuData, train, seed: int):
+    """``fit`` on the reference's RNA standardised within each of its batches
+    (:func:`_batch_standardised`); the query is predicted with ``align="standardize"``
+    (:data:`METHOD_ALIGN`), the same per-gene standardisation."""
+    fitted = _batch_standardised(mdata, train)
+    model = fit(fitted, train, seed)
+    if fitted is not mdata:
+        mdata["prot"].layers[KEY] = fitted["prot"].layers[KEY]
+    return model
+
+
+METHODS: dict[str, Callable] = {
+    "ridge": fit_ridge,
+    "mlp": fit_mlp,
+    "ensemble": fit_ensemble,
+    "ridge_batch": partial(fit_batch, fit_ridge),
+    "mlp_batch": partial(fit_batch, fit_mlp),
+}
+#: the ``predict(align=...)`` a method's transfer rows always use (else ``--align``'s)
+METHOD_ALIGN = {"ridge_batch": "standardize", "mlp_batch": "standardize"}
 
 # --- gap variants: (reference, query, seed) → query predictions, on the normalised arrays ----
 # Each variant reads the reference's RNA, proteins and batches and the query's RNA only (never
@@ -331,6 +376,34 @@ def _similar_detection(ref: Side, qry: Side, max_log2: float = 1.0) -> np.ndarra
     return np.abs(np.log2((dr + 1e-3) / (dq + 1e-3))) <= max_log2
 
 
+def _targets(ref: Side, targets: str) -> np.ndarray:
+    """The reference's proteins in the head's target space (``gap_variant``'s ``targets``)."""
+    c = np.asarray(ref.counts, np.float64)
+    if targets == "total":
+        total = c.sum(axis=1, keepdims=True)
+        return np.log1p(c / np.where(total > 0, total, 1.0) * np.median(total))
+    y = np.log1p(c)
+    if targets == "zlog_batch":  # each reference batch on its own, as sciPENN does
+        return _zscore(y, ref.batch)
+    sd = y.std(axis=0)
+    return (y - y.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+
+
+def _from_targets(p: np.ndarray, targets: str) -> np.ndarray:
+    """Predictions in a target space → the pair's CLR.
+
+    ``"total"``: back to (normalised) counts and CLR-transformed, as the peers' predicted
+    counts are. ``"zlog"`` and ``"zlog_batch"``: each protein standardised over the query
+    cells (its scale in the query's CLR is unknown: taken equal for all), then centred over the
+    proteins.
+    """
+    if targets == "total":
+        return _clr(np.expm1(np.clip(p, 0.0, None)), [f"p{j}" for j in range(p.shape[1])])
+    sd = p.std(axis=0)
+    p = (p - p.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    return p - p.mean(axis=1, keepdims=True)
+
+
 def gap_variant(
     ref: Side,
     qry: Side,
@@ -347,19 +420,14 @@ def gap_variant(
 ) -> np.ndarray:
     """Features → SVD (reference's, or joint reference + query) → optional Harmony → head.
 
-    ``targets="zlog"`` fits the head on each protein's log1p counts standardised within the
-    reference (``"zlog_batch"``: within each of its batches; no other protein enters a cell's
-    value, unlike the CLR) and returns the
-    predictions' centred log-ratio over the proteins, each first standardised over the query
-    cells (a protein's scale in the query's CLR is unknown: taken equal for all).
+    ``targets`` is what the head is fitted on (see :func:`_targets`): ``"clr"`` (the pair's
+    CLR), ``"zlog"`` / ``"zlog_batch"`` (each protein's log1p counts standardised within the
+    reference, or within each of its batches, as sciPENN does; no other protein enters a
+    cell's value) or ``"total"`` (sciPENN's protein normalisation: counts over the cell's
+    protein total, times the median total, log1p).
     """
-    if targets in ("zlog", "zlog_batch"):
-        y = np.log1p(np.asarray(ref.counts, np.float64))
-        if targets == "zlog_batch":  # each reference batch on its own, as sciPENN does
-            ref = ref._replace(Y=_zscore(y, ref.batch))
-        else:
-            sd = y.std(axis=0)
-            ref = ref._replace(Y=(y - y.mean(axis=0)) / np.where(sd > 0, sd, 1.0))
+    if targets != "clr":
+        ref = ref._replace(Y=_targets(ref, targets))
         p = gap_variant(
             ref,
             qry,
@@ -372,9 +440,7 @@ def gap_variant(
             genes=genes,
             n_neighbors=n_neighbors,
         )
-        sd = p.std(axis=0)
-        p = (p - p.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
-        return p - p.mean(axis=1, keepdims=True)
+        return _from_targets(p, targets)
     if genes == "similar_detection":
         keep = _similar_detection(ref, qry)
         ref, qry = ref._replace(X=ref.X[:, keep]), qry._replace(X=qry.X[:, keep])
@@ -435,6 +501,8 @@ VARIANTS: dict[str, Callable] = {
         gap_variant, joint=True, harmony=True, head="knn", targets="zlog_batch"
     ),
     "seurat_knn_zlog": partial(gap_variant, joint=True, harmony=True, head="knn", targets="zlog"),
+    "ridge_z_total": partial(gap_variant, targets="total"),
+    "seurat_knn_total": partial(gap_variant, joint=True, harmony=True, head="knn", targets="total"),
     "ridge_symphony": symphony_variant,
     "seurat_knn": partial(gap_variant, joint=True, harmony=True, head="knn"),
     "seurat_knn_noharmony": partial(gap_variant, joint=True, head="knn"),
@@ -657,7 +725,9 @@ def run_pair(pair: str, methods, seeds, align: str, min_cells_frac: float) -> li
                 t0 = time.perf_counter()
                 model = fit(ref, None, seed)
                 t_ref = time.perf_counter() - t0
-                p_transfer, b_transfer = _predict(model, qry, test, predict_align)
+                p_transfer, b_transfer = _predict(
+                    model, qry, test, METHOD_ALIGN.get(method, predict_align)
+                )
                 within = qry.copy()
                 t0 = time.perf_counter()
                 fit(within, ~test, seed)
@@ -698,6 +768,7 @@ def _rows(
             continue
         row = {
             **base,
+            "align": METHOD_ALIGN.get(method, base["align"]),
             "method": _row_name(method),
             "setting": setting,
             "seed": seed,
@@ -818,7 +889,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
     parser.add_argument(
-        "--methods", nargs="+", default=list(METHODS), choices=[*METHODS, *VARIANTS, *PEERS]
+        "--methods", nargs="+", default=["ridge", "mlp"], choices=[*METHODS, *VARIANTS, *PEERS]
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument(
