@@ -9,7 +9,14 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-SCRIPTS = ["accuracy.py", "peers.py", "transfer.py", "ensemble_members.py", "align_subset.py"]
+SCRIPTS = [
+    "accuracy.py",
+    "peers.py",
+    "transfer.py",
+    "ensemble_members.py",
+    "align_subset.py",
+    "align_unseen_type.py",
+]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

@@ -256,15 +256,16 @@ def shifted(share_beyond_99: float, n_cells: int) -> bool:
 def check_query(model, X, key: str) -> tuple[np.ndarray, dict[str, float]] | None:
     """Ratio and summary for the new cells ``X``; warns once when many lie outside.
 
-    ``None`` when the model stores no reference distance (no SVD input, or saved before it
-    existed).
+    The summary's ``shifted`` says whether it warned. ``None`` when the model stores no
+    reference distance (no SVD input, or saved before it existed).
     """
     found = query_ratio(model, X)
     if found is None:
         return None
     ratio, state = found
     summary = state.summary(ratio)
-    if shifted(summary["share_beyond_reference_99"], len(ratio)):
+    summary["shifted"] = bool(shifted(summary["share_beyond_reference_99"], len(ratio)))
+    if summary["shifted"]:
         interval = None  # the nominal coverage of the model's intervals, if it has any
         if getattr(model, "half_width", None) is not None:
             interval = model.params.get("interval")
