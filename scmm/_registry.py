@@ -15,6 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+#: Methods of ``scmm.tl.predict(..., align=...)`` (``scmm predict --align``), in
+#: ``scmm/tl/_align.py``.
+ALIGN_METHODS = ("standardize", "moments", "symphony")
+
 #: (source, target) modality pairs of CITE-seq and of multiome data.
 CITE = (("rna", "prot"),)
 MULTIOME = (("atac", "rna"),)

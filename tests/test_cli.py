@@ -199,6 +199,24 @@ def test_predict_into_the_target_modality_and_evaluate_a_subset(small, tmp_path,
     np.testing.assert_allclose(scores["pearson_per_cell"], expected, rtol=0, atol=1e-12)
 
 
+def test_predict_aligns_the_query_on_request(small, tmp_path, capsys):
+    out = {a: tmp_path / f"{a}.h5mu" for a in ("none", "symphony")}
+    for align, path in out.items():
+        argv = ["predict", small["model"], "--rna", small["other"], "--normalize", "none",
+                "--align", align, "--out", path]  # fmt: skip
+        assert cli.main([str(a) for a in argv]) == 0
+    plain, aligned = (read_h5mu(out[a]) for a in ("none", "symphony"))
+    key = next(iter(aligned.uns))
+    assert aligned.uns[key]["params"]["align"] == "symphony"
+    assert "align" not in plain.uns[key]["params"]
+    assert not np.allclose(plain["rna"].obsm[key], aligned["rna"].obsm[key])
+    capsys.readouterr()
+    argv = ["predict", small["model"], "--rna", small["other"], "--align", "harmony",
+            "--out", tmp_path / "x.h5mu"]  # fmt: skip
+    assert cli.main([str(a) for a in argv]) == 2
+    assert "invalid choice: 'harmony'" in capsys.readouterr().err
+
+
 def test_every_option_has_help_without_markup():
     parser = cli._parser()
     sub = next(a for a in parser._actions if a.dest == "command")

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from .._registry import ALIGN_METHODS
 from ._args import UsageError, add_common, add_inputs, input_files
 from ._io import (
     FIT_RECORD,
@@ -52,6 +53,17 @@ def add_parser(sub) -> None:
         metavar="FRACTION",
         help="refuse to predict when fewer than this fraction of the model's source features "
         "are in the query, even with --allow-missing-features (default: 0.5)",
+    )
+    p.add_argument(
+        "--align",
+        choices=("none", *ALIGN_METHODS),
+        default="none",
+        help="align the query's source values to the training cells before predicting, from "
+        "those values only: none (default), standardize (each feature to the training mean "
+        "and sd), moments (the input embedding's mean and sd) or symphony (Symphony's mapping "
+        "into the reference embedding; for a whole dataset from another lab with the "
+        "reference's cell types: an alignment adds bias to cells like the reference's and "
+        "to subsets of a few cell types)",
     )
     p.add_argument(
         "--key",
@@ -137,6 +149,7 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
         allow_missing_features=args.allow_missing_features,
         min_feature_overlap=args.min_feature_overlap,
         normalize=by_model,
+        align=None if args.align == "none" else args.align,
     )
     key = key or _keys.prediction(model.name)
     # how the targets were normalised at fit time: `scmm evaluate` does the same to measured values

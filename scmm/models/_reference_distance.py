@@ -227,7 +227,9 @@ def shift_message(summary: dict[str, float], key: str, interval: float | None = 
         f"reference), so `{key}` extrapolates for them: predictions are less accurate there "
         f"and protein levels may be offset. Check `.obs['{key}_reference_distance']` per cell "
         "and type; consider a reference from the same technology and tissue, or the query's "
-        "own measured proteins for a few cells to check against."
+        "own measured proteins for a few cells to check against. For a whole dataset from "
+        "another lab with the reference's cell types, `align='symphony'` may help a little "
+        "(not for a subset of cell types)."
     )
     if interval is None:
         return out

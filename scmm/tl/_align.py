@@ -27,10 +27,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .._registry import ALIGN_METHODS
 from ..models import ReferenceDistance, embed, input_encoder
 
-#: Methods of ``scmm.tl.predict(..., align=...)``.
-ALIGN_METHODS = ("standardize", "moments", "symphony")
 #: Symphony's defaults: soft-assignment bandwidth and ridge penalty on the batch term.
 SYMPHONY_SIGMA = 0.1
 SYMPHONY_LAMBDA = 1.0
