@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_reference_distance import _cell_types
 
 import scmm
+from scmm.models._reference_distance import shifted
 
 QUERIES = {"unseen type 3": [3], "types 0 + 3": [0, 3], "type 0 (seen)": [0]}
 ALIGNS = (None, "symphony", "standardize")
@@ -64,7 +65,8 @@ def main() -> None:
                     scmm.tl.predict(model, cells, key_added="p", align=align)
                 error = cells["prot"].layers["p"] - cells["prot"].X
                 row[f"MSE {align or 'none'}"] = float(np.mean(error**2))
-                row["flagged"] = bool(cells.uns["p"]["reference_distance"]["shifted"])
+                summary = cells.uns["p"]["reference_distance"]
+                row["flagged"] = shifted(summary["share_beyond_reference_99"], cells.n_obs)
             rows.append(row)
     print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f"))
 

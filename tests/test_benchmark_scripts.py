@@ -16,6 +16,7 @@ SCRIPTS = [
     "ensemble_members.py",
     "align_subset.py",
     "align_unseen_type.py",
+    "query_calibration.py",
 ]
 
 

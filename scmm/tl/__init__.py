@@ -2,6 +2,7 @@
 
 from ._autoencoder import fit_autoencoder
 from ._baseline import fit_baseline
+from ._calibrate import calibrate
 from ._deepsets import fit_deepsets
 from ._ensemble import fit_ensemble
 from ._linear import fit_linear
@@ -20,6 +21,7 @@ __all__ = [
     "FitKeywords",
     "NeuralFitKeywords",
     "TuneResult",
+    "calibrate",
     "fit_autoencoder",
     "fit_baseline",
     "fit_deepsets",

@@ -141,10 +141,9 @@ def predict(
         ``share_beyond_reference_95`` and ``share_beyond_reference_99`` (share of the cells
         beyond the reference's own 95th and 99th percentiles; about 0.05 and 0.01 for
         cells like the reference), ``median_ratio``, ``reference_95``, ``reference_99``
-        (those percentiles as ratios), ``n_neighbors`` and ``shifted``. When more than 5%
-        of the cells lie beyond the 99th percentile (and so many are unlikely by chance: 1%
-        are expected), ``shifted`` is True and a :class:`UserWarning` says so with these
-        numbers.
+        (those percentiles as ratios) and ``n_neighbors``. When more than 5% of the
+        cells lie beyond the 99th percentile (and so many are unlikely by chance: 1% are
+        expected), a :class:`UserWarning` says so with these numbers.
 
     A model with derived outputs (:meth:`~scmm.models.BaseModel.derived_outputs`) writes them
     next to the predictions, e.g. an :class:`~scmm.models.EnsembleModel` its interval bounds
