@@ -88,6 +88,7 @@ def test_another_panel_is_calibrated_on_the_shared_targets(model):
         ({"cells": np.ones(10, dtype=bool)}, ValueError, "boolean mask over the 400 cells"),
         ({"cells": "nope"}, KeyError, "not a column"),
         ({"interval": 1.0}, ValueError, "between 0 and 1"),
+        ({"cells": np.arange(400) < 1, "interval": 0.5}, ValueError, "at least 2 are needed"),
     ],
 )
 def test_bad_input_is_refused_and_nothing_written(model, kwargs, error, match):

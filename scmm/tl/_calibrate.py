@@ -114,7 +114,7 @@ def calibrate(
         ``.obs`` column; None (default): all of them. Each must also have a prediction.
     interval
         Nominal coverage of the intervals, between 0 and 1. At least
-        ``interval / (1 - interval)`` measured cells are needed (9 for 0.9).
+        ``interval / (1 - interval)`` measured cells (and two) are needed (9 for 0.9).
     key_added
         Output key; default ``key + "_calibrated"``.
 
@@ -159,7 +159,8 @@ def calibrate(
             "too (or leave them out with `cells`)."
         )
         raise ValueError(msg)
-    n_needed = math.ceil(round(interval / (1 - interval), 9))  # ⌈(n + 1)·interval⌉ ≤ n
+    # ⌈(n + 1)·interval⌉ ≤ n, and two cells for a leave-one-out offset
+    n_needed = max(2, math.ceil(round(interval / (1 - interval), 9)))
     if len(rows) < n_needed:
         msg = (
             f"{len(rows)} measured cells are too few for {interval:.0%} intervals: at least "
