@@ -97,7 +97,9 @@ def calibrate(
     computed without its own cell. On the other cells of a query measured like these, they
     cover about ``interval`` of the values (90% intervals covered 90–91% of a 10x 5′ PBMC
     query's proteins with 50 cells measured, from a REAP-seq or a 10x 3′ reference; see the
-    docs' *Across datasets* page). Per-target Pearson across cells does not change.
+    docs' *Across datasets* page). Per-target Pearson across cells does not change. The
+    measured cells must be a random sample of the query (not one cluster or a sorted
+    population): the offsets and intervals hold for cells like them.
 
     Parameters
     ----------
