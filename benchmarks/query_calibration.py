@@ -15,7 +15,9 @@ their residuals (the absolute residual less its leave-one-out mean offset; the
 ⌈(n + 1)·0.9⌉-th smallest, per protein).
 Scored on the 20%: coverage of the nominal 90% intervals (all values and the worst
 protein), mean width, and per-cell Pearson and RMSE before and after the offset (per-protein
-Pearson does not change with an offset). Writes ``<tag>.csv`` and ``<tag>.md`` to ``--out``.
+Pearson does not change with an offset). ``--measured T-like`` (or ``myeloid-like``) draws the
+measured cells from one kind of cell only (``benchmarks/align_subset.py``'s markers): a
+non-random sample. Writes ``<tag>.csv`` and ``<tag>.md`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
+import align_subset
 import transfer
 
 from scmm import metrics
@@ -47,7 +50,7 @@ def calibrate(y_cal, p_cal, p_new, interval: float = INTERVAL):
     return p, (p - half, p + half)
 
 
-def run(pair: str, method: str, seeds, n_cells) -> list[dict]:
+def run(pair: str, method: str, seeds, n_cells, measured: str = "random") -> list[dict]:
     reference, query, _ = transfer.PAIRS[pair]
     ref, qry, _ = transfer.prepare(reference, query, 0.01)
     y_all = np.asarray(qry["prot"].X, np.float64)
@@ -62,9 +65,18 @@ def run(pair: str, method: str, seeds, n_cells) -> list[dict]:
             seconds = time.perf_counter() - t0
         p_all, _ = transfer._predict(model, qry, np.ones(qry.n_obs, dtype=bool))
         y, p = y_all[test], p_all[test]
-        pool = np.flatnonzero(~test)
+        pool = ~test
+        if measured != "random":  # a non-random sample: one kind of cell only
+            pool &= align_subset.subsets(qry)[measured]
+        pool = np.flatnonzero(pool)
         order = np.random.default_rng(1000 + seed).permutation(pool)
-        base = {"pair": pair, "method": method, "seed": seed, "fit_seconds": round(seconds, 1)}
+        base = {
+            "pair": pair,
+            "method": method,
+            "measured": measured,
+            "seed": seed,
+            "fit_seconds": round(seconds, 1),
+        }
         rows.append(
             {
                 **base,
@@ -108,6 +120,13 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--n-cells", nargs="+", type=int, default=list(N_CELLS))
     parser.add_argument(
+        "--measured",
+        default="random",
+        choices=["random", "T-like", "myeloid-like"],
+        help="which query cells play the measured ones: a random sample (default) or only "
+        "cells of one kind (benchmarks/align_subset.py's markers), to see a non-random sample",
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "query_calibration"
     )
     parser.add_argument("--tag", default="query_calibration", help="file name stem")
@@ -119,7 +138,7 @@ def main() -> None:
     rows: list[dict] = []
     for pair in args.pairs:
         for method in args.methods:
-            rows += run(pair, method, args.seeds, args.n_cells)
+            rows += run(pair, method, args.seeds, args.n_cells, args.measured)
             pd.DataFrame(rows).to_csv(args.out / f"{args.tag}.csv", index=False)
     markdown = summarise(pd.DataFrame(rows))
     (args.out / f"{args.tag}.md").write_text(markdown + "\n")
