@@ -267,11 +267,7 @@ def _batch_standardised(mdata: md.MuData, train) -> md.MuData:
     X = np.asarray(X.toarray() if sp.issparse(X) else X, np.float64)
     batch = rna.obs["batch"].astype(str).to_numpy()
     pooled_mean, pooled_sd = X[rows].mean(axis=0), X[rows].std(axis=0)
-    for b in np.unique(batch[rows]):
-        cells = rows & (batch == b)
-        mean, sd = X[cells].mean(axis=0), X[cells].std(axis=0)
-        scale = np.where(sd > 0, pooled_sd / np.where(sd > 0, sd, 1.0), 0.0)
-        X[cells] = (X[cells] - mean) * scale + pooled_mean
+    X[rows] = _zscore(X[rows], batch[rows]) * pooled_sd + pooled_mean
     out["rna"].X = X.astype(np.float32)
     return out
 

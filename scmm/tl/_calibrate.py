@@ -205,5 +205,5 @@ def calibrate(
         "features": np.array(list(columns), dtype=str),
         "offset": offset,
         "half_width": half,
-        "left_out": np.array([c for c in pred.columns if c not in set(columns)], dtype=str),
+        "left_out": np.array(match["left_out_model"], dtype=str),
     }
