@@ -260,6 +260,31 @@ def test_predict_reordered_missing_and_extra_features():
     _assert_same(before, _state(query))
 
 
+def test_missing_features_hint_where_the_names_are():
+    """Names elsewhere in `var`, duplicated or in another case: the refusal says which."""
+    m = make_paired()
+    model = scmm.tl.fit_baseline(m, "rna", "prot", n_components=5)
+    ref = model.predict(m)
+    rna = m["rna"]
+    ids = rna.copy()  # CELLxGENE-style: Ensembl ids as names, symbols in a column
+    ids.var["feature_name"] = pd.Categorical(ids.var_names)
+    ids.var_names = [f"ENSG{i:011d}" for i in range(ids.n_vars)]
+    with pytest.raises(ValueError, match=r"`var\['feature_name'\]` holds 40 of the missing"):
+        scmm.tl.predict(model, ids)
+    ids.var_names = ids.var["feature_name"].astype(str)  # the advice works
+    np.testing.assert_allclose(model.predict(ids), ref, rtol=1e-5, atol=1e-6)
+    dup = rna.copy()
+    dup.var_names = ["g0", *rna.var_names[1:10], "g0", *rna.var_names[11:]]
+    with pytest.raises(
+        KeyError, match=r"Duplicated in the data's `var_names`, so never matched: 'g0'"
+    ):
+        scmm.tl.predict(model, dup)
+    upper = rna.copy()
+    upper.var_names = upper.var_names.str.upper()
+    with pytest.raises(ValueError, match=r"differ only in letter case \(the model's 'g0', the"):
+        scmm.tl.predict(model, upper)
+
+
 # -- property-based ------------------------------------------------------------------------
 
 matrices = st.tuples(st.integers(1, 12), st.integers(2, 9), st.integers(0, 2**31 - 1))

@@ -47,6 +47,52 @@ def _unique_lookup(keys: pd.Index) -> pd.Index:
     return pd.Index(out)
 
 
+def _naming_hints(var: pd.DataFrame, missing: pd.Index) -> tuple[str, str]:
+    """Why the ``missing`` features are not in ``var``, where ``var`` itself tells.
+
+    Returns two hints (each ``""`` when it does not apply): duplicated ``var_names`` (they
+    never match), and the names being elsewhere: another column of ``var`` holding them
+    (CELLxGENE's ``feature_name``, 10x's ``gene_symbols`` with Ensembl ids as names) or names
+    that differ only in letter case (another species, or a renaming).
+    """
+    names = pd.Index([str(v) for v in var.index])
+    dup = missing[missing.isin(names[names.duplicated(keep=False)])]
+    duplicated = (
+        f" Duplicated in the data's `var_names`, so never matched: {_listing(dup)}; make the "
+        "names unique (`adata.var_names_make_unique()`) or drop the duplicates."
+        if len(dup)
+        else ""
+    )
+    enough = max(1, len(missing) // 2)
+    for col in var.columns:
+        if col == "gene_ids" or not (
+            pd.api.types.is_object_dtype(var[col])
+            or isinstance(var[col].dtype, pd.CategoricalDtype)
+            or pd.api.types.is_string_dtype(var[col])
+        ):
+            continue
+        n = int(missing.isin(pd.Index(var[col].astype(str))).sum())
+        if n >= enough:
+            return duplicated, (
+                f" `var[{col!r}]` holds {n} of the missing features by name: use it as the "
+                f"names (`adata.var_names = adata.var[{col!r}].astype(str)`, then "
+                "`adata.var_names_make_unique()`)."
+            )
+    absent = missing[~missing.isin(names)]
+    by_upper = pd.Series(names, index=names.str.upper())
+    in_other_case = absent[absent.str.upper().isin(by_upper.index)]
+    if len(in_other_case) >= enough:
+        example = in_other_case[0]
+        theirs = by_upper[[example.upper()]].iloc[0]
+        return duplicated, (
+            f" {len(in_other_case)} of them differ only in letter case (the model's "
+            f"{example!r}, the data's {theirs!r}): human gene symbols are upper case, mouse "
+            "ones capitalised, and a model of one species does not predict the other's cells; "
+            "if these are the same genes, fix the case of `var_names`."
+        )
+    return duplicated, ""
+
+
 def match_features(
     var: pd.DataFrame, features: Sequence[str], feature_ids: Sequence[str] | None = None
 ) -> tuple[np.ndarray, int, int]:
@@ -159,6 +205,7 @@ def align_features(
         "found": present,
     }
     missing = features[~present]
+    duplicated, elsewhere = _naming_hints(var, missing) if len(missing) else ("", "")
     share = f"{n_found} of the model's {n} features ({100 * report['fraction_found']:.0f}%)"
     if report["fraction_found"] < min_overlap:
         unnamed = next(
@@ -180,6 +227,8 @@ def align_features(
                 "genome build). Count their fragments on the model's peaks "
                 "(`model.source_features`)."
             )
+        elif elsewhere:
+            hint = elsewhere
         elif "gene_ids" in var.columns:
             hint = " Ids in `var['gene_ids']` were used where names differ."
         else:
@@ -189,15 +238,17 @@ def align_features(
             )
         msg = (
             f"Only {share} are in `{arg}`, below `min_feature_overlap={min_overlap}`: "
-            f"predictions would rest on filled-in values. Missing: {_listing(missing)}.{hint} "
+            f"predictions would rest on filled-in values. Missing: {_listing(missing)}."
+            f"{duplicated}{hint} "
             "Use data measuring the model's features, or lower `min_feature_overlap` knowingly."
         )
         raise ValueError(msg)
     if len(missing) and not allow_missing:
         msg = (
             f"{len(missing)} of the model's {n} features are missing from `{arg}` "
-            f"({share} found): {_listing(missing)}. Pass `allow_missing_features=True` to fill "
-            "them at their training means."
+            f"({share} found): {_listing(missing)}.{duplicated}{elsewhere} "
+            f"{'Otherwise pass' if duplicated or elsewhere else 'Pass'} "
+            "`allow_missing_features=True` to fill them at their training means."
         )
         raise KeyError(msg)
     if len(missing):
