@@ -285,6 +285,19 @@ def test_missing_features_hint_where_the_names_are():
         scmm.tl.predict(model, upper)
 
 
+def test_predict_refuses_transposed_matrix():
+    """Features × cells, as R and Matrix Market files store it: refused, naming the fix."""
+    m = make_paired()
+    model = scmm.tl.fit_baseline(m, "rna", "prot", n_components=5)
+    transposed = m["rna"].T.copy()
+    with pytest.raises(ValueError, match=r"looks transposed: 100% of the model's 40 features"):
+        scmm.tl.predict(model, transposed)
+    assert not transposed.obsm and not transposed.uns
+    np.testing.assert_allclose(
+        model.predict(transposed.T.copy()), model.predict(m), rtol=1e-5, atol=1e-6
+    )
+
+
 # -- property-based ------------------------------------------------------------------------
 
 matrices = st.tuples(st.integers(1, 12), st.integers(2, 9), st.integers(0, 2**31 - 1))

@@ -13,7 +13,13 @@ from ._cells import (
     resolve_train,
     train_mask,
 )
-from ._features import PEAK_NAME_RE, align_features, fill_missing, match_features
+from ._features import (
+    PEAK_NAME_RE,
+    align_features,
+    check_orientation,
+    fill_missing,
+    match_features,
+)
 from ._values import (
     _listing,
     check_cells_have_counts,
@@ -38,6 +44,7 @@ __all__ = [
     "check_finite_predictions",
     "check_modality",
     "check_nonnegative",
+    "check_orientation",
     "fill_missing",
     "get_matrix",
     "match_features",

@@ -162,6 +162,26 @@ def match_features(
     return idx, by_peak, int((idx >= 0).sum()) - n_before_ids
 
 
+def check_orientation(obs_names, var_names, features: Sequence[str], arg: str) -> None:
+    """Refuse data whose cells are the model's features: a features × cells matrix.
+
+    R (Seurat, ``dgCMatrix``) and Matrix Market files store features × cells; read as they are,
+    the cells become features and nothing matches.
+    """
+    features = pd.Index([str(f) for f in features])
+    if not len(features):
+        return
+    in_obs = features.isin(pd.Index([str(o) for o in obs_names])).mean()
+    if in_obs >= 0.5 and features.isin(pd.Index([str(v) for v in var_names])).mean() < 0.5:
+        msg = (
+            f"`{arg}` looks transposed: {100 * in_obs:.0f}% of the model's {len(features)} "
+            "features are names of its cells (`obs_names`), not of its features. Matrices from "
+            "R (Seurat, dgCMatrix) and Matrix Market files hold features × cells: transpose "
+            "it (`adata = adata.T.copy()`)."
+        )
+        raise ValueError(msg)
+
+
 def align_features(
     X,
     var: pd.DataFrame,

@@ -21,7 +21,13 @@ from mudata import MuData
 
 from .. import _input_space
 from .._utils import SeedLike
-from .._validate import align_features, check_modality, fill_missing, get_matrix
+from .._validate import (
+    align_features,
+    check_modality,
+    check_orientation,
+    fill_missing,
+    get_matrix,
+)
 from . import _persist
 from ._binding import Binding
 from ._registry import _MODEL_CLASSES, prefixed
@@ -251,6 +257,8 @@ class BaseModel(Binding):
             adata = check_modality(data, self.source, "source")
         else:
             adata = data
+        where = f"mdata[{self.source!r}]." + (f"layers[{self.layer!r}]" if self.layer else "X")
+        check_orientation(adata.obs_names, adata.var_names, self.source_features, where)
         space = (self.input_space or {}).get("source")
         idf = self.input_arrays.get("idf") if normalize else None
         if normalize:
@@ -258,7 +266,6 @@ class BaseModel(Binding):
             adata = _input_space.normalized_copy(adata, record, self.source, training_idf=idf)
         elif "idf" in self.input_arrays and self.layer is None:
             _input_space.check_idf(adata.var, self.source_features, self.input_arrays["idf"])
-        where = f"mdata[{self.source!r}]." + (f"layers[{self.layer!r}]" if self.layer else "X")
         query = get_matrix(adata, self.layer, "layer")
         X, report = align_features(
             query,
