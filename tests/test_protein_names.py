@@ -42,6 +42,31 @@ TABLE = [
     # isoforms stay apart from CD45
     ("CD45RA_TotalSeqB", "CD45RA", False),
     ("CD45RO", "CD45RO", False),
+    # a second name in parentheses: an alias or a clone
+    ("CD279 (PD-1)", "CD279", False),
+    ("PD-1 (CD279)", "CD279", False),
+    ("CD197_(CCR7)", "CD197", False),
+    ("CD3 (UCHT1)", "CD3", False),
+    ("CD4 (TotalSeq-B)", "CD4", False),
+    # BioLegend cocktail names: species prefix, clone suffix
+    ("Hu.CD4_RPA.T4", "CD4", False),
+    ("Hu.CD14_M5E2", "CD14", False),
+    ("HuMs.CD44", "CD44", False),
+    ("HuMsRt.CD29", "CD29", False),
+    ("Hu.HLA.DR", "HLA-DR", False),
+    ("Hu.CD45RA", "CD45RA", False),
+    ("Ms.IgG1", "MS.IGG1", True),  # a control keeps its species
+    # assay prefixes and suffixes
+    ("ADT_CD4", "CD4", False),
+    ("CD4_ADT", "CD4", False),
+    ("CD14-ADT", "CD14", False),
+    # the Seurat PBMC reference's numbered clones (Hao 2021); other dashes stay
+    ("CD4-1", "CD4", False),
+    ("CD11b-2", "CD11B_2", False),
+    ("Siglec-8", "SIGLEC-8", False),
+    ("LOX-1", "LOX-1", False),
+    # clone suffixes without a species prefix stay (kept apart on purpose)
+    ("CD3_UCHT1", "CD3_UCHT1", False),
     # controls
     ("Mouse_IgG1_TGTGTATA", "MOUSE_IGG1", True),
     ("Control_Rat_IgG1_TCACGGTA", "CONTROL_RAT_IGG1", True),
@@ -67,10 +92,20 @@ def test_duplicated_clones_kept_apart_in_input_order():
     assert out.index.is_unique
 
 
+def test_seurat_reference_clones_pair_the_first_with_another_panel():
+    hao = scmm.pp.harmonize_protein_names(["CD4-2", "CD3-1", "CD4-1", "CD3-2", "CD8a"])
+    assert list(hao.index) == ["CD4_2", "CD3", "CD4", "CD3_2", "CD8"]
+    matched = metrics.match_targets(["CD3_TotalSeqB", "CD4_TotalSeqB", "CD8"], hao["original_name"])
+    assert matched["shared"] == ["CD3", "CD4", "CD8"]
+
+
 def test_harmonising_is_idempotent():
     names = ["CD4_GTCCAGGC", "CD4_CACGATTC", "CD4_TTTTTTTT", "PD-1", "Mouse_IgG1", "CD3_TotalSeqB"]
     once = scmm.pp.harmonize_protein_names(names)
     twice = scmm.pp.harmonize_protein_names(once.index)
+    odd = ["Hu.CD4_RPA.T4", "CD279 (PD-1)", "CD11b-2", "CD4_ADT", "Ms.IgG1", "Siglec-8"]
+    odd_once = scmm.pp.harmonize_protein_names(odd)
+    assert list(scmm.pp.harmonize_protein_names(odd_once.index).index) == list(odd_once.index)
     assert (
         list(twice.index)
         == list(once.index)

@@ -18,8 +18,18 @@ import pandas as pd
 _TOTALSEQ = re.compile(r"[\s_.\-]*\(?TotalSeq[\s_.\-]*[ABCD]?\)?$", re.IGNORECASE)
 #: REAP-seq / hashtag-style antibody barcodes appended to the name (``CD3_AGGATCGA``).
 _BARCODE = re.compile(r"[_\-][ACGTN]{6,}$")
-#: Prefixes naming the assay, not the target (``ADT_CD4``).
+#: Prefixes naming the assay, not the target (``ADT_CD4``), and assay suffixes (``CD4_ADT``).
 _PREFIX = re.compile(r"^(ADT|AB|PROT)[_\-]", re.IGNORECASE)
+_SUFFIX = re.compile(r"[\s_.\-](ADT|PROT)$", re.IGNORECASE)
+#: A second name in parentheses after the first: an alias or a clone (``CD279 (PD-1)``,
+#: ``CD3 (UCHT1)``); the first is kept.
+_PARENTHESES = re.compile(r"^(?P<name>[^()]*?[^()\s_.\-])[\s_.\-]*\([^()]*\)$")
+#: BioLegend's cocktail names: the reactive species, the target, then the clone where given
+#: (``Hu.CD4_RPA.T4``, ``HuMs.CD44``, ``Hu.HLA.DR``).
+_SPECIES = re.compile(r"^(?:Hu|Ms|Rt|Rat|Dog|Ar)(?:Hu|Ms|Rt|Dog)*\.(?P<name>[^_]+)(?:_.+)?$")
+#: Clones numbered after a CD name, as in the Seurat PBMC reference (Hao 2021):
+#: ``CD4-1``, ``CD4-2``.
+_CLONE_NUMBER = re.compile(r"^(?P<base>CD\d+[A-Z]*)-(?P<n>\d)$", re.IGNORECASE)
 #: A duplicate marker this function writes (``CD4_2``): kept, so harmonising is idempotent.
 _DUPLICATE = re.compile(r"^(?P<base>.+)_(?P<n>\d+)$")
 #: Names taken for isotype (or blank) controls.
@@ -63,11 +73,19 @@ def _target(name: str) -> tuple[str, str]:
     """Return ``(target, duplicate marker)`` of one name (marker ``""`` or ``"_2"`` ...)."""
     name = name.strip().replace("\r", "")
     name = _TOTALSEQ.sub("", name)
+    match = _PARENTHESES.match(name)
+    name = match["name"] if match is not None else name
+    match = _SPECIES.match(name)  # isotype controls keep their species (Ms.IgG1, Rt.IgG1)
+    if match is not None and not CONTROL_PATTERN.search(name):
+        name = match["name"]
     name = _BARCODE.sub("", name)
-    name = _PREFIX.sub("", name)
+    name = _SUFFIX.sub("", _PREFIX.sub("", name))
     marker = ""
+    clone = _CLONE_NUMBER.match(name)
     dup = _DUPLICATE.match(name)
-    if dup is not None:
+    if clone is not None:
+        name, marker = clone["base"], "" if clone["n"] == "1" else f"_{clone['n']}"
+    elif dup is not None:
         name, marker = dup["base"], f"_{dup['n']}"
     upper = re.sub(r"\s+", "-", name.upper())
     return ALIASES.get(_key(upper), upper), marker
@@ -78,9 +96,11 @@ def harmonize_protein_names(names: Iterable[str]) -> pd.DataFrame:
 
     Rules, in order:
 
-    1. strip chemistry suffixes (``_TotalSeqB``, ``-TotalSeqC``, ``TotalSeq-A``), REAP-seq
-       barcode suffixes (``_`` or ``-`` then 6 or more of ``ACGTN``: ``CD3_AGGATCGA``) and
-       assay prefixes (``ADT_``);
+    1. strip chemistry suffixes (``_TotalSeqB``, ``-TotalSeqC``, ``TotalSeq-A``), a second
+       name in parentheses (``CD279 (PD-1)``, ``CD3 (UCHT1)``: an alias or a clone),
+       BioLegend's species prefix and clone suffix (``Hu.CD4_RPA.T4``, ``HuMs.CD44``),
+       REAP-seq barcode suffixes (``_`` or ``-`` then 6 or more of ``ACGTN``:
+       ``CD3_AGGATCGA``) and assay prefixes and suffixes (``ADT_CD4``, ``CD4_ADT``);
     2. upper-case (``CD8a`` → ``CD8A``, ``IgM`` → ``IGM``), spaces become ``-``;
     3. map aliases (``ALIASES``, matched without separators, so ``PD-1``, ``PD1`` and
        ``pd.1`` are one key) to the CD number: ``PD-1`` → ``CD279``, ``PD-L1`` → ``CD274``,
@@ -92,7 +112,9 @@ def harmonize_protein_names(names: Iterable[str]) -> pd.DataFrame:
        in input order. Matching across panels therefore pairs the *first* clone of each
        target (``CD4``) with the other panel's ``CD4``; the others are only matched to a
        panel that has them too. A name ending in ``_<digits>`` keeps that marker, so
-       harmonising harmonised names changes nothing;
+       harmonising harmonised names changes nothing; the Seurat PBMC reference's numbered
+       clones of a CD name are read the same way (``CD4-1`` → ``CD4``, ``CD4-2`` →
+       ``CD4_2``);
     5. flag isotype and blank controls: names containing ``IgG`` (``Mouse_IgG1``,
        ``Rat-IgG2b``), ``isotype``, ``ctrl``, ``control`` or ``blank``. A panel with a real
        anti-IgG antibody would have it flagged too; pass explicit names where it matters.
