@@ -281,8 +281,16 @@ def test_missing_features_hint_where_the_names_are():
         scmm.tl.predict(model, dup)
     upper = rna.copy()
     upper.var_names = upper.var_names.str.upper()
-    with pytest.raises(ValueError, match=r"differ only in letter case \(the model's 'g0', the"):
+    with pytest.raises(ValueError, match=r"letter case or punctuation \(the model's 'g0', the"):
         scmm.tl.predict(model, upper)
+    dashed = make_paired()  # R's make.names: MT-CO1 → MT.CO1
+    dashed["rna"].var_names = [f"MT-G{i}" for i in range(dashed["rna"].n_vars)]
+    dashed.update()
+    model = scmm.tl.fit_baseline(dashed, "rna", "prot", n_components=5)
+    dotted = dashed["rna"].copy()
+    dotted.var_names = dotted.var_names.str.replace("-", ".")
+    with pytest.raises(ValueError, match=r"\(the model's 'MT-G0', the data's 'MT.G0'\): R's"):
+        scmm.tl.predict(model, dotted)
 
 
 def test_predict_refuses_transposed_matrix():

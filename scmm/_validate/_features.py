@@ -53,7 +53,7 @@ def _naming_hints(var: pd.DataFrame, missing: pd.Index) -> tuple[str, str]:
     Returns two hints (each ``""`` when it does not apply): duplicated ``var_names`` (they
     never match), and the names being elsewhere: another column of ``var`` holding them
     (CELLxGENE's ``feature_name``, 10x's ``gene_symbols`` with Ensembl ids as names) or names
-    that differ only in letter case (another species, or a renaming).
+    that differ only in letter case (another species) or punctuation (R's ``make.names``).
     """
     names = pd.Index([str(v) for v in var.index])
     dup = missing[missing.isin(names[names.duplicated(keep=False)])]
@@ -79,16 +79,23 @@ def _naming_hints(var: pd.DataFrame, missing: pd.Index) -> tuple[str, str]:
                 "`adata.var_names_make_unique()`)."
             )
     absent = missing[~missing.isin(names)]
-    by_upper = pd.Series(names, index=names.str.upper())
-    in_other_case = absent[absent.str.upper().isin(by_upper.index)]
-    if len(in_other_case) >= enough:
-        example = in_other_case[0]
-        theirs = by_upper[[example.upper()]].iloc[0]
+    loose = pd.Series(names, index=names.str.upper().str.replace(r"[.\-_]", "", regex=True))
+    loose = loose[~loose.index.duplicated()]
+    keys = absent.str.upper().str.replace(r"[.\-_]", "", regex=True)
+    near = np.flatnonzero(keys.isin(loose.index))
+    if len(near) >= enough:
+        example, theirs = absent[near[0]], loose[keys[near[0]]]
+        if example.upper() == theirs.upper():
+            why = (
+                "human gene symbols are upper case, mouse ones capitalised, and a model of one "
+                "species does not predict the other's cells"
+            )
+        else:
+            why = "R's `make.names` turns `-` into `.` (`HLA-DRA` → `HLA.DRA`)"
         return duplicated, (
-            f" {len(in_other_case)} of them differ only in letter case (the model's "
-            f"{example!r}, the data's {theirs!r}): human gene symbols are upper case, mouse "
-            "ones capitalised, and a model of one species does not predict the other's cells; "
-            "if these are the same genes, fix the case of `var_names`."
+            f" {len(near)} of them differ only in letter case or punctuation (the model's "
+            f"{example!r}, the data's {theirs!r}): {why}; if these are the same genes, "
+            "rename the data's `var_names` to the model's (`model.source_features`)."
         )
     return duplicated, ""
 
