@@ -48,6 +48,9 @@ def _prepared(bmmc, how: str, *, counts: bool = True) -> ad.AnnData:
         "ln_cpm": lambda: np.log1p(1e6 * cp),  # counts per million, then ln
         "ln_median": lambda: np.log1p(np.median(raw.sum(axis=1)) * cp),  # scanpy's default
         "zscore": lambda: _zscore(np.log1p(1e4 * cp)),
+        "ln_raw": lambda: np.log1p(raw),  # sc.pp.log1p without normalize_total
+        # Seurat SCTransform's `data`: ln(1 + corrected counts at the median depth)
+        "ln_sct": lambda: np.log1p(np.round(np.median(raw.sum(axis=1)) * cp)),
     }[how]()
     query = ad.AnnData(
         sp.csr_matrix(values.astype(np.float32)) if how != "zscore" else values.astype("f4"),
@@ -73,6 +76,8 @@ CASES = {
     "ln_cpm": r"ln\(x \+ 1\) of counts scaled to 1,000,000 per cell",
     "ln_median": r"ln\(x \+ 1\) of counts scaled to [0-9,]+ per cell",
     "zscore": r"values standardised per feature",
+    "ln_raw": r"ln\(x \+ 1\) of counts not scaled to a common total \(e\*\*v − 1 are whole",
+    "ln_sct": r"ln\(x \+ 1\) of counts not scaled to .*SCTransform's `data`",
 }
 
 
