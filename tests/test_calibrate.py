@@ -109,3 +109,14 @@ def test_measured_cells_without_predictions_are_refused(model):
     with pytest.raises(ValueError, match="100 measured cells have no prediction"):
         scmm.tl.calibrate(both, "r", "prot", cells="measured")
     assert "r_calibrated" not in both["rna"].obsm
+
+
+def test_raw_count_measurements_are_refused(model):
+    """Counts against normalised predictions would give offsets in another space."""
+    query = _query(model)
+    counts = np.random.default_rng(0).poisson(20.0, query["prot"].shape).astype(np.float32)
+    query["prot"].X = counts
+    with pytest.raises(ValueError, match=r"holds raw counts .*method='clr'"):
+        scmm.tl.calibrate(query, "r", "prot", cells="measured")
+    assert "r_calibrated" not in query.uns
+    assert "r_calibrated" not in query["prot"].layers

@@ -23,6 +23,11 @@ from ..metrics import match_targets
 from ._contract import _h5_safe
 
 
+def _whole(values: np.ndarray) -> bool:
+    """Whether ``values`` are non-negative whole numbers (raw counts)."""
+    return bool(values.min() >= 0 and np.all(values == np.round(values)))
+
+
 def offsets_and_half_widths(residual: np.ndarray, interval: float) -> tuple[np.ndarray, np.ndarray]:
     """Return each target's offset and interval half-width from measured − predicted values.
 
@@ -106,7 +111,8 @@ def calibrate(
     mdata
         The query, with predictions from :func:`scmm.tl.predict` (in
         ``mdata[measured].layers[key]`` or a modality's ``.obsm[key]``) and the measured
-        modality, normalised as the model's training targets were (e.g. ``"clr"``).
+        modality, normalised as the model's training targets were (e.g. ``"clr"``; raw counts
+        against normalised predictions are refused).
     key
         The predictions' key (``key_added`` of :func:`scmm.tl.predict`).
     measured
@@ -182,6 +188,14 @@ def calibrate(
         msg = f"mdata[{measured!r}].X holds NaN or infinite values in the measured cells."
         raise ValueError(msg)
     p_all = pred.to_numpy(np.float64)[:, match["model_index"]]
+    if _whole(y) and y.max() > 1 and not _whole(p_all):
+        msg = (
+            f"mdata[{measured!r}].X of the measured cells holds raw counts (non-negative whole "
+            f"numbers up to {y.max():,.0f}) but the predictions {key!r} are normalised values: "
+            "normalise the measured values as the model's training targets were first, e.g. "
+            f"`scmm.pp.normalize(mdata, {measured!r}, method='clr')`."
+        )
+        raise ValueError(msg)
     offset, half = offsets_and_half_widths(y - p_all[rows], interval)
     n = len(rows)
     shifted = p_all + offset
