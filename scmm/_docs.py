@@ -37,7 +37,8 @@ FIT_DATA = """\
 #: The fit-contract arguments from ``train`` to ``key_added``.
 _FIT_DATA = """\
     train
-        Training cells: a boolean mask, the name of a boolean ``.obs`` column, or ``None``
+        Training cells: a boolean mask (a pandas Series is matched to the cells by its index,
+        such as ``mdata.obs["train"]``), the name of a boolean ``.obs`` column, or ``None``
         for all cells.
     layer
         Source layer instead of ``.X``.

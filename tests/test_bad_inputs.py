@@ -306,6 +306,24 @@ def test_predict_refuses_transposed_matrix():
     )
 
 
+def test_masks_given_as_series_are_matched_by_cell_name():
+    """`mdata.obs["train"]` in another order than the modality's cells: by name, not position."""
+    m = make_paired()
+    train = m.obs["train"].copy()
+    ref = scmm.tl.fit_baseline(m, "rna", "prot", train=train.to_numpy(), n_components=5)
+    shuffled = train.sample(frac=1.0, random_state=0)
+    assert not shuffled.index.equals(m["rna"].obs_names)
+    model = scmm.tl.fit_baseline(m, "rna", "prot", train=shuffled, n_components=5)
+    np.testing.assert_allclose(model.predict(m), ref.predict(m), rtol=1e-5, atol=1e-6)
+    assert m.uns["scmm_ridge"]["scores"]["n_cells"] == int((~train).sum())
+    with pytest.raises(ValueError, match="names only some of the 120 cells"):
+        scmm.tl.fit_baseline(m, "rna", "prot", train=shuffled.iloc[:50], n_components=5)
+    # a Series without cell names is read by position, as an array is
+    by_position = pd.Series(train.to_numpy())
+    model = scmm.tl.fit_baseline(m, "rna", "prot", train=by_position, n_components=5)
+    np.testing.assert_allclose(model.predict(m), ref.predict(m), rtol=1e-5, atol=1e-6)
+
+
 # -- property-based ------------------------------------------------------------------------
 
 matrices = st.tuples(st.integers(1, 12), st.integers(2, 9), st.integers(0, 2**31 - 1))

@@ -8,6 +8,7 @@ features found in new data.
 from .._settings import use_mudata_options
 from ._cells import (
     align_cells,
+    cell_mask,
     obs_columns_listing,
     paired_modalities,
     resolve_train,
@@ -39,6 +40,7 @@ __all__ = [
     "_listing",
     "align_cells",
     "align_features",
+    "cell_mask",
     "check_cells_have_counts",
     "check_finite",
     "check_finite_predictions",

@@ -44,6 +44,33 @@ def obs_columns_listing(mdata: MuData, mods: Sequence[str] | None = None) -> str
     return "; ".join(parts)
 
 
+def cell_mask(values, names: pd.Index, arg: str, where: str = "") -> np.ndarray:
+    """``values`` as a bool mask over the cells ``names``, or a ``ValueError`` naming ``arg``.
+
+    A pandas Series whose index names the cells (``mdata.obs["train"]``, whose order may
+    differ from a modality's) is matched by name; any other array-like is read by position.
+    """
+    n = len(names)
+    if isinstance(values, pd.Series) and not values.index.equals(names):
+        known = values.index.isin(names)
+        if known.any():
+            if not values.index.is_unique or not names.isin(values.index).all():
+                msg = (
+                    f"`{arg}` is a Series whose index names only some of the {n} cells{where} "
+                    "(or names some twice): give one entry per cell, e.g. a column of `.obs`."
+                )
+                raise ValueError(msg)
+            values = values.reindex(names)  # by name, not by position
+    mask = np.asarray(values)
+    if mask.dtype != bool or mask.shape != (n,):
+        msg = (
+            f"`{arg}` must be a boolean mask over the {n} cells{where}; got dtype {mask.dtype}, "
+            f"shape {mask.shape}."
+        )
+        raise ValueError(msg)
+    return mask
+
+
 def resolve_train(train, obs: pd.DataFrame, *, arg: str = "train") -> np.ndarray:
     """Turn ``train`` (None, a bool array or an ``obs`` column name) into a bool mask."""
     n = len(obs)
@@ -59,6 +86,8 @@ def resolve_train(train, obs: pd.DataFrame, *, arg: str = "train") -> np.ndarray
             raise ValueError(msg)
         mask = col.to_numpy()
     else:
+        if isinstance(train, pd.Series):  # matched by name
+            train = cell_mask(train, obs.index, arg)
         mask = np.asarray(train)
         if mask.dtype != bool:
             msg = (

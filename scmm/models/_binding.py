@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypedDict, Unpack
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
 from .. import _input_space
 from .._utils import RowSubset, SeedLike, is_backed
-from .._validate import get_matrix, paired_modalities, train_mask
+from .._validate import cell_mask, get_matrix, paired_modalities, train_mask
 from ..metrics import column_means
 from ._preprocess import SVD_FIT_ON
 from ._reference_distance import attach
@@ -61,14 +62,11 @@ def as_model_targets(Y, model: BaseModel):
     return (Y.toarray() if sp.issparse(Y) else np.asarray(Y)).astype(np.float32, copy=False)
 
 
-def _validation_of_training(validation, mask: np.ndarray):
+def _validation_of_training(validation, mask: np.ndarray, names: pd.Index):
     """Return ``validation`` (None, a fraction, or a mask over all cells) for the training cells."""
     if validation is None or isinstance(validation, float):
         return validation
-    validation = np.asarray(validation, dtype=bool)
-    if validation.shape != mask.shape:
-        msg = f"`validation` must be a bool mask over the {len(mask)} cells."
-        raise ValueError(msg)
+    validation = cell_mask(validation, names, "validation")
     if (validation & ~mask).any():
         msg = "`validation` selects cells outside `train`; pick validation cells among them."
         raise ValueError(msg)
@@ -117,7 +115,7 @@ def fit_cells(
     mask = train_mask(mdata, src, options.get("train"), source)
     train_idx = np.flatnonzero(mask)
     subset = not mask.all()
-    validation = _validation_of_training(validation, mask)
+    validation = _validation_of_training(validation, mask, src.obs_names)
     identity = np.array_equal(order, np.arange(len(order)))
     # only the training cells' targets are read (and checked): others may be missing
     rows = None if identity and not subset else order[train_idx]

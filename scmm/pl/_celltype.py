@@ -13,7 +13,7 @@ from matplotlib.patches import Patch
 from mudata import MuData
 
 from .. import metrics
-from .._validate import check_modality, get_matrix, prediction_layers
+from .._validate import cell_mask, check_modality, get_matrix, prediction_layers
 from ._legend import legend_above
 
 
@@ -119,11 +119,7 @@ def accuracy_by_cell_type(
 
     keep = labels.notna().to_numpy()
     if cells is not None:
-        cells = np.asarray(cells)
-        if cells.dtype != bool or cells.shape != (adata.n_obs,):
-            msg = f"`cells` must be a boolean mask over the {adata.n_obs} cells of {mod!r}."
-            raise ValueError(msg)
-        keep &= cells
+        keep &= cell_mask(cells, adata.obs_names, "cells", f" of {mod!r}")
     if not keep.any():
         msg = f"No cells to score: `cells` selects none, or no cell has a `{groupby}` label."
         raise ValueError(msg)

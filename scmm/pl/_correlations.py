@@ -10,7 +10,7 @@ from matplotlib.axes import Axes
 from mudata import MuData
 
 from .. import metrics
-from .._validate import check_modality, get_matrix, prediction_layers
+from .._validate import cell_mask, check_modality, get_matrix, prediction_layers
 from ._legend import legend_above
 
 #: Above this many features the feature names are not written under the axis (they would not
@@ -75,10 +75,7 @@ def feature_correlations(
     y = get_matrix(adata, layer)
     y = np.asarray(y.toarray() if hasattr(y, "toarray") else y, dtype=np.float64)
     if cells is not None:
-        cells = np.asarray(cells, dtype=bool)
-        if cells.shape != (adata.n_obs,):
-            msg = f"`cells` must be a boolean mask over the {adata.n_obs} cells of {mod!r}."
-            raise ValueError(msg)
+        cells = cell_mask(cells, adata.obs_names, "cells", f" of {mod!r}")
         y = y[cells]
     r = np.empty((len(keys), adata.n_vars))
     for i, key in enumerate(keys):

@@ -8,7 +8,7 @@ from matplotlib.axes import Axes
 from mudata import MuData
 
 from .. import _keys
-from .._validate import check_modality, get_matrix, prediction_layers
+from .._validate import cell_mask, check_modality, get_matrix, prediction_layers
 
 #: Above this many features the points are not labelled with feature names.
 _MAX_LABELLED = 30
@@ -76,10 +76,7 @@ def interval_coverage(
     lower = np.asarray(adata.layers[lower_key], dtype=np.float64)
     upper = np.asarray(adata.layers[upper_key], dtype=np.float64)
     if cells is not None:
-        cells = np.asarray(cells, dtype=bool)
-        if cells.shape != (adata.n_obs,):
-            msg = f"`cells` must be a boolean mask over the {adata.n_obs} cells of {mod!r}."
-            raise ValueError(msg)
+        cells = cell_mask(cells, adata.obs_names, "cells", f" of {mod!r}")
         if not cells.any():
             msg = "`cells` selects no cells; select the cells to score."
             raise ValueError(msg)

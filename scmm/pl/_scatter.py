@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 from mudata import MuData
 
 from .. import metrics
-from .._validate import check_modality, get_matrix
+from .._validate import cell_mask, check_modality, get_matrix
 
 #: Panels per row and panel size (inches): three panels fill a documentation page's width.
 _MAX_COLUMNS = 3
@@ -66,7 +66,7 @@ def predicted_vs_measured(
     y = np.asarray(y.toarray() if hasattr(y, "toarray") else y, dtype=np.float64)
     p = np.asarray(adata.layers[key], dtype=np.float64)
     if cells is not None:
-        cells = np.asarray(cells, dtype=bool)
+        cells = cell_mask(cells, adata.obs_names, "cells", f" of {mod!r}")
         y, p = y[cells], p[cells]
     r = metrics.pearson_per_feature(y, p, average=False)
     names = list(adata.var_names)

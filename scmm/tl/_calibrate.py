@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from mudata import MuData
 
 from .._keys import INTERVAL_SUFFIXES
-from .._validate import check_modality
+from .._validate import cell_mask, check_modality
 from ..metrics import match_targets
 from ._contract import _h5_safe
 
@@ -70,16 +70,9 @@ def _cell_mask(adata, cells) -> np.ndarray:
         if cells not in adata.obs:
             msg = f"`cells={cells!r}` is not a column of the measured modality's `.obs`."
             raise KeyError(msg)
-        cells = adata.obs[cells].to_numpy()
-    mask = np.asarray(cells)
-    if mask.dtype != bool or mask.shape != (adata.n_obs,):
-        msg = (
-            f"`cells` must be a boolean mask over the {adata.n_obs} cells of the measured "
-            f"modality (or the name of such an `.obs` column); got dtype {mask.dtype}, "
-            f"shape {mask.shape}."
-        )
-        raise ValueError(msg)
-    return mask
+        cells = adata.obs[cells]
+    where = " of the measured modality (or the name of such an `.obs` column)"
+    return cell_mask(cells, adata.obs_names, "cells", where)
 
 
 def calibrate(

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
-from .._validate import _listing, get_matrix, obs_columns_listing
+from .._validate import _listing, cell_mask, get_matrix, obs_columns_listing
 
 
 def _obs_column(mdata: MuData, src: AnnData, name: str, arg: str) -> pd.Series:
@@ -88,13 +88,8 @@ def _tuning_mask(
         msg = "`validation` as a list of groups needs `groupby`, the `.obs` column they are in."
         raise ValueError(msg)
     else:
-        mask = np.asarray(validation)
-        if mask.dtype != bool or mask.shape != (n,):
-            msg = (
-                f"`validation` must be a bool mask over the {n} cells, the name of a boolean "
-                "`.obs` column, or (with `groupby`) group labels."
-            )
-            raise ValueError(msg)
+        where = ", the name of a boolean `.obs` column, or (with `groupby`) group labels"
+        mask = cell_mask(validation, src.obs_names, "validation", where)
     if (mask & ~train).any():
         msg = (
             f"`validation` selects {int((mask & ~train).sum())} cells outside `train`; the test "
