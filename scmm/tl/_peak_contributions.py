@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import torch
 from mudata import MuData
 
-from .._validate import obs_columns_listing
+from .._validate import cell_mask, obs_columns_listing
 from ..models import DeepSetsModel
 from ..train import to_torch_batch
 
@@ -35,10 +35,7 @@ def _select_cells(adata, cells, mdata: MuData | None = None, mod: str | None = N
             raise ValueError(msg)
     arr = np.asarray(cells)
     if arr.dtype == bool:
-        if arr.shape != (n,):
-            msg = f"`cells` as a mask must have length {n}, got {arr.shape}."
-            raise ValueError(msg)
-        idx = np.flatnonzero(arr)
+        idx = np.flatnonzero(cell_mask(cells, adata.obs_names, "cells"))
     elif np.issubdtype(arr.dtype, np.integer):
         idx = arr.astype(np.int64)
     else:
