@@ -324,6 +324,24 @@ def test_masks_given_as_series_are_matched_by_cell_name():
     np.testing.assert_allclose(model.predict(m), ref.predict(m), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "spell",
+    [lambda b: b, lambda b: f"s1_{b}-1", lambda b: b.lower()],
+    ids=["no suffix", "sample prefix", "lower case"],
+)
+def test_same_barcodes_spelt_otherwise_named_in_the_refusal(spell):
+    """Cell Ranger's RNA `AAAC…-1` against CITE-seq-Count's ADT `AAAC…`: say so."""
+    m = make_paired()
+    bases = ["".join(b) for b in np.random.default_rng(0).choice(list("ACGT"), (m.n_obs, 16))]
+    rna, prot = m["rna"].copy(), m["prot"].copy()
+    rna.obs_names = [f"{b}-1" for b in bases]
+    prot.obs_names = [spell(b) for b in bases]
+    d = md.MuData({"rna": rna, "prot": prot})
+    example = rf"e\.g\. '{bases[0]}-1' and '{spell(bases[0])}'"
+    with pytest.raises(ValueError, match=rf"120 of them are there under another name.*{example}"):
+        scmm.tl.fit_baseline(d, "rna", "prot", n_components=5)
+
+
 # -- property-based ------------------------------------------------------------------------
 
 matrices = st.tuples(st.integers(1, 12), st.integers(2, 9), st.integers(0, 2**31 - 1))

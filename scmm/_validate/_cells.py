@@ -30,10 +30,50 @@ def align_cells(source: AnnData, target: AnnData, source_arg: str, target_arg: s
         msg = (
             f"`{source_arg}` and `{target_arg}` hold different cells: {n_missing} cells of "
             f"{source_arg} are not in {target_arg} and {n_extra} cells of {target_arg} are not in "
-            f"{source_arg}. Subset the MuData to the paired cells (e.g. `mu.pp.intersect_obs`)."
+            f"{source_arg}."
         )
-        raise ValueError(msg)
+        hint = _renamed_cells(source.obs_names[idx < 0], target.obs_names)
+        if hint:
+            raise ValueError(msg + hint)
+        raise ValueError(
+            msg + " Subset the MuData to the paired cells (e.g. `mu.pp.intersect_obs`)."
+        )
     return idx
+
+
+def _barcode_key(names: pd.Index) -> pd.Index:
+    """Return the barcode of each cell name, to compare names spelt otherwise.
+
+    The barcode is the name's longest run of 8 or more of ``ACGTN`` (upper case); a name
+    without one gives itself in upper case without a trailing ``-1`` / ``_1``-style suffix.
+    """
+    upper = pd.Series(names.astype(str).str.upper(), index=names)
+    runs = upper.str.findall(r"[ACGTN]{8,}")
+    plain = upper.str.replace(r"[-_.]\d+$", "", regex=True)
+    keys = [max(r, key=len) if r else p for r, p in zip(runs, plain, strict=True)]
+    return pd.Index(keys)
+
+
+def _renamed_cells(missing: pd.Index, other: pd.Index) -> str:
+    """Return a hint when cells missing from ``other`` are there spelt otherwise, else ``""``.
+
+    Tools name the same barcode differently: Cell Ranger appends a GEM-well suffix (``-1``)
+    that CITE-seq-Count does not, and merged samples get prefixes (``s1_AAAC…``).
+    """
+    if not len(missing):
+        return ""
+    keys, others = _barcode_key(missing), _barcode_key(other)
+    found = keys.isin(others)
+    if found.mean() < 0.5:
+        return ""
+    first = int(np.flatnonzero(found)[0])
+    theirs = other[int(np.flatnonzero(others == keys[first])[0])]
+    return (
+        f" {int(found.sum())} of them are there under another name, the same barcode spelt "
+        f"otherwise (e.g. {missing[first]!r} and {theirs!r}): tools add suffixes (Cell "
+        "Ranger's `-1`) or sample prefixes differently. Rename one modality's `obs_names` to "
+        "the other's spelling before pairing them."
+    )
 
 
 def obs_columns_listing(mdata: MuData, mods: Sequence[str] | None = None) -> str:
