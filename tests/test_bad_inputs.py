@@ -342,6 +342,22 @@ def test_same_barcodes_spelt_otherwise_named_in_the_refusal(spell):
         scmm.tl.fit_baseline(d, "rna", "prot", n_components=5)
 
 
+def test_modality_mixing_feature_types_is_refused():
+    """`sc.read_10x_h5(gex_only=False)` used as the RNA: it holds the proteins to predict."""
+    m = make_paired()
+    mixed = ad.concat([m["rna"], m["prot"]], axis=1, merge="first")
+    mixed.var["feature_types"] = ["Gene Expression"] * m["rna"].n_vars + ["Antibody Capture"] * m[
+        "prot"
+    ].n_vars
+    with pytest.warns(UserWarning, match="not unique"):  # the proteins are in both
+        d = md.MuData({"rna": mixed, "prot": m["prot"].copy()})
+    with pytest.raises(ValueError, match=r"mixes feature types \('Gene Expression': 40, 'Ant"):
+        scmm.tl.fit_baseline(d, "rna", "prot", n_components=5)
+    assert "scmm_ridge" not in d["prot"].layers
+    d.mod["rna"] = mixed[:, mixed.var["feature_types"] == "Gene Expression"].copy()
+    scmm.tl.fit_baseline(d, "rna", "prot", n_components=5)  # the named fix works
+
+
 # -- property-based ------------------------------------------------------------------------
 
 matrices = st.tuples(st.integers(1, 12), st.integers(2, 9), st.integers(0, 2**31 - 1))

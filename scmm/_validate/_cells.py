@@ -143,6 +143,27 @@ def resolve_train(train, obs: pd.DataFrame, *, arg: str = "train") -> np.ndarray
     return mask
 
 
+def _check_one_feature_type(adata: AnnData, mod: str) -> None:
+    """Refuse a modality that mixes 10x feature types (genes with antibodies or peaks).
+
+    ``scanpy.read_10x_h5(..., gex_only=False)`` keeps every feature of a Cell Ranger run in
+    one AnnData: used as the RNA, a model would read the proteins it predicts.
+    """
+    for column in ("feature_types", "feature_type"):
+        if column not in adata.var.columns:
+            continue
+        counts = adata.var[column].astype(str).value_counts()
+        if len(counts) > 1:
+            kinds = ", ".join(f"{k!r}: {v:,}" for k, v in counts.items())
+            msg = (
+                f"`mdata[{mod!r}]` mixes feature types ({kinds} in `.var[{column!r}]`): a "
+                "modality must hold one kind, or the model would read one assay to predict "
+                "it. Split them (`muon.read_10x_h5` does; or keep one kind with "
+                f"`adata[:, adata.var[{column!r}] == 'Gene Expression']`)."
+            )
+            raise ValueError(msg)
+
+
 def paired_modalities(
     mdata: MuData, source: str, target: str
 ) -> tuple[AnnData, AnnData, np.ndarray]:
@@ -155,6 +176,8 @@ def paired_modalities(
     if source == target:
         msg = f"`source` and `target` are both {source!r}; pass two different modalities."
         raise ValueError(msg)
+    for mod, adata in ((source, src), (target, tgt)):
+        _check_one_feature_type(adata, mod)
     return src, tgt, align_cells(src, tgt, f"source={source!r}", f"target={target!r}")
 
 
