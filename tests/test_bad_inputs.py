@@ -358,6 +358,26 @@ def test_modality_mixing_feature_types_is_refused():
     scmm.tl.fit_baseline(d, "rna", "prot", n_components=5)  # the named fix works
 
 
+def test_outputs_never_overwrite_entries_scmm_did_not_write():
+    """`key_added="counts"` would replace the raw counts: refused; an earlier output is replaced."""
+    m = make_paired()
+    m["prot"].layers["counts"] = m["prot"].X.copy()
+    before = _state(m)
+    with pytest.raises(ValueError, match=r"overwrite mdata\['prot'\]\.layers\['counts'\]"):
+        scmm.tl.fit_baseline(m, "rna", "prot", n_components=5, key_added="counts")
+    _assert_same(before, _state(m))
+    model = scmm.tl.fit_baseline(m, "rna", "prot", n_components=5)
+    query = md.MuData({"rna": m["rna"].copy(), "prot": m["prot"].copy()})
+    with pytest.raises(ValueError, match=r"overwrite mdata\['prot'\]\.layers\['counts'\]"):
+        scmm.tl.predict(model, query, key_added="counts")
+    np.testing.assert_array_equal(query["prot"].layers["counts"], m["prot"].layers["counts"])
+    scmm.tl.predict(model, query, key_added="r")
+    scmm.tl.predict(model, query, key_added="r")  # its own earlier output: replaced
+    with pytest.raises(ValueError, match=r"overwrite mdata\['prot'\]\.layers\['counts'\]"):
+        scmm.tl.calibrate(query, "r", "prot", key_added="counts")
+    assert "counts" not in query.uns
+
+
 # -- property-based ------------------------------------------------------------------------
 
 matrices = st.tuples(st.integers(1, 12), st.integers(2, 9), st.integers(0, 2**31 - 1))

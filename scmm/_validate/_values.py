@@ -156,3 +156,24 @@ def check_finite_predictions(pred, key_added: str) -> None:
         "expected: see `scmm.pp.normalize`)."
     )
     raise FloatingPointError(msg)
+
+
+def check_output_keys(store, keys: Sequence[str], uns, key_added: str, where: str) -> None:
+    """Refuse to overwrite entries of ``store`` that scmm did not write under ``key_added``.
+
+    ``store`` is the ``.layers`` or ``.obsm`` the outputs ``keys`` go to, ``uns`` the ``.uns``
+    that records them. An earlier scmm output under ``key_added`` (its ``.uns[key_added]``
+    holds ``params``) is replaced, as scanpy replaces its keys; anything else there (raw
+    counts, another tool's values) is kept and the call refused, before any work.
+    """
+    record = uns.get(key_added) if hasattr(uns, "get") else None
+    if isinstance(record, dict) and "params" in record:
+        return
+    taken = [k for k in keys if k in store]
+    if taken:
+        msg = (
+            f"`key_added={key_added!r}` would overwrite {where}[{taken[0]!r}], which scmm did "
+            "not write (no `.uns` record of it): pass another `key_added`, or delete that "
+            "entry first."
+        )
+        raise ValueError(msg)

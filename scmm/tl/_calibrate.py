@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from mudata import MuData
 
 from .._keys import INTERVAL_SUFFIXES
-from .._validate import cell_mask, check_modality
+from .._validate import cell_mask, check_modality, check_output_keys
 from ..metrics import match_targets
 from ._contract import _h5_safe
 
@@ -200,6 +200,9 @@ def calibrate(
     columns = pred.columns[match["model_index"]]
     adata = mdata[holder]
     in_layers = holder == measured and key in adata.layers and len(columns) == adata.n_vars
+    store = adata.layers if in_layers else adata.obsm
+    where = f"mdata[{holder!r}]." + ("layers" if in_layers else "obsm")
+    check_output_keys(store, list(outputs), mdata.uns, key_added, where)
     for name, values in outputs.items():
         if in_layers:
             adata.layers[name] = values.astype(np.float32)

@@ -45,6 +45,7 @@ from mudata import MuData
 from .. import _disk, _keys, metrics
 from .._validate import (
     check_finite_predictions,
+    check_output_keys,
     warn_constant_rows,
 )
 from ..metrics import control_names, warn_below_mean_profile
@@ -150,6 +151,9 @@ def fit_model(
         write_predictions, n_bytes * (1 + len(model.output_suffixes)), "write_predictions"
     )
     controls = control_names(tgt.var_names, control_features)  # checked before fitting
+    if storage is not None:
+        keys = [key_added + suffix for suffix in ("", *model.output_suffixes)]
+        check_output_keys(tgt.layers, keys, mdata.uns, key_added, f"mdata[{target!r}].layers")
     fitted = fit_cells(
         model, mdata, source, target, validation=validation, fit_kwargs=fit_kwargs, pair=pair,
         **binding,

@@ -15,7 +15,7 @@ from anndata import AnnData
 from mudata import MuData
 
 from .. import _disk, _keys
-from .._validate import check_finite_predictions, check_modality
+from .._validate import check_finite_predictions, check_modality, check_output_keys
 from ..metrics import match_targets
 from ..models import BaseModel
 from ..models import check_query_distance as check_query
@@ -191,6 +191,13 @@ def predict(
             matched = match_targets(model.target_features, tgt.var_names)
             _warn_left_out(matched, model.target)
             tgt, rows, columns = None, np.arange(src.n_obs), None
+    if tgt is not None:
+        store, where = tgt.layers, f"mdata[{model.target!r}].layers"
+    else:
+        where = ("adata" if holder is src else f"mdata[{model.source!r}]") + ".obsm"
+        store = src.obsm
+    keys = [key_added + suffix for suffix in ("", *model.output_suffixes)]
+    check_output_keys(store, keys, holder.uns, key_added, where)
     X, report = model.aligned_source(
         src,
         allow_missing_features=allow_missing_features,
@@ -237,11 +244,9 @@ def predict(
         "align": align,
     }
     if tgt is not None:
-        where = f"mdata[{model.target!r}].layers"
         for key, values in outputs.items():
             tgt.layers[key] = values
     else:
-        where = ("adata" if holder is src else f"mdata[{model.source!r}]") + ".obsm"
         for key, values in outputs.items():
             src.obsm[key] = pd.DataFrame(
                 values, index=src.obs_names.copy(), columns=pd.Index(model.target_features)
