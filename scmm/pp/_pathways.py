@@ -154,8 +154,8 @@ def pathway_connectivity(
         where = f"var[{gene_symbols!r}]" if gene_symbols else "var_names"
         msg = (
             f"`gene_sets` ({len(sets)} sets) share no genes with mdata[{source!r}].{where} "
-            f"(e.g. {[str(g) for g in src_genes[:3]]} vs {sorted(set_genes)[:3]}): check species/symbols "
-            "(human HGNC symbols vs mouse, Ensembl ids → pass `gene_symbols=`)."
+            f"(e.g. {[str(g) for g in src_genes[:3]]} vs {sorted(set_genes)[:3]}): check "
+            "species/symbols (human HGNC symbols vs mouse, Ensembl ids → pass `gene_symbols=`)."
         )
         raise ValueError(msg)
 
