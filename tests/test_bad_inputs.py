@@ -283,6 +283,12 @@ def test_missing_features_hint_where_the_names_are():
     upper.var_names = upper.var_names.str.upper()
     with pytest.raises(ValueError, match=r"letter case or punctuation \(the model's 'g0', the"):
         scmm.tl.predict(model, upper)
+    hvg = rna.copy()  # scanpy: all genes kept in .raw, .X subset to highly variable ones
+    hvg.raw = hvg
+    hvg = hvg[:, :10].copy()
+    with pytest.raises(ValueError, match=r"`\.raw` holds 30 of them .*adata\.raw\.to_adata"):
+        scmm.tl.predict(model, hvg)
+    np.testing.assert_allclose(model.predict(hvg.raw.to_adata()), ref, rtol=1e-5, atol=1e-6)
     dashed = make_paired()  # R's make.names: MT-CO1 → MT.CO1
     dashed["rna"].var_names = [f"MT-G{i}" for i in range(dashed["rna"].n_vars)]
     dashed.update()

@@ -47,13 +47,17 @@ def _unique_lookup(keys: pd.Index) -> pd.Index:
     return pd.Index(out)
 
 
-def _naming_hints(var: pd.DataFrame, missing: pd.Index) -> tuple[str, str]:
+def _naming_hints(
+    var: pd.DataFrame, missing: pd.Index, raw_names: pd.Index | None = None
+) -> tuple[str, str]:
     """Why the ``missing`` features are not in ``var``, where ``var`` itself tells.
 
     Returns two hints (each ``""`` when it does not apply): duplicated ``var_names`` (they
     never match), and the names being elsewhere: another column of ``var`` holding them
-    (CELLxGENE's ``feature_name``, 10x's ``gene_symbols`` with Ensembl ids as names) or names
-    that differ only in letter case (another species) or punctuation (R's ``make.names``).
+    (CELLxGENE's ``feature_name``, 10x's ``gene_symbols`` with Ensembl ids as names), in
+    ``.raw`` (``raw_names``: scanpy keeps every gene there before subsetting to highly
+    variable ones), or names that differ only in letter case (another species) or punctuation
+    (R's ``make.names``).
     """
     names = pd.Index([str(v) for v in var.index])
     dup = missing[missing.isin(names[names.duplicated(keep=False)])]
@@ -64,6 +68,13 @@ def _naming_hints(var: pd.DataFrame, missing: pd.Index) -> tuple[str, str]:
         else ""
     )
     enough = max(1, len(missing) // 2)
+    n_raw = int(missing.isin(raw_names).sum()) if raw_names is not None else 0
+    if n_raw >= enough:
+        return duplicated, (
+            f" `.raw` holds {n_raw} of them (scanpy keeps every gene there before the data is "
+            "subset to highly variable genes): predict from `adata.raw.to_adata()` (in a "
+            "MuData: `mdata.mod['rna'] = mdata['rna'].raw.to_adata()`)."
+        )
     for col in var.columns:
         if col == "gene_ids" or not (
             pd.api.types.is_object_dtype(var[col])
@@ -198,6 +209,7 @@ def align_features(
     allow_missing: bool,
     min_overlap: float,
     arg: str,
+    raw_names: pd.Index | None = None,
 ):
     """Reorder the columns of ``X`` to the model's ``features`` (see :func:`match_features`).
 
@@ -232,7 +244,7 @@ def align_features(
         "found": present,
     }
     missing = features[~present]
-    duplicated, elsewhere = _naming_hints(var, missing) if len(missing) else ("", "")
+    duplicated, elsewhere = _naming_hints(var, missing, raw_names) if len(missing) else ("", "")
     share = f"{n_found} of the model's {n} features ({100 * report['fraction_found']:.0f}%)"
     if report["fraction_found"] < min_overlap:
         unnamed = next(

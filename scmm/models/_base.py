@@ -259,6 +259,7 @@ class BaseModel(Binding):
             adata = data
         where = f"mdata[{self.source!r}]." + (f"layers[{self.layer!r}]" if self.layer else "X")
         check_orientation(adata.obs_names, adata.var_names, self.source_features, where)
+        raw_names = None if adata.raw is None else adata.raw.var_names  # for a hint
         space = (self.input_space or {}).get("source")
         idf = self.input_arrays.get("idf") if normalize else None
         if normalize:
@@ -275,6 +276,7 @@ class BaseModel(Binding):
             allow_missing=allow_missing_features,
             min_overlap=min_feature_overlap,
             arg=where,
+            raw_names=raw_names,
         )
         found = report.pop("found")
         if idf is not None:  # term frequencies of these cells × the training cells' IDF
