@@ -346,6 +346,11 @@ def test_same_barcodes_spelt_otherwise_named_in_the_refusal(spell):
     example = rf"e\.g\. '{bases[0]}-1' and '{spell(bases[0])}'"
     with pytest.raises(ValueError, match=rf"120 of them are there under another name.*{example}"):
         scmm.tl.fit_baseline(d, "rna", "prot", n_components=5)
+    # other cells altogether (`c_0`… against `c_120`…): no such hint, the usual advice
+    rna.obs_names = [f"c_{i}" for i in range(m.n_obs)]
+    prot.obs_names = [f"c_{i + m.n_obs}" for i in range(m.n_obs)]
+    with pytest.raises(ValueError, match=r"are not in source='rna'\. Subset the MuData"):
+        scmm.tl.fit_baseline(md.MuData({"rna": rna, "prot": prot}), "rna", "prot")
 
 
 def test_modality_mixing_feature_types_is_refused():

@@ -63,6 +63,8 @@ def _renamed_cells(missing: pd.Index, other: pd.Index) -> str:
     if not len(missing):
         return ""
     keys, others = _barcode_key(missing), _barcode_key(other)
+    if not (keys.is_unique and others.is_unique):  # `cell_1`, `cell_2`: no barcode to compare
+        return ""
     found = keys.isin(others)
     if found.mean() < 0.5:
         return ""
