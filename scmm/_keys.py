@@ -18,9 +18,13 @@ def svd_uns(mod: str) -> str:
     return f"svd_{mod}"
 
 
+#: Prefix of the default keys of predictions.
+PREDICTION_PREFIX = "scmm_"
+
+
 def prediction(method: str) -> str:
     """Default ``key_added`` of a fit or predict call of ``method`` (e.g. ``"scmm_mlp"``)."""
-    return f"scmm_{method}"
+    return f"{PREDICTION_PREFIX}{method}"
 
 
 #: Suffixes of the lower and upper interval bounds' keys.

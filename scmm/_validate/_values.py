@@ -9,6 +9,8 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
+from .._keys import PREDICTION_PREFIX
+
 
 def _listing(names: Sequence[str], limit: int = 10) -> str:
     names = list(names)
@@ -163,13 +165,14 @@ def check_output_keys(store, keys: Sequence[str], uns, key_added: str, where: st
 
     ``store`` is the ``.layers`` or ``.obsm`` the outputs ``keys`` go to, ``uns`` the ``.uns``
     that records them. An earlier scmm output under ``key_added`` (its ``.uns[key_added]``
-    holds ``params``) is replaced, as scanpy replaces its keys; anything else there (raw
-    counts, another tool's values) is kept and the call refused, before any work.
+    holds ``params``, or the key is one of scmm's defaults, ``scmm_*``, kept when modalities
+    were copied into a new MuData) is replaced, as scanpy replaces its keys; anything else
+    there (raw counts, another tool's values) is kept and the call refused, before any work.
     """
     record = uns.get(key_added) if hasattr(uns, "get") else None
     if isinstance(record, dict) and "params" in record:
         return
-    taken = [k for k in keys if k in store]
+    taken = [k for k in keys if k in store and not k.startswith(PREDICTION_PREFIX)]
     if taken:
         msg = (
             f"`key_added={key_added!r}` would overwrite {where}[{taken[0]!r}], which scmm did "
