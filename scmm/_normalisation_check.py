@@ -10,7 +10,9 @@ turns the cases that can be told apart for certain into errors, when the model k
   to one value in every cell, or the values themselves do (no log), or ``e**v − 1`` does, but
   to another total (e.g. scanpy's default ``target_sum``, the median count); or ``e**v − 1``
   gives whole numbers whose per-cell sums differ (``log1p`` of raw or corrected counts,
-  such as Seurat SCTransform's ``data``).
+  such as Seurat SCTransform's ``data``); or ``2**v − 1`` (``10**v − 1``) gives, in each
+  cell, whole multiples of its smallest value (log2 of counts over any per-cell factor, such
+  as scran's deconvolution size factors).
 - Values standardised per feature (``sc.pp.scale``: negative values, each feature's mean 0 and
   standard deviation 1) for a model trained on values that were not.
 
@@ -106,23 +108,28 @@ def _log_cp10k_space(part) -> str | None:
     if ln is not None and 1 / TARGET_SUM_FACTOR <= ln / TARGET_SUM <= TARGET_SUM_FACTOR:
         return None
     if not found:
-        return _log_of_counts(values)
+        positive = values[values > 0]
+        if positive.size and np.mean(_whole(positive)) > 0.5:
+            return None  # whole numbers themselves (raw counts): told apart by their own check
+        return _log_of_counts(positive) or _other_base_of_scaled_counts(part)
     name, total = min(found.items(), key=lambda kv: abs(np.log(kv[1] / TARGET_SUM)))
     made, undo, _ = _INVERSES[name]
     total = f"{total:,.0f}" if total >= 10 else f"{total:.3g}"
     return f"{made} of counts scaled to {total} per cell ({undo} sums to {total} in every cell)"
 
 
+def _whole(values: np.ndarray) -> np.ndarray:
+    """Which of ``values`` lie within ``WHOLE_TOLERANCE`` of a whole number."""
+    return np.abs(values - np.round(values)) < WHOLE_TOLERANCE
+
+
 def _log_of_counts(values: np.ndarray) -> str | None:
-    """Describe a log of whole counts not scaled per cell, or ``None``.
+    """Describe a log of whole counts not scaled per cell, or ``None`` (``values``: > 0).
 
     ``log1p`` of raw counts (``sc.pp.log1p`` without ``normalize_total``) or of corrected
     counts (Seurat SCTransform's ``data``): undoing the log gives whole numbers in (nearly)
     every entry, while their per-cell sums differ (checked before).
     """
-    values = values[values > 0]
-    if values.size and np.mean(np.abs(values - np.round(values)) < WHOLE_TOLERANCE) > 0.5:
-        return None  # whole numbers themselves (raw counts): told apart by their own check
     for name in ("ln", "log2", "log10"):
         made, undo, inverse = _INVERSES[name]
         with np.errstate(over="ignore"):
@@ -130,11 +137,42 @@ def _log_of_counts(values: np.ndarray) -> str | None:
         small = counts[counts < WHOLE_BELOW]  # where float32 rounding leaves them whole
         if small.size < MIN_WHOLE:
             continue
-        if np.mean(np.abs(small - np.round(small)) < WHOLE_TOLERANCE) >= WHOLE_SHARE:
+        if np.mean(_whole(small)) >= WHOLE_SHARE:
             return (
                 f"{made} of counts not scaled to a common total ({undo} are whole numbers whose "
                 "per-cell sums differ: e.g. `log1p` of raw counts without `normalize_total`, "
                 "or Seurat SCTransform's `data`)"
+            )
+    return None
+
+
+def _other_base_of_scaled_counts(part) -> str | None:
+    """Describe log2 or log10 of counts over a per-cell factor, or ``None``.
+
+    Undone, each cell's values are whole multiples of its smallest one (a count of one over
+    the cell's factor), whatever the factors (scran's deconvolution size factors too, which
+    leave per-cell sums unequal). The natural log is not judged this way: ln(CP10k + 1) of
+    cells whose features were subset after normalising looks the same and is the model's space.
+    """
+    csr = sp.csr_matrix(part)
+    if csr.nnz < MIN_WHOLE:
+        return None
+    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    for name in ("log2", "log10"):
+        made, undo, inverse = _INVERSES[name]
+        with np.errstate(over="ignore"):
+            values = inverse(csr.data)
+        smallest = np.full(csr.shape[0], np.inf)
+        np.minimum.at(smallest, rows, np.where(values > 0, values, np.inf))
+        ratios = values / smallest[rows]
+        small = ratios[np.isfinite(ratios) & (ratios < WHOLE_BELOW)]
+        if small.size < MIN_WHOLE:
+            continue
+        if np.mean(_whole(small)) >= WHOLE_SHARE:
+            return (
+                f"{made} of counts scaled by a per-cell factor ({undo} are whole multiples of "
+                "each cell's smallest value: e.g. scran / scater `logNormCounts`, exported as "
+                "`logcounts`)"
             )
     return None
 

@@ -51,6 +51,8 @@ def _prepared(bmmc, how: str, *, counts: bool = True) -> ad.AnnData:
         "ln_raw": lambda: np.log1p(raw),  # sc.pp.log1p without normalize_total
         # Seurat SCTransform's `data`: ln(1 + corrected counts at the median depth)
         "ln_sct": lambda: np.log1p(np.round(np.median(raw.sum(axis=1)) * cp)),
+        # scran's logNormCounts: log2 of counts over deconvolution size factors (not totals)
+        "log2_scran": lambda: np.log2(raw / _size_factors(raw)[:, None] + 1),
     }[how]()
     query = ad.AnnData(
         sp.csr_matrix(values.astype(np.float32)) if how != "zscore" else values.astype("f4"),
@@ -60,6 +62,13 @@ def _prepared(bmmc, how: str, *, counts: bool = True) -> ad.AnnData:
     if counts:
         query.layers["counts"] = rna.layers["counts"].copy()
     return query
+
+
+def _size_factors(raw: np.ndarray) -> np.ndarray:
+    """Size factors like scran's deconvolution ones: library size times a per-cell spread."""
+    total = raw.sum(axis=1)
+    spread = np.exp(np.random.default_rng(0).normal(0.0, 0.3, len(total)))
+    return total / total.mean() * spread
 
 
 def _zscore(X: np.ndarray) -> np.ndarray:
@@ -78,6 +87,7 @@ CASES = {
     "zscore": r"values standardised per feature",
     "ln_raw": r"ln\(x \+ 1\) of counts not scaled to a common total \(e\*\*v − 1 are whole",
     "ln_sct": r"ln\(x \+ 1\) of counts not scaled to .*SCTransform's `data`",
+    "log2_scran": r"log2\(x \+ 1\) of counts scaled by a per-cell factor .*`logNormCounts`",
 }
 
 
