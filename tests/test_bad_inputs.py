@@ -389,6 +389,19 @@ def test_outputs_never_overwrite_entries_scmm_did_not_write():
     assert "counts" not in query.uns
 
 
+def test_source_modality_under_another_name_named_with_the_fix():
+    m = make_paired()
+    model = scmm.tl.fit_baseline(m, "rna", "prot", n_components=5)
+    query = md.MuData({"gex": m["rna"].copy()})
+    with pytest.raises(KeyError, match=r"reads modality 'rna'.*mdata\.mod\.pop\('gex'\)"):
+        scmm.tl.predict(model, query)
+    assert not query["gex"].obsm
+    scmm.tl.predict(model, query["gex"])  # the first fix named
+    np.testing.assert_allclose(
+        query["gex"].obsm["scmm_ridge"].to_numpy(), model.predict(m), rtol=1e-5, atol=1e-6
+    )
+
+
 # -- property-based ------------------------------------------------------------------------
 
 matrices = st.tuples(st.integers(1, 12), st.integers(2, 9), st.integers(0, 2**31 - 1))

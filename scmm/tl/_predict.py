@@ -172,6 +172,15 @@ def predict(
     if isinstance(data, AnnData):
         src, tgt, holder = data, None, data
     else:
+        if isinstance(data, MuData) and model.source not in data.mod:
+            other = next((m for m in data.mod if m != model.target), "gex")
+            msg = (
+                f"The model reads modality {model.source!r}, which this MuData does not have "
+                f"(has: {', '.join(map(repr, data.mod))}). If one of them holds it under another "
+                f"name, pass that AnnData itself (`scmm.tl.predict(model, mdata[{other!r}])`) or "
+                f"rename it (`mdata.mod[{model.source!r}] = mdata.mod.pop({other!r})`)."
+            )
+            raise KeyError(msg)
         src = check_modality(data, model.source, "model.source")
         tgt = data.mod.get(model.target)
         holder = data
