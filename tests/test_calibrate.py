@@ -13,15 +13,29 @@ import scmm
 OFFSET = np.array([2.0, -1.0, 0.5, 3.0])  # another lab's level of each protein
 
 
+#: How each toy protein follows the genes (the same in both labs).
+WEIGHTS = np.random.default_rng(5).normal(0.0, 1.0, (30, 4)) / np.sqrt(30)
+
+
+def _follow_rna(mdata, offset, seed: int) -> None:
+    """Make the toy proteins a function of the toy genes, plus ``offset`` and noise."""
+    rna = mdata["rna"].X
+    signal = (rna - rna.mean(axis=0)) @ WEIGHTS
+    noise = np.random.default_rng(seed).normal(0.0, 0.5, signal.shape) * signal.std(axis=0)
+    mdata["prot"].X = (signal + offset + noise).astype(np.float32)
+
+
 @pytest.fixture(scope="module")
 def model():
     ref = scmm.datasets.toy_cite(300, rng=0)
-    return scmm.tl.fit_baseline(ref, "rna", "prot", method="ridge", n_components=5, rng=0)
+    _follow_rna(ref, 0.0, seed=3)
+    return scmm.tl.fit_baseline(ref, "rna", "prot", method="ridge", n_components=25, rng=0)
 
 
 def _query(model, n_obs: int = 400):
+    """Another lab's cells: the same dependence on the genes, every level offset."""
     query = scmm.datasets.toy_cite(n_obs, rng=1)
-    query["prot"].X = query["prot"].X + OFFSET.astype(np.float32)
+    _follow_rna(query, OFFSET, seed=4)
     scmm.tl.predict(model, query, key_added="r")
     query["prot"].obs["measured"] = np.arange(n_obs) < 100
     return query
@@ -120,3 +134,14 @@ def test_raw_count_measurements_are_refused(model):
         scmm.tl.calibrate(query, "r", "prot", cells="measured")
     assert "r_calibrated" not in query.uns
     assert "r_calibrated" not in query["prot"].layers
+
+
+def test_targets_whose_predictions_do_not_follow_are_named(model):
+    """REAP-seq's CD4 against the 5′ panel's: a target measured otherwise by the query."""
+    query = _query(model)
+    query["prot"].X[:, 1] = -query["prot"].X[:, 1]  # CD4 measured with the opposite sign
+    with pytest.warns(UserWarning, match=r"1 of 4 targets do not follow .*: CD4 -0\."):
+        scmm.tl.calibrate(query, "r", "prot", cells="measured")
+    out = query.uns["r_calibrated"]
+    assert list(out["not_following"]) == ["CD4"]
+    assert out["pearson"][1] < 0 < min(out["pearson"][[0, 2, 3]])

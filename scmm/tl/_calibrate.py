@@ -10,6 +10,7 @@ for the query's other cells.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,8 +20,20 @@ from mudata import MuData
 
 from .._keys import INTERVAL_SUFFIXES
 from .._validate import cell_mask, check_modality, check_output_keys
-from ..metrics import match_targets
+from ..metrics import match_targets, pearson_per_feature
 from ._contract import _h5_safe
+
+#: One-sided 5% normal quantile: a target whose Pearson on the measured cells is not above 0
+#: at this level (Fisher's z) is listed as not following the measured values.
+_Z_95 = 1.6449
+
+
+def _not_following(r: np.ndarray, n: int) -> np.ndarray:
+    """Targets whose Pearson ``r`` over ``n`` cells gives no evidence of being above 0."""
+    if n <= 3:
+        return np.ones(len(r), dtype=bool)
+    z = np.arctanh(np.clip(r, -0.999999, 0.999999)) * math.sqrt(n - 3)
+    return z < _Z_95
 
 
 def _whole(values: np.ndarray) -> bool:
@@ -130,7 +143,10 @@ def calibrate(
     ``mdata.uns[key_added]`` : dict
         ``params`` (``key``, ``measured``, ``interval``, ``n_cells``), ``features`` (the
         shared targets, as the predictions name them), ``offset`` and ``half_width`` (per
-        target), ``left_out`` (targets of the predictions without a measurement).
+        target), ``pearson`` (per target, across the measured cells: how well the
+        predictions follow them, which the offset does not change), ``not_following`` (the
+        targets whose ``pearson`` is not above 0 at 5% by Fisher's z; a warning names them)
+        and ``left_out`` (targets of the predictions without a measurement).
 
     Examples
     --------
@@ -141,9 +157,14 @@ def calibrate(
     >>> query["prot"].X = query["prot"].X + 2.0  # another lab: every level offset
     >>> scmm.tl.predict(model, query, key_added="ridge")
     >>> query["prot"].obs["measured"] = np.arange(60) < 20
-    >>> scmm.tl.calibrate(query, "ridge", "prot", cells="measured")
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:  # toy proteins are random
+    ...     warnings.simplefilter("always")
+    ...     scmm.tl.calibrate(query, "ridge", "prot", cells="measured")
     >>> bool(np.all(query.uns["ridge_calibrated"]["offset"] > 1))
     True
+    >>> query.uns["ridge_calibrated"]["not_following"].tolist()  # and said so
+    ['CD3', 'CD4', 'CD8', 'CD19']
     """
     if not 0 < interval < 1:
         msg = f"`interval={interval}` must be between 0 and 1 (e.g. 0.9 for 90% intervals)."
@@ -191,6 +212,8 @@ def calibrate(
         raise ValueError(msg)
     offset, half = offsets_and_half_widths(y - p_all[rows], interval)
     n = len(rows)
+    pearson = pearson_per_feature(y, p_all[rows], average=False)  # the offset does not move it
+    weak = _not_following(pearson, n)
     shifted = p_all + offset
     outputs = {
         key_added: shifted,
@@ -215,5 +238,19 @@ def calibrate(
         "features": np.array(list(columns), dtype=str),
         "offset": offset,
         "half_width": half,
+        "pearson": pearson,
+        "not_following": np.array(list(columns[weak]), dtype=str),
         "left_out": np.array(match["left_out_model"], dtype=str),
     }
+    if weak.any():
+        pairs = zip(columns[weak], pearson[weak], strict=True)
+        listed = ", ".join(f"{c} {r:.2f}" for c, r in pairs)
+        warnings.warn(
+            f"On the {n} measured cells, the predictions of {int(weak.sum())} of "
+            f"{len(columns)} targets do not follow the measured values (Pearson not above 0 "
+            f"at 5%): {listed}. The reference may measure these targets otherwise (another "
+            "antibody clone or panel): their calibrated levels and intervals hold, but not "
+            f"which cells express more. Listed in `.uns[{key_added!r}]['not_following']`.",
+            UserWarning,
+            stacklevel=2,
+        )
