@@ -36,10 +36,13 @@ import align_subset
 import transfer
 
 from scmm import metrics
-from scmm.tl._calibrate import offsets_and_half_widths
+from scmm.tl._calibrate import _not_following, offsets_and_half_widths
 
 N_CELLS = (10, 25, 50, 100, 200)
 INTERVAL = 0.9
+#: A protein "does not follow" the query when its per-protein Pearson on the scored cells is
+#: at most this: what calibrate's flag (from the measured cells alone) should find.
+NEGLIGIBLE = 0.1
 
 
 def calibrate(y_cal, p_cal, p_new, interval: float = INTERVAL):
@@ -86,9 +89,12 @@ def run(pair: str, method: str, seeds, n_cells, measured: str = "random") -> lis
                 "rmse": float(np.sqrt(((p - y) ** 2).mean())),
             }
         )
+        truly = metrics.pearson_per_feature(y, p, average=False) <= NEGLIGIBLE
         for n in n_cells:
             cal = order[:n]
             p_new, bounds = calibrate(y_all[cal], p_all[cal], p)
+            r_cal = metrics.pearson_per_feature(y_all[cal], p_all[cal], average=False)
+            flagged = _not_following(r_cal, n)
             rows.append(
                 {
                     **base,
@@ -97,6 +103,11 @@ def run(pair: str, method: str, seeds, n_cells, measured: str = "random") -> lis
                     "pearson_per_cell": float(metrics.pearson_per_cell(y, p_new)),
                     "rmse": float(np.sqrt(((p_new - y) ** 2).mean())),
                     **transfer.interval_scores(y, bounds),
+                    # calibrate's "not following" flag against the scored cells' Pearson
+                    "n_proteins": len(truly),
+                    "n_negligible": int(truly.sum()),
+                    "n_flagged": int(flagged.sum()),
+                    "n_flagged_negligible": int((flagged & truly).sum()),
                 }
             )
         print(pd.DataFrame(rows[-len(n_cells) - 1 :]).round(3).to_string(index=False), flush=True)
@@ -104,10 +115,28 @@ def run(pair: str, method: str, seeds, n_cells, measured: str = "random") -> lis
 
 
 def summarise(table: pd.DataFrame) -> str:
-    """Mean over seeds per pair, method and number of measured cells (Markdown)."""
+    """Mean over seeds per pair, method and number of measured cells (Markdown).
+
+    ``flagged: negligible / other`` sums calibrate's "not following" flags over the seeds,
+    split by whether the protein's Pearson on the scored cells is negligible
+    (≤ ``NEGLIGIBLE``); ``negligible found`` is how many of those were flagged.
+    """
+    keys = ["pair", "method", "n_measured"]
     columns = ["pearson_per_cell", "rmse", *transfer._INTERVAL_FIELDS]
-    summary = table.groupby(["pair", "method", "n_measured"], sort=False)[columns].mean()
-    summary["seeds"] = table.groupby(["pair", "method", "n_measured"], sort=False).size()
+    summary = table.groupby(keys, sort=False)[columns].mean()
+    summary["seeds"] = table.groupby(keys, sort=False).size()
+    if "n_flagged" in table:
+        sums = table.groupby(keys, sort=False)[
+            ["n_flagged", "n_flagged_negligible", "n_negligible", "n_proteins"]
+        ].sum()
+        other = sums["n_flagged"] - sums["n_flagged_negligible"]
+        summary["flagged: negligible / other"] = [
+            f"{a:.0f} / {b:.0f}" for a, b in zip(sums["n_flagged_negligible"], other, strict=True)
+        ]
+        summary["negligible found"] = [
+            f"{a:.0f} of {b:.0f}"
+            for a, b in zip(sums["n_flagged_negligible"], sums["n_negligible"], strict=True)
+        ]
     return summary.reset_index().to_markdown(index=False, floatfmt=".3f")
 
 
