@@ -36,12 +36,12 @@ import align_subset
 import transfer
 
 from scmm import metrics
-from scmm.tl._calibrate import _not_following, offsets_and_half_widths
+from scmm.tl._calibrate import _weak, offsets_and_half_widths
 
 N_CELLS = (10, 25, 50, 100, 200)
 INTERVAL = 0.9
-#: A protein "does not follow" the query when its per-protein Pearson on the scored cells is
-#: at most this: what calibrate's flag (from the measured cells alone) should find.
+#: A protein is "negligible" when its per-protein Pearson on the scored cells is at most this:
+#: what calibrate's "weak" flag (from the measured cells alone) should find.
 NEGLIGIBLE = 0.1
 
 
@@ -94,7 +94,7 @@ def run(pair: str, method: str, seeds, n_cells, measured: str = "random") -> lis
             cal = order[:n]
             p_new, bounds = calibrate(y_all[cal], p_all[cal], p)
             r_cal = metrics.pearson_per_feature(y_all[cal], p_all[cal], average=False)
-            flagged = _not_following(r_cal, n)
+            flagged = _weak(r_cal, n)[1]
             rows.append(
                 {
                     **base,
@@ -103,7 +103,7 @@ def run(pair: str, method: str, seeds, n_cells, measured: str = "random") -> lis
                     "pearson_per_cell": float(metrics.pearson_per_cell(y, p_new)),
                     "rmse": float(np.sqrt(((p_new - y) ** 2).mean())),
                     **transfer.interval_scores(y, bounds),
-                    # calibrate's "not following" flag against the scored cells' Pearson
+                    # calibrate's "weak" flag against the scored cells' Pearson
                     "n_proteins": len(truly),
                     "n_negligible": int(truly.sum()),
                     "n_flagged": int(flagged.sum()),
@@ -117,7 +117,7 @@ def run(pair: str, method: str, seeds, n_cells, measured: str = "random") -> lis
 def summarise(table: pd.DataFrame) -> str:
     """Mean over seeds per pair, method and number of measured cells (Markdown).
 
-    ``flagged: negligible / other`` sums calibrate's "not following" flags over the seeds,
+    ``flagged: negligible / other`` sums calibrate's "weak" flags over the seeds,
     split by whether the protein's Pearson on the scored cells is negligible
     (≤ ``NEGLIGIBLE``); ``negligible found`` is how many of those were flagged.
     """
