@@ -89,7 +89,8 @@ def run(pair: str, method: str, seeds, n_cells, measured: str = "random") -> lis
                 "rmse": float(np.sqrt(((p - y) ** 2).mean())),
             }
         )
-        truly = metrics.pearson_per_feature(y, p, average=False) <= NEGLIGIBLE
+        r_test = metrics.pearson_per_feature(y, p, average=False)
+        truly = r_test <= NEGLIGIBLE
         for n in n_cells:
             cal = order[:n]
             p_new, bounds = calibrate(y_all[cal], p_all[cal], p)
@@ -108,6 +109,7 @@ def run(pair: str, method: str, seeds, n_cells, measured: str = "random") -> lis
                     "n_negligible": int(truly.sum()),
                     "n_flagged": int(flagged.sum()),
                     "n_flagged_negligible": int((flagged & truly).sum()),
+                    "flagged_max_pearson": float(r_test[flagged].max()) if flagged.any() else None,
                 }
             )
         print(pd.DataFrame(rows[-len(n_cells) - 1 :]).round(3).to_string(index=False), flush=True)
@@ -119,7 +121,8 @@ def summarise(table: pd.DataFrame) -> str:
 
     ``flagged: negligible / other`` sums calibrate's "weak" flags over the seeds,
     split by whether the protein's Pearson on the scored cells is negligible
-    (≤ ``NEGLIGIBLE``); ``negligible found`` is how many of those were flagged.
+    (≤ ``NEGLIGIBLE``); ``negligible found`` is how many of those were flagged, and
+    ``flagged: highest Pearson`` the highest scored-cell Pearson of a flagged protein.
     """
     keys = ["pair", "method", "n_measured"]
     columns = ["pearson_per_cell", "rmse", *transfer._INTERVAL_FIELDS]
@@ -137,6 +140,9 @@ def summarise(table: pd.DataFrame) -> str:
             f"{a:.0f} of {b:.0f}"
             for a, b in zip(sums["n_flagged_negligible"], sums["n_negligible"], strict=True)
         ]
+        summary["flagged: highest Pearson"] = table.groupby(keys, sort=False)[
+            "flagged_max_pearson"
+        ].max()
     return summary.reset_index().to_markdown(index=False, floatfmt=".3f")
 
 
