@@ -113,3 +113,22 @@ def reason(value, name: str) -> str:
     if isinstance(value, str) and value == "disk":
         return f"{name}='disk'"
     return f"over the {settings.memory_budget / 1e9:.1f} GB in-memory budget"
+
+
+#: The file that makes a folder an scmm model folder (:func:`scmm.models.load` reads it).
+MODEL_FILE = "model.json"
+
+
+def check_replaceable(path: Path, option: str) -> None:
+    """Refuse to replace ``path`` unless it is an scmm model folder (holds ``MODEL_FILE``).
+
+    Replacing deletes the folder: a results folder or a file passed by mistake must survive.
+    ``option`` names what asked for the replacement (``overwrite=True``, ``--overwrite``).
+    """
+    if path.exists() and not (path.is_dir() and (path / MODEL_FILE).is_file()):
+        msg = (
+            f"`{path}` exists and is not an scmm model folder (no {MODEL_FILE}): {option} "
+            "replaces model folders only, and would delete what is there. Save the model to a "
+            "new path."
+        )
+        raise FileExistsError(msg)

@@ -228,3 +228,19 @@ def test_demo_prints_a_line_per_fitted_method(data_dir, tmp_path, capsys):
     assert re.search(r"^\[2/2\] fitting ridge … \d+\.\d s \(elapsed \d+ s\)$", out, re.M), out
     cli.demo("bmmc_cite", out=tmp_path, methods=["mean"], data_dir=str(data_dir), quiet=True)
     assert capsys.readouterr() == ("", "")
+
+
+def test_fit_overwrite_never_deletes_a_folder_that_is_not_a_model(small, capsys):
+    results = small["tmp"] / "results"
+    results.mkdir()
+    (results / "table.csv").write_text("keep me")
+    argv = ["fit", "--rna", small["rna"], "--prot", small["prot"], "--source", "rna",
+            "--target", "prot", "--method", "ridge", "--param", "n_components=5",
+            "--normalize", "none", "--out", results, "--overwrite", "-q"]  # fmt: skip
+    code, _, err = run(argv, capsys)
+    assert code != 0
+    assert "is not an scmm model folder" in err and "--overwrite replaces model folders" in err
+    assert (results / "table.csv").read_text() == "keep me"
+    argv[argv.index(results)] = small["model"]  # a model folder is replaced
+    code, _, err = run(argv, capsys)
+    assert code == 0, err

@@ -111,3 +111,19 @@ def test_files_are_json_and_safetensors_only(saved):
     doc = json.loads((path / "model.json").read_text())
     assert doc["format_version"] == _persist.FORMAT_VERSION and doc["kind"] == "baseline"
     assert doc["source_features"][:2] == ["g0", "g1"]
+
+
+def test_overwrite_replaces_model_folders_only(saved, tmp_path):
+    """`overwrite=True` on a results folder or a file would delete it: refused, kept."""
+    model, mdata, path = saved
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "table.csv").write_text("keep me")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    for target in (results, a_file):
+        with pytest.raises(FileExistsError, match="is not an scmm model folder"):
+            model.save(target, overwrite=True)
+    assert (results / "table.csv").read_text() == a_file.read_text() == "keep me"
+    model.save(path, overwrite=True)  # a model folder is replaced
+    np.testing.assert_array_equal(scmm.models.load(path).predict(mdata), model.predict(mdata))

@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .._disk import check_replaceable
 from .._registry import MODELS
 from ._args import UsageError, add_common, add_inputs, input_files, parse_params
 from ._io import (
@@ -214,6 +215,7 @@ def _save(model, out: Path, record: dict, *, overwrite: bool) -> None:
             if not overwrite:  # appeared while fitting
                 msg = f"`{out}` exists; pass --overwrite to replace it, or choose another --out"
                 raise FileExistsError(msg)
+            check_replaceable(out, "--overwrite")
             old = tmp / "old"
             out.rename(old)
         (tmp / "model").rename(out)
@@ -225,6 +227,7 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
     """Run ``scmm fit``."""
     out = Path(args.out)
     check_new_path(out, overwrite=args.overwrite)
+    check_replaceable(out, "--overwrite")
     files = input_files(args)
     check_inputs(args.data, files, one_h5ad=False)  # before the heavy imports: answers at once
 

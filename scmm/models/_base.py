@@ -351,7 +351,8 @@ class BaseModel(Binding):
         path
             Folder to create.
         overwrite
-            Replace an existing model folder.
+            Replace an existing model folder (one holding ``model.json``); any other file or
+            folder at ``path`` is refused, never deleted.
         """
         _persist.save_model(self, path, overwrite=overwrite)
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .. import _disk
 from ._reference_distance import PREFIX as _DISTANCE
 from ._reference_distance import ReferenceDistance
 from ._registry import _MODEL_CLASSES, prefixed
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from ._base import BaseModel
 
 FORMAT_VERSION = 1
-_META_FILE = "model.json"
+_META_FILE = _disk.MODEL_FILE
 _ARRAYS_FILE = "arrays.safetensors"
 _SPACE = "input_space."  # prefix of the saved training statistics arrays
 _CHUNK = 1 << 20  # bytes read at a time when hashing
@@ -112,6 +113,7 @@ def save_model(model: BaseModel, path: str | os.PathLike, *, overwrite: bool = F
     if path.exists() and not overwrite:
         msg = f"`{path}` exists; pass `overwrite=True` to replace it."
         raise FileExistsError(msg)
+    _disk.check_replaceable(path, "`overwrite=True`")
     meta, arrays = model._get_state()
     arrays = {**arrays, **{f"{_SPACE}{k}": v for k, v in model.input_arrays.items()}}
     distance = ReferenceDistance.of(model)
