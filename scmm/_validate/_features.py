@@ -189,8 +189,10 @@ def check_orientation(obs_names, var_names, features: Sequence[str], arg: str) -
     features = pd.Index([str(f) for f in features])
     if not len(features):
         return
-    in_obs = features.isin(pd.Index([str(o) for o in obs_names])).mean()
-    if in_obs >= 0.5 and features.isin(pd.Index([str(v) for v in var_names])).mean() < 0.5:
+    if features.isin(pd.Index(var_names).astype(str)).mean() >= 0.5:
+        return  # the usual case: the cells' names are not read
+    in_obs = features.isin(pd.Index(obs_names).astype(str)).mean()
+    if in_obs >= 0.5:
         msg = (
             f"`{arg}` looks transposed: {100 * in_obs:.0f}% of the model's {len(features)} "
             "features are names of its cells (`obs_names`), not of its features. Matrices from "
