@@ -367,6 +367,9 @@ def test_modality_mixing_feature_types_is_refused():
     assert "scmm_ridge" not in d["prot"].layers
     d.mod["rna"] = mixed[:, mixed.var["feature_types"] == "Gene Expression"].copy()
     scmm.tl.fit_baseline(d, "rna", "prot", n_components=5)  # the named fix works
+    # CELLxGENE's `feature_type` holds gene biotypes, not assays: not refused
+    d["rna"].var["feature_type"] = ["protein_coding", "lncRNA"] * (d["rna"].n_vars // 2)
+    scmm.tl.fit_baseline(d, "rna", "prot", n_components=5)
 
 
 def test_outputs_never_overwrite_entries_scmm_did_not_write():

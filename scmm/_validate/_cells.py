@@ -145,6 +145,19 @@ def resolve_train(train, obs: pd.DataFrame, *, arg: str = "train") -> np.ndarray
     return mask
 
 
+#: Cell Ranger's feature types (``var['feature_types']`` of its ``.h5`` files).
+TENX_FEATURE_TYPES = pd.Index(
+    [
+        "Gene Expression",
+        "Antibody Capture",
+        "Peaks",
+        "CRISPR Guide Capture",
+        "Multiplexing Capture",
+        "Custom",
+    ]
+)
+
+
 def _check_one_feature_type(adata: AnnData, mod: str) -> None:
     """Refuse a modality that mixes 10x feature types (genes with antibodies or peaks).
 
@@ -155,7 +168,8 @@ def _check_one_feature_type(adata: AnnData, mod: str) -> None:
         if column not in adata.var.columns:
             continue
         counts = adata.var[column].astype(str).value_counts()
-        if len(counts) > 1:
+        # 10x's assay types only: CELLxGENE's `feature_type` holds gene biotypes instead
+        if len(counts.index.intersection(TENX_FEATURE_TYPES)) > 1:
             kinds = ", ".join(f"{k!r}: {v:,}" for k, v in counts.items())
             msg = (
                 f"`mdata[{mod!r}]` mixes feature types ({kinds} in `.var[{column!r}]`): a "
