@@ -123,6 +123,12 @@ def _whole(values: np.ndarray) -> np.ndarray:
     return np.abs(values - np.round(values)) < WHOLE_TOLERANCE
 
 
+def _mostly_whole(values: np.ndarray) -> bool:
+    """Whether nearly all ``values`` below ``WHOLE_BELOW`` are whole (see the constants)."""
+    small = values[values < WHOLE_BELOW]
+    return small.size >= MIN_WHOLE and np.mean(_whole(small)) >= WHOLE_SHARE
+
+
 def _log_of_counts(values: np.ndarray) -> str | None:
     """Describe a log of whole counts not scaled per cell, or ``None`` (``values``: > 0).
 
@@ -134,10 +140,7 @@ def _log_of_counts(values: np.ndarray) -> str | None:
         made, undo, inverse = _INVERSES[name]
         with np.errstate(over="ignore"):
             counts = inverse(values)
-        small = counts[counts < WHOLE_BELOW]  # where float32 rounding leaves them whole
-        if small.size < MIN_WHOLE:
-            continue
-        if np.mean(_whole(small)) >= WHOLE_SHARE:
+        if _mostly_whole(counts):
             return (
                 f"{made} of counts not scaled to a common total ({undo} are whole numbers whose "
                 "per-cell sums differ: e.g. `log1p` of raw counts without `normalize_total`, "
@@ -165,10 +168,7 @@ def _other_base_of_scaled_counts(part) -> str | None:
         smallest = np.full(csr.shape[0], np.inf)
         np.minimum.at(smallest, rows, np.where(values > 0, values, np.inf))
         ratios = values / smallest[rows]
-        small = ratios[np.isfinite(ratios) & (ratios < WHOLE_BELOW)]
-        if small.size < MIN_WHOLE:
-            continue
-        if np.mean(_whole(small)) >= WHOLE_SHARE:
+        if _mostly_whole(ratios[np.isfinite(ratios)]):
             return (
                 f"{made} of counts scaled by a per-cell factor ({undo} are whole multiples of "
                 "each cell's smallest value: e.g. scran / scater `logNormCounts`, exported as "
