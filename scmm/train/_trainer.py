@@ -35,6 +35,7 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+import pandas as pd
 import torch
 from lightning.pytorch.callbacks import (
     Callback,
@@ -45,6 +46,7 @@ from lightning.pytorch.callbacks import (
 from torch import nn
 
 from .._utils import SeedLike
+from .._validate import cell_mask
 from ._callbacks import (
     _LAST_CHECKPOINT,
     _BatchSeed,
@@ -84,14 +86,9 @@ def split_validation(
     ``validation`` (bool mask of length ``n_cells``) takes precedence over ``fraction``; a
     fraction picks ``round(fraction * n_cells)`` cells (at least 1) at random with ``rng``.
     """
-    if validation is not None:
-        mask = np.asarray(validation)
-        if mask.dtype != bool or mask.shape != (n_cells,):
-            msg = (
-                f"`validation` must be a bool mask of length {n_cells} (the training cells), "
-                f"got dtype {mask.dtype} and shape {mask.shape}."
-            )
-            raise ValueError(msg)
+    if validation is not None:  # rows of the training cells: by position
+        rows = pd.RangeIndex(n_cells)
+        mask = cell_mask(np.asarray(validation), rows, "validation", " (the training cells)")
     elif fraction > 0:
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng or 0)
         n_val = max(1, round(fraction * n_cells))
