@@ -324,6 +324,14 @@ def test_masks_given_as_series_are_matched_by_cell_name():
     assert m.uns["scmm_ridge"]["scores"]["n_cells"] == int((~train).sum())
     with pytest.raises(ValueError, match="names only some of the 120 cells"):
         scmm.tl.fit_baseline(m, "rna", "prot", train=shuffled.iloc[:50], n_components=5)
+    # pandas' nullable booleans: fine without <NA>, refused with one
+    m.obs["nullable"] = pd.array(train.to_numpy(), dtype="boolean")
+    model = scmm.tl.fit_baseline(m, "rna", "prot", train="nullable", n_components=5)
+    np.testing.assert_allclose(model.predict(m), ref.predict(m), rtol=1e-5, atol=1e-6)
+    m.obs.loc[m.obs_names[0], "nullable"] = pd.NA
+    for mask in ("nullable", m.obs["nullable"]):
+        with pytest.raises(ValueError, match=r"has 1 missing values \(<NA>\)"):
+            scmm.tl.fit_baseline(m, "rna", "prot", train=mask, n_components=5)
     # a Series without cell names is read by position, as an array is
     by_position = pd.Series(train.to_numpy())
     model = scmm.tl.fit_baseline(m, "rna", "prot", train=by_position, n_components=5)

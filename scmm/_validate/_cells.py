@@ -103,6 +103,7 @@ def cell_mask(values, names: pd.Index, arg: str, where: str = "") -> np.ndarray:
                 )
                 raise ValueError(msg)
             values = values.reindex(names)  # by name, not by position
+    _refuse_missing(values, f"`{arg}`")
     mask = np.asarray(values)
     if mask.dtype != bool or mask.shape != (n,):
         msg = (
@@ -111,6 +112,18 @@ def cell_mask(values, names: pd.Index, arg: str, where: str = "") -> np.ndarray:
         )
         raise ValueError(msg)
     return mask
+
+
+def _refuse_missing(values, what: str) -> None:
+    """Refuse a mask with missing values (a nullable ``boolean`` column with ``<NA>``)."""
+    if isinstance(values, pd.Series | pd.api.extensions.ExtensionArray):
+        n_missing = int(pd.isna(values).sum())
+        if n_missing:
+            msg = (
+                f"{what} has {n_missing} missing values (<NA>): say True or False for every "
+                "cell (e.g. `.fillna(False)`)."
+            )
+            raise ValueError(msg)
 
 
 def resolve_train(train, obs: pd.DataFrame, *, arg: str = "train") -> np.ndarray:
@@ -123,6 +136,7 @@ def resolve_train(train, obs: pd.DataFrame, *, arg: str = "train") -> np.ndarray
             msg = f"`{arg}={train!r}` is not a column of `.obs` (has: {_listing(obs.columns)})."
             raise KeyError(msg)
         col = obs[train]
+        _refuse_missing(col, f"`.obs[{train!r}]`")
         if col.dtype != bool:
             msg = f"`.obs[{train!r}]` must be boolean (True = training cell), got {col.dtype}."
             raise ValueError(msg)
