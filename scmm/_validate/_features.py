@@ -246,7 +246,8 @@ def align_features(
         "found": present,
     }
     missing = features[~present]
-    duplicated, elsewhere = _naming_hints(var, missing, raw_names) if len(missing) else ("", "")
+    refused = len(missing) > 0 and (report["fraction_found"] < min_overlap or not allow_missing)
+    duplicated, elsewhere = _naming_hints(var, missing, raw_names) if refused else ("", "")
     share = f"{n_found} of the model's {n} features ({100 * report['fraction_found']:.0f}%)"
     if report["fraction_found"] < min_overlap:
         unnamed = next(

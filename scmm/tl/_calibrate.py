@@ -18,6 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 from mudata import MuData
 
+from .. import _input_space
 from .._keys import INTERVAL_SUFFIXES
 from .._validate import cell_mask, check_modality, check_output_keys
 from ..metrics import match_targets, pearson_per_feature
@@ -38,11 +39,6 @@ def _weak(r: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         return np.ones(len(r)), np.zeros(len(r), dtype=bool)
     upper = np.tanh(np.arctanh(np.clip(r, -0.999999, 0.999999)) + _Z_95 / math.sqrt(n - 3))
     return upper, upper < WEAK
-
-
-def _whole(values: np.ndarray) -> bool:
-    """Whether ``values`` are non-negative whole numbers (raw counts)."""
-    return bool(values.min() >= 0 and np.all(values == np.round(values)))
 
 
 def offsets_and_half_widths(residual: np.ndarray, interval: float) -> tuple[np.ndarray, np.ndarray]:
@@ -207,11 +203,14 @@ def calibrate(
         msg = f"mdata[{measured!r}].X holds NaN or infinite values in the measured cells."
         raise ValueError(msg)
     p_all = pred.to_numpy(np.float64)[:, match["model_index"]]
-    if _whole(y) and y.max() > 1 and not _whole(p_all):
+    measured_stats = _input_space.summarize(y, features=False)[0]
+    counts = _input_space.is_counts(measured_stats) and measured_stats["max"] > 1
+    if counts and not _input_space.is_counts(_input_space.summarize(p_all, features=False)[0]):
         msg = (
             f"mdata[{measured!r}].X of the measured cells holds raw counts (non-negative whole "
-            f"numbers up to {y.max():,.0f}) but the predictions {key!r} are normalised values: "
-            "normalise the measured values as the model's training targets were first, e.g. "
+            f"numbers up to {measured_stats['max']:,.0f}) but the predictions {key!r} are "
+            "normalised values: normalise the measured values as the model's training targets "
+            "were first, e.g. "
             f"`scmm.pp.normalize(mdata, {measured!r}, method='clr')`."
         )
         raise ValueError(msg)
