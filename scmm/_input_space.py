@@ -23,11 +23,9 @@ from anndata import AnnData
 
 from ._normalisation_check import check_space, normalize_call
 from ._utils import row_blocks
-from ._validate import match_features
+from ._validate import COUNTS_INTEGER_FRACTION, match_features
 from .pp import normalize_adata
 
-#: At least this fraction of the stored values integral (and none negative): counts.
-COUNTS_INTEGER_FRACTION = 0.99
 #: A training input with fewer integral values than this was normalised.
 NORMALISED_INTEGER_FRACTION = 0.5
 #: Median |shift| of the query's feature means, in training standard deviations, that warns.

@@ -180,6 +180,41 @@ def test_shared_target_scores_ignore_extra_columns():
         shared_target_scores(extra, ["CD56", "CD57"], p, model_targets)
 
 
+def test_shared_target_scores_pair_cells_by_name():
+    """An AnnData and a DataFrame in other cell orders are scored cell by cell, not by row."""
+    y, p = _panel(n=3)
+    cells = [f"c{i}" for i in range(len(y))]
+    measured = ad.AnnData(
+        y, obs=pd.DataFrame(index=cells), var=pd.DataFrame(index=["CD3", "CD279", "CD4"])
+    )
+    order = np.random.default_rng(0).permutation(len(y))[: len(y) - 5]  # shuffled, 5 unmeasured
+    predicted = pd.DataFrame(p[order], index=np.array(cells)[order], columns=["CD3", "PD-1", "CD4"])
+    out = shared_target_scores(measured, predicted=predicted)
+    assert out["n_cells"] == len(order)
+    assert out["rmse"] == pytest.approx(metrics.rmse(y[order], p[order]))
+    by_row = shared_target_scores(
+        y[: len(order)], ["CD3", "CD279", "CD4"], p[order], ["CD3", "PD-1", "CD4"]
+    )
+    assert by_row["rmse"] != pytest.approx(out["rmse"])  # what pairing by position gave
+    strangers = predicted.rename(index={predicted.index[0]: "elsewhere"})
+    with pytest.raises(ValueError, match=r"1 of the .* predicted cells are not among the measured"):
+        shared_target_scores(measured, predicted=strangers)
+    with pytest.raises(ValueError, match="`measured_names` differs"):
+        shared_target_scores(measured, ["A", "B", "C"], predicted)
+    with pytest.raises(TypeError, match="Pass `model_targets`"):
+        shared_target_scores(measured, predicted=p)
+
+
+def test_shared_target_scores_refuse_raw_counts():
+    y, p = _panel(n=3)
+    counts = np.random.default_rng(0).poisson(5.0, size=y.shape).astype(np.float32)
+    names = ["CD3", "CD279", "CD4"]
+    with pytest.raises(ValueError, match=r"`measured` holds raw counts .*method='clr'"):
+        shared_target_scores(counts, names, p, names)
+    clr = np.log1p(counts) - np.log1p(counts).mean(axis=1, keepdims=True)
+    assert np.isfinite(shared_target_scores(clr, names, p, names)["rmse"])
+
+
 def test_predict_into_another_panel_lists_shared_targets():
     mdata = make_paired(n_prot=3)
     mdata["prot"].var_names = ["CD3_TotalSeqB", "PD-1_TotalSeqB", "CD4_TotalSeqB"]

@@ -22,10 +22,12 @@ from ._features import (
     match_features,
 )
 from ._values import (
+    COUNTS_INTEGER_FRACTION,
     _listing,
     check_cells_have_counts,
     check_finite,
     check_finite_predictions,
+    check_measured_normalised,
     check_modality,
     check_nonnegative,
     check_output_keys,
@@ -37,6 +39,7 @@ from ._values import (
 use_mudata_options()  # every pp, tl, pl and models module reads MuData through here
 
 __all__ = [
+    "COUNTS_INTEGER_FRACTION",
     "PEAK_NAME_RE",
     "_listing",
     "align_cells",
@@ -45,6 +48,7 @@ __all__ = [
     "check_cells_have_counts",
     "check_finite",
     "check_finite_predictions",
+    "check_measured_normalised",
     "check_modality",
     "check_nonnegative",
     "check_orientation",

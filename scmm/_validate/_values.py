@@ -18,6 +18,35 @@ def _listing(names: Sequence[str], limit: int = 10) -> str:
     return shown + (f", … ({len(names) - limit} more)" if len(names) > limit else "")
 
 
+#: Share of the non-zero values that are whole numbers above which a matrix holds raw counts.
+COUNTS_INTEGER_FRACTION = 0.99
+
+
+def _counts_like(values: np.ndarray) -> bool:
+    """Whether dense ``values`` are raw counts: non-negative, whole, some above 1."""
+    nonzero = values[values != 0]
+    if not nonzero.size:
+        return False
+    whole = np.count_nonzero(nonzero == np.rint(nonzero)) / nonzero.size
+    return bool(nonzero.min() >= 0 and nonzero.max() > 1 and whole >= COUNTS_INTEGER_FRACTION)
+
+
+def check_measured_normalised(measured: np.ndarray, predicted: np.ndarray, what: str, fix: str):
+    """Refuse raw-count ``measured`` values scored against normalised ``predicted`` ones.
+
+    Correlations and offsets of counts against log-scale predictions mix two spaces: a silent
+    wrong number. ``what`` names the measured values, ``fix`` the call that normalises them.
+    """
+    if _counts_like(measured) and not _counts_like(predicted):
+        msg = (
+            f"{what} holds raw counts (non-negative whole numbers up to "
+            f"{float(measured.max()):,.0f}) but the predictions are normalised values: "
+            f"normalise the measured values as the model's training targets were first, e.g. "
+            f"{fix}."
+        )
+        raise ValueError(msg)
+
+
 def check_modality(mdata: MuData, mod: str, arg: str) -> AnnData:
     """Return ``mdata[mod]``, or raise a ``KeyError`` naming the argument and the modalities."""
     if not isinstance(mdata, MuData):

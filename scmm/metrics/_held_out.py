@@ -13,8 +13,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from anndata import AnnData
 
 from .._utils import CONTROL_PATTERN, harmonize_protein_names
+from .._validate import check_measured_normalised
 from . import _correlation as metrics
 
 
@@ -179,23 +181,48 @@ def match_targets(model_targets, measured) -> dict:
     }
 
 
-def shared_target_scores(measured, measured_names, predicted, model_targets) -> dict:
+def _labelled(x, names, arg: str, names_arg: str):
+    """Return the matrix, feature names and cell names (or ``None``) of ``x``."""
+    if isinstance(x, AnnData):
+        matrix, own, cells = x.X, x.var_names, x.obs_names
+    elif isinstance(x, pd.DataFrame):
+        matrix, own, cells = x.to_numpy(), x.columns, x.index
+    else:
+        if names is None:
+            msg = f"Pass `{names_arg}` (one name per column of `{arg}`), or `{arg}` as an AnnData."
+            raise TypeError(msg)
+        return x, [str(n) for n in names], None
+    own = [str(n) for n in own]
+    if names is not None and [str(n) for n in names] != own:
+        msg = (
+            f"`{names_arg}` differs from the names `{arg}` carries ({own[:5]} …); leave "
+            f"`{names_arg}` out to use them."
+        )
+        raise ValueError(msg)
+    return matrix, own, cells
+
+
+def shared_target_scores(measured, measured_names=None, predicted=None, model_targets=None) -> dict:
     """Score predictions on the proteins both the model and the query have.
 
     Columns are paired by :func:`match_targets`; the others (extra query proteins, isotype
-    controls, targets the query did not measure) are left out and listed.
+    controls, targets the query did not measure) are left out and listed. Cells are paired by
+    name when both sides carry names (an AnnData and a DataFrame, as
+    :func:`scmm.tl.predict` writes it), else by position.
 
     Parameters
     ----------
     measured
-        Measured values, cells × ``measured_names`` (dense or sparse), normalised as the
-        model's training targets were.
+        Measured values, normalised as the model's training targets were: an AnnData (its
+        ``.X``; names from ``var_names``, cells from ``obs_names``), a DataFrame, or a cells ×
+        ``measured_names`` matrix (dense or sparse).
     measured_names
-        The query's protein names.
+        The query's protein names, for a matrix ``measured``.
     predicted
-        Predictions, cells × ``model_targets``, the same cells in the same order.
+        Predictions: a cells × targets DataFrame (``query[source].obsm[key]``), or a matrix of the
+        same cells in the same order as ``measured``, columns ``model_targets``.
     model_targets
-        The model's target names.
+        The model's target names, for a matrix ``predicted``.
 
     Returns
     -------
@@ -206,7 +233,8 @@ def shared_target_scores(measured, measured_names, predicted, model_targets) -> 
     Raises
     ------
     ValueError
-        No protein in common, or other numbers of cells.
+        No protein in common, predicted cells that were not measured (or other numbers of
+        cells), or measured raw counts against normalised predictions.
 
     Examples
     --------
@@ -220,6 +248,15 @@ def shared_target_scores(measured, measured_names, predicted, model_targets) -> 
     >>> s["shared"], s["left_out_measured"], round(s["pearson_per_feature"], 3)
     (['CD4', 'CD3'], ['IgG1'], 1.0)
     """
+    if predicted is None:
+        msg = "Pass `predicted`, e.g. `query['rna'].obsm['scmm_mlp']`."
+        raise TypeError(msg)
+    measured, measured_names, measured_cells = _labelled(
+        measured, measured_names, "measured", "measured_names"
+    )
+    predicted, model_targets, predicted_cells = _labelled(
+        predicted, model_targets, "predicted", "model_targets"
+    )
     match = match_targets(model_targets, measured_names)
     if not match["shared"]:
         msg = (
@@ -228,12 +265,26 @@ def shared_target_scores(measured, measured_names, predicted, model_targets) -> 
             "harmonising the names with `scmm.pp.harmonize_protein_names`."
         )
         raise ValueError(msg)
-    if measured.shape[0] != predicted.shape[0]:
+    if measured_cells is not None and predicted_cells is not None:
+        rows = pd.Index(measured_cells).get_indexer(predicted_cells)
+        if (rows < 0).any():
+            msg = (
+                f"{int((rows < 0).sum())} of the {len(rows)} predicted cells are not among the "
+                f"measured cells (e.g. {list(predicted_cells[rows < 0][:3])}): pass the "
+                "predictions of the measured cells only, e.g. "
+                "`predicted.loc[predicted.index.intersection(measured.obs_names)]`."
+            )
+            raise ValueError(msg)
+        measured = measured[rows]
+    elif measured.shape[0] != predicted.shape[0]:
         msg = f"`measured` has {measured.shape[0]} cells, `predicted` {predicted.shape[0]}."
         raise ValueError(msg)
     y = measured[:, match["measured_index"]]
     y = np.asarray(y.toarray() if sp.issparse(y) else y, dtype=np.float64)
     p = np.asarray(predicted, dtype=np.float64)[:, match["model_index"]]
+    check_measured_normalised(
+        y, p, "`measured`", "`scmm.pp.normalize(query, 'prot', method='clr')` for proteins"
+    )
     per_feature = np.atleast_1d(metrics.pearson_per_feature(y, p, average=False))
     return {
         "n_cells": int(y.shape[0]),

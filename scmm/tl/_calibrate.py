@@ -18,9 +18,8 @@ import pandas as pd
 import scipy.sparse as sp
 from mudata import MuData
 
-from .. import _input_space
 from .._keys import INTERVAL_SUFFIXES
-from .._validate import cell_mask, check_modality, check_output_keys
+from .._validate import cell_mask, check_measured_normalised, check_modality, check_output_keys
 from ..metrics import match_targets, pearson_per_feature
 from ._contract import _h5_safe
 
@@ -203,17 +202,12 @@ def calibrate(
         msg = f"mdata[{measured!r}].X holds NaN or infinite values in the measured cells."
         raise ValueError(msg)
     p_all = pred.to_numpy(np.float64)[:, match["model_index"]]
-    measured_stats = _input_space.summarize(y, features=False)[0]
-    counts = _input_space.is_counts(measured_stats) and measured_stats["max"] > 1
-    if counts and not _input_space.is_counts(_input_space.summarize(p_all, features=False)[0]):
-        msg = (
-            f"mdata[{measured!r}].X of the measured cells holds raw counts (non-negative whole "
-            f"numbers up to {measured_stats['max']:,.0f}) but the predictions {key!r} are "
-            "normalised values: normalise the measured values as the model's training targets "
-            "were first, e.g. "
-            f"`scmm.pp.normalize(mdata, {measured!r}, method='clr')`."
-        )
-        raise ValueError(msg)
+    check_measured_normalised(
+        y,
+        p_all,
+        f"mdata[{measured!r}].X of the measured cells",
+        f"`scmm.pp.normalize(mdata, {measured!r}, method='clr')`",
+    )
     offset, half = offsets_and_half_widths(y - p_all[rows], interval)
     n = len(rows)
     pearson = pearson_per_feature(y, p_all[rows], average=False)  # the offset does not move it
