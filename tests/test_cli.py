@@ -346,3 +346,78 @@ def test_atac_to_rna_from_a_h5mu_predicts_into_the_rna_layers(data_dir, tmp_path
             "--json", tmp_path / "s.json"]  # fmt: skip
     assert cli.main([str(a) for a in argv]) == 0
     assert json.loads((tmp_path / "s.json").read_text())["n_cells"] == int(keep.sum())
+
+
+def write_10x_h5(path, parts: dict[str, ad.AnnData]) -> None:
+    """Write Cell Ranger's filtered_feature_bc_matrix.h5 layout: {feature type: counts}."""
+    import h5py
+    import scipy.sparse as sp
+
+    first = next(iter(parts.values()))
+    X = sp.hstack([sp.csr_matrix(a.X) for a in parts.values()]).T.tocsc().astype(np.int32)
+    ids = [i for a in parts.values() for i in a.var.get("gene_ids", a.var_names)]
+    types = [t for t, a in parts.items() for _ in range(a.n_vars)]
+    with h5py.File(path, "w") as f:
+        g = f.create_group("matrix")
+        g["barcodes"] = np.array(first.obs_names, dtype="S")
+        g["data"], g["indices"], g["indptr"] = X.data, X.indices, X.indptr
+        g["shape"] = np.array(X.shape, dtype=np.int32)
+        feats = g.create_group("features")
+        feats["id"] = np.array(ids, dtype="S")
+        feats["name"] = np.array([n for a in parts.values() for n in a.var_names], dtype="S")
+        feats["feature_type"] = np.array(types, dtype="S")
+        feats["genome"] = np.array(["GRCh38"] * len(types), dtype="S")
+        feats["_all_tag_keys"] = np.array([b"genome"])
+
+
+def test_a_10x_h5_is_read_by_feature_type(data_dir, tmp_path, capsys):
+    """Cell Ranger's .h5 gives the same model and predictions as the two .h5ad files."""
+    rna, prot = (ad.read_h5ad(data_dir / CITE.format(f)) for f in ("rna", "adt"))
+    counts = {"Gene Expression": rna.copy(), "Antibody Capture": prot.copy()}
+    for a in counts.values():
+        a.X = a.layers["counts"]
+    write_10x_h5(tmp_path / "run.h5", counts)
+    split = ["--source", "rna", "--target", "prot", "--method", "ridge", "--test-fraction",
+             "0.2", "-q"]  # fmt: skip
+    argv = ["fit", tmp_path / "run.h5", *split, "--out", tmp_path / "from_h5"]
+    assert cli.main([str(a) for a in argv]) == 0
+    argv = ["fit", "--rna", data_dir / CITE.format("rna"), "--prot", data_dir / CITE.format("adt"),
+            *split, "--out", tmp_path / "from_h5ad"]  # fmt: skip
+    assert cli.main([str(a) for a in argv]) == 0
+    fits = [json.loads((tmp_path / m / "fit.json").read_text()) for m in ("from_h5", "from_h5ad")]
+    assert fits[0]["normalize"] == {"rna": "log_cp10k", "prot": "clr"}
+    assert fits[0]["scores"]["n_cells"] == 120
+    assert fits[0]["scores"]["pearson_per_cell"] == pytest.approx(
+        fits[1]["scores"]["pearson_per_cell"]
+    )
+    # a query .h5 of Gene Expression only (an scRNA-seq run): predictions in rna.obsm
+    write_10x_h5(tmp_path / "query.h5", {"Gene Expression": counts["Gene Expression"][:50]})
+    argv = [
+        "predict",
+        tmp_path / "from_h5",
+        tmp_path / "query.h5",
+        "--out",
+        tmp_path / "q.h5mu",
+        "-q",
+    ]
+    assert cli.main([str(a) for a in argv]) == 0
+    got = read_h5mu(tmp_path / "q.h5mu")["rna"].obsm["scmm_ridge"]
+    model = scmm.models.load(tmp_path / "from_h5ad")
+    query = rna[:50].copy()
+    scmm.tl.predict(model, query, key_added="expected", normalize=True)  # from its counts
+    np.testing.assert_allclose(
+        got.to_numpy(), query.obsm["expected"].to_numpy(), rtol=1e-5, atol=1e-5
+    )
+    (tmp_path / "damaged.h5").write_bytes(b"not an HDF5 file")
+    capsys.readouterr()
+    argv = [
+        "predict",
+        tmp_path / "from_h5",
+        tmp_path / "damaged.h5",
+        "--out",
+        tmp_path / "d.h5mu",
+        "-q",
+    ]
+    assert cli.main([str(a) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert "cannot read" in err and "as a 10x Genomics .h5 file" in err and err.count("\n") == 1

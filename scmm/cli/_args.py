@@ -70,7 +70,7 @@ def cli_spelling(text: str, parser: argparse.ArgumentParser) -> str:
 
 
 def add_inputs(parser: argparse.ArgumentParser, *, what: str, single: str | None) -> None:
-    """Add the input options: a positional ``.h5mu`` (or ``.h5ad``) or one ``.h5ad`` per modality.
+    """Add the input options: a positional ``.h5mu`` (``.h5``, ``.h5ad``) or one ``.h5ad`` each.
 
     ``single`` says what a lone ``.h5ad`` holds (``None``: not accepted).
     """
@@ -79,7 +79,9 @@ def add_inputs(parser: argparse.ArgumentParser, *, what: str, single: str | None
         "data",
         nargs="?",
         metavar="DATA",
-        help=f"{what}: a .h5mu file{alone} (or use --rna, --prot, --atac, --mod instead)",
+        help=f"{what}: a .h5mu file, a 10x Genomics .h5 (Cell Ranger's "
+        f"filtered_feature_bc_matrix.h5: Gene Expression becomes 'rna', Antibody Capture "
+        f"'prot', Peaks 'atac'){alone} (or use --rna, --prot, --atac, --mod instead)",
     )
     for mod in INPUT_MODALITIES:
         parser.add_argument(

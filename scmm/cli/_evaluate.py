@@ -40,8 +40,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--measured",
         metavar="FILE",
-        help="measured values: a .h5ad of the target modality or a .h5mu holding it (default: "
-        "the target modality of PRED.h5mu)",
+        help="measured values: a .h5ad of the target modality, or a .h5mu or 10x .h5 holding it "
+        "(default: the target modality of PRED.h5mu)",
     )
     p.add_argument(
         "--cells",

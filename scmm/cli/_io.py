@@ -106,6 +106,33 @@ def read_file(path: str, kind: str):
             raise ValueError(msg) from err
 
 
+def read_10x(path: str) -> md.MuData:
+    """Read a 10x Genomics ``.h5`` (Cell Ranger's ``filtered_feature_bc_matrix.h5``).
+
+    One modality per feature type, as :func:`muon.read_10x_h5` splits them: *Gene Expression*
+    is ``rna``, *Antibody Capture* ``prot``, *Peaks* (Cell Ranger ARC) ``atac``; raw counts in
+    ``.X``, Ensembl ids in ``var['gene_ids']``.
+    """
+    import mudata as md
+    import scanpy as sc
+
+    p = check_file(path, "h5")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="(var_names|Variable names) are not unique")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        try:
+            adata = sc.read_10x_h5(p, gex_only=False)
+        except (OSError, KeyError, ValueError) as err:
+            msg = (
+                f"cannot read `{path}` as a 10x Genomics .h5 file ({err}); pass Cell Ranger's "
+                "filtered_feature_bc_matrix.h5, or convert other files to .h5ad / .h5mu"
+            )
+            raise ValueError(msg) from err
+        if "feature_types" not in adata.var.columns:  # Cell Ranger 2: genes only
+            return mudata_of({"rna": adata})
+        return md.MuData(adata)
+
+
 def mudata_of(mods: dict[str, ad.AnnData]) -> md.MuData:
     """Return a MuData of ``mods`` (a gene and a protein may share a name: not warned about)."""
     import mudata as md
@@ -155,7 +182,9 @@ def check_inputs(data: str | None, files: dict[str, str], *, one_h5ad: bool) -> 
         msg = "no input: pass a .h5mu file (DATA) or one .h5ad per modality (--rna A --prot B)"
         raise UsageError(msg)
     if data is not None:
-        if data.endswith(".h5ad"):
+        if data.endswith(".h5"):
+            check_file(data, "h5")
+        elif data.endswith(".h5ad"):
             if not one_h5ad:
                 msg = (
                     f"`{data}` holds one modality; pass a .h5mu file or one .h5ad per modality "
@@ -170,12 +199,14 @@ def check_inputs(data: str | None, files: dict[str, str], *, one_h5ad: bool) -> 
 
 
 def read_inputs(data: str | None, files: dict[str, str], *, single: str | None) -> md.MuData:
-    """Read DATA (``.h5mu``, or ``.h5ad`` as modality ``single``) or one ``.h5ad`` per modality.
+    """Read DATA (``.h5mu``, 10x ``.h5``, ``.h5ad`` as modality ``single``) or ``.h5ad`` files.
 
     ``single=None``: a lone ``.h5ad`` is not enough (``scmm fit`` needs two modalities).
     """
     check_inputs(data, files, one_h5ad=single is not None)
     if data is not None:
+        if data.endswith(".h5"):
+            return read_10x(data)
         if data.endswith(".h5ad"):
             return mudata_of({single: read_file(data, "h5ad")})
         return read_file(data, "h5mu")
