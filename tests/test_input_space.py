@@ -216,6 +216,35 @@ def test_ensembl_ids_match_when_names_do_not(ridge, bmmc):
     np.testing.assert_array_equal(ridge.predict(by_id), expected)
 
 
+def test_a_name_the_model_has_twice_is_found_by_id_only(bmmc):
+    """Cell Ranger's symbols repeat (two genes, one name): which column is which is in the ids.
+
+    Before, both model features took the query's first column of that name (scanpy's
+    `var_names_make_unique` names the second one `NAME-1`): one gene read twice, one never.
+    """
+    m = _copy(bmmc)
+    names = m["rna"].var_names.tolist()
+    names[5] = names[4]  # genes 4 and 5: one symbol, two Ensembl ids
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "(var_names|Variable names) are not unique", UserWarning)
+        m["rna"].var_names = names
+        model = scmm.tl.fit_baseline(
+            m, "rna", "prot", method="ridge", n_components=10, train="train"
+        )
+        query = _query(m)
+        expected = model.predict(query)  # names as the model's: both found by their ids
+    query.var_names_make_unique()
+    assert query.var_names[5] == f"{names[4]}-1"
+    np.testing.assert_array_equal(model.predict(query), expected)
+    idx, _, by_id = scmm._validate.match_features(
+        query.var, model.source_features, model.source_feature_ids
+    )
+    assert list(idx[4:6]) == [4, 5] and by_id == 2
+    del query.var["gene_ids"]  # no ids: the two are missing, not guessed
+    with pytest.raises(KeyError, match=r"2 of the model's 1000 features are missing"):
+        model.predict(query)
+
+
 # -- 4. scores against the mean profile ---------------------------------------------------------
 def test_scores_carry_the_mean_profile_and_the_gain(bmmc):
     m = bmmc

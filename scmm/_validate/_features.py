@@ -37,13 +37,17 @@ def _peak_keys(names: pd.Index) -> pd.Index:
     return pd.Index(chrom + ":" + parts[1] + "-" + parts[2])
 
 
-def _unique_lookup(keys: pd.Index) -> pd.Index:
-    """``keys`` with duplicated entries made unmatchable, so ``get_indexer`` skips them."""
+def _unique_lookup(keys: pd.Index, side: str = "data") -> pd.Index:
+    """``keys`` with duplicated entries made unmatchable, so ``get_indexer`` skips them.
+
+    ``side`` tells the placeholders of the two sides of a lookup apart (``"data"`` for the
+    index searched, ``"model"`` for the keys looked up), so that they never match each other.
+    """
     dup = keys.duplicated(keep=False)
     if not dup.any():
         return keys
     out = np.asarray(keys, dtype=object).copy()
-    out[dup] = [f"\0ambiguous {i}" for i in np.flatnonzero(dup)]
+    out[dup] = [f"\0ambiguous {side} {i}" for i in np.flatnonzero(dup)]
     return pd.Index(out)
 
 
@@ -124,7 +128,8 @@ def match_features(
     A feature still missing is then matched through the Ensembl-style ids of
     ``var['gene_ids']`` (against the model's stored ids, or its names when those are ids), or
     the model's stored ids against ``var_names``. Version suffixes of ids are ignored and
-    ambiguous (duplicated) names, coordinates or ids never match.
+    ambiguous (duplicated) names, coordinates or ids never match, on either side: two model
+    features of one name (Cell Ranger's gene symbols) are found by their ids only.
 
     Returns
     -------
@@ -132,7 +137,8 @@ def match_features(
     """
     features = pd.Index([str(f) for f in features])
     names = pd.Index([str(v) for v in var.index])
-    idx = _unique_lookup(names).get_indexer(features)
+    # a name the model has twice (10x gene symbols) says not which column is which: ids do
+    idx = _unique_lookup(names).get_indexer(_unique_lookup(features, "model"))
     if (idx >= 0).all():
         return idx, 0, 0
     by_peak = 0
@@ -147,7 +153,7 @@ def match_features(
         keys = pd.Index(
             np.where(keys.isna(), [f"\0not a peak {i}" for i in range(len(keys))], keys)
         )
-        found = _unique_lookup(keys).get_indexer(_unique_lookup(wanted_peaks))
+        found = _unique_lookup(keys).get_indexer(_unique_lookup(wanted_peaks, "model"))
         taken = np.zeros(len(names), dtype=bool)
         taken[idx[idx >= 0]] = True
         take = (idx < 0) & (found >= 0)
@@ -157,9 +163,9 @@ def match_features(
     if (idx >= 0).all():
         return idx, by_peak, 0
     n_before_ids = int((idx >= 0).sum())
-    wanted = [_strip_version(features)]
+    wanted = [_unique_lookup(_strip_version(features), "model")]
     if feature_ids is not None:
-        wanted.insert(0, _strip_version(feature_ids))
+        wanted.insert(0, _unique_lookup(_strip_version(feature_ids), "model"))
     columns = [_unique_lookup(_strip_version(names))]
     if "gene_ids" in var.columns:
         columns.insert(0, _unique_lookup(_strip_version(var["gene_ids"].astype(str))))
