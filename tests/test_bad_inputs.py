@@ -470,3 +470,23 @@ def test_predict_random_shapes(n_cells, n_genes, n_prot, sparse, dtype, seed):
     np.testing.assert_allclose(
         out.to_numpy()[::-1], m["prot"].layers["scmm_ridge"], rtol=1e-4, atol=1e-4
     )
+
+
+def test_predict_for_cells_the_target_modality_lacks():
+    """Proteins measured for some cells only (ADT QC): every RNA cell still gets predictions.
+
+    Before, the predictions went to the protein layers, for the measured cells alone, and the
+    cells to predict got none, without a word.
+    """
+    m = make_paired()
+    model = scmm.tl.fit_baseline(m, "rna", "prot", n_components=5, train="train")
+    alone = md.MuData({"rna": m["rna"].copy()})
+    scmm.tl.predict(model, alone, key_added="p")
+    some = md.MuData({"rna": m["rna"].copy(), "prot": m["prot"][:50].copy()})
+    with pytest.warns(UserWarning, match=r"70 of the 120 cells of 'rna' are not in 'prot'.*obsm"):
+        scmm.tl.predict(model, some, key_added="p")
+    assert "p" not in some["prot"].layers
+    pd.testing.assert_frame_equal(some["rna"].obsm["p"], alone["rna"].obsm["p"])
+    every = md.MuData({"rna": m["rna"].copy(), "prot": m["prot"].copy()})
+    scmm.tl.predict(model, every, key_added="p")  # all cells measured: a layer, as before
+    np.testing.assert_allclose(every["prot"].layers["p"], alone["rna"].obsm["p"].to_numpy())

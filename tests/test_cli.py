@@ -199,6 +199,25 @@ def test_predict_into_the_target_modality_and_evaluate_a_subset(small, tmp_path,
     np.testing.assert_allclose(scores["pearson_per_cell"], expected, rtol=0, atol=1e-12)
 
 
+def test_predict_says_where_the_predictions_are(small, tmp_path, capsys):
+    """Proteins of some cells only: every RNA cell is predicted, into rna.obsm, and it says so."""
+    rna, prot = ad.read_h5ad(small["rna"]), ad.read_h5ad(small["prot"])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "var_names are not unique", UserWarning)
+        md.MuData({"rna": rna, "prot": prot[:30].copy()}).write(tmp_path / "some.h5mu")
+    out = tmp_path / "pred.h5mu"
+    argv = ["predict", small["model"], tmp_path / "some.h5mu", "--normalize", "none",
+            "--key", "ridge", "--out", out]  # fmt: skip
+    capsys.readouterr()
+    with warnings.catch_warnings():  # the command prints it as one line
+        warnings.filterwarnings("always", "30 of the 60 cells", UserWarning)
+        assert cli.main([str(a) for a in argv]) == 0
+    err = capsys.readouterr().err
+    assert "scmm: warning: 30 of the 60 cells of 'rna' are not in 'prot'" in err
+    assert f"wrote {out} (predictions in rna.obsm['ridge'])" in err
+    assert read_h5mu(out)["rna"].obsm["ridge"].shape == (60, 4)
+
+
 def test_predict_aligns_the_query_on_request(small, tmp_path, capsys):
     out = {a: tmp_path / f"{a}.h5mu" for a in ("none", "symphony")}
     for align, path in out.items():

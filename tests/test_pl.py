@@ -329,7 +329,7 @@ def test_accuracy_by_cell_type_bad_inputs():
     with pytest.raises(KeyError, match="groupby='cell_type'"):
         scmm.pl.accuracy_by_cell_type(mdata, "prot", "good")
     mdata["prot"].obs["cell_type"] = types
-    with pytest.raises(KeyError, match="not layers"):
+    with pytest.raises(KeyError, match=r"No predictions 'nope': looked in mdata\['prot'\]\.layers"):
         scmm.pl.accuracy_by_cell_type(mdata, "prot", ["good", "nope"])
     with pytest.raises(KeyError, match="mod='rna'"):
         scmm.pl.accuracy_by_cell_type(mdata, "rna", "good")
@@ -341,3 +341,67 @@ def test_accuracy_by_cell_type_bad_inputs():
         scmm.pl.accuracy_by_cell_type(mdata, "prot", "good", cells=np.ones(5, dtype=bool))
     with pytest.raises(ValueError, match="No cells"):
         scmm.pl.accuracy_by_cell_type(mdata, "prot", "good", cells=np.zeros(60, dtype=bool))
+
+
+def test_plots_read_predictions_of_another_panel_from_obsm():
+    """`predict` for a query with another panel writes rna.obsm: plots pair names and cells.
+
+    The query measures CD3, PD-1 and an isotype control in its own order; the predictions
+    (CD279, CD3_TotalSeqB, CD8) are for the RNA's cells in another order. Each plot must show
+    what it shows for the same values laid out as a layer of the shared proteins.
+    """
+    rng = np.random.default_rng(0)
+    n = 40
+    truth = rng.normal(size=(n, 2))  # CD3, PD-1
+    cells = [f"c{i}" for i in range(n)]
+    prot = ad.AnnData(
+        np.column_stack([truth, rng.normal(size=n)]).astype(np.float32),
+        obs=pd.DataFrame({"cell_type": pd.Categorical(["B", "T"] * (n // 2))}, index=cells),
+        var=pd.DataFrame(index=["CD3", "PD-1", "IgG1_isotype"]),
+    )
+    order = rng.permutation(n)
+    pred = truth + 0.5 * rng.normal(size=(n, 2))
+    width = np.abs(rng.normal(size=(n, 2))) + 0.5
+    rna = ad.AnnData(np.zeros((n, 1), np.float32), obs=pd.DataFrame(index=np.array(cells)[order]))
+    frame = {  # columns CD279, CD3_TotalSeqB, CD8; rows in the RNA's order
+        "p": pred,
+        "p_lower": pred - width,
+        "p_upper": pred + width,
+    }
+    for key, values in frame.items():
+        rna.obsm[key] = pd.DataFrame(
+            np.column_stack([values[:, 1], values[:, 0], rng.normal(size=n)])[order],
+            index=rna.obs_names,
+            columns=["CD279", "CD3_TotalSeqB", "CD8"],
+        )
+    query = md.MuData({"rna": rna, "prot": prot})
+    shared = ad.AnnData(
+        truth.astype(np.float32), obs=prot.obs.copy(), var=pd.DataFrame(index=["CD3", "PD-1"])
+    )
+    for key, values in frame.items():
+        shared.layers[key] = values.astype(np.float32)
+    expected = md.MuData({"prot": shared})
+
+    fig = scmm.pl.predicted_vs_measured(query, "prot", "p", features=["PD-1", "CD3"])
+    ref = scmm.pl.predicted_vs_measured(expected, "prot", "p", features=["PD-1", "CD3"])
+    assert [a.get_title() for a in fig.axes] == [a.get_title() for a in ref.axes]
+    np.testing.assert_allclose(
+        fig.axes[0].collections[0].get_offsets(),
+        ref.axes[0].collections[0].get_offsets(),
+        rtol=1e-6,
+    )
+    ax = scmm.pl.interval_coverage(query, "prot", "p")
+    assert ax.get_title() == scmm.pl.interval_coverage(expected, "prot", "p").get_title()
+    ax = scmm.pl.feature_correlations(query, "prot", "p")
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        t.get_text() for t in scmm.pl.feature_correlations(expected, "prot", "p").get_xticklabels()
+    ]
+    ax = scmm.pl.accuracy_by_cell_type(query, "prot", "p")
+    ref_ax = scmm.pl.accuracy_by_cell_type(expected, "prot", "p")
+    assert ax.get_legend_handles_labels()[1] == ref_ax.get_legend_handles_labels()[1]
+    with pytest.raises(
+        ValueError, match=r"3 of the selected cells of 'prot' have no prediction 'p'"
+    ):
+        scmm.pl.predicted_vs_measured(md.MuData({"rna": rna[3:].copy(), "prot": prot}), "prot", "p")
+    with pytest.raises(KeyError, match=r"`features` \['CD8'\] are not predicted features"):
+        scmm.pl.predicted_vs_measured(query, "prot", "p", features=["CD8"])

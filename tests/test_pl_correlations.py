@@ -79,7 +79,7 @@ def test_legend_off_the_points(n_vars):
 
 def test_errors():
     m = _data()
-    with pytest.raises(KeyError, match="not layers"):
+    with pytest.raises(KeyError, match=r"No predictions 'nope': looked in mdata\['prot'\]\.layers"):
         scmm.pl.feature_correlations(m, "prot", ["good", "nope"])
     with pytest.raises(ValueError, match="empty"):
         scmm.pl.feature_correlations(m, "prot", [])

@@ -31,8 +31,8 @@ from ._values import (
     check_modality,
     check_nonnegative,
     check_output_keys,
+    find_predictions,
     get_matrix,
-    prediction_layers,
     warn_constant_rows,
 )
 
@@ -54,11 +54,11 @@ __all__ = [
     "check_orientation",
     "check_output_keys",
     "fill_missing",
+    "find_predictions",
     "get_matrix",
     "match_features",
     "obs_columns_listing",
     "paired_modalities",
-    "prediction_layers",
     "resolve_train",
     "train_mask",
     "warn_constant_rows",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
@@ -120,20 +121,30 @@ def check_cells_have_counts(X, name: str) -> None:
         raise ValueError(msg)
 
 
-def prediction_layers(adata: AnnData, keys, mod: str) -> list[str]:
-    """``keys`` (one layer name or several) as a list, each checked to be a layer of ``adata``."""
-    keys = [keys] if isinstance(keys, str) else list(keys)
-    if not keys:
-        msg = "`keys` is empty; pass the prediction layer(s) to compare."
-        raise ValueError(msg)
-    missing = [k for k in keys if k not in adata.layers]
-    if missing:
-        msg = (
-            f"`keys` {missing} are not layers of {mod!r} (has: {list(adata.layers)}); run a "
-            "`scmm.tl.fit_*` call first."
-        )
-        raise KeyError(msg)
-    return keys
+def find_predictions(mdata: MuData, key: str, mod: str) -> tuple[str, pd.DataFrame, bool]:
+    """Find the predictions ``key`` of the modality ``mod``.
+
+    Returns the modality holding them, them as a cells × features DataFrame, and whether they
+    are a layer of ``mdata[mod]`` (a fit, or :func:`scmm.tl.predict` into the measured panel:
+    features named as ``mod``'s) rather than a DataFrame in a modality's ``.obsm`` (``predict``
+    for cells without ``mod``, or of another panel).
+    """
+    adata = mdata[mod]
+    if key in adata.layers:
+        values = adata.layers[key]
+        values = values.toarray() if sp.issparse(values) else np.asarray(values)
+        return mod, pd.DataFrame(values, index=adata.obs_names, columns=adata.var_names), True
+    for name, other in mdata.mod.items():
+        found = other.obsm.get(key)
+        if isinstance(found, pd.DataFrame):
+            return name, found, False
+    msg = (
+        f"No predictions {key!r}: looked in mdata[{mod!r}].layers (has: "
+        f"{_listing(adata.layers) or 'none'}) and every modality's `.obsm`. Run "
+        "`scmm.tl.predict(model, mdata, key_added=...)` (or a `scmm.tl.fit_*` call) first and "
+        "pass that key."
+    )
+    raise KeyError(msg)
 
 
 def warn_constant_rows(Y, name: str) -> bool:

@@ -161,9 +161,9 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
             "values": np.array(list(means.values()), dtype=np.float64),
         }
     write_h5mu(query, out)
-    where = (
+    where = (  # another panel, or proteins of some cells only: predictions in .obsm
         f"{model.target}.layers[{key!r}]"
-        if model.target in query.mod
+        if model.target in query.mod and key in query[model.target].layers
         else f"{model.source}.obsm[{key!r}]"
     )
     report.step(f"wrote {out} (predictions in {where})")

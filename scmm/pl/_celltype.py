@@ -13,8 +13,9 @@ from matplotlib.patches import Patch
 from mudata import MuData
 
 from .. import metrics
-from .._validate import cell_mask, check_modality, get_matrix, prediction_layers
+from .._validate import cell_mask, check_modality
 from ._legend import legend_above
+from ._paired import paired_values
 
 
 def _group_labels(mdata: MuData, mod: str, groupby: str) -> pd.Series:
@@ -64,7 +65,9 @@ def accuracy_by_cell_type(
     mod
         The predicted modality.
     keys
-        Layer(s) of ``mdata[mod]`` holding predictions (``key_added`` of the fits).
+        The predictions: layer(s) of ``mdata[mod]`` (``key_added`` of the fits), or cells ×
+        targets DataFrames in a modality's ``.obsm`` (:func:`scmm.tl.predict` for a query
+        with another panel: targets paired by harmonised name, cells by name).
     groupby
         Column of ``mdata[mod].obs`` (looked up first) or ``mdata.obs`` with the cell types.
     cells
@@ -103,7 +106,7 @@ def accuracy_by_cell_type(
     (4, ['T (40)', 'B (20)'])
     """
     adata = check_modality(mdata, mod, "mod")
-    keys = prediction_layers(adata, keys, mod)
+    keys = [keys] if isinstance(keys, str) else list(keys)
     if kind not in ("box", "strip"):
         msg = f"`kind={kind!r}` must be 'box' or 'strip'."
         raise ValueError(msg)
@@ -124,13 +127,8 @@ def accuracy_by_cell_type(
         msg = f"No cells to score: `cells` selects none, or no cell has a `{groupby}` label."
         raise ValueError(msg)
 
-    y = get_matrix(adata, layer)
-    y = np.asarray(y[keep].toarray() if hasattr(y, "toarray") else y[keep], dtype=np.float64)
-    r = np.empty((len(keys), y.shape[0]))
-    for i, key in enumerate(keys):
-        p = adata.layers[key][keep]
-        p = np.asarray(p.toarray() if hasattr(p, "toarray") else p, dtype=np.float64)
-        r[i] = metrics.pearson_per_cell(y, p, average=False)
+    _, y, preds, _ = paired_values(mdata, mod, keys, layer=layer, cells=keep)
+    r = np.array([metrics.pearson_per_cell(y, p, average=False) for p in preds])
 
     group = labels[keep]
     if isinstance(group.dtype, pd.CategoricalDtype):

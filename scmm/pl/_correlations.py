@@ -10,8 +10,8 @@ from matplotlib.axes import Axes
 from mudata import MuData
 
 from .. import metrics
-from .._validate import cell_mask, check_modality, get_matrix, prediction_layers
 from ._legend import legend_above
+from ._paired import paired_values
 
 #: Above this many features the feature names are not written under the axis (they would not
 #: fit the widest default figure).
@@ -45,7 +45,9 @@ def feature_correlations(
     mod
         The predicted modality.
     keys
-        Layer(s) of ``mdata[mod]`` holding predictions (``key_added`` of the fits).
+        The predictions: layer(s) of ``mdata[mod]`` (``key_added`` of the fits), or cells ×
+        targets DataFrames in a modality's ``.obsm`` (:func:`scmm.tl.predict` for a query
+        with another panel: targets paired by harmonised name, cells by name).
     cells
         Boolean mask of cells to score (e.g. ``~mdata.obs['train']``); default all.
     layer
@@ -70,36 +72,26 @@ def feature_correlations(
     >>> len(ax.collections)
     2
     """
-    adata = check_modality(mdata, mod, "mod")
-    keys = prediction_layers(adata, keys, mod)
-    y = get_matrix(adata, layer)
-    y = np.asarray(y.toarray() if hasattr(y, "toarray") else y, dtype=np.float64)
-    if cells is not None:
-        cells = cell_mask(cells, adata.obs_names, "cells", f" of {mod!r}")
-        y = y[cells]
-    r = np.empty((len(keys), adata.n_vars))
-    for i, key in enumerate(keys):
-        p = adata.layers[key]
-        p = np.asarray(p.toarray() if hasattr(p, "toarray") else p, dtype=np.float64)
-        if cells is not None:
-            p = p[cells]
-        r[i] = metrics.pearson_per_feature(y, p, average=False)
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    names, y, preds, _ = paired_values(mdata, mod, keys, layer=layer, cells=cells)
+    r = np.array([metrics.pearson_per_feature(y, p, average=False) for p in preds])
+    n_features = len(names)
     order = np.argsort(-r.mean(axis=0), kind="stable")
-    labelled = adata.n_vars <= _MAX_LABELLED
+    labelled = n_features <= _MAX_LABELLED
     if ax is None:  # wide enough for the names, narrow enough to read at a page's width
-        width = min(max(4.0, 0.12 * adata.n_vars + 2.0), _MAX_WIDTH) if labelled else _MAX_WIDTH
+        width = min(max(4.0, 0.12 * n_features + 2.0), _MAX_WIDTH) if labelled else _MAX_WIDTH
         _, ax = plt.subplots(figsize=(width, 3.5), layout="constrained")
-    x = np.arange(adata.n_vars)
+    x = np.arange(n_features)
     for i, key in enumerate(keys):
         ax.scatter(x, r[i, order], s=12, alpha=0.8, label=f"{key} (mean {r[i].mean():.3f})")
     ax.axhline(0.0, color="grey", lw=0.8, ls="--")
-    names = np.asarray(adata.var_names)[order]
+    names = np.asarray(names)[order]
     if labelled:
         ax.set_xticks(x, names, rotation=90, fontsize=7)
         ax.set_xlabel("feature (sorted by mean r)")
     else:
-        ax.set_xlabel(f"{adata.n_vars} features, sorted by mean r")
+        ax.set_xlabel(f"{n_features} features, sorted by mean r")
     ax.set_ylabel("Pearson r per feature")
-    ax.set_xlim(-1, adata.n_vars)
+    ax.set_xlim(-1, n_features)
     legend_above(ax, len(keys))  # never on the points: they fill the whole range of x
     return ax

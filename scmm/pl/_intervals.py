@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-import numpy as np
 from matplotlib.axes import Axes
 from mudata import MuData
 
 from .. import _keys
-from .._validate import cell_mask, check_modality, get_matrix, prediction_layers
+from ._paired import paired_values
 
 #: Above this many features the points are not labelled with feature names.
 _MAX_LABELLED = 30
@@ -40,7 +39,9 @@ def interval_coverage(
         The predicted modality.
     key
         ``key_added`` of the fit: the bounds are read from ``layers[key + '_lower']`` and
-        ``layers[key + '_upper']``.
+        ``layers[key + '_upper']``, or from those DataFrames in a modality's ``.obsm``
+        (:func:`scmm.tl.predict` or :func:`scmm.tl.calibrate` for a query with another panel:
+        targets paired by harmonised name, cells by name).
     cells
         Boolean mask of cells to score (e.g. ``~mdata.obs['train']``, the held-out cells);
         default all.
@@ -69,18 +70,9 @@ def interval_coverage(
     >>> len(ax.collections[0].get_offsets())
     5
     """
-    adata = check_modality(mdata, mod, "mod")
-    lower_key, upper_key = prediction_layers(adata, list(_keys.interval(key)), mod)
-    y = get_matrix(adata, layer)
-    y = np.asarray(y.toarray() if hasattr(y, "toarray") else y, dtype=np.float64)
-    lower = np.asarray(adata.layers[lower_key], dtype=np.float64)
-    upper = np.asarray(adata.layers[upper_key], dtype=np.float64)
-    if cells is not None:
-        cells = cell_mask(cells, adata.obs_names, "cells", f" of {mod!r}")
-        if not cells.any():
-            msg = "`cells` selects no cells; select the cells to score."
-            raise ValueError(msg)
-        y, lower, upper = y[cells], lower[cells], upper[cells]
+    names, y, (lower, upper), _ = paired_values(
+        mdata, mod, list(_keys.interval(key)), layer=layer, cells=cells
+    )
     inside = (y >= lower) & (y <= upper)
     coverage, width = inside.mean(axis=0), (upper - lower).mean(axis=0)
     if nominal is None:
@@ -88,13 +80,13 @@ def interval_coverage(
     if ax is None:
         _, ax = plt.subplots(figsize=(5.0, 4.0), layout="constrained")
     ax.scatter(width, coverage, s=14, alpha=0.8)
-    if adata.n_vars <= _MAX_LABELLED:
-        for name, x, c in zip(adata.var_names, width, coverage, strict=True):
+    if len(names) <= _MAX_LABELLED:
+        for name, x, c in zip(names, width, coverage, strict=True):
             ax.annotate(str(name), (x, c), fontsize=6, xytext=(2, 2), textcoords="offset points")
     if nominal is not None:
         ax.axhline(float(nominal), color="grey", lw=0.8, ls="--", label=f"nominal {nominal:g}")
         ax.legend(fontsize=8, loc="lower right")
     ax.set_xlabel("mean interval width")
     ax.set_ylabel("coverage (fraction of values inside)")
-    ax.set_title(f"{key}: coverage {inside.mean():.3f} over {adata.n_vars} features", fontsize=9)
+    ax.set_title(f"{key}: coverage {inside.mean():.3f} over {len(names)} features", fontsize=9)
     return ax

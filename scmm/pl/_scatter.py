@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 from mudata import MuData
 
 from .. import metrics
-from .._validate import cell_mask, check_modality, get_matrix
+from ._paired import paired_values
 
 #: Panels per row and panel size (inches): three panels fill a documentation page's width.
 _MAX_COLUMNS = 3
@@ -34,9 +34,13 @@ def predicted_vs_measured(
     mod
         The predicted modality.
     key
-        The layer holding the predictions (``key_added`` of the fit).
+        The predictions: a layer of ``mdata[mod]`` (``key_added`` of a fit), or a cells ×
+        targets DataFrame in a modality's ``.obsm`` (:func:`scmm.tl.predict` for a query with
+        another panel), whose targets meet ``mod``'s features by harmonised name
+        (:func:`scmm.metrics.match_targets`) and whose cells are matched by name.
     features
-        Features to draw; default the ``n_features`` best predicted (per-feature Pearson).
+        Features of ``mdata[mod]`` to draw; default the ``n_features`` best predicted
+        (per-feature Pearson).
     n_features
         Number of features when ``features`` is not given.
     cells
@@ -58,24 +62,14 @@ def predicted_vs_measured(
     >>> len(fig.axes)
     3
     """
-    adata = check_modality(mdata, mod, "mod")
-    if key not in adata.layers:
-        msg = f"`key={key!r}` is not a layer of {mod!r}; run a `scmm.tl.fit_*` call first."
-        raise KeyError(msg)
-    y = get_matrix(adata, layer)
-    y = np.asarray(y.toarray() if hasattr(y, "toarray") else y, dtype=np.float64)
-    p = np.asarray(adata.layers[key], dtype=np.float64)
-    if cells is not None:
-        cells = cell_mask(cells, adata.obs_names, "cells", f" of {mod!r}")
-        y, p = y[cells], p[cells]
+    names, y, (p,), _ = paired_values(mdata, mod, key, layer=layer, cells=cells)
     r = metrics.pearson_per_feature(y, p, average=False)
-    names = list(adata.var_names)
     if features is None:
         idx = list(np.argsort(-r)[: min(n_features, len(names))])
     else:
         missing = [f for f in features if f not in names]
         if missing:
-            msg = f"`features` {missing} are not features of {mod!r}."
+            msg = f"`features` {missing} are not predicted features of {mod!r} (has: {names[:10]})."
             raise KeyError(msg)
         idx = [names.index(f) for f in features]
     n_rows = -(-len(idx) // _MAX_COLUMNS)

@@ -19,7 +19,13 @@ import scipy.sparse as sp
 from mudata import MuData
 
 from .._keys import INTERVAL_SUFFIXES
-from .._validate import cell_mask, check_measured_normalised, check_modality, check_output_keys
+from .._validate import (
+    cell_mask,
+    check_measured_normalised,
+    check_modality,
+    check_output_keys,
+    find_predictions,
+)
 from ..metrics import match_targets, pearson_per_feature
 from ._contract import _h5_safe
 
@@ -54,25 +60,6 @@ def offsets_and_half_widths(residual: np.ndarray, interval: float) -> tuple[np.n
     k = math.ceil(round((n + 1) * interval, 9))
     half = scores[k - 1] if k <= n else np.full(residual.shape[1], np.inf)
     return offset, half
-
-
-def _find_predictions(mdata: MuData, key: str, measured: str) -> tuple[str, pd.DataFrame]:
-    """Return the modality holding predictions ``key``, and them as a cells × features frame."""
-    layers = mdata[measured].layers
-    if key in layers:
-        adata = mdata[measured]
-        values = layers[key]
-        values = values.toarray() if sp.issparse(values) else np.asarray(values)
-        return measured, pd.DataFrame(values, index=adata.obs_names, columns=adata.var_names)
-    for name, adata in mdata.mod.items():
-        found = adata.obsm.get(key)
-        if isinstance(found, pd.DataFrame):
-            return name, found
-    msg = (
-        f"No predictions {key!r}: looked in mdata[{measured!r}].layers and every modality's "
-        "`.obsm`. Run `scmm.tl.predict(model, mdata, key_added=...)` first and pass that key."
-    )
-    raise KeyError(msg)
 
 
 def _cell_mask(adata, cells) -> np.ndarray:
@@ -171,7 +158,7 @@ def calibrate(
         raise ValueError(msg)
     key_added = key_added or f"{key}_calibrated"
     target = check_modality(mdata, measured, "measured")
-    holder, pred = _find_predictions(mdata, key, measured)
+    holder, pred, _ = find_predictions(mdata, key, measured)
     mask = _cell_mask(target, cells)
     names = target.obs_names[mask]
     rows = pred.index.get_indexer(names)

@@ -111,7 +111,7 @@ def predict(
         Predictions for the target's cells (all must be present in the source).
 
     otherwise (also when the target modality holds another panel: features that differ from
-    the model's targets)
+    the model's targets, or only some of the source's cells: a warning says so)
 
     ``data[source].obsm[key_added]`` (or ``adata.obsm[key_added]``) : DataFrame
         Predictions, one column per target feature.
@@ -199,6 +199,17 @@ def predict(
             # another panel: predictions go to the source's .obsm; the shared targets are listed
             matched = match_targets(model.target_features, tgt.var_names)
             _warn_left_out(matched, model.target)
+            tgt, rows, columns = None, np.arange(src.n_obs), None
+        elif len(rows) < src.n_obs:
+            # a layer would hold the measured cells only: the others are the ones to predict
+            warnings.warn(
+                f"{src.n_obs - len(rows)} of the {src.n_obs} cells of {model.source!r} are not "
+                f"in {model.target!r}: the predictions for all of them are written to "
+                f"mdata[{model.source!r}].obsm[{key_added!r}] (a layer of {model.target!r} "
+                "holds its own cells only).",
+                UserWarning,
+                stacklevel=2,
+            )
             tgt, rows, columns = None, np.arange(src.n_obs), None
     if tgt is not None:
         store, where = tgt.layers, f"mdata[{model.target!r}].layers"

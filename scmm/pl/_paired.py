@@ -1,0 +1,77 @@
+"""Measured values and predictions of the same cells and features, for the plots."""
+
+from __future__ import annotations
+
+import numpy as np
+from mudata import MuData
+
+from .._validate import cell_mask, check_modality, find_predictions, get_matrix
+from ..metrics import match_targets
+
+
+def _dense(x) -> np.ndarray:
+    return np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
+
+
+def paired_values(
+    mdata: MuData, mod: str, keys, *, layer: str | None = None, cells=None
+) -> tuple[list[str], np.ndarray, list[np.ndarray], np.ndarray]:
+    """Measured values of ``mdata[mod]`` and the predictions ``keys`` on the same cells.
+
+    Predictions are layers of ``mdata[mod]`` (a fit) or cells × targets DataFrames in a
+    modality's ``.obsm`` (:func:`scmm.tl.predict` for a query of another panel, or
+    :func:`scmm.tl.calibrate`): their targets are then paired with ``mod``'s features by
+    harmonised name (:func:`scmm.metrics.match_targets`) and their cells by name.
+
+    Returns
+    -------
+    The feature names (``mod``'s own), the measured values and one prediction per key (cells ×
+    features, float64), and the boolean mask of ``mdata[mod]``'s cells they are of.
+    """
+    adata = check_modality(mdata, mod, "mod")
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    if not keys:
+        msg = "`keys` is empty; pass the key(s) of the predictions to compare."
+        raise ValueError(msg)
+    mask = np.ones(adata.n_obs, dtype=bool)
+    if cells is not None:
+        mask = cell_mask(cells, adata.obs_names, "cells", f" of {mod!r}")
+    if not mask.any():
+        msg = "`cells` selects no cells; select the cells to score."
+        raise ValueError(msg)
+    found = [find_predictions(mdata, key, mod) for key in keys]
+    y = get_matrix(adata, layer)
+    if all(in_layers for _, _, in_layers in found):
+        names = [str(n) for n in adata.var_names]
+        return names, _dense(y[mask]), [f.to_numpy(np.float64)[mask] for _, f, _ in found], mask
+    columns = list(found[0][1].columns)
+    for key, (_, frame, _) in zip(keys, found, strict=True):
+        if list(frame.columns) != columns:
+            msg = (
+                f"The predictions {keys[0]!r} and {key!r} are of other targets; compare "
+                "predictions of one panel (or pass them one at a time)."
+            )
+            raise ValueError(msg)
+    match = match_targets(columns, adata.var_names)
+    if not match["shared"]:
+        msg = (
+            f"The predictions {keys[0]!r} share no target with mdata[{mod!r}] (predicted: "
+            f"{columns[:8]}; measured: {list(adata.var_names[:8])}), even after harmonising "
+            "the names with `scmm.pp.harmonize_protein_names`."
+        )
+        raise ValueError(msg)
+    names = adata.obs_names[mask]
+    preds = []
+    for key, (holder, frame, _) in zip(keys, found, strict=True):
+        rows = frame.index.get_indexer(names)
+        if (rows < 0).any():
+            msg = (
+                f"{int((rows < 0).sum())} of the selected cells of {mod!r} have no prediction "
+                f"{key!r} (in mdata[{holder!r}].obsm); predict them too, or select the "
+                "predicted cells with `cells`."
+            )
+            raise ValueError(msg)
+        preds.append(frame.to_numpy(np.float64)[rows][:, match["model_index"]])
+    measured = _dense(y[mask][:, match["measured_index"]])
+    features = [str(adata.var_names[i]) for i in match["measured_index"]]
+    return features, measured, preds, mask
