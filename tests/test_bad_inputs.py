@@ -490,3 +490,31 @@ def test_predict_for_cells_the_target_modality_lacks():
     every = md.MuData({"rna": m["rna"].copy(), "prot": m["prot"].copy()})
     scmm.tl.predict(model, every, key_added="p")  # all cells measured: a layer, as before
     np.testing.assert_allclose(every["prot"].layers["p"], alone["rna"].obsm["p"].to_numpy())
+
+
+def test_counts_kept_in_raw_are_named():
+    """SeuratDisk / sceasy files and scanpy workflows keep the counts in `.raw`: say so."""
+    m = make_paired()
+    rna = m["rna"]
+    rna.layers["counts"] = sp.random(
+        rna.n_obs, rna.n_vars, density=0.3, format="csr", random_state=0
+    )
+    rna.layers["counts"].data = np.ceil(rna.layers["counts"].data * 10)
+    counts = rna.layers.pop("counts")
+    logged = ad.AnnData(counts.copy(), obs=rna.obs[[]].copy(), var=rna.var[[]].copy())
+    logged.raw = logged  # the counts, as `.raw`
+    logged.X = np.log1p(counts.toarray())  # what `.X` holds: log-normalised
+    query = md.MuData({"rna": logged})
+    with pytest.raises(ValueError, match=r"non-integer values.*Its `\.raw` holds raw counts"):
+        scmm.pp.normalize(query, "rna")
+    scaled = logged.copy()
+    scaled.X = scaled.X - scaled.X.mean(axis=0)  # Seurat's scale.data: negative values
+    with pytest.raises(ValueError, match=r"negative values.*Its `\.raw` holds raw counts"):
+        scmm.pp.normalize(md.MuData({"rna": scaled}), "rna")
+    no_raw = logged.copy()
+    del no_raw.raw
+    with pytest.raises(ValueError, match="non-integer values") as err:
+        scmm.pp.normalize(md.MuData({"rna": no_raw}), "rna")
+    assert "`.raw`" not in str(err.value)
+    logged.layers["counts"] = logged.raw[:, logged.var_names].X  # the fix named
+    scmm.pp.normalize(md.MuData({"rna": logged}), "rna")

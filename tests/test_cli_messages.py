@@ -244,3 +244,26 @@ def test_fit_overwrite_never_deletes_a_folder_that_is_not_a_model(small, capsys)
     argv[argv.index(results)] = small["model"]  # a model folder is replaced
     code, _, err = run(argv, capsys)
     assert code == 0, err
+
+
+def test_counts_in_raw_are_named(tmp_path, capsys):
+    """A file converted from Seurat keeps the counts in `.raw`: the error says where they are."""
+    mdata = make_paired(n_cells=60, n_genes=20, n_prot=4)
+    rng = np.random.default_rng(0)
+    for mod in ("rna", "prot"):
+        adata = ad.AnnData(rng.poisson(3.0, size=mdata[mod].shape).astype(np.float32))
+        adata.obs_names, adata.var_names = mdata[mod].obs_names, mdata[mod].var_names
+        adata.write_h5ad(tmp_path / f"{mod}.h5ad")
+    argv = ["fit", "--rna", tmp_path / "rna.h5ad", "--prot", tmp_path / "prot.h5ad", "--source",
+            "rna", "--target", "prot", "--method", "ridge", "--param", "n_components=5",
+            "--out", tmp_path / "model", "-q"]  # fmt: skip
+    assert cli.main([str(a) for a in argv]) == 0
+    converted = ad.read_h5ad(tmp_path / "rna.h5ad")
+    converted.raw = converted.copy()  # the counts
+    converted.X = np.log1p(converted.X)  # Seurat's data slot as .X
+    converted.write_h5ad(tmp_path / "converted.h5ad")
+    argv = ["predict", tmp_path / "model", tmp_path / "converted.h5ad", "--out",
+            tmp_path / "p.h5mu", "-q"]  # fmt: skip
+    code, _, err = run(argv, capsys)
+    assert code == 1
+    assert "its `.raw` holds raw counts" in err and "`.layers['counts']`" in err

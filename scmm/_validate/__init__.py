@@ -33,6 +33,7 @@ from ._values import (
     check_output_keys,
     find_predictions,
     get_matrix,
+    raw_holds_counts,
     warn_constant_rows,
 )
 
@@ -59,6 +60,7 @@ __all__ = [
     "match_features",
     "obs_columns_listing",
     "paired_modalities",
+    "raw_holds_counts",
     "resolve_train",
     "train_mask",
     "warn_constant_rows",

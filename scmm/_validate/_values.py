@@ -32,6 +32,20 @@ def _counts_like(values: np.ndarray) -> bool:
     return bool(nonzero.min() >= 0 and nonzero.max() > 1 and whole >= COUNTS_INTEGER_FRACTION)
 
 
+def raw_holds_counts(adata: AnnData) -> bool:
+    """Whether ``adata.raw`` holds raw counts of ``adata``'s features (its first 1,000 cells).
+
+    R converters (SeuratDisk, sceasy) and scanpy workflows keep the counts there, where the
+    functions that read ``.layers['counts']`` do not look.
+    """
+    raw = adata.raw
+    if raw is None or not adata.var_names.isin(raw.var_names).all():
+        return False
+    sample = raw[: min(adata.n_obs, 1_000), adata.var_names].X
+    values = sample.data if sp.issparse(sample) else np.asarray(sample).ravel()
+    return bool(values.size and values.min() >= 0 and np.array_equal(values, np.rint(values)))
+
+
 def check_measured_normalised(measured: np.ndarray, predicted: np.ndarray, what: str, fix: str):
     """Refuse raw-count ``measured`` values scored against normalised ``predicted`` ones.
 

@@ -238,6 +238,8 @@ def normalize_counts(mdata: md.MuData, mod: str, method: str, *, flag: str) -> N
 
 def check_counts(mdata: md.MuData, mod: str, method: str, *, flag: str) -> None:
     """Raise an error naming ``flag`` unless modality ``mod`` holds raw counts to normalise."""
+    from .._validate import raw_holds_counts
+
     adata = mdata[mod]
     if not is_counts(adata.layers["counts"] if "counts" in adata.layers else adata.X):
         where = "`.layers['counts']`" if "counts" in adata.layers else "`.X` (no 'counts' layer)"
@@ -246,6 +248,12 @@ def check_counts(mdata: md.MuData, mod: str, method: str, *, flag: str) -> None:
             "negative or non-integer values; give the raw counts, or normalise it yourself the "
             "same way as the training data and pass `--normalize none`"
         )
+        if "counts" not in adata.layers and raw_holds_counts(adata):
+            msg += (
+                "; its `.raw` holds raw counts (where R converters and scanpy keep them): save "
+                "them in the file as `.layers['counts']` "
+                "(`adata.layers['counts'] = adata.raw[:, adata.var_names].X`)"
+            )
         raise ValueError(msg)
 
 

@@ -13,7 +13,13 @@ from mudata import MuData
 
 from .. import _disk
 from .._settings import settings
-from .._validate import check_cells_have_counts, check_modality, check_nonnegative, get_matrix
+from .._validate import (
+    check_cells_have_counts,
+    check_modality,
+    check_nonnegative,
+    get_matrix,
+    raw_holds_counts,
+)
 
 NormalizeMethod = Literal["log_cp10k", "clr", "tfidf"]
 KeepCounts = bool | Literal["auto", "memory", "disk"]
@@ -332,6 +338,12 @@ def _clr(counts):
     return tmp.X.astype(np.float32, copy=False)
 
 
+_RAW_HINT = (
+    " Its `.raw` holds raw counts (where R converters and scanpy workflows keep them): copy "
+    "them to a layer first, `adata.layers['counts'] = adata.raw[:, adata.var_names].X`."
+)
+
+
 def _check_x_holds_counts(adata: AnnData, X, mod: str, layer: str) -> None:
     """Refuse negative values in ``.X``, read because ``layers[layer]`` is absent, naming both."""
     data = X.data if sp.issparse(X) else np.asarray(X)
@@ -341,6 +353,7 @@ def _check_x_holds_counts(adata: AnnData, X, mod: str, layer: str) -> None:
             f"`mdata[{mod!r}].X` has negative values, so it does not hold raw counts, and "
             f"there is no `layers[{layer!r}]` to read them from (its layers: {layers}). Put the "
             "raw counts in `.X`, or pass `layer=` naming the layer that holds them."
+            + (_RAW_HINT if raw_holds_counts(adata) else "")
         )
         raise ValueError(msg)
 
@@ -371,6 +384,7 @@ def _check_raw_counts(adata: AnnData, counts, source: str | None, where: str, me
                 f"counts: `method={method!r}` would treat normalised values as counts. Pass "
                 "`layer=` naming a layer of raw counts; if these are counts with fractions "
                 "(e.g. ambient-corrected), pass `check_counts=False`."
+                + (_RAW_HINT if source is None and raw_holds_counts(adata) else "")
             )
             raise ValueError(msg)
 
