@@ -83,7 +83,8 @@ FIT_OPTIONS = """\
     control_features
         Isotype-control targets, left out of the held-out mean per-feature Pearson and scored
         apart (``scores['controls_pearson_per_feature']``): ``"auto"`` takes target names
-        matching IgG, isotype, ctrl or control (any case), a list names them, ``None`` none.
+        matching IgG, isotype, ctrl or control (any case) unless the target modality holds
+        genes (no controls there: ``CTRL`` is a gene), a list names them, ``None`` none.
 """
 
 #: The keyword options of a neural ``fit_*`` (:class:`scmm.tl.NeuralFitKeywords`).

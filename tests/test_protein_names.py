@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anndata as ad
+import mudata as md
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +12,7 @@ import scmm
 from scmm import metrics
 from scmm.metrics import held_out_scores, shared_target_scores
 
-from .conftest import make_paired
+from .conftest import make_atac_rna, make_paired
 
 # (name as a panel writes it, harmonised name, isotype control)
 TABLE = [
@@ -251,3 +252,57 @@ def test_evaluate_scores_shared_features_only(capsys):
     np.testing.assert_allclose(values, y[:, [0, 2]], rtol=1e-6)
     assert left_out == {"left_out_model": ["CD4"], "left_out_measured": ["IgG1_ctrl"]}
     assert "left out" in capsys.readouterr().err
+
+
+def test_genes_are_not_antibodies():
+    """`CTRL` and `PIGG` are genes, not isotype controls; the gene `CD8A` is not `CD8`.
+
+    Before, an ATAC → RNA fit scored those genes apart as controls and `predict` into another
+    gene panel never paired them (and paired genes through antibody aliases).
+    """
+    mdata = make_atac_rna(n_genes=4)
+    mdata["rna"].var_names = ["CTRL", "PIGG", "CD8A", "GAPDH"]
+    scmm.pp.normalize(mdata, "atac", method="tfidf")
+    scmm.pp.split_cells(mdata, test_fraction=0.25, rng=0)
+    model = scmm.tl.fit_baseline(mdata, "atac", "rna", n_components=5, train="train")
+    scores = mdata.uns["scmm_ridge"]["scores"]
+    assert "n_controls" not in scores
+    assert mdata.uns["scmm_ridge"]["params"].get("control_features") is None  # was both
+    # a query measuring another gene panel: CTRL and PIGG are shared, CD8A is not CD8
+    genes = ad.AnnData(
+        np.ones((mdata.n_obs, 4), np.float32),
+        obs=mdata["rna"].obs[[]].copy(),
+        var=pd.DataFrame(index=["PIGG", "CTRL", "CD8", "ACTB"]),
+    )
+    query = md.MuData({"atac": mdata["atac"].copy(), "rna": genes})
+    with pytest.warns(UserWarning, match="differ from the model's targets"):
+        scmm.tl.predict(model, query, key_added="p")
+    targets = query.uns["p"]["targets"]
+    assert list(targets["shared"]) == ["CTRL", "PIGG"]
+    assert list(targets["left_out_model"]) == ["CD8A", "GAPDH"]
+    # proteins: as before, the control is flagged and the alias paired
+    m = metrics.match_targets(["CTRL", "CD8A"], ["CTRL", "CD8"])
+    assert m["shared"] == ["CD8"] and m["left_out_model"] == ["CTRL"]
+
+
+@pytest.mark.parametrize(
+    ("mod", "feature_types", "method", "genes"),
+    [
+        ("rna", None, None, True),
+        ("GEX", None, None, True),
+        ("prot", None, None, False),
+        ("adt", None, "log_cp10k", False),  # an antibody panel log-normalised: still antibodies
+        ("assay2", "Gene Expression", None, True),
+        ("assay2", "Antibody Capture", "log_cp10k", False),
+        ("assay2", None, "log_cp10k", True),
+        ("assay2", None, "clr", False),
+        ("assay2", None, None, False),  # unknown: antibody rules, as before
+    ],
+)
+def test_which_modalities_hold_genes(mod, feature_types, method, genes):
+    adata = ad.AnnData(np.ones((3, 2), np.float32))
+    if feature_types is not None:
+        adata.var["feature_types"] = feature_types
+    if method is not None:
+        adata.uns["scmm_normalize"] = {"method": method}
+    assert scmm._validate.holds_genes(adata, mod) is genes

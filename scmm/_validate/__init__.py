@@ -33,6 +33,7 @@ from ._values import (
     check_output_keys,
     find_predictions,
     get_matrix,
+    holds_genes,
     raw_holds_counts,
     warn_constant_rows,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "fill_missing",
     "find_predictions",
     "get_matrix",
+    "holds_genes",
     "match_features",
     "obs_columns_listing",
     "paired_modalities",

@@ -32,6 +32,30 @@ def _counts_like(values: np.ndarray) -> bool:
     return bool(nonzero.min() >= 0 and nonzero.max() > 1 and whole >= COUNTS_INTEGER_FRACTION)
 
 
+#: Modality names of gene expression and of antibody panels (lower case).
+GENE_MODALITIES = frozenset({"rna", "gex", "gene_expression", "expression"})
+PROTEIN_MODALITIES = frozenset({"prot", "adt", "protein", "proteins", "antibody"})
+
+
+def holds_genes(adata: AnnData, mod: str) -> bool:
+    """Whether the modality ``mod`` holds genes (no isotype controls, no antibody aliases).
+
+    Read from 10x ``var['feature_types']``, else the modality's name, else how
+    :func:`scmm.pp.normalize` normalised it (``log_cp10k``); unknown counts as not genes, so
+    antibody names are harmonised and controls flagged as before.
+    """
+    if "feature_types" in adata.var.columns:
+        types = set(adata.var["feature_types"].astype(str))
+        if types == {"Gene Expression"}:
+            return True
+        if types == {"Antibody Capture"}:
+            return False
+    if mod.lower() in GENE_MODALITIES | PROTEIN_MODALITIES:
+        return mod.lower() in GENE_MODALITIES
+    record = adata.uns.get("scmm_normalize")
+    return isinstance(record, dict) and record.get("method") == "log_cp10k"
+
+
 def raw_holds_counts(adata: AnnData) -> bool:
     """Whether ``adata.raw`` holds raw counts of ``adata``'s features (its first 1,000 cells).
 

@@ -145,19 +145,20 @@ def _cell_mask(mdata, pred: pd.DataFrame, spec: str) -> np.ndarray:
 
 
 def _aligned(
-    pred: pd.DataFrame, measured, report: Reporter
+    pred: pd.DataFrame, measured, report: Reporter, *, proteins: bool = True
 ) -> tuple[pd.DataFrame, np.ndarray, dict]:
     """Return ``pred`` on the shared features and the measured values of its cells, aligned.
 
-    Features are paired by harmonised protein name (:func:`scmm.metrics.match_targets`);
-    the others (extra measured columns, isotype controls) are left out and reported.
+    Features are paired by harmonised protein name (:func:`scmm.metrics.match_targets`;
+    genes, ``proteins=False``, by their names); the others (extra measured columns, isotype
+    controls) are left out and reported.
     """
     import numpy as np
 
     from ..metrics import match_targets
 
     rows = measured.obs_names.get_indexer(pred.index)
-    match = match_targets(pred.columns, measured.var_names)
+    match = match_targets(pred.columns, measured.var_names, proteins=proteins)
     cols = np.full(len(pred.columns), -1)
     cols[match["model_index"]] = match["measured_index"]
     left_out = {k: match[k] for k in ("left_out_model", "left_out_measured")}
@@ -224,6 +225,7 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
     import numpy as np
 
     from .. import metrics
+    from .._validate import holds_genes
     from ..metrics import held_out_scores
 
     mdata = read_file(args.data, "h5mu")
@@ -231,7 +233,10 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
     pred = _predictions(mdata, args.target, args.key)
     if args.cells is not None:
         pred = pred[_cell_mask(mdata, pred, args.cells)]
-    pred, y, left_out = _aligned(pred, _measured(mdata, args, report), report)
+    measured = _measured(mdata, args, report)
+    pred, y, left_out = _aligned(
+        pred, measured, report, proteins=not holds_genes(measured, args.target)
+    )
     p = pred.to_numpy(dtype=np.float64)
     per_feature = metrics.pearson_per_feature(y, p, average=False)
     means = _training_means(mdata, args.key, pred.columns)

@@ -142,12 +142,14 @@ def warn_below_mean_profile(scores: dict, key: str) -> None:
         )
 
 
-def match_targets(model_targets, measured) -> dict:
+def match_targets(model_targets, measured, *, proteins: bool = True) -> dict:
     """Pair a model's targets with a query's measured proteins by harmonised name.
 
     Both name lists go through :func:`scmm.pp.harmonize_protein_names` (``CD3_TotalSeqB``
     meets ``CD3``, ``PD-1`` meets ``CD279``, a second clone ``CD4_2`` meets only a
-    ``CD4_2``). Isotype controls are never paired.
+    ``CD4_2``). Isotype controls are never paired. Genes (``proteins=False``) are paired by
+    their exact names: no aliases (the gene ``CD8A`` is not the protein ``CD8``), and no
+    controls (``CTRL`` and ``PIGG`` are genes).
 
     Returns
     -------
@@ -163,8 +165,22 @@ def match_targets(model_targets, measured) -> dict:
     >>> m["shared"], m["left_out_model"], m["left_out_measured"]
     (['CD3', 'CD279'], ['CD8a'], ['IgG1'])
     """
-    model = harmonize_protein_names(model_targets)
-    query = harmonize_protein_names(measured)
+    if proteins:
+        model = harmonize_protein_names(model_targets)
+        query = harmonize_protein_names(measured)
+    else:
+        model, query = (
+            pd.DataFrame(
+                {"original_name": [str(n) for n in names], "isotype_control": False},
+                index=pd.Index([str(n) for n in names], name="name"),
+            )
+            for names in (model_targets, measured)
+        )
+        for side, label in ((model, "model"), (query, "query")):  # ambiguous: never paired
+            dup = side.index.duplicated(keep=False)
+            names = np.asarray(side.index, dtype=object)
+            names[dup] = [f"\0{label} duplicated {i}" for i in np.flatnonzero(dup)]
+            side.index = pd.Index(names, name="name")
     usable = ~model["isotype_control"].to_numpy()
     in_query = model.index.isin(query.index[~query["isotype_control"].to_numpy()])
     shared = model.index[usable & in_query]
@@ -202,7 +218,9 @@ def _labelled(x, names, arg: str, names_arg: str):
     return matrix, own, cells
 
 
-def shared_target_scores(measured, measured_names=None, predicted=None, model_targets=None) -> dict:
+def shared_target_scores(
+    measured, measured_names=None, predicted=None, model_targets=None, *, proteins: bool = True
+) -> dict:
     """Score predictions on the proteins both the model and the query have.
 
     Columns are paired by :func:`match_targets`; the others (extra query proteins, isotype
@@ -223,6 +241,9 @@ def shared_target_scores(measured, measured_names=None, predicted=None, model_ta
         same cells in the same order as ``measured``, columns ``model_targets``.
     model_targets
         The model's target names, for a matrix ``predicted``.
+    proteins
+        Pair antibody names after harmonising them (default); ``False`` for genes, paired by
+        their names (see :func:`match_targets`).
 
     Returns
     -------
@@ -257,7 +278,7 @@ def shared_target_scores(measured, measured_names=None, predicted=None, model_ta
     predicted, model_targets, predicted_cells = _labelled(
         predicted, model_targets, "predicted", "model_targets"
     )
-    match = match_targets(model_targets, measured_names)
+    match = match_targets(model_targets, measured_names, proteins=proteins)
     if not match["shared"]:
         msg = (
             f"The query measures none of the model's targets (model: "

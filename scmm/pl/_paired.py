@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from mudata import MuData
 
-from .._validate import cell_mask, check_modality, find_predictions, get_matrix
+from .._validate import cell_mask, check_modality, find_predictions, get_matrix, holds_genes
 from ..metrics import match_targets
 
 
@@ -52,7 +52,7 @@ def paired_values(
                 "predictions of one panel (or pass them one at a time)."
             )
             raise ValueError(msg)
-    match = match_targets(columns, adata.var_names)
+    match = match_targets(columns, adata.var_names, proteins=not holds_genes(adata, mod))
     if not match["shared"]:
         msg = (
             f"The predictions {keys[0]!r} share no target with mdata[{mod!r}] (predicted: "

@@ -25,6 +25,7 @@ from .._validate import (
     check_modality,
     check_output_keys,
     find_predictions,
+    holds_genes,
 )
 from ..metrics import match_targets, pearson_per_feature
 from ._contract import _h5_safe
@@ -176,7 +177,9 @@ def calibrate(
             f"{n_needed} are needed (more give steadier offsets; 50 were enough across labs)."
         )
         raise ValueError(msg)
-    match = match_targets(list(pred.columns), list(target.var_names))
+    match = match_targets(
+        list(pred.columns), list(target.var_names), proteins=not holds_genes(target, measured)
+    )
     if not match["shared"]:
         msg = (
             f"The predictions {key!r} and mdata[{measured!r}] share no target (predicted: "

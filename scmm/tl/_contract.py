@@ -46,6 +46,7 @@ from .. import _disk, _keys, metrics
 from .._validate import (
     check_finite_predictions,
     check_output_keys,
+    holds_genes,
     warn_constant_rows,
 )
 from ..metrics import control_names, warn_below_mean_profile
@@ -150,6 +151,9 @@ def fit_model(
     storage = _disk.storage(
         write_predictions, n_bytes * (1 + len(model.output_suffixes)), "write_predictions"
     )
+    if isinstance(control_features, str) and control_features == "auto":
+        # genes have no isotype controls (`CTRL` and `PIGG` are genes)
+        control_features = None if holds_genes(tgt, target) else "auto"
     controls = control_names(tgt.var_names, control_features)  # checked before fitting
     if storage is not None:
         keys = [key_added + suffix for suffix in ("", *model.output_suffixes)]

@@ -15,7 +15,12 @@ from anndata import AnnData
 from mudata import MuData
 
 from .. import _disk, _keys
-from .._validate import check_finite_predictions, check_modality, check_output_keys
+from .._validate import (
+    check_finite_predictions,
+    check_modality,
+    check_output_keys,
+    holds_genes,
+)
 from ..metrics import match_targets
 from ..models import BaseModel
 from ..models import check_query_distance as check_query
@@ -197,7 +202,9 @@ def predict(
         columns = _target_order(tgt.var_names, model.target_features)
         if columns is not None and len(columns) == 0:
             # another panel: predictions go to the source's .obsm; the shared targets are listed
-            matched = match_targets(model.target_features, tgt.var_names)
+            matched = match_targets(
+                model.target_features, tgt.var_names, proteins=not holds_genes(tgt, model.target)
+            )
             _warn_left_out(matched, model.target)
             tgt, rows, columns = None, np.arange(src.n_obs), None
         elif len(rows) < src.n_obs:
