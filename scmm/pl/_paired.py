@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 from mudata import MuData
 
-from .._validate import cell_mask, check_modality, find_predictions, get_matrix, holds_genes
+from .._validate import (
+    cell_mask,
+    check_measured_normalised,
+    check_modality,
+    find_predictions,
+    get_matrix,
+    holds_genes,
+)
 from ..metrics import match_targets
 
 
@@ -21,7 +28,8 @@ def paired_values(
     Predictions are layers of ``mdata[mod]`` (a fit) or cells × targets DataFrames in a
     modality's ``.obsm`` (:func:`scmm.tl.predict` for a query of another panel, or
     :func:`scmm.tl.calibrate`): their targets are then paired with ``mod``'s features by
-    harmonised name (:func:`scmm.metrics.match_targets`) and their cells by name.
+    harmonised name (:func:`scmm.metrics.match_targets`) and their cells by name, and
+    measured raw counts are refused (normalise them as the training targets were).
 
     Returns
     -------
@@ -73,5 +81,11 @@ def paired_values(
             raise ValueError(msg)
         preds.append(frame.to_numpy(np.float64)[rows][:, match["model_index"]])
     measured = _dense(y[mask][:, match["measured_index"]])
+    check_measured_normalised(  # a query's measured panel, read as it came
+        measured,
+        preds[0],
+        f"mdata[{mod!r}]" + (f".layers[{layer!r}]" if layer else ".X"),
+        f"`scmm.pp.normalize(mdata, {mod!r}, method='clr')` for proteins",
+    )
     features = [str(adata.var_names[i]) for i in match["measured_index"]]
     return features, measured, preds, mask
