@@ -374,7 +374,12 @@ def test_modality_mixing_feature_types_is_refused():
         scmm.tl.fit_baseline(d, "rna", "prot", n_components=5)
     assert "scmm_ridge" not in d["prot"].layers
     d.mod["rna"] = mixed[:, mixed.var["feature_types"] == "Gene Expression"].copy()
-    scmm.tl.fit_baseline(d, "rna", "prot", n_components=5)  # the named fix works
+    model = scmm.tl.fit_baseline(d, "rna", "prot", n_components=5)  # the named fix works
+    # a query read that way: its antibody counts would enter each cell's RNA total
+    query = md.MuData({"rna": mixed.copy()})
+    with pytest.raises(ValueError, match=r"mdata\['rna'\]` mixes feature types"):
+        scmm.tl.predict(model, query, normalize=True)
+    assert "scmm_ridge" not in query["rna"].obsm
     # CELLxGENE's `feature_type` holds gene biotypes, not assays: not refused
     d["rna"].var["feature_type"] = ["protein_coding", "lncRNA"] * (d["rna"].n_vars // 2)
     scmm.tl.fit_baseline(d, "rna", "prot", n_components=5)

@@ -9,6 +9,7 @@ from .._settings import use_mudata_options
 from ._cells import (
     align_cells,
     cell_mask,
+    check_one_feature_type,
     obs_columns_listing,
     paired_modalities,
     resolve_train,
@@ -53,6 +54,7 @@ __all__ = [
     "check_measured_normalised",
     "check_modality",
     "check_nonnegative",
+    "check_one_feature_type",
     "check_orientation",
     "check_output_keys",
     "fill_missing",

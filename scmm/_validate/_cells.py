@@ -172,11 +172,12 @@ TENX_FEATURE_TYPES = pd.Index(
 )
 
 
-def _check_one_feature_type(adata: AnnData, mod: str) -> None:
+def check_one_feature_type(adata: AnnData, mod: str) -> None:
     """Refuse a modality that mixes 10x feature types (genes with antibodies or peaks).
 
     ``scanpy.read_10x_h5(..., gex_only=False)`` keeps every feature of a Cell Ranger run in
-    one AnnData: used as the RNA, a model would read the proteins it predicts.
+    one AnnData: used as the RNA, a model would read the proteins it predicts, and the
+    antibody counts would enter each cell's total when the RNA is normalised.
     """
     for column in ("feature_types", "feature_type"):
         if column not in adata.var.columns:
@@ -187,8 +188,9 @@ def _check_one_feature_type(adata: AnnData, mod: str) -> None:
             kinds = ", ".join(f"{k!r}: {v:,}" for k, v in counts.items())
             msg = (
                 f"`mdata[{mod!r}]` mixes feature types ({kinds} in `.var[{column!r}]`): a "
-                "modality must hold one kind, or the model would read one assay to predict "
-                "it. Split them (`muon.read_10x_h5` does; or keep one kind with "
+                "modality must hold one kind, or a model would read one assay to predict it "
+                "and normalising would count the other assay in each cell's total. Split "
+                "them (`muon.read_10x_h5` does; or keep one kind with "
                 f"`adata[:, adata.var[{column!r}] == 'Gene Expression']`)."
             )
             raise ValueError(msg)
@@ -207,7 +209,7 @@ def paired_modalities(
         msg = f"`source` and `target` are both {source!r}; pass two different modalities."
         raise ValueError(msg)
     for mod, adata in ((source, src), (target, tgt)):
-        _check_one_feature_type(adata, mod)
+        check_one_feature_type(adata, mod)
     return src, tgt, align_cells(src, tgt, f"source={source!r}", f"target={target!r}")
 
 

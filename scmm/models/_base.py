@@ -24,6 +24,7 @@ from .._utils import SeedLike
 from .._validate import (
     align_features,
     check_modality,
+    check_one_feature_type,
     check_orientation,
     fill_missing,
     get_matrix,
@@ -259,6 +260,7 @@ class BaseModel(Binding):
             adata = data
         where = f"mdata[{self.source!r}]." + (f"layers[{self.layer!r}]" if self.layer else "X")
         check_orientation(adata.obs_names, adata.var_names, self.source_features, where)
+        check_one_feature_type(adata, self.source)
         raw_names = None if adata.raw is None else adata.raw.var_names  # for a hint
         space = (self.input_space or {}).get("source")
         idf = self.input_arrays.get("idf") if normalize else None
