@@ -280,6 +280,45 @@ def check_source(
     check_query(space, stats, arrays, train, mod=mod, arg=arg)
 
 
+def features_to_normalise(
+    adata: AnnData,
+    record: dict[str, Any] | None,
+    features: list[str],
+    feature_ids: list[str] | None,
+    mod: str,
+) -> AnnData:
+    """Return the query's features whose counts make each cell's total, as in training.
+
+    ``record['n_features']`` (of :func:`scmm.pp.normalize`) is how many features the training
+    cells' totals were taken over. When those are exactly the model's features, the query is
+    restricted to them (a view) when it has them all: its other features (the rest of a
+    transcriptome, peaks called elsewhere) must not enter its totals. When the training totals
+    were over more features than the model reads (it was subset after normalising), the
+    query's own features make its totals, with a warning when they are far fewer than the
+    training cells had. An older
+    record (no ``n_features``) leaves ``adata`` as it is.
+    """
+    n_norm = (record or {}).get("n_features")
+    if n_norm is None or adata.n_vars == 0:
+        return adata
+    if n_norm == len(features):
+        if adata.n_vars <= n_norm:
+            return adata
+        idx = match_features(adata.var, features, feature_ids)[0]
+        # all found: the training totals exactly (missing ones are refused or filled later)
+        return adata[:, np.sort(idx)] if (idx >= 0).all() else adata
+    if adata.n_vars < n_norm / 2:
+        warnings.warn(
+            f"The training cells were normalised over {n_norm:,} features of {mod!r} (each "
+            f"cell's total), these cells over their {adata.n_vars:,}: their normalised values "
+            "are on another scale. Pass the query with all its features (the model picks its "
+            "own), not only the model's.",
+            UserWarning,
+            stacklevel=4,
+        )
+    return adata
+
+
 def normalized_copy(
     adata: AnnData,
     record: dict[str, Any] | None,

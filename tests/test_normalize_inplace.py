@@ -49,6 +49,7 @@ def test_same_values_as_keep_counts(method, sparse):
         "method": method,
         "layer": "counts",
         "keep_counts": False,
+        "n_features": X.shape[1],
     }
     assert kept["m"].uns["scmm_normalize"]["keep_counts"] is True
 

@@ -57,19 +57,49 @@ def test_few_raw_cells_get_the_training_values(tfidf_ridge, n_cells):
 
 
 def test_query_peaks_in_another_order_and_extra_peaks(tfidf_ridge):
-    """Extra peaks count in each cell's term frequencies (as in `scmm.pp.normalize`), not as
-    features; the training IDF follows each peak by name."""
+    """Each cell's term frequencies are over the peaks the training cells' were: the model's
+    own here (extra peaks stay out, as they were not among the training cells' peaks); the
+    training IDF follows each peak by name.
+
+    Before, the extra peaks counted in the query's totals: other values than the training
+    cells' for the same counts."""
     mdata, model = tfidf_ridge
     counts = mdata["atac"].layers["counts"][:4].toarray()
     extra = np.full((4, 2), 3.0, np.float32)
     names = [*mdata["atac"].var_names, "chr2:1-500", "chr2:900-1500"]
     full = np.hstack([counts, extra])
     query = ad.AnnData(sp.csr_matrix(full[:, ::-1]), var=pd.DataFrame(index=names[::-1]))
-    with pytest.warns(UserWarning, match="Ignoring 2 features"):
-        scmm.tl.predict(model, query, normalize=True)
-    tf = np.log1p(counts / full.sum(axis=1, keepdims=True) * 1e4)
-    expected = model.predict_array(tf * mdata["atac"].var["scmm_idf"].to_numpy())
-    np.testing.assert_allclose(query.obsm["scmm_ridge"].to_numpy(), expected, rtol=1e-4, atol=1e-5)
+    scmm.tl.predict(model, query, normalize=True)
+    np.testing.assert_allclose(
+        query.obsm["scmm_ridge"].to_numpy(),
+        model.predict_array(mdata["atac"].X[:4]),  # the training cells' own TF-IDF
+        rtol=1e-4,
+        atol=1e-5,
+    )
+    assert query.uns["scmm_ridge"]["features"]["n_ignored"] == 2
+
+
+def test_totals_over_more_features_than_the_model_reads():
+    """Normalised over every peak, fitted on some: the query's own peaks make its totals."""
+    mdata = make_atac_rna()
+    scmm.pp.normalize(mdata, "atac", method="tfidf")  # over all 40 peaks
+    mdata.mod["atac"] = mdata["atac"][:, :15].copy()  # the model reads 15 of them
+    mdata.update()
+    model = scmm.tl.fit_baseline(mdata, "atac", "rna", n_components=6, write_predictions=False)
+    counts = mdata["atac"].layers["counts"]
+    whole = make_atac_rna()["atac"]  # all 40 peaks' counts, as the training cells had them
+    scmm.tl.predict(model, whole, normalize=True)
+    np.testing.assert_allclose(
+        whole.obsm["scmm_ridge"].to_numpy(),
+        model.predict_array(mdata["atac"].X),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+    cut = ad.AnnData(counts.copy(), obs=whole.obs[[]], var=mdata["atac"].var[[]])
+    with pytest.warns(
+        UserWarning, match=r"normalised over 40 features of 'atac'.*these cells over their 15"
+    ):
+        scmm.tl.predict(model, cut, normalize=True)
 
 
 def test_training_idf_saved_with_the_model(tfidf_ridge, tmp_path):

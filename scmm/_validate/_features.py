@@ -223,14 +223,14 @@ def align_features(
 
     Below ``min_overlap`` (fraction of the features found) this raises a ``ValueError``; other
     missing features raise a ``KeyError`` listing them unless ``allow_missing``, when they are
-    left at 0 here with a warning (the caller fills them); extra features are dropped with a
-    warning.
+    left at 0 here with a warning (the caller fills them); extra features (the rest of a
+    transcriptome) are dropped and counted.
 
     Returns
     -------
     The aligned matrix and a report: ``n_features``, ``n_found``, ``fraction_found``,
-    ``n_matched_by_coordinates`` (peaks), ``n_matched_by_id`` and the bool array ``found``
-    (not JSON).
+    ``n_matched_by_coordinates`` (peaks), ``n_matched_by_id``, ``n_ignored`` (features of the
+    data the model does not read) and the bool array ``found`` (not JSON).
     """
     import warnings
 
@@ -306,15 +306,8 @@ def align_features(
             UserWarning,
             stacklevel=4,
         )
-    extra = np.ones(len(var), dtype=bool)
-    extra[idx[present]] = False
-    if extra.any():
-        warnings.warn(
-            f"Ignoring {int(extra.sum())} features of `{arg}` the model was not trained on: "
-            f"{_listing(var.index[extra])}.",
-            UserWarning,
-            stacklevel=4,
-        )
+    # features the model does not read (the rest of a transcriptome): normal, only counted
+    report["n_ignored"] = len(var) - int(present.sum())
     if present.all() and np.array_equal(idx, np.arange(len(var))):
         return X, report
     if sp.issparse(X):

@@ -14,7 +14,6 @@ from ._io import (
     check_counts,
     check_inputs,
     check_new_path,
-    normalize_counts,
     read_inputs,
     write_h5mu,
 )
@@ -117,7 +116,7 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
         )
         raise UsageError(msg)
     normalize = {model.source: "none", model.target: "none"}
-    by_model = False  # the model normalises the query's raw counts itself (TF-IDF)
+    by_model = False  # the model normalises the query's raw counts itself, as at fit time
     if args.normalize == "auto":
         if record is None:
             msg = (
@@ -128,18 +127,16 @@ def run(args: argparse.Namespace, report: Reporter) -> int:
             raise UsageError(msg)
         normalize = dict(record["normalize"])
         method = normalize[model.source]
-        if method == "tfidf":
-            # the model weighs the query's term frequencies by its training cells' IDF: the
-            # query's own would change with the cells predicted together
+        if method != "none":
+            # the model applies its training call: each cell's total over the features the
+            # training cells' were, TF-IDF with the training cells' IDF (the query's own would
+            # change with the cells predicted together)
             check_counts(query, model.source, method, flag="`--normalize auto`")
             report.step(
-                f"normalising {model.source!r} from raw counts (tfidf, with the training cells' "
-                "IDF; the query's values are written as read)"
+                f"normalising {model.source!r} from raw counts ({method}, as the training cells "
+                "were; the query's values are written as read)"
             )
             by_model = True
-        elif method != "none":
-            report.step(f"normalising {model.source!r} from raw counts ({method})")
-            normalize_counts(query, model.source, method, flag="`--normalize auto`")
     key = args.key or (record["key"] if record else None)
     report.step(f"predicting {model.target!r} for {query[model.source].n_obs} cells")
     tl.predict(

@@ -264,8 +264,12 @@ class BaseModel(Binding):
         raw_names = None if adata.raw is None else adata.raw.var_names  # for a hint
         space = (self.input_space or {}).get("source")
         idf = self.input_arrays.get("idf") if normalize else None
+        n_vars = adata.n_vars
         if normalize:
             record = (space or {}).get("normalize") if self.layer is None else None
+            adata = _input_space.features_to_normalise(
+                adata, record, self.source_features, self.source_feature_ids, self.source
+            )
             adata = _input_space.normalized_copy(adata, record, self.source, training_idf=idf)
         elif "idf" in self.input_arrays and self.layer is None:
             _input_space.check_idf(adata.var, self.source_features, self.input_arrays["idf"])
@@ -281,6 +285,7 @@ class BaseModel(Binding):
             raw_names=raw_names,
         )
         found = report.pop("found")
+        report["n_ignored"] += n_vars - adata.n_vars  # those left out of the totals too
         if idf is not None:  # term frequencies of these cells × the training cells' IDF
             X = _input_space.weigh_features(X, idf)
         if space is not None:

@@ -217,9 +217,9 @@ def normalize(
     ``mdata[mod].var['scmm_idf']`` : float32
         ``"tfidf"``: the IDF each feature was weighed by.
     ``mdata[mod].uns['scmm_normalize']`` : dict
-        ``method``, ``layer`` and ``keep_counts``: models fitted on ``.X`` record it, to
-        check new cells and to normalise raw counts themselves
-        (``scmm.tl.predict(..., normalize=True)``).
+        ``method``, ``layer``, ``keep_counts`` and ``n_features`` (the number of features each
+        cell's total was taken over): models fitted on ``.X`` record it, to check new cells
+        and to normalise raw counts themselves (``scmm.tl.predict(..., normalize=True)``).
 
     Examples
     --------
@@ -287,7 +287,12 @@ def normalize_adata(
     )
     if method != "clr":
         check_cells_have_counts(counts, f"mod={mod!r}")
-    params = {"method": method, "layer": layer if layer else "X", "keep_counts": keep_counts}
+    params = {
+        "method": method,
+        "layer": layer if layer else "X",
+        "keep_counts": keep_counts,
+        "n_features": int(adata.n_vars),  # each cell's total (CLR: mean) is over these
+    }
     # everything is checked: from here on (keep_counts=False) the counts are overwritten
     if method == "clr":
         X, used = _clr(counts.copy() if keep_counts else counts), None
