@@ -73,7 +73,7 @@ def predict(
     Cells may have only the source modality. Source features are matched by name, then by the
     Ensembl ids of ``var['gene_ids']`` (e.g. genes renamed between annotation versions);
     features the data lacks are an error listing them (or filled at their training means with
-    a warning when ``allow_missing_features=True``), extra ones are ignored with a warning.
+    a warning when ``allow_missing_features=True``), extra ones are not read (counted).
 
     The values are checked against what the model was trained on: raw counts reaching a model
     trained on normalised values are an error naming the :func:`scmm.pp.normalize` call to
@@ -97,9 +97,10 @@ def predict(
     normalize
         ``data`` holds raw counts (``.layers['counts']`` or ``.X``, as
         :func:`scmm.pp.normalize` reads them): normalise them with the call recorded for the
-        model's training values first, as if ``scmm.pp.normalize`` had been run on ``data``
-        (on all of its features, before the model's are picked; ``"tfidf"`` weighs the term
-        frequencies by the training cells' IDF, stored with the model). ``data`` is not modified.
+        model's training values first, each cell's total taken over the features the training
+        cells' were (the model's own when it was trained on every normalised feature, else all
+        of ``data``'s; ``"tfidf"`` weighs the term frequencies by the training cells' IDF,
+        stored with the model). ``data`` is not modified.
     align
         Align the cells of ``data`` (another dataset) to the model's training cells before
         predicting, from their source values only: ``"standardize"`` (each feature to the
