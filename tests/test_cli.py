@@ -216,6 +216,13 @@ def test_predict_says_where_the_predictions_are(small, tmp_path, capsys):
     assert "scmm: warning: 30 of the 60 cells of 'rna' are not in 'prot'" in err
     assert f"wrote {out} (predictions in rna.obsm['ridge'])" in err
     assert read_h5mu(out)["rna"].obsm["ridge"].shape == (60, 4)
+    # scored on the 30 measured cells, the others named
+    argv = ["evaluate", out, "--target", "prot", "--key", "ridge", "--json", tmp_path / "s.json"]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("always", "30 of the 60 predicted cells", UserWarning)
+        assert cli.main([str(a) for a in argv]) == 0
+    assert "30 of the 60 predicted cells have no measured values" in capsys.readouterr().err
+    assert json.loads((tmp_path / "s.json").read_text())["n_cells"] == 30
 
 
 def test_predict_aligns_the_query_on_request(small, tmp_path, capsys):
@@ -322,6 +329,8 @@ def test_evaluate_errors(small, tmp_path, capsys):
          "pass `--cells batch=VALUE`"),
         (["--key", "scmm_ridge", "--measured", small["rna"]],
          "predicted features are not measured"),
+        (["--key", "scmm_ridge", "--measured", small["other"]],  # cells x0, x1, ...
+         "none of the 60 predicted cells has measured values"),
     ]  # fmt: skip
     for extra, fragment in cases:
         argv = ["evaluate", pred, "--target", "prot", *extra, "-q"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -151,7 +152,8 @@ def _aligned(
 
     Features are paired by harmonised protein name (:func:`scmm.metrics.match_targets`;
     genes, ``proteins=False``, by their names); the others (extra measured columns, isotype
-    controls) are left out and reported.
+    controls) are left out and reported. Predicted cells without measured values are left
+    out with a warning (an error when none is measured).
     """
     import numpy as np
 
@@ -170,12 +172,21 @@ def _aligned(
         )
         pred = pred.iloc[:, np.flatnonzero(cols >= 0)]
         cols = cols[cols >= 0]
-    if (rows < 0).any():
+    if (rows < 0).all():
         msg = (
-            f"{int((rows < 0).sum())} predicted cells have no measured values (e.g. "
-            f"{list(pred.index[rows < 0][:3])}); select measured cells with --cells or --measured"
+            f"none of the {len(rows)} predicted cells has measured values (e.g. "
+            f"{list(pred.index[:3])}); pass the measured cells with --measured"
         )
         raise ValueError(msg)
+    if (rows < 0).any():  # e.g. proteins measured for some cells only: score those
+        warnings.warn(
+            f"{int((rows < 0).sum())} of the {len(rows)} predicted cells have no measured "
+            f"values (e.g. {list(pred.index[rows < 0][:3])}): scoring the other "
+            f"{int((rows >= 0).sum())}.",
+            UserWarning,
+            stacklevel=2,
+        )
+        pred, rows = pred[rows >= 0], rows[rows >= 0]
     if (cols < 0).any():
         msg = (
             f"{int((cols < 0).sum())} predicted features are not measured (e.g. "
