@@ -198,8 +198,12 @@ def test_shared_target_scores_pair_cells_by_name():
     )
     assert by_row["rmse"] != pytest.approx(out["rmse"])  # what pairing by position gave
     strangers = predicted.rename(index={predicted.index[0]: "elsewhere"})
-    with pytest.raises(ValueError, match=r"1 of the .* predicted cells are not among the measured"):
-        shared_target_scores(measured, predicted=strangers)
+    with pytest.warns(UserWarning, match=r"1 of the 45 predicted cells are not among the measured"):
+        some = shared_target_scores(measured, predicted=strangers)
+    assert some["n_cells"] == len(order) - 1
+    assert some["rmse"] == pytest.approx(metrics.rmse(y[order[1:]], p[order[1:]]))
+    with pytest.raises(ValueError, match="None of the 45 predicted cells is among the measured"):
+        shared_target_scores(measured, predicted=predicted.set_axis([f"x{i}" for i in range(45)]))
     with pytest.raises(ValueError, match="`measured_names` differs"):
         shared_target_scores(measured, ["A", "B", "C"], predicted)
     with pytest.raises(TypeError, match="Pass `model_targets`"):

@@ -226,7 +226,8 @@ def shared_target_scores(
     Columns are paired by :func:`match_targets`; the others (extra query proteins, isotype
     controls, targets the query did not measure) are left out and listed. Cells are paired by
     name when both sides carry names (an AnnData and a DataFrame, as
-    :func:`scmm.tl.predict` writes it), else by position.
+    :func:`scmm.tl.predict` writes it; predicted cells without measurements are left out with a
+    warning), else by position.
 
     Parameters
     ----------
@@ -254,7 +255,7 @@ def shared_target_scores(
     Raises
     ------
     ValueError
-        No protein in common, predicted cells that were not measured (or other numbers of
+        No protein in common, no predicted cell measured (or, by position, other numbers of
         cells), or measured raw counts against normalised predictions.
 
     Examples
@@ -288,14 +289,23 @@ def shared_target_scores(
         raise ValueError(msg)
     if measured_cells is not None and predicted_cells is not None:
         rows = pd.Index(measured_cells).get_indexer(predicted_cells)
-        if (rows < 0).any():
+        if (rows < 0).all():
             msg = (
-                f"{int((rows < 0).sum())} of the {len(rows)} predicted cells are not among the "
-                f"measured cells (e.g. {list(predicted_cells[rows < 0][:3])}): pass the "
-                "predictions of the measured cells only, e.g. "
-                "`predicted.loc[predicted.index.intersection(measured.obs_names)]`."
+                f"None of the {len(rows)} predicted cells is among the measured cells (e.g. "
+                f"{list(predicted_cells[:3])} vs {list(measured_cells[:3])}): pass the "
+                "measurements of the predicted cells."
             )
             raise ValueError(msg)
+        if (rows < 0).any():  # e.g. proteins measured for some cells only: score those
+            warnings.warn(
+                f"{int((rows < 0).sum())} of the {len(rows)} predicted cells are not among the "
+                f"measured cells (e.g. {list(predicted_cells[rows < 0][:3])}): scoring the "
+                f"other {int((rows >= 0).sum())}.",
+                UserWarning,
+                stacklevel=2,
+            )
+            predicted = predicted[rows >= 0]
+            rows = rows[rows >= 0]
         measured = measured[rows]
     elif measured.shape[0] != predicted.shape[0]:
         msg = f"`measured` has {measured.shape[0]} cells, `predicted` {predicted.shape[0]}."
