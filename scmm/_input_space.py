@@ -295,8 +295,7 @@ def features_to_normalise(
     transcriptome, peaks called elsewhere) must not enter its totals. When the training totals
     were over more features than the model reads (it was subset after normalising), the
     query's own features make its totals, with a warning when they are far fewer than the
-    training cells had. An older
-    record (no ``n_features``) leaves ``adata`` as it is.
+    training cells had. An older record (no ``n_features``) leaves ``adata`` as it is.
     """
     n_norm = (record or {}).get("n_features")
     if n_norm is None or adata.n_vars == 0:

@@ -127,7 +127,7 @@ def accuracy_by_cell_type(
         msg = f"No cells to score: `cells` selects none, or no cell has a `{groupby}` label."
         raise ValueError(msg)
 
-    _, y, preds, _ = paired_values(mdata, mod, keys, layer=layer, cells=keep)
+    _, y, preds = paired_values(mdata, mod, keys, layer=layer, cells=keep)
     r = np.array([metrics.pearson_per_cell(y, p, average=False) for p in preds])
 
     group = labels[keep]

@@ -73,7 +73,7 @@ def feature_correlations(
     2
     """
     keys = [keys] if isinstance(keys, str) else list(keys)
-    names, y, preds, _ = paired_values(mdata, mod, keys, layer=layer, cells=cells)
+    names, y, preds = paired_values(mdata, mod, keys, layer=layer, cells=cells)
     r = np.array([metrics.pearson_per_feature(y, p, average=False) for p in preds])
     n_features = len(names)
     order = np.argsort(-r.mean(axis=0), kind="stable")

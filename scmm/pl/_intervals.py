@@ -70,7 +70,7 @@ def interval_coverage(
     >>> len(ax.collections[0].get_offsets())
     5
     """
-    names, y, (lower, upper), _ = paired_values(
+    names, y, (lower, upper) = paired_values(
         mdata, mod, list(_keys.interval(key)), layer=layer, cells=cells
     )
     inside = (y >= lower) & (y <= upper)

@@ -22,7 +22,7 @@ def _dense(x) -> np.ndarray:
 
 def paired_values(
     mdata: MuData, mod: str, keys, *, layer: str | None = None, cells=None
-) -> tuple[list[str], np.ndarray, list[np.ndarray], np.ndarray]:
+) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
     """Measured values of ``mdata[mod]`` and the predictions ``keys`` on the same cells.
 
     Predictions are layers of ``mdata[mod]`` (a fit) or cells × targets DataFrames in a
@@ -33,8 +33,8 @@ def paired_values(
 
     Returns
     -------
-    The feature names (``mod``'s own), the measured values and one prediction per key (cells ×
-    features, float64), and the boolean mask of ``mdata[mod]``'s cells they are of.
+    The feature names (``mod``'s own), the measured values and one prediction per key (the
+    selected cells × features, float64).
     """
     adata = check_modality(mdata, mod, "mod")
     keys = [keys] if isinstance(keys, str) else list(keys)
@@ -51,7 +51,7 @@ def paired_values(
     y = get_matrix(adata, layer)
     if all(in_layers for _, _, in_layers in found):
         names = [str(n) for n in adata.var_names]
-        return names, _dense(y[mask]), [f.to_numpy(np.float64)[mask] for _, f, _ in found], mask
+        return names, _dense(y[mask]), [f.to_numpy(np.float64)[mask] for _, f, _ in found]
     columns = list(found[0][1].columns)
     for key, (_, frame, _) in zip(keys, found, strict=True):
         if list(frame.columns) != columns:
@@ -88,4 +88,4 @@ def paired_values(
         f"`scmm.pp.normalize(mdata, {mod!r}, method='clr')` for proteins",
     )
     features = [str(adata.var_names[i]) for i in match["measured_index"]]
-    return features, measured, preds, mask
+    return features, measured, preds

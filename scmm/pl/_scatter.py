@@ -62,7 +62,7 @@ def predicted_vs_measured(
     >>> len(fig.axes)
     3
     """
-    names, y, (p,), _ = paired_values(mdata, mod, key, layer=layer, cells=cells)
+    names, y, (p,) = paired_values(mdata, mod, key, layer=layer, cells=cells)
     r = metrics.pearson_per_feature(y, p, average=False)
     if features is None:
         idx = list(np.argsort(-r)[: min(n_features, len(names))])
