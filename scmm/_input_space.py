@@ -304,8 +304,22 @@ def features_to_normalise(
         if adata.n_vars <= n_norm:
             return adata
         idx = match_features(adata.var, features, feature_ids)[0]
-        # all found: the training totals exactly (missing ones are refused or filled later)
-        return adata[:, np.sort(idx)] if (idx >= 0).all() else adata
+        if not (idx >= 0).all():  # missing ones are refused or filled later
+            return adata
+        restricted = adata[:, np.sort(idx)]  # the training totals exactly
+        layer = record.get("layer", "counts")
+        counts = restricted.layers[layer] if layer in restricted.layers else restricted.X
+        empty = np.asarray(counts.sum(axis=1)).ravel() == 0
+        if empty.any():
+            msg = (
+                f"{int(empty.sum())} cells (e.g. {list(restricted.obs_names[empty][:3])}) have "
+                f"no counts in the model's {len(features):,} features of {mod!r}, over which "
+                "the training cells' totals were taken: they cannot be normalised the same "
+                "way. Drop them first, e.g. `adata = adata[np.asarray(adata[:, "
+                "model.source_features].X.sum(axis=1)).ravel() > 0].copy()`."
+            )
+            raise ValueError(msg)
+        return restricted
     if adata.n_vars < n_norm / 2:
         warnings.warn(
             f"The training cells were normalised over {n_norm:,} features of {mod!r} (each "

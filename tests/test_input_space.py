@@ -117,6 +117,16 @@ def test_other_genes_of_the_query_stay_out_of_its_totals(ridge, bmmc):
         atol=1e-5,
     )
     assert whole.uns["scmm_ridge"]["features"]["n_ignored"] == 3000
+    # a cell with counts in the other genes only cannot be normalised as the training cells
+    empty = whole.copy()
+    X = empty.X.tolil()
+    X[0, :1000] = 0
+    X[0, 1000:1005] = 3
+    empty.X = X.tocsr()
+    with pytest.raises(
+        ValueError, match=r"1 cells .* have no counts in the model's 1,000 features"
+    ):
+        scmm.tl.predict(ridge, empty, normalize=True)
 
 
 def test_record_survives_save_and_load(ridge, bmmc, tmp_path):
