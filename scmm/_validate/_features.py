@@ -296,7 +296,9 @@ def align_features(
             f"{len(missing)} of the model's {n} features are missing from `{arg}` "
             f"({share} found): {_listing(missing)}.{duplicated}{elsewhere} "
             f"{'Otherwise pass' if duplicated or elsewhere else 'Pass'} "
-            "`allow_missing_features=True` to fill them at their training means."
+            "`allow_missing_features=True` to fill them at their training means, or refit the "
+            "model on the features both have (genes renamed between annotation versions: "
+            "`reference[:, reference.var_names.isin(query.var_names)]`)."
         )
         raise KeyError(msg)
     if len(missing):
