@@ -405,6 +405,10 @@ def test_plots_read_predictions_of_another_panel_from_obsm():
         scmm.pl.predicted_vs_measured(md.MuData({"rna": rna[3:].copy(), "prot": prot}), "prot", "p")
     with pytest.raises(KeyError, match=r"`features` \['CD8'\] are not predicted features"):
         scmm.pl.predicted_vs_measured(query, "prot", "p", features=["CD8"])
+    # calibrated predictions hold the shared targets only: compared on those both have
+    rna.obsm["q"] = rna.obsm["p"][["CD3_TotalSeqB"]] + 1.0
+    ax = scmm.pl.feature_correlations(query, "prot", ["p", "q"])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["CD3"]
     query["prot"].layers["counts"] = np.rint(np.exp(query["prot"].X) * 5)  # not normalised
     with pytest.raises(ValueError, match=r"mdata\['prot'\]\.layers\['counts'\] holds raw counts"):
         scmm.pl.interval_coverage(query, "prot", "p", layer="counts")

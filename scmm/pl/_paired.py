@@ -28,8 +28,9 @@ def paired_values(
     Predictions are layers of ``mdata[mod]`` (a fit) or cells × targets DataFrames in a
     modality's ``.obsm`` (:func:`scmm.tl.predict` for a query of another panel, or
     :func:`scmm.tl.calibrate`): their targets are then paired with ``mod``'s features by
-    harmonised name (:func:`scmm.metrics.match_targets`) and their cells by name, and
-    measured raw counts are refused (normalise them as the training targets were).
+    harmonised name (:func:`scmm.metrics.match_targets`; the features every prediction has)
+    and their cells by name, and measured raw counts are refused (normalise them as the
+    training targets were).
 
     Returns
     -------
@@ -52,22 +53,28 @@ def paired_values(
     if all(in_layers for _, _, in_layers in found):
         names = [str(n) for n in adata.var_names]
         return names, _dense(y[mask]), [f.to_numpy(np.float64)[mask] for _, f, _ in found]
-    columns = list(found[0][1].columns)
-    for key, (_, frame, _) in zip(keys, found, strict=True):
-        if list(frame.columns) != columns:
+    proteins = not holds_genes(adata, mod)
+    # each prediction's targets meet the measured features by name; the plots show those all
+    # predictions have (e.g. the reference's 48 proteins and their 6 calibrated ones)
+    columns = {}  # measured column -> the column of each prediction
+    for i, (key, (_, frame, _)) in enumerate(zip(keys, found, strict=True)):
+        match = match_targets(list(frame.columns), adata.var_names, proteins=proteins)
+        pairs = dict(zip(match["measured_index"], match["model_index"], strict=True))
+        if i == 0:
+            columns = {m: [c] for m, c in pairs.items()}
+        else:
+            columns = {m: [*cs, pairs[m]] for m, cs in columns.items() if m in pairs}
+        if not columns:
             msg = (
-                f"The predictions {keys[0]!r} and {key!r} are of other targets; compare "
-                "predictions of one panel (or pass them one at a time)."
+                f"The predictions {key!r} share no target with mdata[{mod!r}]"
+                + (f" that {keys[0]!r} has" if i else "")
+                + f" (predicted: {list(frame.columns[:8])}; measured: "
+                f"{list(adata.var_names[:8])}), even after harmonising the names with "
+                "`scmm.pp.harmonize_protein_names`."
             )
             raise ValueError(msg)
-    match = match_targets(columns, adata.var_names, proteins=not holds_genes(adata, mod))
-    if not match["shared"]:
-        msg = (
-            f"The predictions {keys[0]!r} share no target with mdata[{mod!r}] (predicted: "
-            f"{columns[:8]}; measured: {list(adata.var_names[:8])}), even after harmonising "
-            "the names with `scmm.pp.harmonize_protein_names`."
-        )
-        raise ValueError(msg)
+    measured_index = np.array(list(columns), dtype=np.int64)
+    model_index = np.array(list(columns.values()), dtype=np.int64).T  # keys × features
     names = adata.obs_names[mask]
     preds = []
     for key, (holder, frame, _) in zip(keys, found, strict=True):
@@ -79,13 +86,13 @@ def paired_values(
                 "predicted cells with `cells`."
             )
             raise ValueError(msg)
-        preds.append(frame.to_numpy(np.float64)[rows][:, match["model_index"]])
-    measured = _dense(y[mask][:, match["measured_index"]])
+        preds.append(frame.to_numpy(np.float64)[rows][:, model_index[len(preds)]])
+    measured = _dense(y[mask][:, measured_index])
     check_measured_normalised(  # a query's measured panel, read as it came
         measured,
         preds[0],
         f"mdata[{mod!r}]" + (f".layers[{layer!r}]" if layer else ".X"),
         f"`scmm.pp.normalize(mdata, {mod!r}, method='clr')` for proteins",
     )
-    features = [str(adata.var_names[i]) for i in match["measured_index"]]
+    features = [str(adata.var_names[i]) for i in measured_index]
     return features, measured, preds
