@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -11,7 +12,9 @@ import warnings
 import anndata as ad
 import mudata as md
 import numpy as np
+import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 import scmm
 from scmm import cli
@@ -436,6 +439,22 @@ def test_a_10x_h5_is_read_by_feature_type(data_dir, tmp_path, capsys):
     np.testing.assert_allclose(
         got.to_numpy(), query.obsm["expected"].to_numpy(), rtol=1e-5, atol=1e-5
     )
+    # Cell Ranger's unfiltered matrix: every barcode, nearly all empty droplets
+    droplets = ad.AnnData(
+        sp.random(25_000, 50, density=0.02, format="csr", random_state=0, dtype=np.float32),
+        obs=pd.DataFrame(index=[f"B{i}-1" for i in range(25_000)]),
+        var=pd.DataFrame(index=rna.var_names[:50]),
+    )
+    droplets.X.data = np.ceil(droplets.X.data * 3)
+    droplets.var["gene_ids"] = rna.var["gene_ids"].to_numpy()[:50]
+    write_10x_h5(tmp_path / "raw_feature_bc_matrix.h5", {"Gene Expression": droplets})
+    capsys.readouterr()
+    argv = ["predict", tmp_path / "from_h5", tmp_path / "raw_feature_bc_matrix.h5", "--out",
+            tmp_path / "r.h5mu", "-q"]  # fmt: skip
+    assert cli.main([str(a) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert re.search(r"holds 25,000 barcodes with a median of [0-3] counts", err), err
+    assert "pass filtered_feature_bc_matrix.h5" in err
     (tmp_path / "damaged.h5").write_bytes(b"not an HDF5 file")
     capsys.readouterr()
     argv = [

@@ -128,9 +128,31 @@ def read_10x(path: str) -> md.MuData:
                 "filtered_feature_bc_matrix.h5, or convert other files to .h5ad / .h5mu"
             )
             raise ValueError(msg) from err
+        check_filtered(adata, path)
         if "feature_types" not in adata.var.columns:  # Cell Ranger 2: genes only
             return mudata_of({"rna": adata})
         return md.MuData(adata)
+
+
+#: Barcodes and median counts per barcode beyond which a 10x file holds empty droplets.
+EMPTY_DROPLETS = (20_000, 20)
+
+
+def check_filtered(adata: ad.AnnData, path: str) -> None:
+    """Refuse Cell Ranger's unfiltered matrix (every barcode, empty droplets included)."""
+    import numpy as np
+
+    n_barcodes, min_median = EMPTY_DROPLETS
+    if adata.n_obs < n_barcodes:
+        return
+    median = float(np.median(np.asarray(adata.X.sum(axis=1)).ravel()))
+    if median < min_median:
+        msg = (
+            f"`{path}` holds {adata.n_obs:,} barcodes with a median of {median:g} counts: it "
+            "looks like Cell Ranger's raw_feature_bc_matrix.h5 (every barcode, empty droplets "
+            "included); pass filtered_feature_bc_matrix.h5, or the cells you called"
+        )
+        raise ValueError(msg)
 
 
 def mudata_of(mods: dict[str, ad.AnnData]) -> md.MuData:
