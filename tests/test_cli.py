@@ -333,7 +333,7 @@ def test_evaluate_errors(small, tmp_path, capsys):
         (["--key", "scmm_ridge", "--measured", small["rna"]],
          "predicted features are not measured"),
         (["--key", "scmm_ridge", "--measured", small["other"]],  # cells x0, x1, ...
-         "none of the 60 predicted cells has measured values"),
+         "None of the 60 predicted cells is among the measured cells"),
     ]  # fmt: skip
     for extra, fragment in cases:
         argv = ["evaluate", pred, "--target", "prot", *extra, "-q"]

@@ -198,7 +198,7 @@ def test_shared_target_scores_pair_cells_by_name():
     )
     assert by_row["rmse"] != pytest.approx(out["rmse"])  # what pairing by position gave
     strangers = predicted.rename(index={predicted.index[0]: "elsewhere"})
-    with pytest.warns(UserWarning, match=r"1 of the 45 predicted cells are not among the measured"):
+    with pytest.warns(UserWarning, match=r"1 of the 45 predicted cells have no measured values"):
         some = shared_target_scores(measured, predicted=strangers)
     assert some["n_cells"] == len(order) - 1
     assert some["rmse"] == pytest.approx(metrics.rmse(y[order[1:]], p[order[1:]]))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -157,9 +156,8 @@ def _aligned(
     """
     import numpy as np
 
-    from ..metrics import match_targets
+    from ..metrics import match_targets, measured_rows
 
-    rows = measured.obs_names.get_indexer(pred.index)
     match = match_targets(pred.columns, measured.var_names, proteins=proteins)
     cols = np.full(len(pred.columns), -1)
     cols[match["model_index"]] = match["measured_index"]
@@ -172,21 +170,10 @@ def _aligned(
         )
         pred = pred.iloc[:, np.flatnonzero(cols >= 0)]
         cols = cols[cols >= 0]
-    if (rows < 0).all():
-        msg = (
-            f"none of the {len(rows)} predicted cells has measured values (e.g. "
-            f"{list(pred.index[:3])}); pass the measured cells with --measured"
-        )
-        raise ValueError(msg)
-    if (rows < 0).any():  # e.g. proteins measured for some cells only: score those
-        warnings.warn(
-            f"{int((rows < 0).sum())} of the {len(rows)} predicted cells have no measured "
-            f"values (e.g. {list(pred.index[rows < 0][:3])}): scoring the other "
-            f"{int((rows >= 0).sum())}.",
-            UserWarning,
-            stacklevel=2,
-        )
-        pred, rows = pred[rows >= 0], rows[rows >= 0]
+    keep, rows = measured_rows(
+        measured.obs_names, pred.index, "pass the measured cells with --measured"
+    )
+    pred = pred[keep]
     if (cols < 0).any():
         msg = (
             f"{int((cols < 0).sum())} predicted features are not measured (e.g. "

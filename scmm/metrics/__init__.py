@@ -10,6 +10,7 @@ from ._correlation import pearson_per_cell, pearson_per_feature, rmse, spearman_
 from ._held_out import column_means as column_means  # for scmm.tl and scmm.cli (not API)
 from ._held_out import control_names as control_names  # for scmm.tl (not API)
 from ._held_out import held_out_scores, match_targets, shared_target_scores
+from ._held_out import measured_rows as measured_rows  # for scmm.cli (not API)
 from ._held_out import warn_below_mean_profile as warn_below_mean_profile  # for scmm.tl
 
 __all__ = [

@@ -197,6 +197,30 @@ def match_targets(model_targets, measured, *, proteins: bool = True) -> dict:
     }
 
 
+def measured_rows(measured_cells, predicted_cells, fix: str) -> tuple[np.ndarray, np.ndarray]:
+    """Which predicted cells were measured, and their rows among the measured cells.
+
+    Predicted cells without measurements (proteins measured for some cells only) are left out
+    with a warning; none measured is a ``ValueError`` ending in ``fix``.
+    """
+    rows = pd.Index(measured_cells).get_indexer(predicted_cells)
+    keep = rows >= 0
+    if not keep.any():
+        msg = (
+            f"None of the {len(rows)} predicted cells is among the measured cells (e.g. "
+            f"{list(predicted_cells[:3])} vs {list(measured_cells[:3])}): {fix}."
+        )
+        raise ValueError(msg)
+    if not keep.all():
+        warnings.warn(
+            f"{int((~keep).sum())} of the {len(rows)} predicted cells have no measured values "
+            f"(e.g. {list(predicted_cells[~keep][:3])}): scoring the other {int(keep.sum())}.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return keep, rows[keep]
+
+
 def _labelled(x, names, arg: str, names_arg: str):
     """Return the matrix, feature names and cell names (or ``None``) of ``x``."""
     if isinstance(x, AnnData):
@@ -288,24 +312,10 @@ def shared_target_scores(
         )
         raise ValueError(msg)
     if measured_cells is not None and predicted_cells is not None:
-        rows = pd.Index(measured_cells).get_indexer(predicted_cells)
-        if (rows < 0).all():
-            msg = (
-                f"None of the {len(rows)} predicted cells is among the measured cells (e.g. "
-                f"{list(predicted_cells[:3])} vs {list(measured_cells[:3])}): pass the "
-                "measurements of the predicted cells."
-            )
-            raise ValueError(msg)
-        if (rows < 0).any():  # e.g. proteins measured for some cells only: score those
-            warnings.warn(
-                f"{int((rows < 0).sum())} of the {len(rows)} predicted cells are not among the "
-                f"measured cells (e.g. {list(predicted_cells[rows < 0][:3])}): scoring the "
-                f"other {int((rows >= 0).sum())}.",
-                UserWarning,
-                stacklevel=2,
-            )
-            predicted = predicted[rows >= 0]
-            rows = rows[rows >= 0]
+        keep, rows = measured_rows(
+            measured_cells, predicted_cells, "pass the measurements of the predicted cells"
+        )
+        predicted = predicted[keep]
         measured = measured[rows]
     elif measured.shape[0] != predicted.shape[0]:
         msg = f"`measured` has {measured.shape[0]} cells, `predicted` {predicted.shape[0]}."
