@@ -57,6 +57,24 @@ def test_other_peaks_are_refused_naming_the_fix(tfidf_ridge):
     assert "scmm_ridge" not in query.obsm
 
 
+def test_peaks_written_one_based_are_named(tfidf_ridge):
+    """The model's `chr1:0-500` is `chr1-1-500` in a GRanges export (1-based): say so."""
+    mdata, model = tfidf_ridge
+    names = [f"chr1-{i * 1000 + 1}-{i * 1000 + 500}" for i in range(mdata["atac"].n_vars)]
+    query = _query(mdata, names, np.arange(mdata["atac"].n_vars))
+    with pytest.raises(
+        ValueError, match=r"with a start 1 bp higher \('chr1:0-500' here is 'chr1:1-500'\).*minus 1"
+    ):
+        scmm.tl.predict(model, query, normalize=True)
+    fixed = _query(mdata, [f"chr1-{i * 1000}-{i * 1000 + 500}" for i in range(len(names))],
+                   np.arange(len(names)))  # fmt: skip
+    scmm.tl.predict(model, fixed, normalize=True)  # the named fix
+    back = [f"chr1:{i * 1000 - 1}-{i * 1000 + 500}" for i in range(1, len(names))]
+    query = _query(mdata, ["chr1:0-500", *back], np.arange(len(names)))  # 0-based from 1-based
+    with pytest.raises(ValueError, match=r"start 1 bp lower.*0-based \(BED, 10x\).*plus 1"):
+        scmm.tl.predict(model, query, normalize=True)
+
+
 def test_matching_by_coordinates_is_unambiguous():
     model_peaks = ["chr1:100-200", "chr1:300-400", "chr2:100-200"]
     var = pd.DataFrame(index=["chr1-100-200", "chr1_100_200", "chr2-100-200", "chr1:300-400"])

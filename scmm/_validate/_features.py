@@ -37,6 +37,31 @@ def _peak_keys(names: pd.Index) -> pd.Index:
     return pd.Index(chrom + ":" + parts[1] + "-" + parts[2])
 
 
+def _start_shift(missing: pd.Index, names: pd.Index) -> int:
+    """Return the start shift (+1 or -1) that finds most ``missing`` peaks in ``names``, or 0.
+
+    BED files and 10x name peaks 0-based, R's GRanges (Signac, ArchR) 1-based: the same peak
+    is ``chr1:100-200`` in one and ``chr1:101-200`` in the other.
+    """
+    parts = pd.Series(missing, dtype=object).str.extract(PEAK_NAME_RE).dropna()
+    if parts.empty:
+        return 0
+    theirs = set(_peak_keys(names).dropna())
+    chrom = parts[0].str.replace(r"^chr", "", regex=True, case=False)
+    for shift in (1, -1):
+        start = (parts[1].astype(np.int64) + shift).astype(str)
+        if (chrom + ":" + start + "-" + parts[2]).isin(theirs).mean() >= 0.5:
+            return shift
+    return 0
+
+
+def _shifted(name: str, shift: int) -> str:
+    """``name`` (``chr1:100-200``) with its start moved by ``shift``, separators kept."""
+    match = PEAK_NAME_RE.match(name)
+    start = str(int(match[2]) + shift)
+    return name[: match.start(2)] + start + name[match.end(2) :]
+
+
 def _unique_lookup(keys: pd.Index, side: str = "data") -> pd.Index:
     """``keys`` with duplicated entries made unmatchable, so ``get_indexer`` skips them.
 
@@ -267,6 +292,16 @@ def align_features(
                 f"{unnamed[1][1 % len(unnamed[1])]!r}, …): such data (e.g. "
                 "`scmm.datasets.pbmc10k_cite`) cannot be matched to named features. Train and "
                 "predict on data with real feature names."
+            )
+        elif _peak_keys(features).notna().all() and (
+            shift := _start_shift(missing, var.index.astype(str))
+        ):
+            hint = (
+                f" Most of them are there with a start {abs(shift)} bp "
+                f"{'higher' if shift > 0 else 'lower'} ({missing[0]!r} here is "
+                f"{_shifted(missing[0], shift)!r}): the same peaks written "
+                f"{'1-based (R GRanges, Signac, ArchR)' if shift > 0 else '0-based (BED, 10x)'}. "
+                f"Write the query's starts {'minus' if shift > 0 else 'plus'} 1."
             )
         elif _peak_keys(features).notna().all():
             hint = (
