@@ -43,14 +43,13 @@ def _start_shift(missing: pd.Index, names: pd.Index) -> int:
     BED files and 10x name peaks 0-based, R's GRanges (Signac, ArchR) 1-based: the same peak
     is ``chr1:100-200`` in one and ``chr1:101-200`` in the other.
     """
-    parts = pd.Series(missing, dtype=object).str.extract(PEAK_NAME_RE).dropna()
-    if parts.empty:
+    peaks = [m for m in missing if PEAK_NAME_RE.match(m)]
+    if not peaks:
         return 0
-    theirs = set(_peak_keys(names).dropna())
-    chrom = parts[0].str.replace(r"^chr", "", regex=True, case=False)
+    theirs = _peak_keys(names)
     for shift in (1, -1):
-        start = (parts[1].astype(np.int64) + shift).astype(str)
-        if (chrom + ":" + start + "-" + parts[2]).isin(theirs).mean() >= 0.5:
+        moved = _peak_keys(pd.Index([_shifted(p, shift) for p in peaks]))
+        if moved.isin(theirs).mean() >= 0.5:
             return shift
     return 0
 

@@ -66,8 +66,7 @@ def raw_holds_counts(adata: AnnData) -> bool:
     if raw is None or not adata.var_names.isin(raw.var_names).all():
         return False
     sample = raw[: min(adata.n_obs, 1_000), adata.var_names].X
-    values = sample.data if sp.issparse(sample) else np.asarray(sample).ravel()
-    return bool(values.size and values.min() >= 0 and np.array_equal(values, np.rint(values)))
+    return _counts_like(sample.data if sp.issparse(sample) else np.asarray(sample).ravel())
 
 
 def check_measured_normalised(measured: np.ndarray, predicted: np.ndarray, what: str, fix: str):
